@@ -1,0 +1,147 @@
+/**
+ * Help texts (Usage / Options / Examples) for every command, the command table, and the version,
+ * which comes from deno.json alone so a release tag can be checked against one place.
+ *
+ * @module
+ */
+
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** The version printed by `securechat --version`. */
+export const VERSION: string = denoJson.version;
+
+/** What a command module exports. */
+export interface CommandModule {
+  run(args: string[]): Promise<number>;
+}
+
+/** Subcommands, loaded on demand so `--help` stays fast. */
+export const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  keygen: {
+    summary: "create your identity key pair",
+    load: () => import("./keygen.ts"),
+  },
+  fingerprint: {
+    summary: "print the fingerprint of a public or private key",
+    load: () => import("./fingerprint.ts"),
+  },
+  listen: {
+    summary: "wait for a peer to dial in",
+    load: () => import("./listen.ts"),
+  },
+  dial: {
+    summary: "connect to a listening peer",
+    load: () => import("./dial.ts"),
+  },
+};
+
+/** `securechat --help`. */
+export function mainUsage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, entry]) =>
+    `  ${name.padEnd(width)}  ${entry.summary}`
+  );
+  return `securechat ${VERSION}: end-to-end encrypted chat, files and pipes over TCP
+
+Usage:
+  securechat <command> [flags]
+
+Commands:
+${lines.join("\n")}
+
+Flags:
+  -h, --help      show help (also "securechat <command> --help")
+  -V, --version   print the version
+
+Examples:
+  securechat keygen
+  securechat listen --port 65432 > received.tar
+  tar c somedir | securechat dial 127.0.0.1:65432
+
+Environment:
+  SECURECHAT_HOME        folder of your identity and known_hosts (default ~/.securechat)
+  SECURECHAT_PASSPHRASE  passphrase of your private key, for scripts`;
+}
+
+const IDENTITY_FLAGS = `  -i, --identity PATH       private key to use (default $SECURECHAT_HOME/id)
+      --passphrase-file F   read the key's passphrase from file F`;
+
+const SESSION_FLAGS = `      --pipe                raw pipe mode: stdin to the peer, the peer to stdout
+                            (the default whenever stdin or stdout is not a terminal)
+      --handshake-timeout S seconds the handshake may take (default 10)`;
+
+/** Help text of each command. */
+export const USAGE: Record<string, string> = {
+  keygen: `Usage:
+  securechat keygen [flags]
+
+Creates an identity key pair: a private key (PKCS#8 PEM, mode 0600) and a public key (SPKI PEM).
+
+Flags:
+      --type rsa-pss|ed25519   key type (default rsa-pss)
+      --bits 3072|4096         RSA modulus size (default 3072)
+      --out PATH               private key path; the public key goes to PATH.pub
+                               (default $SECURECHAT_HOME/id)
+      --comment TEXT           name shown to peers (default user@host)
+      --force                  overwrite an existing key pair
+      --no-passphrase          do not protect the private key with a passphrase
+      --passphrase-file F      read the passphrase from file F (else SECURECHAT_PASSPHRASE,
+                               else ask twice on the terminal)
+  -h, --help                   show this help
+
+Examples:
+  securechat keygen
+  securechat keygen --type ed25519 --comment alice --no-passphrase`,
+
+  fingerprint: `Usage:
+  securechat fingerprint [FILE]
+
+Prints the SHA-256 fingerprint of a public or private key file, followed by its comment, in the
+form that authorized_keys takes. FILE defaults to $SECURECHAT_HOME/id.pub.
+
+Flags:
+      --passphrase-file F   passphrase, when FILE is an encrypted private key
+  -h, --help                show this help
+
+Examples:
+  securechat fingerprint
+  securechat fingerprint bob.pub >> ~/.securechat/authorized_keys`,
+
+  listen: `Usage:
+  securechat listen [flags]
+
+Waits for a peer on HOST:PORT, runs the authenticated handshake, then moves data.
+
+Flags:
+      --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  -p, --port PORT               port to listen on (default 65432; 0 picks a free one)
+      --authorized-keys FILE    admit only the keys listed in FILE (lines "SHA256:... name")
+      --suites LIST             key agreement suites to accept, in order of preference
+                                (default x25519-mlkem768,x25519,ffdhe3072)
+      --keep-open               in pipe mode, serve one peer after another instead of exiting
+${IDENTITY_FLAGS}
+${SESSION_FLAGS}
+  -h, --help                    show this help
+
+Examples:
+  securechat listen --port 65432 > received.tar
+  securechat listen --host 0.0.0.0 --authorized-keys ~/.securechat/authorized_keys`,
+
+  dial: `Usage:
+  securechat dial HOST[:PORT] [flags]
+
+Connects to a listener (default port 65432), checks its identity against known_hosts (recording
+it on first contact) or the pinned fingerprint, runs the handshake, then moves data.
+
+Flags:
+      --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
+      --suites LIST             key agreement suites to offer, in order of preference
+                                (default x25519-mlkem768,x25519)
+${IDENTITY_FLAGS}
+${SESSION_FLAGS}
+  -h, --help                    show this help
+
+Examples:
+  tar c somedir | securechat dial 127.0.0.1:65432
+  securechat dial example.org --expect SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`,
+};

@@ -1,0 +1,92 @@
+/**
+ * Where securechat keeps its files, and atomic file writes.
+ *
+ * Files that must never be left half-written (private keys, known_hosts) are written to a
+ * temporary sibling, flushed to disk, then renamed over the target, so a crash leaves either the
+ * old file or the new one.
+ *
+ * @module
+ */
+
+import { SecurechatError } from "./errors.ts";
+
+/** The securechat folder: `$SECURECHAT_HOME`, else `~/.securechat`. */
+export function securechatHome(): string {
+  const explicit = Deno.env.get("SECURECHAT_HOME");
+  if (explicit) return explicit;
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
+  if (!home) {
+    throw new SecurechatError(
+      "no_home",
+      "cannot find your home folder: neither HOME nor USERPROFILE is set",
+      1,
+      { hints: ["set SECURECHAT_HOME to the folder for your keys"] },
+    );
+  }
+  return joinPath(home, ".securechat");
+}
+
+/** Joins path segments with the platform separator. */
+export function joinPath(...parts: string[]): string {
+  const separator = Deno.build.os === "windows" ? "\\" : "/";
+  return parts.join(separator).replace(/[\\/]+/g, separator);
+}
+
+/** The folder part of a path ("." when there is none). */
+export function dirName(path: string): string {
+  const index = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  if (index < 0) return ".";
+  if (index === 0) return path.slice(0, 1);
+  return path.slice(0, index);
+}
+
+/** True when `path` exists (any kind of entry). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically: temporary sibling, fsync, rename.
+ *
+ * @param options.mode file mode for the new file (POSIX only), e.g. 0o600 for private keys
+ * @param options.createNew fail with `AlreadyExists` instead of replacing an existing file
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array,
+  options: { mode?: number; createNew?: boolean } = {},
+): Promise<void> {
+  if (options.createNew && await exists(path)) {
+    throw new Deno.errors.AlreadyExists(`"${path}" already exists`);
+  }
+  const random = crypto.getRandomValues(new Uint8Array(6));
+  const suffix = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
+  const temporary = `${path}.tmp-${suffix}`;
+  const file = await Deno.open(temporary, {
+    write: true,
+    createNew: true,
+    ...(options.mode === undefined ? {} : { mode: options.mode }),
+  });
+  try {
+    let written = 0;
+    while (written < data.length) written += await file.write(data.subarray(written));
+    await file.sync();
+  } catch (error) {
+    file.close();
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+  file.close();
+  try {
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}

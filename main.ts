@@ -1,0 +1,41 @@
+/**
+ * securechat entry point: parses the command word, dispatches to `lib/cli/<command>.ts`, and maps
+ * errors to exit codes. Nothing else happens here.
+ *
+ * @module
+ */
+
+import { reportError } from "./lib/cli/output.ts";
+import { COMMANDS, mainUsage, VERSION } from "./lib/cli/usage.ts";
+import { UsageError } from "./lib/errors.ts";
+import { print } from "./lib/cli/output.ts";
+
+/** Runs securechat with `args` and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      print(mainUsage());
+      return command === undefined ? 2 : 0;
+    }
+    if (command === "--version" || command === "-V" || command === "version") {
+      print(`securechat ${VERSION}`);
+      return 0;
+    }
+    const entry = COMMANDS[command];
+    if (entry === undefined) {
+      throw new UsageError(`unknown command "${command}"`, {
+        hints: [`commands: ${Object.keys(COMMANDS).join(", ")}; run "securechat --help"`],
+      });
+    }
+    const module = await entry.load();
+    return await module.run(rest);
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+if (import.meta.main) {
+  // Exit explicitly: a pending stdin read (pipe mode, prompts) would otherwise keep us alive.
+  Deno.exit(await main(Deno.args));
+}
