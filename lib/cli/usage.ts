@@ -66,7 +66,8 @@ Environment:
 const IDENTITY_FLAGS = `  -i, --identity PATH       private key to use (default $SECURECHAT_HOME/id)
       --passphrase-file F   read the key's passphrase from file F`;
 
-const SESSION_FLAGS = `      --pipe                raw pipe mode: stdin to the peer, the peer to stdout
+const SESSION_FLAGS =
+  `      --pipe                raw pipe mode: stdin to the peer, the peer to stdout
                             (the default whenever stdin or stdout is not a terminal)
       --handshake-timeout S seconds the handshake may take (default 10)`;
 

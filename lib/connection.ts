@@ -1,0 +1,401 @@
+/**
+ * The async driver: runs `handshake.ts` over a `Deno.Conn` under a deadline, asks the caller to
+ * decide trust between steps, and turns the finished handshake into a `SecureConnection` that
+ * sends and receives application data through `record.ts`.
+ *
+ * It never prints; errors carry the message for the user and the alert for the peer.
+ *
+ * Mirrors: docs/PROTOCOL.md sections 3.1 (magic), 6 (driving the machines), 8.5 (closing).
+ *
+ * @module
+ */
+
+import { constantTimeEqual } from "./bytes.ts";
+import {
+  ALERT,
+  AuthenticationError,
+  ConnectionError,
+  ProtocolError,
+  SecurechatError,
+} from "./errors.ts";
+import { FRAME_TYPE, FrameReader, MAGIC, NOT_SECURECHAT_REPLY, writeAll } from "./frame.ts";
+import {
+  type HandshakeOptions,
+  type HandshakeResult,
+  InitiatorHandshake,
+  ResponderHandshake,
+  type VerifiedPeer,
+} from "./handshake.ts";
+import type { SuiteName } from "./kex.ts";
+import { joinFrames, maxCiphertextLength, RecordLayer } from "./record.ts";
+
+/** Section 6.3: default handshake deadline. */
+export const HANDSHAKE_DEADLINE_MS = 10_000;
+
+/** Options of both drivers. */
+export interface ConnectionOptions extends HandshakeOptions {
+  /** Handshake deadline in milliseconds. */
+  timeoutMs?: number;
+  /** Lowers the key update threshold, for tests. */
+  keyUpdateRecords?: number;
+}
+
+/** Initiator options: `checkPeer` throws (a TrustError) to refuse the responder. */
+export interface InitiatorOptions extends ConnectionOptions {
+  checkPeer(peer: VerifiedPeer): Promise<void>;
+}
+
+/** Responder options: `authorize` throws (a TrustError) to refuse the initiator. */
+export interface ResponderOptions extends ConnectionOptions {
+  authorize(peer: VerifiedPeer): Promise<void>;
+}
+
+/** Runs `body` under a deadline; on expiry closes `conn` so pending reads end, and throws. */
+async function withDeadline<T>(
+  conn: Deno.Conn,
+  timeoutMs: number,
+  body: () => Promise<T>,
+): Promise<T> {
+  let timer: number | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ConnectionError(
+          "handshake_timeout",
+          `handshake did not finish within ${timeoutMs / 1000} s`,
+          { hints: ["the peer is slow, stalled, or not a securechat peer"] },
+        ),
+      );
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }, timeoutMs);
+  });
+  const work = body();
+  work.catch(() => {}); // its rejection after a timeout is expected and already reported
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function peerClosed(during: string): ConnectionError {
+  return new ConnectionError("peer_closed", `peer closed the connection ${during}`, {
+    hints: ["the peer may have refused us: see its messages, or check --suites and keys"],
+  });
+}
+
+async function readHandshakeFrame(
+  reader: FrameReader,
+  machine: InitiatorHandshake | ResponderHandshake,
+) {
+  const frame = await reader.readFrame((type) => machine.capOf(type));
+  if (frame === null) throw peerClosed("during the handshake");
+  return frame;
+}
+
+/** Best effort: tell the peer why we stop, then close. Never throws. */
+async function abortHandshake(
+  conn: Deno.Conn,
+  machine: InitiatorHandshake | ResponderHandshake,
+  error: unknown,
+): Promise<void> {
+  machine.fail();
+  try {
+    const frame = await machine.alertFrame(error);
+    if (frame) await writeAll(conn, frame);
+  } catch {
+    // The socket may be gone already.
+  }
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function normalize(error: unknown): unknown {
+  if (error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe) {
+    return peerClosed("during the handshake");
+  }
+  if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
+    return new ConnectionError("connection_closed", "connection closed during the handshake");
+  }
+  return error;
+}
+
+/**
+ * Dials side: runs the initiator handshake over `conn`.
+ *
+ * @throws {SecurechatError} every failure, after alerting the peer and closing `conn`
+ */
+export async function runInitiator(
+  conn: Deno.Conn,
+  options: InitiatorOptions,
+): Promise<SecureConnection> {
+  const machine = new InitiatorHandshake(options);
+  const reader = new FrameReader(conn);
+  try {
+    const result = await withDeadline(
+      conn,
+      options.timeoutMs ?? HANDSHAKE_DEADLINE_MS,
+      async () => {
+        await writeAll(conn, await machine.writeClientHello());
+        const magic = await reader.readExactly(MAGIC.length);
+        if (magic === null) throw peerClosed("before answering");
+        if (!constantTimeEqual(magic, MAGIC)) {
+          throw new ProtocolError("not_securechat", "the peer does not speak securechat", {
+            alert: "protocol_version",
+            hints: ["check the host and port: something else is listening there"],
+          });
+        }
+        await machine.readServerHello(await readHandshakeFrame(reader, machine));
+        await machine.readServerIdentity(await readHandshakeFrame(reader, machine));
+        await machine.readServerIdentityVerify(await readHandshakeFrame(reader, machine));
+        const peer = await machine.readServerFinished(await readHandshakeFrame(reader, machine));
+        await options.checkPeer(peer);
+        await writeAll(conn, await machine.writeClientFlight());
+        return machine.finish();
+      },
+    );
+    return await SecureConnection.create(conn, reader, result, options);
+  } catch (error) {
+    await abortHandshake(conn, machine, error);
+    throw normalize(error);
+  }
+}
+
+/**
+ * Listen side: runs the responder handshake over an accepted `conn`. A peer that does not start
+ * with the magic is told so in plain text and dropped.
+ *
+ * @throws {SecurechatError} every failure, after alerting the peer and closing `conn`
+ */
+export async function runResponder(
+  conn: Deno.Conn,
+  options: ResponderOptions,
+): Promise<SecureConnection> {
+  const machine = new ResponderHandshake(options);
+  const reader = new FrameReader(conn);
+  let notSecurechat = false;
+  try {
+    const result = await withDeadline(
+      conn,
+      options.timeoutMs ?? HANDSHAKE_DEADLINE_MS,
+      async () => {
+        const magic = await reader.readExactly(MAGIC.length);
+        if (magic === null) throw peerClosed("before saying anything");
+        if (!constantTimeEqual(magic, MAGIC)) {
+          notSecurechat = true;
+          throw new ProtocolError(
+            "not_securechat",
+            "peer does not speak securechat (it sent something else, perhaps HTTP)",
+          );
+        }
+        await machine.readClientHello(await readHandshakeFrame(reader, machine));
+        await writeAll(conn, await machine.writeServerFlight());
+        await machine.readClientIdentity(await readHandshakeFrame(reader, machine));
+        await machine.readClientIdentityVerify(await readHandshakeFrame(reader, machine));
+        await machine.readClientFinished(await readHandshakeFrame(reader, machine));
+        return machine.finish();
+      },
+    );
+    const secure = await SecureConnection.create(conn, reader, result, options);
+    try {
+      await options.authorize(result.peer);
+    } catch (error) {
+      await secure.abort(error);
+      throw error;
+    }
+    return secure;
+  } catch (error) {
+    if (notSecurechat) {
+      machine.fail();
+      await writeAll(conn, NOT_SECURECHAT_REPLY).catch(() => {});
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    } else {
+      await abortHandshake(conn, machine, error);
+    }
+    throw normalize(error);
+  }
+}
+
+/**
+ * An established, mutually authenticated session. One send path and one receive path may run at
+ * the same time; calls on the same path are serialized internally.
+ */
+export class SecureConnection {
+  readonly peer: VerifiedPeer;
+  readonly verificationCode: string;
+  readonly suite: SuiteName;
+  #conn: Deno.Conn;
+  #reader: FrameReader;
+  #records: RecordLayer;
+  #sendChain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(
+    conn: Deno.Conn,
+    reader: FrameReader,
+    records: RecordLayer,
+    result: HandshakeResult,
+  ) {
+    this.#conn = conn;
+    this.#reader = reader;
+    this.#records = records;
+    this.peer = result.peer;
+    this.verificationCode = result.verificationCode;
+    this.suite = result.suite;
+  }
+
+  /** Builds the record layer from a finished handshake. */
+  static async create(
+    conn: Deno.Conn,
+    reader: FrameReader,
+    result: HandshakeResult,
+    options: ConnectionOptions,
+  ): Promise<SecureConnection> {
+    const records = await RecordLayer.create({
+      sendSecret: result.sendSecret,
+      receiveSecret: result.receiveSecret,
+      peerMaxPlaintext: result.peerMaxPlaintext,
+      ownMaxPlaintext: result.ownMaxPlaintext,
+      ...(options.keyUpdateRecords === undefined
+        ? {}
+        : { keyUpdateRecords: options.keyUpdateRecords }),
+    });
+    return new SecureConnection(conn, reader, records, result);
+  }
+
+  /** Largest record content we may send to this peer. */
+  get maxSendPlaintext(): number {
+    return this.#records.maxSendPlaintext;
+  }
+
+  /** True once the peer's close_notify arrived. */
+  get peerClosed(): boolean {
+    return this.#records.receivedClose;
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const next = this.#sendChain.then(task);
+    this.#sendChain = next.catch(() => {});
+    return next;
+  }
+
+  async #write(frames: Uint8Array[]): Promise<void> {
+    try {
+      await writeAll(this.#conn, joinFrames(frames));
+    } catch (error) {
+      throw new ConnectionError("send_failed", "cannot send to the peer: the connection is gone", {
+        cause: error,
+      });
+    }
+  }
+
+  /** Sends application data, split into records as large as `recordSize` allows. */
+  send(data: Uint8Array, recordSize?: number): Promise<void> {
+    return this.#enqueue(async () => {
+      const frames = await this.#records.sealData(data, recordSize);
+      await this.#write(frames);
+    });
+  }
+
+  /** Sends a key_update now (section 8.4), asking the peer to update too if `requestPeer`. */
+  updateKeys(requestPeer: boolean): Promise<void> {
+    return this.#enqueue(async () => {
+      await this.#write([await this.#records.sealKeyUpdate(requestPeer)]);
+    });
+  }
+
+  /** Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). */
+  closeWrite(): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.#records.sentClose) return;
+      await this.#write([await this.#records.sealCloseNotify()]);
+      await this.#conn.closeWrite().catch(() => {});
+    });
+  }
+
+  /**
+   * Receives the next application data.
+   *
+   * @returns the data, or null after the peer's close_notify
+   * @throws {AuthenticationError} `truncated` when the connection ends without close_notify, or a
+   *   record fails authentication
+   * @throws {ProtocolError} / {PeerAlertError} for protocol violations and peer alerts
+   */
+  async receive(): Promise<Uint8Array | null> {
+    if (this.#records.receivedClose) return null;
+    const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
+    while (true) {
+      let frame;
+      try {
+        frame = await this.#reader.readFrame((type) =>
+          type === FRAME_TYPE.record ? cap : undefined
+        );
+      } catch (error) {
+        if (error instanceof SecurechatError) throw error;
+        if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
+        throw truncated(error);
+      }
+      if (frame === null) throw truncated(undefined);
+      const event = await this.#records.open(frame.header, frame.body);
+      switch (event.kind) {
+        case "data":
+          return event.data;
+        case "close":
+          return null;
+        case "keyUpdate":
+          if (event.updateRequested && !this.#records.sentClose) {
+            this.updateKeys(false).catch(() => {});
+          }
+          continue;
+      }
+    }
+  }
+
+  /** Tells the peer why we stop (an alert) and closes. Never throws. */
+  async abort(error: unknown): Promise<void> {
+    const name = error instanceof SecurechatError && error.alert ? error.alert : "internal_error";
+    if (!this.#records.sentClose) {
+      try {
+        await this.#write([await this.#records.sealAlert(ALERT[name])]);
+      } catch {
+        // Best effort.
+      }
+    }
+    this.close();
+  }
+
+  /** Closes the socket and erases keys. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#records.destroy();
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function truncated(cause: unknown): AuthenticationError {
+  return new AuthenticationError(
+    "truncated",
+    "connection ended without close_notify: the data may be truncated",
+    {
+      alert: "decode_error",
+      hints: ["the peer crashed, the network failed, or someone cut the connection on purpose"],
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}

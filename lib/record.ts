@@ -1,0 +1,468 @@
+/**
+ * The record layer: AES-256-GCM records with nonce = IV XOR sequence number, authenticated
+ * content types, key update within AES-GCM's usage limits, and close_notify.
+ *
+ * It turns plaintext into frames and frames into plaintext; it never touches sockets. Methods of
+ * one direction must not overlap: the caller keeps one send path and one receive path.
+ *
+ * Mirrors: docs/PROTOCOL.md section 8.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { RecordProtection, CONTENT_TYPE } from "./record.ts";
+ * const secret = new Uint8Array(32).fill(7);
+ * const sender = await RecordProtection.create(secret);
+ * const receiver = await RecordProtection.create(secret);
+ * const frame = await sender.seal(CONTENT_TYPE.applicationData, new TextEncoder().encode("hi"));
+ * const opened = await receiver.open(frame.subarray(0, 5), frame.subarray(5));
+ * deepStrictEqual(new TextDecoder().decode(opened.content), "hi");
+ * ```
+ *
+ * @module
+ */
+
+import { concat, own, u8, wipe } from "./bytes.ts";
+import { alertName, AuthenticationError, PeerAlertError, ProtocolError } from "./errors.ts";
+import { FRAME_HEADER_LENGTH, FRAME_TYPE, frameHeader } from "./frame.ts";
+import { nextTrafficSecret, trafficKeys } from "./key_schedule.ts";
+
+/** Section 8.1 content types. */
+export const CONTENT_TYPE = {
+  alert: 0x15,
+  handshake: 0x16,
+  applicationData: 0x17,
+  keyUpdate: 0x18,
+} as const;
+
+/** AES-GCM tag length. */
+export const TAG_LENGTH = 16;
+/** Section 8.3: record content cap for chat sessions and for every non-data content type. */
+export const MAX_RECORD_PLAINTEXT = 2 ** 14;
+/** Section 8.3: the largest max_record_plaintext a hello may announce (pipe mode uses it). */
+export const MAX_RECORD_PLAINTEXT_LIMIT = 2 ** 20;
+/** Section 8.3: the record size pipe mode sends. */
+export const PIPE_RECORD_PLAINTEXT = 2 ** 18;
+/** Section 8.4: records per key before the sender updates it. */
+export const KEY_UPDATE_RECORDS = 2 ** 24;
+/** Section 8.4: bytes per key before the sender updates it. */
+export const KEY_UPDATE_BYTES = 2 ** 36;
+/** Section 8.4: slack a receiver allows past KEY_UPDATE_RECORDS. */
+export const KEY_UPDATE_SLACK = 1024;
+
+/** How far either side of the expected sequence number a failed record is probed (8.2). */
+const SEQUENCE_PROBE = 8;
+
+/** Largest record frame body a receiver accepts when it announced `maxPlaintext`. */
+export function maxCiphertextLength(maxPlaintext: number): number {
+  return maxPlaintext + 1 + TAG_LENGTH;
+}
+
+/** One decrypted record. */
+export interface OpenedRecord {
+  type: number;
+  content: Uint8Array;
+}
+
+/** Protection of one direction under one traffic secret: key, IV and sequence number. */
+export class RecordProtection {
+  #key: CryptoKey;
+  #iv: Uint8Array;
+  #sequence = 0n;
+  #bytes = 0;
+  /** The traffic secret, kept only to derive the next one on key update. */
+  #secret: Uint8Array;
+
+  private constructor(key: CryptoKey, iv: Uint8Array, secret: Uint8Array) {
+    this.#key = key;
+    this.#iv = iv;
+    this.#secret = secret;
+  }
+
+  /** Derives key and IV from a traffic secret (section 7.3). */
+  static async create(secret: Uint8Array): Promise<RecordProtection> {
+    const { key, iv } = await trafficKeys(secret);
+    const cryptoKey = await crypto.subtle.importKey("raw", own(key), "AES-GCM", false, [
+      "encrypt",
+      "decrypt",
+    ]);
+    wipe(key);
+    return new RecordProtection(cryptoKey, iv, secret.slice());
+  }
+
+  /** Records processed under this key. */
+  get sequence(): bigint {
+    return this.#sequence;
+  }
+
+  /** Content bytes processed under this key. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The protection that follows a key update (section 8.4). */
+  async next(): Promise<RecordProtection> {
+    const secret = await nextTrafficSecret(this.#secret);
+    const next = await RecordProtection.create(secret);
+    wipe(secret, this.#secret);
+    return next;
+  }
+
+  /** Erases the key material this object holds in JavaScript memory. */
+  destroy(): void {
+    wipe(this.#secret, this.#iv);
+  }
+
+  #nonce(sequence: bigint): Uint8Array<ArrayBuffer> {
+    const nonce = own(this.#iv);
+    for (let i = 0; i < 8; i++) {
+      nonce[11 - i]! ^= Number((sequence >> BigInt(8 * i)) & 0xffn);
+    }
+    return nonce;
+  }
+
+  /**
+   * Seals one record and advances the sequence number.
+   *
+   * @returns the whole record frame (header and ciphertext)
+   */
+  async seal(type: number, content: Uint8Array): Promise<Uint8Array> {
+    const sequence = this.#sequence++;
+    this.#bytes += content.length;
+    const length = 1 + content.length + TAG_LENGTH;
+    const header = frameHeader(FRAME_TYPE.record, length);
+    const plaintext = new Uint8Array(1 + content.length);
+    plaintext[0] = type;
+    plaintext.set(content, 1);
+    const ciphertext = new Uint8Array(
+      await crypto.subtle.encrypt(
+        { name: "AES-GCM", iv: this.#nonce(sequence), additionalData: own(header) },
+        this.#key,
+        plaintext,
+      ),
+    );
+    const frame = new Uint8Array(FRAME_HEADER_LENGTH + ciphertext.length);
+    frame.set(header);
+    frame.set(ciphertext, FRAME_HEADER_LENGTH);
+    return frame;
+  }
+
+  async #tryOpen(
+    sequence: bigint,
+    header: Uint8Array,
+    ciphertext: Uint8Array,
+  ): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(
+        await crypto.subtle.decrypt(
+          { name: "AES-GCM", iv: this.#nonce(sequence), additionalData: own(header) },
+          this.#key,
+          own(ciphertext),
+        ),
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Opens one record and advances the sequence number.
+   *
+   * @throws {AuthenticationError} `bad_record_mac` (bit flip), `record_replayed`,
+   *   `record_reordered` or `record_dropped` (told apart by probing neighbouring sequence numbers
+   *   after the failure; the record is rejected either way)
+   * @throws {ProtocolError} `decode_error` for a record with no content type
+   */
+  async open(header: Uint8Array, ciphertext: Uint8Array): Promise<OpenedRecord> {
+    const sequence = this.#sequence;
+    const plaintext = await this.#tryOpen(sequence, header, ciphertext);
+    if (plaintext === undefined) throw await this.#diagnose(sequence, header, ciphertext);
+    this.#sequence++;
+    if (plaintext.length === 0) {
+      throw new ProtocolError("decode_error", "peer sent a record with no content type", {
+        alert: "decode_error",
+      });
+    }
+    this.#bytes += plaintext.length - 1;
+    return { type: plaintext[0]!, content: plaintext.subarray(1) };
+  }
+
+  async #diagnose(
+    expected: bigint,
+    header: Uint8Array,
+    ciphertext: Uint8Array,
+  ): Promise<AuthenticationError> {
+    const options = { alert: "bad_record_mac" as const };
+    for (let delta = 1n; delta <= BigInt(SEQUENCE_PROBE); delta++) {
+      if (expected - delta >= 0n && await this.#tryOpen(expected - delta, header, ciphertext)) {
+        return new AuthenticationError(
+          "record_replayed",
+          `record authentication failed: got record #${
+            expected - delta
+          } again where #${expected} was due: a record was replayed or reordered`,
+          { ...options, hints: REPLAY_HINTS },
+        );
+      }
+      if (await this.#tryOpen(expected + delta, header, ciphertext)) {
+        const missing = delta === 1n
+          ? `record #${expected} is missing`
+          : `records #${expected} to #${expected + delta - 1n} are missing`;
+        return new AuthenticationError(
+          "record_dropped",
+          `record authentication failed: got record #${
+            expected + delta
+          } where #${expected} was due: ${missing} (dropped or reordered on the way)`,
+          { ...options, hints: REPLAY_HINTS },
+        );
+      }
+    }
+    return new AuthenticationError(
+      "bad_record_mac",
+      `record authentication failed at record #${expected}: the data was altered on the way`,
+      { ...options, hints: TAMPER_HINTS },
+    );
+  }
+}
+
+const TAMPER_HINTS = [
+  "someone on the network may be tampering with the connection; nothing of the altered record was used",
+];
+const REPLAY_HINTS = [
+  "someone on the network may be replaying, reordering or dropping data; the session was ended",
+];
+
+/** What the receive side of a record layer produced. */
+export type RecordEvent =
+  | { kind: "data"; data: Uint8Array }
+  | { kind: "close" }
+  | { kind: "keyUpdate"; updateRequested: boolean };
+
+/** Options of a record layer (application traffic). */
+export interface RecordLayerOptions {
+  sendSecret: Uint8Array;
+  receiveSecret: Uint8Array;
+  /** The peer's announced max_record_plaintext: our records never exceed it. */
+  peerMaxPlaintext: number;
+  /** Our announced max_record_plaintext: we accept records up to it. */
+  ownMaxPlaintext: number;
+  /** Records per key before a sender update; tests lower it to exercise key updates. */
+  keyUpdateRecords?: number;
+}
+
+/**
+ * Both directions of an established session: chunks data into records, updates keys, handles
+ * key_update, alerts and close_notify from the peer.
+ */
+export class RecordLayer {
+  #send: RecordProtection;
+  #receive: RecordProtection;
+  #sendLimit: number;
+  readonly peerMaxPlaintext: number;
+  readonly ownMaxPlaintext: number;
+  #keyUpdateRecords: number;
+  #pendingKeyUpdate = false;
+  #sentClose = false;
+  #receivedClose = false;
+
+  private constructor(send: RecordProtection, receive: RecordProtection, o: RecordLayerOptions) {
+    this.#send = send;
+    this.#receive = receive;
+    this.peerMaxPlaintext = o.peerMaxPlaintext;
+    this.ownMaxPlaintext = o.ownMaxPlaintext;
+    this.#sendLimit = o.peerMaxPlaintext;
+    this.#keyUpdateRecords = o.keyUpdateRecords ?? KEY_UPDATE_RECORDS;
+  }
+
+  /** Builds a record layer from the two application traffic secrets. */
+  static async create(options: RecordLayerOptions): Promise<RecordLayer> {
+    return new RecordLayer(
+      await RecordProtection.create(options.sendSecret),
+      await RecordProtection.create(options.receiveSecret),
+      options,
+    );
+  }
+
+  /** Largest content this side may put in one record. */
+  get maxSendPlaintext(): number {
+    return this.#sendLimit;
+  }
+
+  /** True once we sent close_notify. */
+  get sentClose(): boolean {
+    return this.#sentClose;
+  }
+
+  /** True once the peer's close_notify arrived. */
+  get receivedClose(): boolean {
+    return this.#receivedClose;
+  }
+
+  /** Records and bytes sent under the current key (for tests and diagnostics). */
+  get sendCounters(): { records: bigint; bytes: number } {
+    return { records: this.#send.sequence, bytes: this.#send.bytes };
+  }
+
+  async #updateSendKeyIfDue(frames: Uint8Array[]): Promise<void> {
+    const due = this.#pendingKeyUpdate ||
+      this.#send.sequence >= BigInt(this.#keyUpdateRecords) ||
+      this.#send.bytes >= KEY_UPDATE_BYTES;
+    if (!due) return;
+    this.#pendingKeyUpdate = false;
+    frames.push(await this.#send.seal(CONTENT_TYPE.keyUpdate, u8(0)));
+    const old = this.#send;
+    this.#send = await old.next();
+    old.destroy();
+  }
+
+  #checkOpen(): void {
+    if (this.#sentClose) throw new RangeError("cannot send after close_notify");
+  }
+
+  /**
+   * Seals application data into as many records as the peer's limit requires.
+   *
+   * @returns record frames, to be written in order
+   */
+  async sealData(data: Uint8Array, recordSize = this.#sendLimit): Promise<Uint8Array[]> {
+    this.#checkOpen();
+    const size = Math.min(recordSize, this.#sendLimit);
+    const frames: Uint8Array[] = [];
+    let offset = 0;
+    do {
+      await this.#updateSendKeyIfDue(frames);
+      const chunk = data.subarray(offset, offset + size);
+      frames.push(await this.#send.seal(CONTENT_TYPE.applicationData, chunk));
+      offset += chunk.length;
+    } while (offset < data.length);
+    return frames;
+  }
+
+  /**
+   * Seals a key_update now (section 8.4), optionally asking the peer to update too.
+   *
+   * @returns the record frame to write
+   */
+  async sealKeyUpdate(updateRequested: boolean): Promise<Uint8Array> {
+    this.#checkOpen();
+    const frame = await this.#send.seal(CONTENT_TYPE.keyUpdate, u8(updateRequested ? 1 : 0));
+    const old = this.#send;
+    this.#send = await old.next();
+    old.destroy();
+    this.#pendingKeyUpdate = false;
+    return frame;
+  }
+
+  /** Seals close_notify (section 8.5); nothing may be sent after it. */
+  async sealCloseNotify(): Promise<Uint8Array> {
+    this.#checkOpen();
+    const frame = await this.#send.seal(CONTENT_TYPE.alert, u8(0));
+    this.#sentClose = true;
+    return frame;
+  }
+
+  /** Seals a fatal alert; nothing may be sent after it. */
+  async sealAlert(code: number): Promise<Uint8Array> {
+    const frame = await this.#send.seal(CONTENT_TYPE.alert, u8(code));
+    this.#sentClose = true;
+    return frame;
+  }
+
+  /**
+   * Opens one record frame from the peer.
+   *
+   * @throws {AuthenticationError} when authentication fails (see RecordProtection.open)
+   * @throws {ProtocolError} for content types not allowed here, bad lengths, records after
+   *   close_notify, or a peer that ignores key usage limits
+   * @throws {PeerAlertError} when the peer sent a fatal alert
+   */
+  async open(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
+    if (this.#receivedClose) {
+      throw new ProtocolError(
+        "record_after_close",
+        "peer sent data after its close_notify: the stream may have been tampered with",
+        { alert: "unexpected_message" },
+      );
+    }
+    if (this.#receive.sequence >= BigInt(this.#keyUpdateRecords + KEY_UPDATE_SLACK)) {
+      throw new ProtocolError(
+        "key_usage_exceeded",
+        "peer kept using one key past the usage limit instead of updating it",
+        { alert: "unexpected_message" },
+      );
+    }
+    const { type, content } = await this.#receive.open(header, ciphertext);
+    switch (type) {
+      case CONTENT_TYPE.applicationData:
+        return { kind: "data", data: content };
+      case CONTENT_TYPE.keyUpdate: {
+        if (content.length !== 1 || content[0]! > 1) throw malformed("key_update");
+        const old = this.#receive;
+        this.#receive = await old.next();
+        old.destroy();
+        const updateRequested = content[0] === 1;
+        if (updateRequested) this.#pendingKeyUpdate = true;
+        return { kind: "keyUpdate", updateRequested };
+      }
+      case CONTENT_TYPE.alert: {
+        if (content.length !== 1) throw malformed("alert");
+        if (content[0] === 0) {
+          this.#receivedClose = true;
+          return { kind: "close" };
+        }
+        const name = alertName(content[0]!) ?? `unknown alert ${content[0]}`;
+        throw new PeerAlertError(name, `peer ended the session with alert "${name}"`, {
+          hints: alertHints(name),
+        });
+      }
+      default:
+        throw new ProtocolError(
+          "unexpected_message",
+          `peer sent a record of unexpected content type 0x${type.toString(16)}`,
+          { alert: "unexpected_message" },
+        );
+    }
+  }
+
+  /** True when a key update is due before the next data record (peer asked for one). */
+  get keyUpdatePending(): boolean {
+    return this.#pendingKeyUpdate;
+  }
+
+  /** Erases key material held in JavaScript memory. */
+  destroy(): void {
+    this.#send.destroy();
+    this.#receive.destroy();
+  }
+}
+
+function malformed(what: string): ProtocolError {
+  return new ProtocolError("decode_error", `peer sent a malformed ${what} record`, {
+    alert: "decode_error",
+  });
+}
+
+/** Hints for an alert received from the peer. */
+export function alertHints(name: string): string[] {
+  switch (name) {
+    case "access_denied":
+      return [
+        "the listener does not admit your key: send it your fingerprint (securechat fingerprint)",
+      ];
+    case "bad_certificate":
+      return ["the peer does not trust your identity key; ask its owner what it expected"];
+    case "bad_record_mac":
+    case "decrypt_error":
+      return ["the peer saw altered data: someone on the network may be tampering"];
+    case "handshake_failure":
+      return ["no common key agreement suite: compare --suites on both sides"];
+    case "protocol_version":
+      return ["the peers speak different protocol versions: update securechat on both sides"];
+    default:
+      return [];
+  }
+}
+
+/** Joins record frames into one buffer, so they go out in one write. */
+export function joinFrames(frames: Uint8Array[]): Uint8Array {
+  return frames.length === 1 ? frames[0]! : concat(...frames);
+}
