@@ -1,0 +1,140 @@
+/**
+ * `securechat dial HOST[:PORT]`: connects, runs the initiator handshake, checks the listener's key
+ * against a pinned fingerprint (`--expect`) or known_hosts (recording it on first contact), then
+ * pipes stdin/stdout with it.
+ *
+ * @module
+ */
+
+import { ConnectionError, TrustError, UsageError } from "../errors.ts";
+import { runInitiator } from "../connection.ts";
+import type { VerifiedPeer } from "../handshake.ts";
+import type { SuiteName } from "../kex.ts";
+import { joinPath, securechatHome } from "../paths.ts";
+import { runPipe } from "../pipe.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
+import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } from "../trust.ts";
+import { parseFlags, stringFlag } from "./args.ts";
+import { DEFAULT_PORT } from "./listen.ts";
+import { print, status, warning } from "./output.ts";
+import {
+  announcePeer,
+  handshakeTimeoutMs,
+  loadOwnIdentity,
+  SESSION_FLAGS,
+  standardPipeEnds,
+  suitesFlag,
+} from "./session.ts";
+import { USAGE } from "./usage.ts";
+
+/** Suites a dialer offers by default: hybrid first, classical X25519 as fallback. */
+export const DEFAULT_DIAL_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
+
+const FLAGS = {
+  ...SESSION_FLAGS,
+  expect: { type: "string" as const },
+};
+
+/** Parses `HOST`, `HOST:PORT`, `[IPv6]:PORT` or a bare IPv6 address. @throws {UsageError} */
+export function parseTarget(text: string): { host: string; port: number } {
+  let host = text;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2];
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [host, portText] = text.split(":") as [string, string];
+  }
+  if (host === "") throw new UsageError(`cannot parse "${text}": the host is empty`);
+  if (portText === undefined) return { host, port: DEFAULT_PORT };
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new UsageError(`cannot parse "${text}": port must be a number from 1 to 65535`);
+  }
+  return { host, port };
+}
+
+async function connect(host: string, port: number, where: string): Promise<Deno.TcpConn> {
+  try {
+    return await Deno.connect({ hostname: host, port, transport: "tcp" });
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      throw new ConnectionError("connection_refused", `cannot connect to ${where}: refused`, {
+        hints: ['is "securechat listen" running there, on that port?'],
+      });
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ConnectionError("connect_failed", `cannot connect to ${where}: ${message}`);
+  }
+}
+
+/** Runs `securechat dial`. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags("dial", FLAGS, args, { maxPositionals: 1 });
+  if (parsed.values.help) {
+    print(USAGE.dial!);
+    return 0;
+  }
+  const targetText = parsed.positionals[0];
+  if (targetText === undefined) {
+    throw new UsageError("missing the listener to dial: securechat dial HOST[:PORT]", {
+      hints: ['run "securechat dial --help" for examples'],
+    });
+  }
+  const { host, port } = parseTarget(targetText);
+  const hostPort = canonicalHostPort(host, port);
+  const expectText = stringFlag(parsed, "expect");
+  const expected = expectText === undefined ? undefined : parseFingerprint(expectText);
+  const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
+  const timeoutMs = handshakeTimeoutMs(parsed);
+  const identity = await loadOwnIdentity(parsed);
+  const knownHosts = joinPath(securechatHome(), "known_hosts");
+
+  let firstContact = false;
+  async function checkPeer(peer: VerifiedPeer): Promise<void> {
+    const fingerprint = peer.identity.fingerprint;
+    if (expected !== undefined) {
+      if (fingerprint !== expected) {
+        throw new TrustError(
+          "fingerprint_mismatch",
+          `listener ${hostPort} has key ${fingerprint}, not the expected ${expected}`,
+          {
+            hints: [
+              "someone may be intercepting this connection (a man-in-the-middle attack), or the pin is wrong",
+              'ask the listener\'s owner to run "securechat fingerprint" and compare',
+            ],
+          },
+        );
+      }
+      return;
+    }
+    const check = await checkKnownHost(knownHosts, hostPort, fingerprint);
+    firstContact = check.status === "unknown";
+  }
+
+  const conn = await connect(host, port, hostPort);
+  const secure = await runInitiator(conn, {
+    identity,
+    suites,
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
+    timeoutMs,
+    checkPeer,
+  });
+  announcePeer(`connected to ${hostPort}`, secure.peer, {
+    suite: secure.suite,
+    verificationCode: secure.verificationCode,
+  });
+  if (firstContact) {
+    await addKnownHost(knownHosts, hostPort, secure.peer.identity.fingerprint, secure.peer.name);
+    warning(
+      `first contact with ${hostPort}: trusting its key ${secure.peer.identity.fingerprint} from now on (recorded in "${knownHosts}")`,
+    );
+    warning(
+      "to be sure nobody sits in between, compare the verification code above with the listener's, over the phone or in person",
+    );
+  }
+  const stats = await runPipe(secure, standardPipeEnds());
+  status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
+  return 0;
+}
