@@ -13,8 +13,10 @@
 import { constantTimeEqual } from "./bytes.ts";
 import {
   ALERT,
+  alertName,
   AuthenticationError,
   ConnectionError,
+  PeerAlertError,
   ProtocolError,
   SecurechatError,
 } from "./errors.ts";
@@ -27,7 +29,14 @@ import {
   type VerifiedPeer,
 } from "./handshake.ts";
 import type { SuiteName } from "./kex.ts";
-import { joinFrames, maxCiphertextLength, RecordLayer } from "./record.ts";
+import {
+  alertHints,
+  CONTENT_TYPE,
+  joinFrames,
+  maxCiphertextLength,
+  RecordLayer,
+  type RecordProtection,
+} from "./record.ts";
 
 /** Section 6.3: default handshake deadline. */
 export const HANDSHAKE_DEADLINE_MS = 10_000;
@@ -240,6 +249,7 @@ export class SecureConnection {
   #records: RecordLayer;
   #sendChain: Promise<void> = Promise.resolve();
   #closed = false;
+  #handshakeReceive: RecordProtection | undefined;
 
   private constructor(
     conn: Deno.Conn,
@@ -253,6 +263,7 @@ export class SecureConnection {
     this.peer = result.peer;
     this.verificationCode = result.verificationCode;
     this.suite = result.suite;
+    this.#handshakeReceive = result.handshakeReceive;
   }
 
   /** Builds the record layer from a finished handshake. */
@@ -347,7 +358,7 @@ export class SecureConnection {
         throw truncated(error);
       }
       if (frame === null) throw truncated(undefined);
-      const event = await this.#records.open(frame.header, frame.body);
+      const event = await this.#openFirstAware(frame.header, frame.body);
       switch (event.kind) {
         case "data":
           return event.data;
@@ -359,6 +370,30 @@ export class SecureConnection {
           }
           continue;
       }
+    }
+  }
+
+  /**
+   * Opens a record. The very first record an initiator receives may instead be an alert the
+   * responder sealed under its handshake keys while rejecting our flight (PROTOCOL.md 6.1).
+   */
+  async #openFirstAware(header: Uint8Array, body: Uint8Array) {
+    const fallback = this.#handshakeReceive;
+    this.#handshakeReceive = undefined;
+    if (fallback === undefined) return await this.#records.open(header, body);
+    try {
+      return await this.#records.open(header, body);
+    } catch (error) {
+      const record = await fallback.open(header, body).catch(() => undefined);
+      if (record?.type === CONTENT_TYPE.alert && record.content.length === 1) {
+        const name = alertName(record.content[0]!) ?? `unknown alert ${record.content[0]}`;
+        throw new PeerAlertError(name, `peer rejected the handshake with alert "${name}"`, {
+          hints: alertHints(name),
+        });
+      }
+      throw error;
+    } finally {
+      fallback.destroy();
     }
   }
 

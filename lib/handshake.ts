@@ -102,6 +102,11 @@ export interface HandshakeResult {
   receiveSecret: Uint8Array;
   peerMaxPlaintext: number;
   ownMaxPlaintext: number;
+  /**
+   * Initiator only: the responder's handshake protection, kept to read an alert the responder
+   * seals under it while checking our flight (section 6.1, last paragraph).
+   */
+  handshakeReceive?: RecordProtection;
 }
 
 /** Thrown when a method is called in the wrong state (a programming error, not a peer's). */
@@ -308,6 +313,10 @@ abstract class HandshakeBase<State extends string> {
       peerMaxPlaintext: this.peerMaxPlaintext,
       ownMaxPlaintext: this.options.maxRecordPlaintext,
     };
+    if (clientSends) {
+      this.result.handshakeReceive = this.receiveProtection!;
+      this.receiveProtection = undefined;
+    }
     wipe(app.masterSecret);
     this.eraseHandshakeSecrets();
     this.state = "done";

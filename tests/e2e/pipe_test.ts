@@ -1,0 +1,96 @@
+/**
+ * Pipe mode end to end: real `listen` and `dial` processes on loopback, real keys, real crypto.
+ */
+
+import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
+import {
+  feed,
+  makePeer,
+  randomBytes,
+  sha256Hex,
+  startDialer,
+  startListener,
+  type TestPeer,
+} from "../_helpers/peers.ts";
+
+const MiB = 1024 * 1024;
+
+async function withPeers(
+  body: (alice: TestPeer, bob: TestPeer, root: string) => Promise<void>,
+  types: ["ed25519" | "rsa-pss", "ed25519" | "rsa-pss"] = ["ed25519", "ed25519"],
+) {
+  const root = await Deno.makeTempDir({ prefix: "securechat-pipe-" });
+  try {
+    const [alice, bob] = await Promise.all([
+      makePeer(root, "alice", types[0]),
+      makePeer(root, "bob", types[1]),
+    ]);
+    await body(alice, bob, root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test("listen and dial move 50 MiB of random bytes both ways at once, intact", async () => {
+  await withPeers(async (alice, bob) => {
+    const toBob = randomBytes(50 * MiB);
+    const toAlice = randomBytes(50 * MiB);
+    const listener = await startListener(bob);
+    const dialer = startDialer(alice, listener.port);
+    await Promise.all([feed(dialer.stdin, toBob), feed(listener.stdin, toAlice)]);
+    const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+    strictEqual(d.code, 0, d.stderr);
+    strictEqual(l.code, 0, l.stderr);
+    strictEqual(await sha256Hex(l.stdout), await sha256Hex(toBob));
+    strictEqual(await sha256Hex(d.stdout), await sha256Hex(toAlice));
+    // Both sides were told who the other is, with the same verification code.
+    match(d.stderr, new RegExp(`"bob" ${bob.fingerprint.replace(/[+/]/g, "\\$&")}`));
+    match(l.stderr, new RegExp(`"alice" ${alice.fingerprint.replace(/[+/]/g, "\\$&")}`));
+    const code = (text: string) => /verification code: (\d{4} \d{4} \d{4})/.exec(text)?.[1];
+    strictEqual(code(d.stderr), code(l.stderr));
+    match(d.stderr, /suite x25519-mlkem768/);
+  });
+});
+
+Deno.test("pipe mode works with RSA-PSS identities and each key agreement suite", async () => {
+  await withPeers(async (alice, bob) => {
+    for (const suite of ["x25519-mlkem768", "x25519", "ffdhe3072"]) {
+      const listener = await startListener(bob);
+      const dialer = startDialer(alice, listener.port, ["--suites", suite]);
+      await feed(dialer.stdin, new TextEncoder().encode(`over ${suite}\n`));
+      await listener.closeStdin();
+      const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+      strictEqual(d.code, 0, d.stderr);
+      strictEqual(l.code, 0, l.stderr);
+      strictEqual(new TextDecoder().decode(l.stdout), `over ${suite}\n`);
+      match(d.stderr, new RegExp(`suite ${suite}\\)`));
+    }
+  }, ["rsa-pss", "rsa-pss"]);
+});
+
+Deno.test("an empty input still ends with close_notify on both sides and exit 0", async () => {
+  await withPeers(async (alice, bob) => {
+    const listener = await startListener(bob);
+    const dialer = startDialer(alice, listener.port);
+    await dialer.closeStdin();
+    await listener.closeStdin();
+    const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+    strictEqual(d.code, 0, d.stderr);
+    strictEqual(l.code, 0, l.stderr);
+    deepStrictEqual([d.stdout.length, l.stdout.length], [0, 0]);
+  });
+});
+
+Deno.test("no common suite fails the handshake with a one-line error on both sides", async () => {
+  await withPeers(async (alice, bob) => {
+    const listener = await startListener(bob, ["--suites", "ffdhe3072"]);
+    const dialer = startDialer(alice, listener.port, ["--suites", "x25519"]);
+    await dialer.closeStdin();
+    const d = await dialer.finished();
+    strictEqual(d.code, 5, d.stderr);
+    match(d.stderr, /handshake_failure/);
+    await listener.stderr.waitFor(/no common key agreement suite/);
+    listener.child.kill("SIGTERM");
+    await listener.finished();
+  });
+});
