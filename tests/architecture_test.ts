@@ -1,0 +1,58 @@
+/**
+ * Structure checks: protocol modules never depend on the CLI, nothing imports from jsr.io, and the
+ * end-to-end tests run main.ts with exactly the compile task's permission flags.
+ */
+
+import { deepStrictEqual, ok } from "node:assert/strict";
+import denoJson from "../deno.json" with { type: "json" };
+import { cliCommand, compilePermissionFlags, MAIN } from "./_helpers/cli.ts";
+
+const root = new URL("../", import.meta.url);
+
+async function sources(dir: URL): Promise<{ path: string; text: string }[]> {
+  const out: { path: string; text: string }[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) out.push(...await sources(url));
+    else if (entry.name.endsWith(".ts")) {
+      out.push({
+        path: url.pathname.slice(root.pathname.length),
+        text: await Deno.readTextFile(url),
+      });
+    }
+  }
+  return out;
+}
+
+function imports(text: string): string[] {
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]!);
+}
+
+Deno.test("protocol modules in lib/ never import the CLI layer", async () => {
+  for (const file of await sources(new URL("lib/", root))) {
+    if (file.path.startsWith("lib/cli/")) continue;
+    for (const target of imports(file.text)) {
+      ok(!target.includes("/cli/"), `${file.path} imports ${target}`);
+    }
+  }
+});
+
+Deno.test("no module imports from jsr: (unreachable from our machines)", async () => {
+  for (const dir of ["lib/", "tests/", "bench/"]) {
+    for (const file of await sources(new URL(dir, root))) {
+      for (const target of imports(file.text)) ok(!target.startsWith("jsr:"), file.path);
+    }
+  }
+  ok(!JSON.stringify(denoJson).includes('"jsr:'), "deno.json");
+});
+
+Deno.test("e2e tests run main.ts with exactly the compile task's permission flags", () => {
+  const flags = compilePermissionFlags();
+  ok(flags.length > 0);
+  ok(!flags.includes("--allow-all") && !denoJson.tasks.compile.includes(" -A "));
+  const { args } = cliCommand(["--version"]);
+  const used = args.filter((arg) => arg.startsWith("--allow-"));
+  deepStrictEqual(used, flags);
+  ok(args.includes(MAIN));
+  ok(denoJson.tasks.compile.includes("main.ts"));
+});
