@@ -49,7 +49,7 @@ function hexLines(bytes: Uint8Array, max: number): string[] {
 }
 
 /** A TCP tap between dialer and listener that records both directions. */
-async function startTap(targetPort: number) {
+function startTap(targetPort: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const toListener = new WireLog();
   const toDialer = new WireLog();

@@ -65,7 +65,7 @@ async function withDeadline<T>(
   timeoutMs: number,
   body: () => Promise<T>,
 ): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(

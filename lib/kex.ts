@@ -157,7 +157,9 @@ export function mlkemEncapsulationKeyIsValid(ek: Uint8Array): boolean {
   if (ek.length !== MLKEM_EK_LENGTH) return false;
   let bad = 0;
   for (let i = 0; i < 1152; i += 3) {
-    const b0 = ek[i]!, b1 = ek[i + 1]!, b2 = ek[i + 2]!;
+    const b0 = ek[i]!;
+    const b1 = ek[i + 1]!;
+    const b2 = ek[i + 2]!;
     const first = b0 | ((b1 & 0x0f) << 8);
     const second = (b1 >> 4) | (b2 << 4);
     bad |= (first >= MLKEM_Q ? 1 : 0) | (second >= MLKEM_Q ? 1 : 0);

@@ -107,7 +107,7 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
  */
 async function preferReceiveError(error: unknown, receiving: Promise<void>): Promise<unknown> {
   if (!(error instanceof SecurechatError) || error.code !== "send_failed") return error;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
     receiving.then(() => undefined, (receiveError: unknown) => receiveError),
     new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 2000)),

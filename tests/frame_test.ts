@@ -77,8 +77,7 @@ function pattern(length: number, seed = 0): Uint8Array {
   return out;
 }
 
-// deno-lint-ignore no-explicit-any
-function isError(errorClass: abstract new (...args: any[]) => SecurechatError, code: string) {
+function isError(errorClass: abstract new (...args: never[]) => SecurechatError, code: string) {
   return (error: unknown) => {
     ok(error instanceof errorClass, `expected a ${errorClass.name}, got ${error}`);
     strictEqual(error.code, code);

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file camelcase -- vector fields use the spec's snake_case value names
 /**
  * The PROTOCOL.md test vector replays byte for byte, and the spec prints exactly the data file.
  */

@@ -87,8 +87,10 @@ export async function run(args: string[]): Promise<number> {
   const finished = new Promise<number>((resolve) => finish = resolve);
 
   const names = new Map<string, string>();
-  async function authorize(peer: { identity: { fingerprint: string }; name: string }) {
-    if (authorized === undefined) return;
+  function authorize(
+    peer: { identity: { fingerprint: string }; name: string },
+  ): Promise<void> {
+    if (authorized === undefined) return Promise.resolve();
     const entry: AuthorizedKey | undefined = findAuthorizedKey(
       authorized,
       peer.identity.fingerprint,
@@ -101,6 +103,7 @@ export async function run(args: string[]): Promise<number> {
       );
     }
     names.set(peer.identity.fingerprint, entry.name);
+    return Promise.resolve();
   }
 
   async function serve(conn: Deno.Conn): Promise<void> {

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file camelcase -- vector fields use the spec's snake_case value names
 /**
  * Runs one complete handshake with injected inputs and records every message and intermediate
  * value (PROTOCOL.md section 10). `make_vector.ts` uses it to write the vector once;
