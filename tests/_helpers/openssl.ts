@@ -1,0 +1,51 @@
+/**
+ * Runs the real `openssl` binary, the independent implementation our key files are checked
+ * against. Tests that need it are ignored, with the reason in their name, when it is absent.
+ *
+ * @module
+ */
+
+/** True when an `openssl` binary answers `openssl version`. */
+export const HAS_OPENSSL: boolean = await (async () => {
+  try {
+    const { success } = await new Deno.Command("openssl", {
+      args: ["version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+})();
+
+/** Suffix for the names of tests that need openssl, saying why they were skipped. */
+export const NEEDS_OPENSSL: string = HAS_OPENSSL ? "" : " [ignored: openssl binary not found]";
+
+/** Runs `openssl args...`, feeding `stdin`; throws with its stderr when it fails. */
+export async function openssl(args: string[], stdin?: Uint8Array): Promise<Uint8Array> {
+  const child = new Deno.Command("openssl", {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(stdin);
+    await writer.close();
+  }
+  const output = await child.output();
+  if (!output.success) {
+    throw new Error(`openssl ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return output.stdout;
+}
+
+/** The fingerprint of a PEM public key file, computed by openssl alone. */
+export async function opensslFingerprint(publicKeyPath: string): Promise<string> {
+  const der = await openssl(["pkey", "-pubin", "-in", publicKeyPath, "-outform", "DER"]);
+  const digest = await openssl(["dgst", "-sha256", "-binary"], der);
+  const base64 = btoa(String.fromCharCode(...digest));
+  return "SHA256:" + base64.replace(/=+$/, "");
+}
