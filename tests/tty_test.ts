@@ -1,0 +1,62 @@
+import { rejects, strictEqual } from "node:assert/strict";
+import { SecurechatError } from "../lib/errors.ts";
+import { MAX_SECRET_LENGTH, type Reader, readSecretLine } from "../lib/tty.ts";
+
+/** A reader that hands out `chunks` one per read (split when too big), then end of input. */
+function scripted(...chunks: (string | number[])[]): Reader {
+  const queue = chunks.map((chunk) =>
+    typeof chunk === "string" ? new TextEncoder().encode(chunk) : Uint8Array.from(chunk)
+  );
+  return {
+    read(buffer) {
+      const chunk = queue.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      // Like a real read, hand out at most what fits and keep the rest for the next call.
+      const count = Math.min(chunk.length, buffer.length);
+      buffer.set(chunk.subarray(0, count));
+      if (count < chunk.length) queue.unshift(chunk.subarray(count));
+      return Promise.resolve(count);
+    },
+  };
+}
+
+function cancelled(error: unknown): boolean {
+  return error instanceof SecurechatError && error.code === "cancelled";
+}
+
+Deno.test("`readSecretLine()` edits the line as a terminal user expects", async () => {
+  const cases: [string, Reader, string][] = [
+    ["Enter as CR", scripted("secret\r"), "secret"],
+    ["Enter as LF", scripted("secret\n"), "secret"],
+    ["split over reads", scripted("se", "cr", "et", "\r"), "secret"],
+    ["stops at the first Enter", scripted("one\rtwo\r"), "one"],
+    ["DEL", scripted("secrex\x7ft\r"), "secret"],
+    ["BS", scripted("secrex\bt\r"), "secret"],
+    ["backspace on empty line", scripted("\x7f\x7fok\r"), "ok"],
+    ["backspace removes a whole UTF-8 character", scripted("caf\u00e9\x7fe\r"), "cafe"],
+    ["backspace removes an emoji", scripted("a\u{1F511}\x7fb\r"), "ab"],
+    ["Ctrl-U erases the line", scripted("wrong\x15right\r"), "right"],
+    ["Ctrl-D inside a line is ignored", scripted("ab\x04c\r"), "abc"],
+    ["other control bytes are dropped", scripted("a\x1bb\x00c\r"), "abc"],
+    ["tab is kept", scripted("a\tb\r"), "a\tb"],
+    ["empty line", scripted("\r"), ""],
+  ];
+  for (const [name, reader, expected] of cases) {
+    strictEqual(await readSecretLine(reader), expected, name);
+  }
+});
+
+Deno.test("`readSecretLine()` cancels on Ctrl-C, Ctrl-D on an empty line, and end of input", async () => {
+  await rejects(readSecretLine(scripted("abc\x03def\r")), cancelled);
+  await rejects(readSecretLine(scripted("\x04")), cancelled);
+  await rejects(readSecretLine(scripted("abc")), cancelled);
+  await rejects(readSecretLine(scripted()), cancelled);
+});
+
+Deno.test("`readSecretLine()` refuses a line longer than MAX_SECRET_LENGTH", async () => {
+  strictEqual((await readSecretLine(scripted("x".repeat(MAX_SECRET_LENGTH), "\r"))).length, 1024);
+  await rejects(
+    readSecretLine(scripted("x".repeat(MAX_SECRET_LENGTH), "x\r")),
+    (error: unknown) => (error as SecurechatError).code === "secret_too_long",
+  );
+});
