@@ -1,0 +1,61 @@
+/**
+ * `securechat fingerprint [FILE]`: prints `SHA256:<fingerprint> <comment>` for a public key file
+ * (default `$SECURECHAT_HOME/id.pub`) or a private key file, the line that `authorized_keys`
+ * takes. The fingerprint covers the canonical SPKI DER (lib/spki.ts), so it matches what a peer
+ * sees in the handshake.
+ *
+ * @module
+ */
+
+import { loadPublicIdentityFile } from "../identity.ts";
+import { SecurechatError } from "../errors.ts";
+import { passphraseSource } from "../passphrase.ts";
+import { joinPath, securechatHome } from "../paths.ts";
+import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
+import { print } from "./output.ts";
+import { USAGE } from "./usage.ts";
+
+const FLAGS = {
+  "passphrase-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * Runs `securechat fingerprint`.
+ *
+ * @param args the arguments after "fingerprint"
+ * @returns the exit code
+ * @throws {UsageError} on bad flags or more than one FILE
+ * @throws {SecurechatError} when the file is missing or not a supported key
+ */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags("fingerprint", FLAGS, args, { maxPositionals: 1 });
+  if (booleanFlag(parsed, "help")) {
+    print(USAGE.fingerprint!);
+    return 0;
+  }
+  const explicit = parsed.positionals[0];
+  const path = explicit ?? joinPath(securechatHome(), "id.pub");
+  const passphrase = passphraseSource({
+    passphraseFile: stringFlag(parsed, "passphrase-file"),
+    keyPath: path,
+  });
+  let loaded;
+  try {
+    loaded = await loadPublicIdentityFile(path, { passphrase });
+  } catch (error) {
+    // Our own id.pub is missing: the fix is to create it.
+    if (
+      explicit === undefined && error instanceof SecurechatError && error.code === "no_identity"
+    ) {
+      throw new SecurechatError(error.code, error.message, error.exitCode, {
+        hints: ['run "securechat keygen" first'],
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const { identity, comment } = loaded;
+  print(comment === "" ? identity.fingerprint : `${identity.fingerprint} ${comment}`);
+  return 0;
+}

@@ -1,0 +1,124 @@
+/**
+ * `securechat keygen`: creates the identity key pair, `$SECURECHAT_HOME/id` (PKCS#8 PEM, mode
+ * 0600, encrypted with a passphrase unless `--no-passphrase`) and `id.pub` (SPKI PEM).
+ *
+ * Unsafe defaults are refused, not warned about: an existing key is never replaced without
+ * `--force`, and a keygen that cannot ask for a passphrase (no terminal, no
+ * `SECURECHAT_PASSPHRASE`, no `--passphrase-file`) fails instead of writing an unencrypted key.
+ *
+ * Status lines go to stderr; stdout gets one line, `SHA256:... comment`, for scripts.
+ *
+ * @module
+ */
+
+import { wipe } from "../bytes.ts";
+import { UsageError } from "../errors.ts";
+import {
+  commentProblem,
+  generateIdentity,
+  type KeyType,
+  MAX_COMMENT_LENGTH,
+  refuseExistingIdentity,
+  writeIdentity,
+} from "../identity.ts";
+import { newPassphrase } from "../passphrase.ts";
+import { joinPath, securechatHome } from "../paths.ts";
+import { RSA_BITS } from "../spki.ts";
+import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
+import { print, status } from "./output.ts";
+import { USAGE } from "./usage.ts";
+
+const FLAGS = {
+  type: { type: "string" },
+  bits: { type: "string" },
+  out: { type: "string" },
+  comment: { type: "string" },
+  force: { type: "boolean" },
+  "no-passphrase": { type: "boolean" },
+  "passphrase-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const TYPES: readonly KeyType[] = ["rsa-pss", "ed25519"];
+const RSA_SIZES: readonly number[] = [3072, 4096];
+
+/**
+ * Runs `securechat keygen`.
+ *
+ * @param args the arguments after "keygen"
+ * @returns the exit code
+ * @throws {UsageError} on bad flags, a bad comment, or no way to get a passphrase
+ * @throws {SecurechatError} code "identity_exists" when the key exists and `--force` is absent
+ */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseFlags("keygen", FLAGS, args);
+  if (booleanFlag(parsed, "help")) {
+    print(USAGE.keygen!);
+    return 0;
+  }
+
+  const type = (stringFlag(parsed, "type") ?? "rsa-pss") as KeyType;
+  if (!TYPES.includes(type)) {
+    throw new UsageError(`unknown key type "${type}": expected "rsa-pss" or "ed25519"`);
+  }
+  const bitsText = stringFlag(parsed, "bits");
+  let bits: number | undefined;
+  if (bitsText !== undefined) {
+    if (type !== "rsa-pss") throw new UsageError(`flag "--bits" applies to --type rsa-pss only`);
+    bits = Number(bitsText);
+    if (!RSA_SIZES.includes(bits)) {
+      throw new UsageError(`flag "--bits" must be 3072 or 4096, got "${bitsText}"`);
+    }
+  }
+  const noPassphrase = booleanFlag(parsed, "no-passphrase");
+  const passphraseFile = stringFlag(parsed, "passphrase-file");
+  if (noPassphrase && passphraseFile !== undefined) {
+    throw new UsageError(`flags "--no-passphrase" and "--passphrase-file" exclude each other`);
+  }
+  const comment = (stringFlag(parsed, "comment") ?? defaultComment()).trim();
+  const problem = commentProblem(comment);
+  if (problem !== undefined) {
+    throw new UsageError(`the comment is ${problem}`, {
+      hints: [`peers see it as your name; keep it to one line of ${MAX_COMMENT_LENGTH} bytes`],
+    });
+  }
+  const out = stringFlag(parsed, "out") ?? joinPath(securechatHome(), "id");
+  const force = booleanFlag(parsed, "force");
+
+  // Fail before the passphrase prompt and the slow RSA keygen; writeIdentity checks again.
+  if (!force) await refuseExistingIdentity(out);
+
+  const passphrase = noPassphrase ? undefined : await newPassphrase({ passphraseFile });
+  status(
+    type === "rsa-pss"
+      ? `generating an RSA-PSS ${bits ?? RSA_BITS.default}-bit key pair`
+      : "generating an Ed25519 key pair",
+  );
+  const { identity, pkcs8 } = await generateIdentity({
+    type,
+    comment,
+    ...(bits === undefined ? {} : { bits }),
+  });
+  try {
+    await writeIdentity(out, pkcs8, identity, {
+      force,
+      ...(passphrase === undefined ? {} : { passphrase }),
+    });
+  } finally {
+    wipe(pkcs8);
+  }
+  const protection = passphrase === undefined ? "not encrypted" : "encrypted with your passphrase";
+  status(`wrote private key "${out}" (${protection})`);
+  status(`wrote public key "${out}.pub"`);
+  status(`fingerprint: ${identity.fingerprint}`);
+  print(comment === "" ? identity.fingerprint : `${identity.fingerprint} ${comment}`);
+  return 0;
+}
+
+/** `user@host` from the environment; Deno.hostname() would need --allow-sys. */
+function defaultComment(): string {
+  const user = Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "";
+  const host = Deno.env.get("HOSTNAME") ?? Deno.env.get("COMPUTERNAME") ?? "";
+  if (user === "") return host;
+  return host === "" ? user : `${user}@${host}`;
+}
