@@ -13,6 +13,7 @@
  * @module
  */
 
+import { wipe } from "./bytes.ts";
 import { SecurechatError, UsageError } from "./errors.ts";
 import { readSecret } from "./tty.ts";
 
@@ -111,7 +112,7 @@ async function readPassphraseFile(path: string): Promise<string> {
     );
   }
   const text = new TextDecoder().decode(buffer.subarray(0, length));
-  buffer.fill(0);
+  wipe(buffer);
   const line = text.split("\n", 1)[0]!.replace(/\r$/, "");
   if (line === "") {
     throw new SecurechatError("passphrase_file", `passphrase file "${path}" is empty`);
