@@ -10,7 +10,7 @@
  * @module
  */
 
-import { constantTimeEqual } from "./bytes.ts";
+import { concat, constantTimeEqual } from "./bytes.ts";
 import {
   ALERT,
   alertName,
@@ -111,11 +111,12 @@ async function abortHandshake(
   conn: Deno.Conn,
   machine: InitiatorHandshake | ResponderHandshake,
   error: unknown,
+  prefix?: Uint8Array,
 ): Promise<void> {
   machine.fail();
   try {
     const frame = await machine.alertFrame(error);
-    if (frame) await writeAll(conn, frame);
+    if (frame) await writeAll(conn, prefix ? concat(prefix, frame) : frame);
   } catch {
     // The socket may be gone already.
   }
@@ -190,6 +191,7 @@ export async function runResponder(
   const machine = new ResponderHandshake(options);
   const reader = new FrameReader(conn);
   let notSecurechat = false;
+  let magicSent = false;
   try {
     const result = await withDeadline(
       conn,
@@ -205,7 +207,9 @@ export async function runResponder(
           );
         }
         await machine.readClientHello(await readHandshakeFrame(reader, machine));
-        await writeAll(conn, await machine.writeServerFlight());
+        const flight = await machine.writeServerFlight();
+        magicSent = true;
+        await writeAll(conn, flight);
         await machine.readClientIdentity(await readHandshakeFrame(reader, machine));
         await machine.readClientIdentityVerify(await readHandshakeFrame(reader, machine));
         await machine.readClientFinished(await readHandshakeFrame(reader, machine));
@@ -230,7 +234,8 @@ export async function runResponder(
         // Already closed.
       }
     } else {
-      await abortHandshake(conn, machine, error);
+      // The initiator reads our magic before any frame, so an early alert must follow it (3.1).
+      await abortHandshake(conn, machine, error, magicSent ? undefined : MAGIC);
     }
     throw normalize(error);
   }

@@ -217,7 +217,19 @@ abstract class HandshakeBase<State extends string> {
   protected async openHandshakeMessage(frame: Frame, what: string): Promise<Uint8Array> {
     if (frame.type === FRAME_TYPE.plainAlert) throw plainAlert(frame.body);
     if (frame.type !== FRAME_TYPE.record || !this.receiveProtection) throw unexpected(what);
-    const record = await this.receiveProtection.open(frame.header, frame.body);
+    let record;
+    try {
+      record = await this.receiveProtection.open(frame.header, frame.body);
+    } catch (error) {
+      if (!(error instanceof AuthenticationError)) throw error;
+      // Handshake keys depend on the transcript hash, so any change to a hello (a flipped bit, a
+      // stripped suite, substituted key shares) surfaces here first.
+      throw new AuthenticationError(
+        "handshake_tampered",
+        `cannot decrypt the peer's ${what}: the handshake was altered on the way (tampering, a downgrade attempt or a man in the middle)`,
+        { alert: "bad_record_mac", cause: error },
+      );
+    }
     if (record.type === CONTENT_TYPE.alert && record.content.length === 1) {
       const name = alertName(record.content[0]!) ?? `unknown alert ${record.content[0]}`;
       throw new PeerAlertError(name, `peer ended the handshake with alert "${name}"`);

@@ -81,7 +81,7 @@ export function parseSuiteList(text: string): SuiteName[] {
   if (names.length === 0) throw new RangeError("the suite list is empty");
   const out: SuiteName[] = [];
   for (const name of names) {
-    if (!(name in SUITE_IDS)) {
+    if (!Object.hasOwn(SUITE_IDS, name)) {
       throw new RangeError(`unknown suite "${name}" (known: ${ALL_SUITES.join(", ")})`);
     }
     if (!out.includes(name as SuiteName)) out.push(name as SuiteName);
@@ -325,7 +325,8 @@ export async function initiatorKex(suite: SuiteName, random: RandomSource): Prom
       return {
         suite,
         share: dh.publicKey,
-        complete: (responderShare) => Promise.resolve(dh.shared(responderShare)),
+        // async, so a rejected share rejects the promise instead of throwing synchronously
+        complete: async (responderShare) => await Promise.resolve(dh.shared(responderShare)),
       };
     }
   }

@@ -193,7 +193,9 @@ export function decodeIdentity(message: Uint8Array): IdentityMessage {
   if (nameLength > MAX_NAME_LENGTH) r.fail("name longer than 64 bytes");
   let name: string;
   try {
-    name = new TextDecoder("utf-8", { fatal: true }).decode(r.take(nameLength, "name"));
+    name = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
+      r.take(nameLength, "name"),
+    );
   } catch {
     r.fail("name is not UTF-8");
   }
@@ -203,9 +205,13 @@ export function decodeIdentity(message: Uint8Array): IdentityMessage {
 
 /** Strips control characters from a peer-chosen name, so it cannot drive the terminal. */
 export function sanitizeName(name: string): string {
-  // deno-lint-ignore no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, "?");
+  return name.replace(UNSAFE_NAME_CHARACTERS, "?");
 }
+
+// C0 and C1 controls, and the line separators and bidirectional marks that can disguise text.
+// deno-lint-ignore no-control-regex
+const UNSAFE_NAME_CHARACTERS =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** Encodes an IdentityVerify message. */
 export function encodeIdentityVerify(signature: Uint8Array): Uint8Array {

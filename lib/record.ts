@@ -168,9 +168,10 @@ export class RecordProtection {
   /**
    * Opens one record and advances the sequence number.
    *
-   * @throws {AuthenticationError} `bad_record_mac` (bit flip), `record_replayed`,
-   *   `record_reordered` or `record_dropped` (told apart by probing neighbouring sequence numbers
-   *   after the failure; the record is rejected either way)
+   * @throws {AuthenticationError} `bad_record_mac` (bit flip), `record_replayed` (an earlier
+   *   sequence number: replayed, or reordered after its successor) or `record_dropped` (a later
+   *   one: dropped, or reordered ahead), told apart by probing neighbouring sequence numbers after
+   *   the failure; the record is rejected either way
    * @throws {ProtocolError} `decode_error` for a record with no content type
    */
   async open(header: Uint8Array, ciphertext: Uint8Array): Promise<OpenedRecord> {
@@ -362,6 +363,7 @@ export class RecordLayer {
 
   /** Seals a fatal alert; nothing may be sent after it. */
   async sealAlert(code: number): Promise<Uint8Array> {
+    this.#checkOpen();
     const frame = await this.#send.seal(CONTENT_TYPE.alert, u8(code));
     this.#sentClose = true;
     return frame;
