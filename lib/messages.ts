@@ -209,8 +209,8 @@ export function sanitizeName(name: string): string {
 }
 
 // C0 and C1 controls, and the line separators and bidirectional marks that can disguise text.
-// deno-lint-ignore no-control-regex
 const UNSAFE_NAME_CHARACTERS =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** Encodes an IdentityVerify message. */
