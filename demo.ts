@@ -187,7 +187,9 @@ async function main() {
     row(bold("Alice's terminal (dial)"), bold("Bob's terminal (listen)"));
     row("-".repeat(width), "-".repeat(width));
     const status = (lines: string[]) =>
-      lines.filter((line) => /connected to|connection from|verification code/.test(line))
+      lines.filter((line) =>
+        /^securechat: (connected to|connection from|verification code)/.test(line)
+      )
         .map((line) => line.replace(/^securechat: /, "").replace(/\(suite .*\)/, ""));
     const left = status(aliceErr);
     const right = status(bobErr);
@@ -219,7 +221,11 @@ async function main() {
           `   ${who === "alice" ? "Alice -> Bob" : "Bob -> Alice"}: the record carrying "${text}":`,
         ),
       );
-      for (const line of hexLines(log.bytes().subarray(offset), 48)) console.log(`     ${line}`);
+      const record = log.bytes().subarray(offset);
+      const length = record.length >= 5
+        ? 5 + new DataView(record.buffer, record.byteOffset).getUint32(1)
+        : 0;
+      for (const line of hexLines(record.subarray(0, length), 48)) console.log(`     ${line}`);
     }
     const plain = decoder.decode(tap.toListener.bytes()) + decoder.decode(tap.toDialer.bytes());
     const leaked = script.some(([, , text]) => plain.includes(text));
