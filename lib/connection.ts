@@ -113,9 +113,14 @@ async function abortHandshake(
   error: unknown,
   prefix?: Uint8Array,
 ): Promise<void> {
+  let frame: Uint8Array | undefined;
+  try {
+    frame = await machine.alertFrame(error);
+  } catch {
+    // Nothing to tell the peer.
+  }
   machine.fail();
   try {
-    const frame = await machine.alertFrame(error);
     if (frame) await writeAll(conn, prefix ? concat(prefix, frame) : frame);
   } catch {
     // The socket may be gone already.

@@ -158,13 +158,16 @@ abstract class HandshakeBase<State extends string> {
     this.options.onSecret?.(name, value);
   }
 
-  /** Runs one step; any error fails the machine for good. */
+  /**
+   * Runs one step; any error fails the machine for good. Secrets are wiped by `fail()`, which the
+   * driver calls after `alertFrame()`: the alert must still be sealed under the handshake keys.
+   */
   protected async step<T>(state: State, body: () => Promise<T>): Promise<T> {
     this.expect(state);
     try {
       return await body();
     } catch (error) {
-      this.fail();
+      this.state = "failed";
       throw error;
     }
   }
@@ -189,7 +192,7 @@ abstract class HandshakeBase<State extends string> {
 
   /**
    * The frame that tells the peer why we stop: a record once handshake keys exist, else a
-   * plain_alert frame (section 9).
+   * plain_alert frame (section 9). Call it before `fail()`, which wipes the keys.
    */
   async alertFrame(error: unknown): Promise<Uint8Array | undefined> {
     if (error instanceof PeerAlertError) return undefined;

@@ -38,7 +38,8 @@ export function parseFlags(
     parsed = parseArgs({ args, options: spec, allowPositionals: true, strict: true }) as ParsedArgs;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const flag = /'(-[^' ]+)/.exec(message)?.[1] ?? "";
+    // node:util names a flag as '--port', '-x' or, when it has a short form, '-p, --port <value>'.
+    const flag = /'(?:-\w, )?(--?[^' ,]+)/.exec(message)?.[1] ?? "";
     const code = (error as { code?: string }).code ?? "";
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
       throw new UsageError(`unknown flag "${flag}" for "securechat ${command}"`, { hints: hint });

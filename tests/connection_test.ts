@@ -1,0 +1,143 @@
+/**
+ * `runInitiator()` / `runResponder()` over real loopback sockets: data both ways across many key
+ * updates, updates on request, the handshake deadline, and refusals reaching the other side as
+ * alerts.
+ */
+
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { concat } from "../lib/bytes.ts";
+import {
+  type ConnectionOptions,
+  runInitiator,
+  runResponder,
+  type SecureConnection,
+} from "../lib/connection.ts";
+import { ConnectionError, PeerAlertError, TrustError } from "../lib/errors.ts";
+import { generateIdentity, type Identity } from "../lib/identity.ts";
+import { ALL_SUITES } from "../lib/kex.ts";
+import { MAX_RECORD_PLAINTEXT } from "../lib/record.ts";
+
+const [alice, bob] = await Promise.all([
+  generateIdentity({ type: "ed25519", comment: "alice" }),
+  generateIdentity({ type: "ed25519", comment: "bob" }),
+]).then((pairs) => pairs.map((pair) => pair.identity)) as [Identity, Identity];
+
+function options(identity: Identity, extra: Partial<ConnectionOptions> = {}): ConnectionOptions {
+  return { identity, suites: ALL_SUITES, maxRecordPlaintext: MAX_RECORD_PLAINTEXT, ...extra };
+}
+
+/** A listener on port 0 and a connected pair of raw sockets. */
+async function socketPair(): Promise<[Deno.Conn, Deno.Conn]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [server, client] = await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port }),
+  ]);
+  return [server, client];
+}
+
+async function securePair(extra: Partial<ConnectionOptions> = {}) {
+  const [serverConn, clientConn] = await socketPair();
+  const [server, client] = await Promise.all([
+    runResponder(serverConn, { ...options(bob, extra), authorize: () => Promise.resolve() }),
+    runInitiator(clientConn, {
+      ...options(alice, { ...extra, suites: ["x25519-mlkem768"] }),
+      checkPeer: () => Promise.resolve(),
+    }),
+  ]);
+  return { server, client };
+}
+
+async function drain(connection: SecureConnection): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  while (true) {
+    const data = await connection.receive();
+    if (data === null) return concat(...parts);
+    parts.push(data);
+  }
+}
+
+Deno.test("SecureConnection moves data both ways across many key updates", async () => {
+  const { server, client } = await securePair({ keyUpdateRecords: 3 });
+  const messages = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`message ${i};`));
+  const sending = async (from: SecureConnection) => {
+    for (const message of messages) await from.send(message);
+    await from.closeWrite();
+  };
+  const [, , atServer, atClient] = await Promise.all([
+    sending(client),
+    sending(server),
+    drain(server),
+    drain(client),
+  ]);
+  deepStrictEqual(atServer, concat(...messages));
+  deepStrictEqual(atClient, concat(...messages));
+  strictEqual(server.verificationCode, client.verificationCode);
+  strictEqual(client.peer.identity.fingerprint, bob.fingerprint);
+  strictEqual(server.peer.identity.fingerprint, alice.fingerprint);
+  server.close();
+  client.close();
+});
+
+Deno.test("SecureConnection.updateKeys(true) makes the peer update too, and data still flows", async () => {
+  const { server, client } = await securePair();
+  await client.send(new TextEncoder().encode("before"));
+  await client.updateKeys(true);
+  await client.send(new TextEncoder().encode(" after"));
+  await client.closeWrite();
+  // The server answers the request with its own key_update before its next data.
+  const serverReceived = drain(server);
+  await server.send(new TextEncoder().encode("reply"));
+  await server.closeWrite();
+  deepStrictEqual(new TextDecoder().decode(await serverReceived), "before after");
+  deepStrictEqual(new TextDecoder().decode(await drain(client)), "reply");
+  server.close();
+  client.close();
+});
+
+Deno.test("runResponder() gives up on a silent peer at the deadline", async () => {
+  const [serverConn, clientConn] = await socketPair();
+  const start = Date.now();
+  await rejects(
+    runResponder(serverConn, {
+      ...options(bob, { timeoutMs: 300 }),
+      authorize: () => Promise.resolve(),
+    }),
+    (error: unknown) => error instanceof ConnectionError && error.code === "handshake_timeout",
+  );
+  const elapsed = Date.now() - start;
+  ok(elapsed >= 250 && elapsed < 3000, `${elapsed} ms`);
+  clientConn.close();
+});
+
+Deno.test("a dialer's trust refusal reaches the listener as a bad_certificate alert", async () => {
+  const [serverConn, clientConn] = await socketPair();
+  const refusal = new TrustError("host_key_changed", "changed", { alert: "bad_certificate" });
+  const [server, client] = await Promise.allSettled([
+    runResponder(serverConn, { ...options(bob), authorize: () => Promise.resolve() }),
+    runInitiator(clientConn, { ...options(alice), checkPeer: () => Promise.reject(refusal) }),
+  ]);
+  strictEqual(client.status, "rejected");
+  strictEqual((client as PromiseRejectedResult).reason, refusal);
+  strictEqual(server.status, "rejected");
+  const reason = (server as PromiseRejectedResult).reason;
+  ok(reason instanceof PeerAlertError && reason.received === "bad_certificate", String(reason));
+});
+
+Deno.test("a listener's authorization refusal reaches the dialer as access_denied", async () => {
+  const [serverConn, clientConn] = await socketPair();
+  const refusal = new TrustError("unauthorized_key", "not listed", { alert: "access_denied" });
+  const [server, client] = await Promise.allSettled([
+    runResponder(serverConn, { ...options(bob), authorize: () => Promise.reject(refusal) }),
+    runInitiator(clientConn, { ...options(alice), checkPeer: () => Promise.resolve() }),
+  ]);
+  strictEqual(server.status, "rejected");
+  strictEqual(client.status, "fulfilled");
+  const connection = (client as PromiseFulfilledResult<SecureConnection>).value;
+  await rejects(
+    connection.receive(),
+    (error: unknown) => error instanceof PeerAlertError && error.received === "access_denied",
+  );
+  connection.close();
+});
