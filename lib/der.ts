@@ -16,6 +16,8 @@
  * @module
  */
 
+import { concat } from "./bytes.ts";
+
 /** Largest DER input accepted: far above an 8192-bit RSA PKCS#8 (about 4.8 KiB). */
 export const MAX_DER_LENGTH = 64 * 1024;
 
@@ -246,24 +248,12 @@ export function encodeElement(tag: number, content: Uint8Array): Uint8Array {
 
 /** Encodes a SEQUENCE of already encoded elements. */
 export function encodeSequence(...elements: Uint8Array[]): Uint8Array {
-  return encodeElement(TAG.sequence, joined(elements));
+  return encodeElement(TAG.sequence, concat(...elements));
 }
 
 /** Encodes a constructed `[n]` element around already encoded elements (EXPLICIT tagging). */
 export function encodeExplicit(n: number, ...elements: Uint8Array[]): Uint8Array {
-  return encodeElement(contextTag(n), joined(elements));
-}
-
-function joined(elements: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const element of elements) length += element.length;
-  const content = new Uint8Array(length);
-  let offset = 0;
-  for (const element of elements) {
-    content.set(element, offset);
-    offset += element.length;
-  }
-  return content;
+  return encodeElement(contextTag(n), concat(...elements));
 }
 
 /**

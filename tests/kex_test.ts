@@ -22,6 +22,7 @@ import {
   type SuiteName,
   systemRandom,
 } from "../lib/kex.ts";
+import { loadWycheproof } from "./_helpers/wycheproof.ts";
 
 /** Section 4: the length of the shared secret per suite. */
 const SECRET_LENGTHS: Record<SuiteName, number> = {
@@ -282,28 +283,6 @@ Deno.test("InitiatorKex.complete() rejects low-order X25519 public keys with ill
 });
 
 // --- Wycheproof X25519 and ML-KEM vectors ---
-
-const WYCHEPROOF_DIR = new URL("../../shared/vectors/wycheproof/", import.meta.url);
-
-/** Reads a Wycheproof file, or returns undefined (with a visible notice) when it is absent. */
-async function loadWycheproof<T>(file: string): Promise<T[] | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(new URL(file, WYCHEPROOF_DIR));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    // deno-lint-ignore no-console
-    console.warn(
-      `warning: skipping Wycheproof ${file}: folder ${
-        decodeURIComponent(WYCHEPROOF_DIR.pathname)
-      } ` +
-        "not found (public vectors live in ../shared/vectors/, see STYLE.md)",
-    );
-    return undefined;
-  }
-  const json = JSON.parse(text) as { testGroups: { tests: T[] }[] };
-  return json.testGroups.flatMap((group) => group.tests);
-}
 
 interface X25519Vector {
   tcId: number;

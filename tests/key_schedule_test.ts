@@ -31,6 +31,7 @@ import {
   trafficKeys,
   Transcript,
 } from "../lib/key_schedule.ts";
+import { loadWycheproof } from "./_helpers/wycheproof.ts";
 
 // --- independent references, built on WebCrypto only (nothing from lib/) ---
 
@@ -167,8 +168,6 @@ Deno.test("hkdfExpand() returns a prefix of the longer output for shorter length
 
 // --- Wycheproof ---
 
-const WYCHEPROOF_DIR = new URL("../../shared/vectors/wycheproof/", import.meta.url);
-
 interface HkdfVector {
   tcId: number;
   comment: string;
@@ -179,27 +178,6 @@ interface HkdfVector {
   size: number;
   okm: string;
   result: "valid" | "invalid" | "acceptable";
-}
-
-/** Reads a Wycheproof file, or returns undefined (with a visible notice) when it is absent. */
-async function loadWycheproof<T>(file: string): Promise<T[] | undefined> {
-  const url = new URL(file, WYCHEPROOF_DIR);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(url);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    // deno-lint-ignore no-console
-    console.warn(
-      `warning: skipping Wycheproof ${file}: folder ${
-        decodeURIComponent(WYCHEPROOF_DIR.pathname)
-      } ` +
-        "not found (public vectors live in ../shared/vectors/, see STYLE.md)",
-    );
-    return undefined;
-  }
-  const json = JSON.parse(text) as { testGroups: { tests: T[] }[] };
-  return json.testGroups.flatMap((group) => group.tests);
 }
 
 const hkdfVectors = await loadWycheproof<HkdfVector>("hkdf_sha256_test.json");

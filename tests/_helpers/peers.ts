@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concat } from "../../lib/bytes.ts";
 import { type CliResult, runCli, spawnCli } from "./cli.ts";
 
 const decoder = new TextDecoder();
@@ -107,18 +108,8 @@ export interface RunningPeer {
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  let length = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  for await (const chunk of stream) chunks.push(chunk);
+  return concat(...chunks);
 }
 
 /** Starts securechat with `args`. */
