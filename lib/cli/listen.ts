@@ -82,7 +82,9 @@ export async function run(args: string[]): Promise<number> {
     status(`admitting the ${authorized.length} key(s) in "${authorizedFile}"`);
   }
 
+  // One pipe at a time: stdin and stdout are shared. With --keep-open later peers wait their turn.
   let busy = false;
+  let sessionEnded: Promise<void> = Promise.resolve();
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => finish = resolve);
 
@@ -123,12 +125,15 @@ export async function run(args: string[]): Promise<number> {
       warning(`connection from ${from} refused: ${message}`);
       return;
     }
+    while (busy && keepOpen) await sessionEnded;
     if (busy) {
       await secure.abort(new SecurechatError("busy", "busy", 1, { alert: "user_canceled" }));
       warning(`connection from ${from} refused: already serving a peer`);
       return;
     }
     busy = true;
+    let endSession = () => {};
+    sessionEnded = new Promise((resolve) => endSession = resolve);
     const fingerprint = secure.peer.identity.fingerprint;
     const authorizedName = names.get(fingerprint);
     announcePeer(`connection from ${from}`, secure.peer, {
@@ -138,12 +143,13 @@ export async function run(args: string[]): Promise<number> {
     });
     let code = 0;
     try {
-      const stats = await runPipe(secure, standardPipeEnds());
+      const stats = await runPipe(secure, standardPipeEnds({ keepOutputOpen: keepOpen }));
       status(`session with ${from} ended: sent ${stats.sent} bytes, received ${stats.received}`);
     } catch (error) {
       code = reportError(error);
     }
     busy = false;
+    endSession();
     if (!keepOpen) finish(code);
   }
 

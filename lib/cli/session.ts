@@ -50,11 +50,15 @@ export function suitesFlag(parsed: ParsedArgs, fallback: SuiteName[]): SuiteName
   }
 }
 
-/** The process's stdin and stdout as pipe ends. */
-export function standardPipeEnds(): PipeEnds {
+/**
+ * The process's stdin and stdout as pipe ends. With `keepOutputOpen` (a listener serving one peer
+ * after another) the peer's close_notify does not close stdout, so the next peer can use it.
+ */
+export function standardPipeEnds(options: { keepOutputOpen?: boolean } = {}): PipeEnds {
+  const stdout = Deno.stdout;
   return {
     input: Deno.stdin,
-    output: Deno.stdout,
+    output: options.keepOutputOpen ? { write: (data: Uint8Array) => stdout.write(data) } : stdout,
     inputIsTerminal: Deno.stdin.isTerminal(),
   };
 }

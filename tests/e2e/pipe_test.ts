@@ -81,6 +81,26 @@ Deno.test("an empty input still ends with close_notify on both sides and exit 0"
   });
 });
 
+Deno.test("listen --keep-open serves one dialer after another", async () => {
+  await withPeers(async (alice, bob) => {
+    const listener = await startListener(bob, ["--keep-open"]);
+    await listener.closeStdin();
+    for (const word of ["one", "two", "three"]) {
+      const dialer = startDialer(alice, listener.port);
+      await feed(dialer.stdin, new TextEncoder().encode(`${word}\n`));
+      const d = await dialer.finished();
+      strictEqual(d.code, 0, d.stderr);
+      await listener.stderr.waitFor(
+        new RegExp(`ended: sent 0 bytes, received ${word.length + 1}$`),
+      );
+    }
+    listener.child.kill("SIGTERM");
+    const l = await listener.finished();
+    strictEqual(new TextDecoder().decode(l.stdout), "one\ntwo\nthree\n");
+    strictEqual(l.stderr.includes("error:"), false, l.stderr);
+  });
+});
+
 Deno.test("no common suite fails the handshake with a one-line error on both sides", async () => {
   await withPeers(async (alice, bob) => {
     const listener = await startListener(bob, ["--suites", "ffdhe3072"]);
