@@ -1,0 +1,141 @@
+/**
+ * The vocabulary shared by the chat session (room protocol), the terminal UI and `--json` output:
+ * events a chat produces, the commands a user types, and the session interface the UIs drive.
+ *
+ * Events are plain data: the terminal UI renders them, `--json` prints them one per line (the
+ * schema documented in README "JSON events"). Only verified messages ever become `message` events;
+ * a message that fails verification becomes a `rejected` event naming the claimed author.
+ *
+ * @module
+ */
+
+/** A room member as the UI shows it. */
+export interface MemberInfo {
+  name: string;
+  fingerprint: string;
+  /** True for ourselves. */
+  self?: boolean;
+  /** True for the member running the relay (the listener's person). */
+  host?: boolean;
+}
+
+/** Everything a chat session reports. `time` is milliseconds since the epoch. */
+export type ChatEvent =
+  | {
+    type: "message";
+    time: number;
+    /** Author's display name and fingerprint (signature verified against this key). */
+    from: MemberInfo;
+    text: string;
+    /** "text" for a normal line, "action" for /me, "private" for /msg. */
+    kind: "text" | "action" | "private";
+    /** For private messages: the recipient. */
+    to?: MemberInfo;
+    /** Always true: unverified messages never become message events. */
+    verified: true;
+  }
+  | { type: "join"; time: number; member: MemberInfo }
+  | { type: "leave"; time: number; member: MemberInfo; reason: string }
+  | { type: "roster"; time: number; members: MemberInfo[] }
+  | {
+    type: "verification";
+    time: number;
+    /** The transport session's verification code (compare it with the peer). */
+    code: string;
+    /** The peer at the other end of our connection (the relay, for a dialer). */
+    peer: MemberInfo;
+  }
+  | {
+    type: "rejected";
+    time: number;
+    /** Who the message claimed to come from. */
+    claimedAuthor: string;
+    reason: string;
+  }
+  | { type: "notice"; time: number; text: string }
+  | { type: "error"; time: number; code: string; message: string }
+  | { type: "closed"; time: number; reason: string };
+
+/** What a typed line means (see `parseChatInput`). */
+export type ChatInput =
+  | { kind: "text"; text: string }
+  | { kind: "action"; text: string }
+  | { kind: "private"; to: string; text: string }
+  | { kind: "help" }
+  | { kind: "quit" }
+  | { kind: "who" }
+  | { kind: "verify" }
+  | { kind: "empty" }
+  | { kind: "invalid"; message: string };
+
+/** The session a chat UI drives: the same for a dialer and for the person at the listener. */
+export interface ChatSession {
+  /** Our own name and fingerprint. */
+  readonly self: MemberInfo;
+  /** Subscribes to events; returns an unsubscribe function. */
+  onEvent(listener: (event: ChatEvent) => void): () => void;
+  /** Signs and sends a line to the room. */
+  sendText(text: string): Promise<void>;
+  /** Signs and sends a /me action. */
+  sendAction(text: string): Promise<void>;
+  /** Signs and sends a private message to the member called `to` (name or fingerprint). */
+  sendPrivate(to: string, text: string): Promise<void>;
+  /** The current members, ourselves included. */
+  members(): MemberInfo[];
+  /** The verification event for /verify. */
+  verification(): ChatEvent & { type: "verification" };
+  /** Leaves the room (close_notify) and resolves when the session is over. */
+  close(): Promise<void>;
+  /** Resolves when the session ends for any reason. */
+  readonly closed: Promise<void>;
+}
+
+/** Parses a typed line into a chat input: commands start with "/", "//" sends a literal "/". */
+export function parseChatInput(line: string): ChatInput {
+  const trimmed = line.replace(/[\r\n]+$/, "");
+  if (trimmed.trim() === "") return { kind: "empty" };
+  if (trimmed.startsWith("//")) return { kind: "text", text: trimmed.slice(1) };
+  if (!trimmed.startsWith("/")) return { kind: "text", text: trimmed };
+  const [command = "", ...rest] = trimmed.slice(1).split(" ");
+  const argument = rest.join(" ").trim();
+  switch (command.toLowerCase()) {
+    case "help":
+    case "?":
+      return { kind: "help" };
+    case "quit":
+    case "exit":
+      return { kind: "quit" };
+    case "who":
+      return { kind: "who" };
+    case "verify":
+      return { kind: "verify" };
+    case "me":
+      return argument === ""
+        ? { kind: "invalid", message: "/me needs an action, e.g. /me waves" }
+        : { kind: "action", text: argument };
+    case "msg": {
+      const [to = "", ...words] = argument.split(" ");
+      const text = words.join(" ").trim();
+      if (to === "" || text === "") {
+        return { kind: "invalid", message: "usage: /msg NAME text" };
+      }
+      return { kind: "private", to, text };
+    }
+    default:
+      return {
+        kind: "invalid",
+        message: `unknown command "/${command}": type /help for the commands`,
+      };
+  }
+}
+
+/** The /help text, one command a line. */
+export const CHAT_HELP: readonly string[] = [
+  "/help            this list",
+  "/who             members of the room, with fingerprints",
+  "/msg NAME text   a private message to one member",
+  "/me action       an action, e.g. /me waves",
+  "/verify          the verification code and the peer's fingerprint",
+  "/quit            leave (also Ctrl-D or Ctrl-C)",
+  "//text           send a line starting with /",
+];
