@@ -17,6 +17,8 @@ export interface MemberInfo {
   self?: boolean;
   /** True for the member running the relay (the listener's person). */
   host?: boolean;
+  /** The relay's view only: the verification code of this member's connection. */
+  code?: string;
 }
 
 /** Everything a chat session reports. `time` is milliseconds since the epoch. */

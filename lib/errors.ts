@@ -37,6 +37,7 @@ export const ALERT = {
   protocol_version: 70,
   internal_error: 80,
   user_canceled: 90,
+  no_application_protocol: 120,
 } as const;
 
 /** Name of an alert code. */

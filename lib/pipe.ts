@@ -14,6 +14,7 @@
 
 import type { SecureConnection } from "./connection.ts";
 import { SecurechatError } from "./errors.ts";
+import { exchangeSessionHello } from "./session_hello.ts";
 import { type ByteSink, type ByteSource, writeAll } from "./frame.ts";
 import { PIPE_RECORD_PLAINTEXT } from "./record.ts";
 
@@ -39,6 +40,7 @@ export interface PipeStats {
  * @throws {SecurechatError} when authentication fails, the stream is truncated, or the peer aborts
  */
 export async function runPipe(connection: SecureConnection, ends: PipeEnds): Promise<PipeStats> {
+  await exchangeSessionHello(connection, "pipe");
   const stats: PipeStats = { sent: 0, received: 0 };
   let stopSending = false;
   let resolvePeerClosed: () => void = () => {};

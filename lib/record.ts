@@ -459,6 +459,10 @@ export function alertHints(name: string): string[] {
       return ["no common key agreement suite: compare --suites on both sides"];
     case "protocol_version":
       return ["the peers speak different protocol versions: update securechat on both sides"];
+    case "no_application_protocol":
+      return [
+        "one side wants a pipe, the other a chat: use --pipe on both, or a terminal or --json on both",
+      ];
     case "user_canceled":
       return [
         "the peer ended the session on purpose, or is busy with another peer: try again later",

@@ -1,0 +1,116 @@
+/**
+ * Room fixtures over real loopback sockets: a RoomHub, and members that dial it through the real
+ * handshake and join with `joinRoom()`. Events are collected per member.
+ *
+ * @module
+ */
+
+import type { ChatEvent, ChatSession } from "../../lib/chat_events.ts";
+import { runInitiator, runResponder, type SecureConnection } from "../../lib/connection.ts";
+import { generateIdentity, type Identity } from "../../lib/identity.ts";
+import { ALL_SUITES } from "../../lib/kex.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import { joinRoom } from "../../lib/room_member.ts";
+
+/** Identities are slow to make: reuse a pool across tests. */
+const pool: Identity[] = [];
+export async function identities(count: number): Promise<Identity[]> {
+  while (pool.length < count) {
+    const batch = await Promise.all(
+      Array.from(
+        { length: Math.min(16, count - pool.length) },
+        (_, i) => generateIdentity({ type: "ed25519", comment: `member${pool.length + i}` }),
+      ),
+    );
+    pool.push(...batch.map((pair) => pair.identity));
+  }
+  return pool.slice(0, count);
+}
+
+/** A member: its session and every event it saw. */
+export interface TestMember {
+  identity: Identity;
+  /** The member's secure connection, for tests that cut it without a goodbye. */
+  connection?: SecureConnection;
+  session: ChatSession;
+  events: ChatEvent[];
+  /** Resolves when `predicate` holds for the events seen so far. */
+  until(predicate: (events: ChatEvent[]) => boolean, timeoutMs?: number): Promise<void>;
+}
+
+/** Opens a secure connection pair on loopback: `accept` gets the responder side. */
+export async function connectPair(
+  client: Identity,
+  server: Identity,
+): Promise<{ clientSide: SecureConnection; serverSide: SecureConnection }> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [serverConn, clientConn] = await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port }),
+  ]);
+  const [serverSide, clientSide] = await Promise.all([
+    runResponder(serverConn, {
+      identity: server,
+      suites: ALL_SUITES,
+      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+      authorize: () => Promise.resolve(),
+    }),
+    runInitiator(clientConn, {
+      identity: client,
+      suites: ["x25519"],
+      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+      checkPeer: () => Promise.resolve(),
+    }),
+  ]);
+  return { clientSide, serverSide };
+}
+
+/** Wraps a session so a test can wait for events. */
+export function watch(identity: Identity, session: ChatSession): TestMember {
+  const events: ChatEvent[] = [];
+  const waiters: (() => void)[] = [];
+  session.onEvent((event) => {
+    events.push(event);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  return {
+    identity,
+    session,
+    events,
+    async until(predicate, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(events)) {
+        if (Date.now() > deadline) {
+          throw new Error(`timed out; events: ${JSON.stringify(events.slice(-10))}`);
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 200);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    },
+  };
+}
+
+/** Joins `identity` to a room served by `admit` (RoomHub.admit or a test relay). */
+export async function join(
+  identity: Identity,
+  relayIdentity: Identity,
+  admit: (connection: SecureConnection, name: string) => Promise<void>,
+): Promise<TestMember> {
+  const { clientSide, serverSide } = await connectPair(identity, relayIdentity);
+  admit(serverSide, identity.comment);
+  const session = await joinRoom(clientSide, { identity });
+  return { ...watch(identity, session), connection: clientSide };
+}
+
+/** Messages (text) a member received from others, in order. */
+export function texts(member: TestMember): string[] {
+  return member.events.flatMap((event) =>
+    event.type === "message" && !event.from.self ? [event.text] : []
+  );
+}
