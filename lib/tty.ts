@@ -1,10 +1,15 @@
 /**
- * The terminal: the only module that switches raw mode on and off. For now it reads secrets
- * (passphrases) without echo; the chat UI will live here too.
+ * The terminal: the only module that switches raw mode on and off, decides on colour and moves
+ * the cursor. It reads secrets (passphrases) without echo, and draws the chat prompt.
  *
  * `readSecret()` prompts on stdin when stdin is a terminal, else on `/dev/tty` (POSIX), so that
  * `tar c dir | securechat dial host` can still ask for a passphrase while stdin carries data. With
  * no terminal at all it fails with a hint naming the non-interactive sources.
+ *
+ * `TerminalScreen` owns raw mode and the prompt row of the chat: lines printed above the prompt
+ * never garble what is being typed, since every write clears the prompt row, prints, and draws the
+ * prompt again with the line and cursor of a `LineEditor` (`lib/line_editor.ts`). `colorEnabled()`
+ * is the colour decision (`NO_COLOR`, `TERM=dumb`, stdout a terminal).
  *
  * Deno quirk: Deno 2 (checked on 2.9.6, denoland/deno#27980) requires `--allow-all` to open
  * `/dev/tty` (and `/dev/fd/N` when it resolves to a terminal), because writing to the terminal can
@@ -17,12 +22,17 @@
  * - The secret is returned as a JavaScript string, which cannot be wiped; the byte buffer it was
  *   typed into is.
  * - Only UTF-8 terminals are supported; backspace removes one whole UTF-8 character.
+ * - `TerminalScreen` writes CR LF: raw mode may turn off output post-processing (OPOST), and then
+ *   a bare LF moves down without returning to the first column.
+ * - A pending read on `Deno.stdin` cannot be cancelled and keeps the process alive, which is why
+ *   `main.ts` ends with `Deno.exit()`.
  *
  * @module
  */
 
 import { wipe } from "./bytes.ts";
 import { SecurechatError } from "./errors.ts";
+import { charWidth, layoutLine } from "./line_editor.ts";
 
 /** Longest secret accepted, in bytes: a paste of a whole file is a mistake, not a passphrase. */
 export const MAX_SECRET_LENGTH = 1024;
@@ -47,7 +57,8 @@ export interface Reader {
   read(buffer: Uint8Array): Promise<number | null>;
 }
 
-interface Writer {
+/** Where terminal output goes: `Deno.stdout`, or a test's capture. */
+export interface Writer {
   write(bytes: Uint8Array): Promise<number>;
 }
 
@@ -164,4 +175,241 @@ async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
 
 function cancelled(): SecurechatError {
   return new SecurechatError("cancelled", "cancelled at the passphrase prompt");
+}
+
+/**
+ * Whether chat output should be coloured: not when `NO_COLOR` is set to anything but the empty
+ * string (no-color.org), not when `TERM=dumb`, else only when stdout is a terminal.
+ *
+ * @param options test seams: `isTerminal` (default `Deno.stdout.isTerminal()`) and `env` (default
+ *   `Deno.env.get`; without `--allow-env` the variables count as unset)
+ * @returns true to colour
+ *
+ * @example
+ * ```ts
+ * import { colorEnabled } from "./tty.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const env = (vars: Record<string, string>) => (name: string) => vars[name];
+ * assert.equal(colorEnabled({ isTerminal: true, env: env({}) }), true);
+ * assert.equal(colorEnabled({ isTerminal: true, env: env({ NO_COLOR: "1" }) }), false);
+ * assert.equal(colorEnabled({ isTerminal: true, env: env({ TERM: "dumb" }) }), false);
+ * assert.equal(colorEnabled({ isTerminal: false, env: env({}) }), false);
+ * ```
+ */
+export function colorEnabled(
+  options: { isTerminal?: boolean; env?: (name: string) => string | undefined } = {},
+): boolean {
+  const env = options.env ?? readEnv;
+  const noColor = env("NO_COLOR");
+  if (noColor !== undefined && noColor !== "") return false;
+  if (env("TERM") === "dumb") return false;
+  return options.isTerminal ?? Deno.stdout.isTerminal();
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: behave as if unset
+  }
+}
+
+/** What a {@linkcode TerminalScreen} shows on the prompt row: a `LineEditor` fits. */
+export interface PromptLine {
+  /** The line's code points. */
+  readonly chars: readonly string[];
+  /** Cursor position in code points. */
+  readonly cursor: number;
+}
+
+/** Switches raw mode: `Deno.stdin`, or a test's recorder. */
+export interface RawMode {
+  setRaw(mode: boolean): void;
+}
+
+/** Options for {@linkcode TerminalScreen}. */
+export interface TerminalScreenOptions {
+  /** Shown before the line (default "> "); must be free of control characters. */
+  prompt?: string;
+  /** Where output goes (default `Deno.stdout`). */
+  writer?: Writer;
+  /** Raw mode switch (default `Deno.stdin`). */
+  raw?: RawMode;
+  /** Terminal width in columns (default `Deno.consoleSize()`, 80 when that fails). */
+  columns?: () => number;
+  /**
+   * Install SIGINT, SIGTERM, SIGHUP (SIGINT, SIGBREAK on Windows) and SIGWINCH handlers, and an
+   * `unload` hook that leaves raw mode if the process exits without `stop()`. Default: when `raw`
+   * is `Deno.stdin` (the default), since only then is a real terminal at stake.
+   */
+  signals?: boolean;
+  /**
+   * Called on SIGINT, SIGTERM, SIGHUP or SIGBREAK while started (to close the chat, which then
+   * calls `stop()`). Default: `stop()`, then exit with 128 + the signal number.
+   */
+  onSignal?: (signal: Deno.Signal) => void;
+}
+
+const CLEAR_ROW = "\r\x1b[2K";
+const ENDING_SIGNALS: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+  SIGBREAK: 21,
+};
+
+/**
+ * The chat's terminal: owns raw mode and the prompt row. Every output clears the prompt row,
+ * prints, and draws the prompt again with the editor's line and cursor, so incoming lines never
+ * mix with what is being typed. A line wider than the terminal scrolls horizontally
+ * (`layoutLine()`), keeping the prompt on one row. Writes are queued so they never interleave;
+ * the methods never reject: the first write error stops drawing and is kept in `error`.
+ *
+ * `stop()` must run on every exit path (`try`/`finally`); signals and `Deno.exit()` elsewhere are
+ * covered by the `signals` option.
+ */
+export class TerminalScreen {
+  readonly #line: PromptLine;
+  readonly #prompt: string;
+  readonly #promptWidth: number;
+  readonly #writer: Writer;
+  readonly #raw: RawMode;
+  readonly #columns: () => number;
+  readonly #signals: boolean;
+  readonly #onSignal: ((signal: Deno.Signal) => void) | undefined;
+  #state: "new" | "started" | "stopped" = "new";
+  #queue: Promise<void> = Promise.resolve();
+  #error: unknown = undefined;
+  #start = 0;
+  #listeners: [Deno.Signal, () => void][] = [];
+  readonly #unload = () => this.#leaveRaw();
+
+  /**
+   * @param line what the prompt row shows, usually the chat's `LineEditor`
+   * @param options output, raw mode, prompt and signal handling
+   */
+  constructor(line: PromptLine, options: TerminalScreenOptions = {}) {
+    this.#line = line;
+    this.#prompt = options.prompt ?? "> ";
+    this.#promptWidth = [...this.#prompt].reduce((sum, char) => sum + charWidth(char), 0);
+    this.#writer = options.writer ?? Deno.stdout;
+    this.#raw = options.raw ?? Deno.stdin;
+    this.#columns = options.columns ?? consoleColumns;
+    this.#signals = options.signals ?? this.#raw === Deno.stdin;
+    this.#onSignal = options.onSignal;
+  }
+
+  /** The first write error, if any; drawing stopped there. */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /**
+   * Enables raw mode, installs the signal handlers (see options) and draws the prompt.
+   *
+   * @throws {Error} whatever `setRaw(true)` throws (stdin not a terminal); nothing to undo then
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new TypeError("TerminalScreen.start() called twice");
+    this.#raw.setRaw(true);
+    this.#state = "started";
+    if (this.#signals) this.#installHooks();
+    await this.redraw();
+  }
+
+  /**
+   * Prints lines above the prompt, then redraws the prompt with the current line and cursor.
+   *
+   * @param lines display lines, already sanitized (`lib/chat_view.ts`), without line endings
+   */
+  printAbove(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return this.#queue;
+    return this.#write(CLEAR_ROW + lines.map((line) => line + "\r\n").join(""), true);
+  }
+
+  /** Redraws the prompt row with the current line and cursor. */
+  redraw(): Promise<void> {
+    return this.#write(CLEAR_ROW, true);
+  }
+
+  /** Rings the terminal bell (a line too long, for instance). */
+  bell(): Promise<void> {
+    return this.#write("\x07", false);
+  }
+
+  /**
+   * Leaves raw mode (first, synchronously, so it happens even if a write hangs), removes the
+   * handlers, and clears the prompt row so the shell prompt starts on a clean row. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.#state !== "started") {
+      this.#state = "stopped";
+      return;
+    }
+    this.#leaveRaw();
+    for (const [signal, handler] of this.#listeners) Deno.removeSignalListener(signal, handler);
+    this.#listeners = [];
+    if (this.#signals) globalThis.removeEventListener("unload", this.#unload);
+    await this.#write(CLEAR_ROW, false, true);
+  }
+
+  #leaveRaw(): void {
+    if (this.#state !== "started") return;
+    this.#state = "stopped";
+    this.#raw.setRaw(false);
+  }
+
+  /** Queues `text`, followed by the prompt when `prompt` is set; the text is built now. */
+  #write(text: string, prompt: boolean, evenStopped = false): Promise<void> {
+    if (this.#state !== "started" && !evenStopped) return this.#queue;
+    const bytes = new TextEncoder().encode(prompt ? text + this.#promptRow() : text);
+    this.#queue = this.#queue.then(async () => {
+      if (this.#error !== undefined) return;
+      try {
+        let written = 0;
+        while (written < bytes.length) {
+          written += await this.#writer.write(bytes.subarray(written));
+        }
+      } catch (error) {
+        this.#error = error;
+      }
+    });
+    return this.#queue;
+  }
+
+  /** The prompt, the visible part of the line, and the cursor moved to its column. */
+  #promptRow(): string {
+    const { chars, cursor } = this.#line;
+    const room = this.#columns() - this.#promptWidth;
+    const layout = layoutLine(chars, cursor, room, this.#start);
+    this.#start = layout.start;
+    const column = this.#promptWidth + layout.cursorColumn;
+    return this.#prompt + layout.text + "\r" + (column > 0 ? `\x1b[${column}C` : "");
+  }
+
+  #installHooks(): void {
+    const signals: Deno.Signal[] = Deno.build.os === "windows"
+      ? ["SIGINT", "SIGBREAK"]
+      : ["SIGINT", "SIGTERM", "SIGHUP", "SIGWINCH"];
+    for (const signal of signals) {
+      const handler = signal === "SIGWINCH" ? () => void this.redraw() : () => this.#ended(signal);
+      Deno.addSignalListener(signal, handler);
+      this.#listeners.push([signal, handler]);
+    }
+    globalThis.addEventListener("unload", this.#unload);
+  }
+
+  #ended(signal: Deno.Signal): void {
+    if (this.#onSignal !== undefined) return this.#onSignal(signal);
+    void this.stop().then(() => Deno.exit(128 + (ENDING_SIGNALS[signal] ?? 0)));
+  }
+}
+
+function consoleColumns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80; // stdout is not a terminal
+  }
 }

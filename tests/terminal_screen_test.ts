@@ -1,0 +1,111 @@
+import { deepStrictEqual as eql, equal, rejects } from "node:assert/strict";
+import { LineEditor, parseKeys } from "../lib/line_editor.ts";
+import { colorEnabled, TerminalScreen } from "../lib/tty.ts";
+
+const CLEAR = "\r\x1b[2K";
+
+/** Captures writes, one string per write. */
+class Capture {
+  readonly writes: string[] = [];
+  fail: Error | undefined;
+  write(bytes: Uint8Array): Promise<number> {
+    if (this.fail) return Promise.reject(this.fail);
+    this.writes.push(new TextDecoder().decode(bytes));
+    return Promise.resolve(bytes.length);
+  }
+}
+
+function setup(prompt = "bob> ") {
+  const editor = new LineEditor();
+  const output = new Capture();
+  const raw: boolean[] = [];
+  const screen = new TerminalScreen(editor, {
+    prompt,
+    writer: output,
+    raw: { setRaw: (mode) => void raw.push(mode) },
+    columns: () => 40,
+  });
+  const type = (text: string) => editor.feed(parseKeys(new TextEncoder().encode(text)));
+  return { editor, output, raw, screen, type };
+}
+
+Deno.test("`colorEnabled()` follows NO_COLOR, TERM=dumb and whether stdout is a terminal", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const cases: [string, boolean, Record<string, string>, boolean][] = [
+    ["a terminal", true, { TERM: "xterm-256color" }, true],
+    ["not a terminal", false, { TERM: "xterm-256color" }, false],
+    ["NO_COLOR=1", true, { NO_COLOR: "1" }, false],
+    ["NO_COLOR empty counts as unset", true, { NO_COLOR: "" }, true],
+    ["TERM=dumb", true, { TERM: "dumb" }, false],
+  ];
+  for (const [name, isTerminal, vars, expected] of cases) {
+    equal(colorEnabled({ isTerminal, env: env(vars) }), expected, name);
+  }
+});
+
+Deno.test("`TerminalScreen` draws the prompt, prints above it and restores the terminal", async () => {
+  const { output, raw, screen, type } = setup();
+  await screen.start();
+  eql(raw, [true]);
+  eql(output.writes, [`${CLEAR}bob> \r\x1b[5C`]);
+  type("héllo wörld\x1b[D\x1b[D");
+  await screen.redraw();
+  equal(output.writes.at(-1), `${CLEAR}bob> héllo wörld\r\x1b[14C`);
+  await screen.printAbove(["one", "two"]);
+  equal(output.writes.at(-1), `${CLEAR}one\r\ntwo\r\nbob> héllo wörld\r\x1b[14C`);
+  await screen.bell();
+  equal(output.writes.at(-1), "\x07");
+  type("\x01中");
+  await screen.redraw();
+  equal(
+    output.writes.at(-1),
+    `${CLEAR}bob> 中héllo wörld\r\x1b[7C`,
+    "a wide character is 2 columns",
+  );
+  await screen.stop();
+  eql(raw, [true, false]);
+  equal(output.writes.at(-1), CLEAR);
+  const count = output.writes.length;
+  await screen.stop();
+  await screen.printAbove(["late"]);
+  eql(raw, [true, false], "stop() is idempotent");
+  equal(output.writes.length, count, "nothing is drawn after stop()");
+});
+
+Deno.test("`TerminalScreen` draws nothing before start() and refuses a second start()", async () => {
+  const { output, raw, screen } = setup();
+  await screen.printAbove(["early"]);
+  await screen.redraw();
+  eql(output.writes, []);
+  await screen.start();
+  await rejects(screen.start(), TypeError);
+  await screen.stop();
+  eql(raw, [true, false]);
+});
+
+Deno.test("`TerminalScreen` keeps the first write error and still leaves raw mode", async () => {
+  const { output, raw, screen } = setup();
+  await screen.start();
+  output.fail = new Error("EIO");
+  await screen.printAbove(["lost"]);
+  equal((screen.error as Error).message, "EIO");
+  output.fail = undefined;
+  await screen.redraw();
+  equal(output.writes.length, 1, "drawing stopped at the error");
+  await screen.stop();
+  eql(raw, [true, false]);
+});
+
+Deno.test("`TerminalScreen.start()` fails without a terminal and there is nothing to undo", async () => {
+  const screen = new TerminalScreen(new LineEditor(), {
+    writer: new Capture(),
+    raw: {
+      setRaw() {
+        throw new Error("not a terminal");
+      },
+    },
+  });
+  await rejects(screen.start(), /not a terminal/);
+  await screen.stop();
+  equal(screen.error, undefined);
+});
