@@ -1,0 +1,363 @@
+/**
+ * The two chat front ends over a `ChatSession` (`lib/chat_events.ts`):
+ * - `runTerminalChat`: the interactive chat. Keys are decoded and edited by `lib/line_editor.ts`,
+ *   events rendered by `lib/chat_view.ts` and printed above the prompt by `TerminalScreen`
+ *   (`lib/tty.ts`), so incoming messages never garble the line being typed.
+ * - `runJsonChat`: the `--json` mode. Every event is one JSON line on the output; input lines are
+ *   the same commands as typed lines, and local replies (/who, /verify, /help, errors) are events
+ *   too.
+ *
+ * Both run typed lines through `parseChatInput` one at a time and in order, turn failures
+ * (an unknown member for /msg, a closed session) into `error` events, and keep going. They end
+ * when the session's `closed` resolves or the user quits (/quit, Ctrl-C, Ctrl-D on an empty line,
+ * end of input), and the last thing they report is a `closed` event.
+ *
+ * What they do not do: open connections, parse flags or choose between terminal and JSON; the CLI
+ * (`lib/cli/listen.ts`, `lib/cli/dial.ts`) does, with `colorEnabled()` from `lib/tty.ts`. They
+ * never echo what was sent: the session reports our own messages as events.
+ *
+ * Caveat: a pending `read()` on a plain reader (such as `Deno.stdin`) cannot be cancelled, so
+ * after these functions return the caller should exit the process (`main.ts` does); a
+ * `ReadableStream` input is cancelled.
+ *
+ * @module
+ */
+
+import { CHAT_HELP, type ChatEvent, type ChatSession, parseChatInput } from "./chat_events.ts";
+import { displayName, renderEvent, renderHelp, type ViewOptions } from "./chat_view.ts";
+import { SecurechatError } from "./errors.ts";
+import { KeyParser, LineEditor } from "./line_editor.ts";
+import { type RawMode, type Reader, TerminalScreen, type Writer } from "./tty.ts";
+
+/** Longest input line `runJsonChat` buffers, in characters; a longer line is an error. */
+export const MAX_JSON_INPUT_LINE = 64 * 1024;
+
+/** Longest name in the prompt, in code points. */
+const MAX_PROMPT_NAME = 16;
+
+/** Where typed bytes come from: a stream, or a reader such as `Deno.stdin`. */
+export type ChatInputSource = ReadableStream<Uint8Array> | Reader;
+
+/** Options for {@linkcode runTerminalChat}. */
+export interface TerminalChatOptions {
+  /** Raw terminal bytes (usually `Deno.stdin`). */
+  input: ChatInputSource;
+  /** The terminal (usually `Deno.stdout`). */
+  output: Writer;
+  /** ANSI colours on or off: `colorEnabled()` from `lib/tty.ts`. */
+  colors: boolean;
+  /** Raw mode switch (default `Deno.stdin`). */
+  raw?: RawMode;
+  /** Clock for local events (default `new Date()`). */
+  now?: () => Date;
+  /** IANA time zone for `HH:MM` (default local). */
+  timeZone?: string;
+  /** Terminal width (default `Deno.consoleSize()`). */
+  columns?: () => number;
+  /** Signal handlers while running (default: when `raw` is `Deno.stdin`, see `TerminalScreen`). */
+  signals?: boolean;
+}
+
+/** Options for {@linkcode runJsonChat}. */
+export interface JsonChatOptions {
+  /** Command lines, UTF-8, one per `\n`. */
+  input: ChatInputSource;
+  /** Where the JSON lines go. */
+  output: Writer;
+  /** Clock for local events (default `new Date()`). */
+  now?: () => Date;
+}
+
+/**
+ * Runs the interactive chat until the session ends or the user quits, always restoring the
+ * terminal.
+ *
+ * @param session the chat session to drive
+ * @param options terminal input, output, colours and test seams
+ * @throws {Error} what the session's `closed` rejects with, or a terminal read/write failure,
+ *   after the terminal is restored
+ */
+export async function runTerminalChat(
+  session: ChatSession,
+  options: TerminalChatOptions,
+): Promise<void> {
+  const now = options.now ?? (() => new Date());
+  const view: ViewOptions = { colors: options.colors };
+  if (options.timeZone !== undefined) view.timeZone = options.timeZone;
+  const editor = new LineEditor();
+  const control = new Control(session, now);
+  const screen = new TerminalScreen(editor, {
+    prompt: `${displayName(session.self.name, MAX_PROMPT_NAME)}> `,
+    writer: options.output,
+    ...(options.raw === undefined ? {} : { raw: options.raw }),
+    ...(options.columns === undefined ? {} : { columns: options.columns }),
+    ...(options.signals === undefined ? {} : { signals: options.signals }),
+    onSignal: () => control.quit(true),
+  });
+  // Subscribe now, not after start(): events that arrive meanwhile wait in `early`.
+  let early: Reply[] | undefined = [];
+  const show = (reply: Reply) => {
+    if (reply !== "help" && reply.type === "closed") control.sawClosed = true;
+    if (early !== undefined) return void early.push(reply);
+    void screen.printAbove(reply === "help" ? renderHelp(view) : renderEvent(reply, view));
+  };
+  const unsubscribe = session.onEvent(show);
+  const source = chunks(options.input);
+  try {
+    await screen.start();
+    const waiting = early;
+    early = undefined;
+    for (const reply of waiting) show(reply);
+    const readKeys = async () => {
+      const parser = new KeyParser();
+      while (!control.ended) {
+        const chunk = await source.next();
+        if (chunk === null || control.ended) break;
+        let redraw = false;
+        for (const action of editor.feed(parser.feed(chunk))) {
+          if (action.type === "submit") control.submit(action.line, show);
+          else if (action.type === "quit") control.quit(true);
+          else if (action.type === "bell") void screen.bell();
+          else redraw = true;
+        }
+        if (redraw) void screen.redraw();
+      }
+      control.quit();
+    };
+    await control.run(readKeys(), show);
+  } finally {
+    unsubscribe();
+    source.cancel();
+    await screen.stop();
+  }
+  if (screen.error !== undefined) throw screen.error;
+}
+
+/**
+ * Runs the `--json` chat: each event becomes `JSON.stringify(event)` and a newline on `output`;
+ * each input line is a typed line (`parseChatInput`). /who answers with a `roster` event, /verify
+ * with the `verification` event, /help with one `notice` whose text holds the help lines, and
+ * failures with `error` events. End of input closes the session.
+ *
+ * @param session the chat session to drive
+ * @param options command input, JSON output and clock
+ * @throws {Error} what the session's `closed` rejects with, or an input/output failure
+ */
+export async function runJsonChat(session: ChatSession, options: JsonChatOptions): Promise<void> {
+  const now = options.now ?? (() => new Date());
+  const control = new Control(session, now);
+  const encoder = new TextEncoder();
+  let writing = Promise.resolve();
+  let writeError: unknown = undefined;
+  const emit = (event: ChatEvent) => {
+    const bytes = encoder.encode(JSON.stringify(event) + "\n");
+    writing = writing.then(async () => {
+      if (writeError !== undefined) return;
+      try {
+        await writeAll(options.output, bytes);
+      } catch (error) {
+        writeError = error;
+        control.quit();
+      }
+    });
+  };
+  const show = (reply: Reply) => {
+    if (reply === "help") {
+      return emit({ type: "notice", time: now().getTime(), text: CHAT_HELP.join("\n") });
+    }
+    if (reply.type === "closed") control.sawClosed = true;
+    emit(reply);
+  };
+  const source = chunks(options.input);
+  const unsubscribe = session.onEvent(show);
+  try {
+    const readLines = async () => {
+      const decoder = new TextDecoder();
+      let pending = "";
+      let skipping = false; // inside a line longer than MAX_JSON_INPUT_LINE
+      while (!control.ended) {
+        const chunk = await source.next();
+        if (chunk === null || control.ended) break;
+        pending += decoder.decode(chunk, { stream: true });
+        let newline;
+        while ((newline = pending.indexOf("\n")) !== -1 && !control.ended) {
+          const line = pending.slice(0, newline);
+          pending = pending.slice(newline + 1);
+          if (skipping) skipping = false;
+          else await control.perform(line, show);
+        }
+        if (pending.length > MAX_JSON_INPUT_LINE) {
+          const message = `input line ignored: longer than ${MAX_JSON_INPUT_LINE} characters`;
+          if (!skipping) show(errorEvent(now(), "line_too_long", message));
+          skipping = true;
+          pending = "";
+        }
+      }
+      pending += decoder.decode();
+      if (pending !== "" && !skipping && !control.ended) await control.perform(pending, show);
+      control.quit();
+    };
+    await control.run(readLines(), show);
+  } finally {
+    unsubscribe();
+    source.cancel();
+    await writing;
+  }
+  if (writeError !== undefined) throw writeError;
+}
+
+/** What a typed line makes the UI show: an event, or the help text. */
+type Reply = ChatEvent | "help";
+
+/** The part both front ends share: running typed lines in order, quitting, ending. */
+class Control {
+  readonly #session: ChatSession;
+  readonly #now: () => Date;
+  #commands: Promise<void> = Promise.resolve();
+  #quitRequested = false;
+  readonly #quitDone = Promise.withResolvers<void>();
+  #closeError: unknown = undefined;
+  /** Set once the UI has ended; input after that is ignored. */
+  ended = false;
+  /** Whether a `closed` event was shown (if not, `run()` shows one). */
+  sawClosed = false;
+
+  constructor(session: ChatSession, now: () => Date) {
+    this.#session = session;
+    this.#now = now;
+  }
+
+  /** Queues a typed line behind the earlier ones (the terminal must not wait while typing). */
+  submit(line: string, show: (reply: Reply) => void): void {
+    if (this.#quitRequested) return;
+    this.#commands = this.#commands.then(() => this.perform(line, show));
+  }
+
+  /** Runs one typed line; failures become `error` events, never rejections. */
+  async perform(line: string, show: (reply: Reply) => void): Promise<void> {
+    if (this.#quitRequested) return;
+    const input = parseChatInput(line);
+    const session = this.#session;
+    try {
+      switch (input.kind) {
+        case "text":
+          return await session.sendText(input.text);
+        case "action":
+          return await session.sendAction(input.text);
+        case "private":
+          return await session.sendPrivate(input.to, input.text);
+        case "help":
+          return show("help");
+        case "who":
+          return show({ type: "roster", time: this.#now().getTime(), members: session.members() });
+        case "verify":
+          return show(session.verification());
+        case "quit":
+          return this.quit();
+        case "empty":
+          return;
+        case "invalid":
+          return show(errorEvent(this.#now(), "invalid_input", input.message));
+      }
+    } catch (error) {
+      this.#showError(error, show);
+    }
+  }
+
+  /**
+   * Leaves the room after the queued lines are sent. With `force` (Ctrl-C, Ctrl-D, a signal), a
+   * second request ends the UI at once, for when a send or the close hangs.
+   */
+  quit(force = false): void {
+    if (this.ended) return;
+    if (this.#quitRequested) {
+      if (force) this.#quitDone.resolve();
+      return;
+    }
+    this.#quitRequested = true;
+    this.#commands = this.#commands.then(() => this.#session.close()).catch((error) => {
+      this.#closeError = error;
+    }).finally(() => this.#quitDone.resolve());
+  }
+
+  /** Waits for the session to end or the quit to finish, then reports a final `closed` event. */
+  async run(input: Promise<void>, show: (reply: Reply) => void): Promise<void> {
+    let inputError: unknown = undefined;
+    input.catch((error) => {
+      inputError = error;
+      this.quit();
+    });
+    const outcome = await Promise.race([
+      this.#session.closed.then(() => undefined, (error: unknown) => ({ error })),
+      this.#quitDone.promise.then(() => undefined),
+    ]);
+    this.ended = true;
+    if (this.#closeError !== undefined) this.#showError(this.#closeError, show);
+    if (!this.sawClosed) {
+      // The last thing reported is always a `closed` event; a failure itself is left to the
+      // caller (the CLI prints it with its hints once the terminal is restored).
+      const reason = outcome !== undefined
+        ? messageOf(outcome.error)
+        : this.#quitRequested
+        ? "you left"
+        : "the session ended";
+      show({ type: "closed", time: this.#now().getTime(), reason });
+    }
+    if (outcome !== undefined) throw outcome.error;
+    if (inputError !== undefined) throw inputError;
+  }
+
+  #showError(error: unknown, show: (reply: Reply) => void): void {
+    const time = this.#now();
+    if (error instanceof SecurechatError) {
+      show(errorEvent(time, error.code, error.message));
+      for (const hint of error.hints) {
+        show({ type: "notice", time: time.getTime(), text: `hint: ${hint}` });
+      }
+    } else {
+      show(errorEvent(time, "failed", messageOf(error)));
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function errorEvent(time: Date, code: string, message: string): ChatEvent {
+  return { type: "error", time: time.getTime(), code, message };
+}
+
+/** Chunks of an input source, and a way to stop reading. */
+interface Chunks {
+  next(): Promise<Uint8Array | null>;
+  cancel(): void;
+}
+
+function chunks(input: ChatInputSource): Chunks {
+  if (input instanceof ReadableStream) {
+    const reader = input.getReader();
+    return {
+      async next() {
+        const result = await reader.read();
+        return result.done ? null : result.value;
+      },
+      cancel() {
+        reader.cancel().catch(() => {}); // the stream's own error was already reported by next()
+      },
+    };
+  }
+  const buffer = new Uint8Array(4096);
+  return {
+    async next() {
+      const count = await input.read(buffer);
+      return count === null ? null : buffer.slice(0, count);
+    },
+    cancel() {}, // a plain reader cannot be cancelled (see the module doc)
+  };
+}
+
+async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await writer.write(bytes.subarray(written));
+}
