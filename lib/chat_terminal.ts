@@ -26,6 +26,7 @@
 import { CHAT_HELP, type ChatEvent, type ChatSession, parseChatInput } from "./chat_events.ts";
 import { displayName, renderEvent, renderHelp, type ViewOptions } from "./chat_view.ts";
 import { SecurechatError } from "./errors.ts";
+import { writeAll } from "./frame.ts";
 import { KeyParser, LineEditor } from "./line_editor.ts";
 import { type RawMode, type Reader, TerminalScreen, type Writer } from "./tty.ts";
 
@@ -355,9 +356,4 @@ function chunks(input: ChatInputSource): Chunks {
     },
     cancel() {}, // a plain reader cannot be cancelled (see the module doc)
   };
-}
-
-async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await writer.write(bytes.subarray(written));
 }

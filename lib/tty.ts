@@ -32,6 +32,7 @@
 
 import { wipe } from "./bytes.ts";
 import { SecurechatError } from "./errors.ts";
+import { writeAll } from "./frame.ts";
 import { charWidth, layoutLine } from "./line_editor.ts";
 
 /** Longest secret accepted, in bytes: a paste of a whole file is a mistake, not a passphrase. */
@@ -166,11 +167,6 @@ async function openTerminal(): Promise<Terminal> {
   throw new SecurechatError("no_terminal", message, 1, {
     hints: ["set SECURECHAT_PASSPHRASE or pass --passphrase-file F"],
   });
-}
-
-async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await writer.write(bytes.subarray(written));
 }
 
 function cancelled(): SecurechatError {
@@ -367,10 +363,7 @@ export class TerminalScreen {
     this.#queue = this.#queue.then(async () => {
       if (this.#error !== undefined) return;
       try {
-        let written = 0;
-        while (written < bytes.length) {
-          written += await this.#writer.write(bytes.subarray(written));
-        }
+        await writeAll(this.#writer, bytes);
       } catch (error) {
         this.#error = error;
       }
