@@ -54,6 +54,7 @@ import {
   encodeIdentity,
   encodeIdentityVerify,
   encodeServerHello,
+  MESSAGE_TYPE,
   RANDOM_LENGTH,
   SUPPORTED_VERSIONS,
 } from "./messages.ts";
@@ -188,6 +189,10 @@ abstract class HandshakeBase<State extends string> {
     }
     this.sendProtection?.destroy();
     this.receiveProtection?.destroy();
+    // Dropped, not just wiped: alertFrame() must fall back to a plain alert, not seal with a
+    // zeroed IV the peer cannot open.
+    this.sendProtection = undefined;
+    this.receiveProtection = undefined;
   }
 
   /**
@@ -216,8 +221,8 @@ abstract class HandshakeBase<State extends string> {
     return undefined;
   }
 
-  /** Opens one encrypted handshake message (section 5.3). */
-  protected async openHandshakeMessage(frame: Frame, what: string): Promise<Uint8Array> {
+  /** Opens one encrypted handshake message (section 5.3) that must be of type `what`. */
+  protected async openHandshakeMessage(frame: Frame, what: MessageName): Promise<Uint8Array> {
     if (frame.type === FRAME_TYPE.plainAlert) throw plainAlert(frame.body);
     if (frame.type !== FRAME_TYPE.record || !this.receiveProtection) throw unexpected(what);
     let record;
@@ -238,6 +243,8 @@ abstract class HandshakeBase<State extends string> {
       throw new PeerAlertError(name, `peer ended the handshake with alert "${name}"`);
     }
     if (record.type !== CONTENT_TYPE.handshake) throw unexpected(`a non-handshake record`);
+    // Section 6: any other message than the one the state expects is unexpected_message.
+    if (record.content[0] !== MESSAGE_TYPES[what]) throw unexpected(`another message than ${what}`);
     this.transcript.add(record.content);
     return record.content;
   }
@@ -286,7 +293,7 @@ abstract class HandshakeBase<State extends string> {
   /** TH of the transcript without its last message, captured before adding it. */
   protected thBeforeLast: Uint8Array | undefined;
 
-  protected async openAndHashBefore(frame: Frame, what: string): Promise<Uint8Array> {
+  protected async openAndHashBefore(frame: Frame, what: MessageName): Promise<Uint8Array> {
     this.thBeforeLast = await this.transcript.hash();
     return await this.openHandshakeMessage(frame, what);
   }
@@ -360,6 +367,14 @@ abstract class HandshakeBase<State extends string> {
     this.receiveProtection = clientSends ? server : client;
   }
 }
+
+/** The encrypted handshake messages, by name (section 5.3). */
+type MessageName = "Identity" | "IdentityVerify" | "Finished";
+const MESSAGE_TYPES: Record<MessageName, number> = {
+  Identity: MESSAGE_TYPE.identity,
+  IdentityVerify: MESSAGE_TYPE.identityVerify,
+  Finished: MESSAGE_TYPE.finished,
+};
 
 function signedContent(context: string, th: Uint8Array): Uint8Array {
   return concat(utf8(context), Uint8Array.of(0), th);

@@ -84,9 +84,27 @@ export async function writeFileAtomic(
   }
   file.close();
   try {
-    await Deno.rename(temporary, path);
+    if (options.createNew) await publishNew(temporary, path);
+    else await Deno.rename(temporary, path);
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Moves `temporary` to `path` only if nothing is at `path`: a hard link fails atomically with
+ * AlreadyExists, where an exists() check before rename() leaves a window for a second writer.
+ * File systems without hard links fall back to that check.
+ */
+async function publishNew(temporary: string, path: string): Promise<void> {
+  try {
+    await Deno.link(temporary, path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw error;
+    if (await exists(path)) throw new Deno.errors.AlreadyExists(`"${path}" already exists`);
+    await Deno.rename(temporary, path);
+    return;
+  }
+  await Deno.remove(temporary);
 }

@@ -90,6 +90,8 @@ interface Member {
   violations: number[];
   pending: number;
   gone: boolean;
+  /** Set when sending to the member failed: why it is gone. */
+  lost?: string;
 }
 
 /** Why a member is being removed. */
@@ -148,6 +150,7 @@ export class RoomHub {
     if (member.pending > MAX_PENDING_BYTES) {
       this.#log(`dropping "${member.info.name}": it does not keep up with the room`);
       member.gone = true;
+      member.lost = "dropped: it did not keep up with the room";
       member.connection.close();
       return;
     }
@@ -155,6 +158,7 @@ export class RoomHub {
       () => member.pending -= bytes.length,
       () => {
         member.gone = true;
+        member.lost ??= "connection lost (it stopped accepting data)";
         member.connection.close();
       },
     );
@@ -256,7 +260,7 @@ export class RoomHub {
     } catch (error) {
       reason = error instanceof Ejection
         ? error.message
-        : `connection failed: ${(error as Error).message}`;
+        : member.lost ?? `connection lost: ${(error as Error).message}`;
       if (!(error instanceof Ejection)) await connection.abort(error);
     } finally {
       member.gone = true;

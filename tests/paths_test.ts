@@ -260,16 +260,9 @@ Deno.test("writeFileAtomic() replaces a file so readers see the old or the new c
   eql(await names(dir.path), ["id"]);
 });
 
-// BUG: createNew is an exists() check followed, after the write and fsync, by a rename() that
-// replaces whatever is at the path by then. A file created in between (a second `securechat
-// keygen`, say) is silently overwritten, so createNew is not the O_EXCL guarantee writeIdentity()
-// relies on for "never overwrite keys without --force". Proposed fix in lib/paths.ts: when
-// createNew is set, publish with `await Deno.link(temporary, path)` (fails with AlreadyExists
-// atomically) and then remove the temporary file, instead of Deno.rename(). The test widens the
-// window with a 16 MiB write and retries, since it cannot hook between the check and the rename.
+// Regression: createNew used exists() then rename(), which a second writer could race.
 Deno.test({
   name: "writeFileAtomic() with createNew never replaces a file created while it writes",
-  ignore: true,
   fn: async () => {
     await using dir = await tempDir();
     const target = joinPath(dir.path, "id");

@@ -16,7 +16,7 @@ function errorLines(stderr: string): string[] {
 const HOME = { SECURECHAT_HOME: "/nonexistent/securechat-cli-test" };
 
 const CASES: { args: string[]; code: number; stdout?: RegExp; error?: RegExp }[] = [
-  { args: ["--help"], code: 0, stdout: /Usage:\n  securechat <command> \[flags\]/ },
+  { args: ["--help"], code: 0, stdout: /Usage:\n {2}securechat <command> \[flags\]/ },
   { args: ["-h"], code: 0, stdout: /Commands:/ },
   { args: ["--version"], code: 0, stdout: new RegExp(`^securechat ${denoJson.version}\\n$`) },
   { args: [], code: 2, stdout: /Usage:/ },
