@@ -90,6 +90,8 @@ export interface ChatSession {
   close(): Promise<void>;
   /** Resolves when the session ends for any reason. */
   readonly closed: Promise<void>;
+  /** The error that ended the session, if one did (for the exit code). */
+  failure?(): unknown;
 }
 
 /** Parses a typed line into a chat input: commands start with "/", "//" sends a literal "/". */

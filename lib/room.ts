@@ -263,6 +263,8 @@ export class RoomHub {
         : member.lost ?? `connection lost: ${(error as Error).message}`;
       if (!(error instanceof Ejection)) await connection.abort(error);
     } finally {
+      // A member that said goodbye gets ours, so its session ends cleanly too.
+      if (reason === "left") await connection.closeWrite().catch(() => {});
       member.gone = true;
       connection.close();
       this.#members.delete(fingerprint);
@@ -347,6 +349,15 @@ export class RoomHub {
 
   #hostEvent(event: ChatEvent): void {
     this.#hostEvents.emit(event);
+  }
+
+  /**
+   * Tells the operator something (a refused connection): a notice to the host when it takes part
+   * (its terminal belongs to the chat), else a log line.
+   */
+  report(text: string): void {
+    if (this.#hostInfo) this.#hostEvent({ type: "notice", time: this.#now(), text });
+    else this.#log(text);
   }
 
   /** Closes the room: a final notice and close_notify to every member. */

@@ -256,6 +256,7 @@ export async function joinRoom(
     peer: relay,
   };
   let ended = false;
+  let failure: unknown;
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((resolve) => resolveClosed = resolve);
   const finish = (reason: string) => {
@@ -309,7 +310,10 @@ export async function joinRoom(
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof SecurechatError ? error.code : "error";
-      if (!ended) hub.emit({ type: "error", time: now(), code, message });
+      if (!ended) {
+        failure = error;
+        hub.emit({ type: "error", time: now(), code, message });
+      }
       await connection.abort(error);
       finish(message);
     }
@@ -358,5 +362,6 @@ export async function joinRoom(
       await closed;
     },
     closed,
+    failure: () => failure,
   };
 }

@@ -12,15 +12,19 @@ import type { VerifiedPeer } from "../handshake.ts";
 import type { SuiteName } from "../kex.ts";
 import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
-import { MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
+import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
+import { joinRoom } from "../room_member.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } from "../trust.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT } from "./listen.ts";
 import { print, status, warning } from "./output.ts";
 import {
   announcePeer,
+  chooseMode,
   handshakeTimeoutMs,
   loadOwnIdentity,
+  nameFlag,
+  runChatUi,
   SESSION_FLAGS,
   standardPipeEnds,
   suitesFlag,
@@ -86,6 +90,9 @@ export async function run(args: string[]): Promise<number> {
   const hostPort = canonicalHostPort(host, port);
   const expectText = stringFlag(parsed, "expect");
   const expected = expectText === undefined ? undefined : parseFingerprint(expectText);
+  const mode = chooseMode(parsed);
+  if (mode === "relay") throw new UsageError('flag "--relay-only" is for "securechat listen"');
+  const name = nameFlag(parsed);
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const identity = await loadOwnIdentity(parsed);
@@ -116,8 +123,9 @@ export async function run(args: string[]): Promise<number> {
   const conn = await connect(host, port, hostPort);
   const secure = await runInitiator(conn, {
     identity,
+    ...(name === undefined ? {} : { name }),
     suites,
-    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
+    maxRecordPlaintext: mode === "pipe" ? MAX_RECORD_PLAINTEXT_LIMIT : MAX_RECORD_PLAINTEXT,
     timeoutMs,
     checkPeer,
   });
@@ -133,6 +141,9 @@ export async function run(args: string[]): Promise<number> {
     warning(
       "to be sure nobody sits in between, compare the verification code above with the listener's, over the phone or in person",
     );
+  }
+  if (mode !== "pipe") {
+    return await runChatUi(await joinRoom(secure, { identity }), mode);
   }
   const stats = await runPipe(secure, standardPipeEnds());
   status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);

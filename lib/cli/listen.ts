@@ -1,24 +1,33 @@
 /**
- * `securechat listen`: accepts dialers, runs the responder handshake with each concurrently, admits
- * those in authorized_keys (or anyone, when no file is given), and pipes stdin/stdout with one peer
- * at a time. Failed or refused connections are reported and the listener keeps serving.
+ * `securechat listen`: accepts dialers, runs the responder handshake with each concurrently, and
+ * admits those in authorized_keys (or anyone, when no file is given). In pipe mode it pipes
+ * stdin/stdout with one peer at a time; in chat mode it runs a room (lib/room.ts) that the person
+ * at the terminal takes part in, or that relays headless with --relay-only. Failed or refused
+ * connections are reported and the listener keeps serving.
  *
  * @module
  */
 
 import { ConnectionError, SecurechatError, TrustError, UsageError } from "../errors.ts";
+import type { VerifiedPeer } from "../handshake.ts";
+import type { Identity } from "../identity.ts";
 import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../trust.ts";
 import { runResponder, type SecureConnection } from "../connection.ts";
-import { ALL_SUITES } from "../kex.ts";
+import { ALL_SUITES, type SuiteName } from "../kex.ts";
 import { runPipe } from "../pipe.ts";
-import { MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
+import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
+import { DEFAULT_MAX_MEMBERS, RoomHub } from "../room.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
   announcePeer,
+  chooseMode,
   handshakeTimeoutMs,
   loadOwnIdentity,
+  nameFlag,
+  runChatUi,
   SESSION_FLAGS,
+  type SessionMode,
   standardPipeEnds,
   suitesFlag,
 } from "./session.ts";
@@ -33,7 +42,17 @@ const FLAGS = {
   port: { type: "string" as const, short: "p" },
   "authorized-keys": { type: "string" as const },
   "keep-open": { type: "boolean" as const },
+  "relay-only": { type: "boolean" as const },
+  "max-members": { type: "string" as const },
 };
+
+/** A peer that finished the handshake and was admitted. */
+interface Admitted {
+  secure: SecureConnection;
+  from: string;
+  /** The name to show: authorized_keys name, else the peer's own. */
+  name: string;
+}
 
 function listenError(error: unknown, where: string): SecurechatError {
   if (error instanceof Deno.errors.AddrInUse) {
@@ -48,6 +67,52 @@ function listenError(error: unknown, where: string): SecurechatError {
   return new ConnectionError("listen_failed", `cannot listen on ${where}: ${message}`);
 }
 
+/** Runs the handshake with one dialer and checks authorized_keys; reports refusals. */
+function makeAdmitter(options: {
+  identity: Identity;
+  name: string | undefined;
+  suites: SuiteName[];
+  maxRecordPlaintext: number;
+  timeoutMs: number;
+  authorized: AuthorizedKey[] | undefined;
+  authorizedFile: string | undefined;
+  report: (line: string) => void;
+}) {
+  return async (conn: Deno.Conn): Promise<Admitted | undefined> => {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const from = `${remote.hostname}:${remote.port}`;
+    let authorizedName: string | undefined;
+    const authorize = (peer: VerifiedPeer): Promise<void> => {
+      if (options.authorized === undefined) return Promise.resolve();
+      const entry = findAuthorizedKey(options.authorized, peer.identity.fingerprint);
+      if (entry === undefined) {
+        throw new TrustError(
+          "unauthorized_key",
+          `key ${peer.identity.fingerprint} (calling itself "${peer.name}") is not in "${options.authorizedFile}"`,
+          { alert: "access_denied" },
+        );
+      }
+      authorizedName = entry.name;
+      return Promise.resolve();
+    };
+    try {
+      const secure = await runResponder(conn, {
+        identity: options.identity,
+        ...(options.name === undefined ? {} : { name: options.name }),
+        suites: options.suites,
+        maxRecordPlaintext: options.maxRecordPlaintext,
+        timeoutMs: options.timeoutMs,
+        authorize,
+      });
+      return { secure, from, name: authorizedName ?? secure.peer.name };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      options.report(`connection from ${from} refused: ${message}`);
+      return undefined;
+    }
+  };
+}
+
 /** Runs `securechat listen`. */
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags("listen", FLAGS, args);
@@ -55,13 +120,23 @@ export async function run(args: string[]): Promise<number> {
     print(USAGE.listen!);
     return 0;
   }
+  const mode = chooseMode(parsed);
   const host = stringFlag(parsed, "host") ?? "127.0.0.1";
   const port = integerFlag(parsed, "port", { min: 0, max: 65535, fallback: DEFAULT_PORT });
   const keepOpen = booleanFlag(parsed, "keep-open");
+  const maxMembers = integerFlag(parsed, "max-members", {
+    min: 1,
+    max: 100_000,
+    fallback: DEFAULT_MAX_MEMBERS,
+  });
+  const name = nameFlag(parsed);
   const suites = suitesFlag(parsed, [...ALL_SUITES]);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const authorizedFile = stringFlag(parsed, "authorized-keys");
   if (host === "") throw new UsageError('flag "--host" needs an address');
+  if (keepOpen && mode !== "pipe") {
+    throw new UsageError('flag "--keep-open" is for pipe mode: a chat room stays open anyway');
+  }
 
   const authorized = authorizedFile === undefined
     ? undefined
@@ -81,50 +156,42 @@ export async function run(args: string[]): Promise<number> {
   } else {
     status(`admitting the ${authorized.length} key(s) in "${authorizedFile}"`);
   }
+  const settings = { identity, name, suites, timeoutMs, authorized, authorizedFile };
+  try {
+    if (mode === "pipe") return await servePipe(listener, settings, keepOpen);
+    return await serveRoom(listener, settings, mode, maxMembers);
+  } finally {
+    try {
+      listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
 
+type Settings = Omit<Parameters<typeof makeAdmitter>[0], "maxRecordPlaintext" | "report">;
+
+/** Pipe mode: one peer at a time on stdin/stdout; with --keep-open, one after another. */
+async function servePipe(
+  listener: Deno.TcpListener,
+  settings: Settings,
+  keepOpen: boolean,
+): Promise<number> {
+  const admit = makeAdmitter({
+    ...settings,
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
+    report: warning,
+  });
   // One pipe at a time: stdin and stdout are shared. With --keep-open later peers wait their turn.
   let busy = false;
   let sessionEnded: Promise<void> = Promise.resolve();
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => finish = resolve);
 
-  const names = new Map<string, string>();
-  function authorize(
-    peer: { identity: { fingerprint: string }; name: string },
-  ): Promise<void> {
-    if (authorized === undefined) return Promise.resolve();
-    const entry: AuthorizedKey | undefined = findAuthorizedKey(
-      authorized,
-      peer.identity.fingerprint,
-    );
-    if (entry === undefined) {
-      throw new TrustError(
-        "unauthorized_key",
-        `key ${peer.identity.fingerprint} (calling itself "${peer.name}") is not in "${authorizedFile}"`,
-        { alert: "access_denied" },
-      );
-    }
-    names.set(peer.identity.fingerprint, entry.name);
-    return Promise.resolve();
-  }
-
   async function serve(conn: Deno.Conn): Promise<void> {
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const from = `${remote.hostname}:${remote.port}`;
-    let secure: SecureConnection;
-    try {
-      secure = await runResponder(conn, {
-        identity,
-        suites,
-        maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
-        timeoutMs,
-        authorize,
-      });
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      warning(`connection from ${from} refused: ${message}`);
-      return;
-    }
+    const admitted = await admit(conn);
+    if (!admitted) return;
+    const { secure, from } = admitted;
     while (busy && keepOpen) await sessionEnded;
     if (busy) {
       await secure.abort(new SecurechatError("busy", "busy", 1, { alert: "user_canceled" }));
@@ -134,12 +201,10 @@ export async function run(args: string[]): Promise<number> {
     busy = true;
     let endSession = () => {};
     sessionEnded = new Promise((resolve) => endSession = resolve);
-    const fingerprint = secure.peer.identity.fingerprint;
-    const authorizedName = names.get(fingerprint);
     announcePeer(`connection from ${from}`, secure.peer, {
       suite: secure.suite,
       verificationCode: secure.verificationCode,
-      ...(authorizedName === undefined ? {} : { name: authorizedName }),
+      name: admitted.name,
     });
     let code = 0;
     try {
@@ -153,19 +218,64 @@ export async function run(args: string[]): Promise<number> {
     if (!keepOpen) finish(code);
   }
 
+  acceptLoop(listener, serve, finish);
+  return await finished;
+}
+
+/** Chat mode: a room, with the person at the terminal taking part unless --relay-only. */
+async function serveRoom(
+  listener: Deno.TcpListener,
+  settings: Settings,
+  mode: Exclude<SessionMode, "pipe">,
+  maxMembers: number,
+): Promise<number> {
+  const room = new RoomHub({
+    identity: settings.identity,
+    ...(settings.name === undefined ? {} : { hostName: settings.name }),
+    hostParticipates: mode !== "relay",
+    maxMembers,
+    // The terminal belongs to the chat UI, which shows joins and leaves itself.
+    ...(mode === "terminal" ? {} : { log: status }),
+  });
+  const admit = makeAdmitter({
+    ...settings,
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+    report: (line) => room.report(line),
+  });
+  let failed: (code: number) => void = () => {};
+  const listenerFailed = new Promise<number>((resolve) => failed = resolve);
+  acceptLoop(listener, async (conn) => {
+    const admitted = await admit(conn);
+    if (admitted) await room.admit(admitted.secure, admitted.name);
+  }, failed);
+
+  if (mode === "relay") {
+    status(`relaying a room of up to ${maxMembers} members; stop with Ctrl-C`);
+    const stop = new Promise<number>((resolve) => {
+      const signals: Deno.Signal[] = Deno.build.os === "windows"
+        ? ["SIGINT"]
+        : ["SIGINT", "SIGTERM"];
+      for (const signal of signals) Deno.addSignalListener(signal, () => resolve(0));
+    });
+    const code = await Promise.race([stop, listenerFailed]);
+    await room.close("the relay is shutting down");
+    return code;
+  }
+  const code = await Promise.race([runChatUi(room.hostSession(), mode), listenerFailed]);
+  await room.close();
+  return code;
+}
+
+function acceptLoop(
+  listener: Deno.TcpListener,
+  serve: (conn: Deno.Conn) => Promise<void>,
+  onFailure: (code: number) => void,
+): void {
   (async () => {
     try {
-      for await (const conn of listener) serve(conn);
+      for await (const conn of listener) serve(conn).catch((error) => reportError(error));
     } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) finish(reportError(error));
+      if (!(error instanceof Deno.errors.BadResource)) onFailure(reportError(error));
     }
   })();
-
-  const code = await finished;
-  try {
-    listener.close();
-  } catch {
-    // Already closed.
-  }
-  return code;
 }

@@ -1,29 +1,68 @@
 /**
- * What `listen` and `dial` share: the session flags, loading our identity, the suite and timeout
- * flags, the local pipe ends, and the lines that tell the user who the peer is.
+ * What `listen` and `dial` share: the session flags, choosing between pipe, terminal chat and
+ * JSON chat, loading our identity, the suite and timeout flags, the local pipe ends, running a
+ * chat UI, and the lines that tell the user who the peer is.
  *
  * @module
  */
 
+import type { ChatSession } from "../chat_events.ts";
+import { runJsonChat, runTerminalChat } from "../chat_terminal.ts";
 import { UsageError } from "../errors.ts";
 import type { VerifiedPeer } from "../handshake.ts";
-import { type Identity, loadIdentity } from "../identity.ts";
+import { commentProblem, type Identity, loadIdentity } from "../identity.ts";
 import { parseSuiteList, type SuiteName } from "../kex.ts";
 import { passphraseSource } from "../passphrase.ts";
 import { joinPath, securechatHome } from "../paths.ts";
 import type { PipeEnds } from "../pipe.ts";
-import { type FlagSpec, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
-import { status } from "./output.ts";
+import { colorEnabled } from "../tty.ts";
+import { booleanFlag, type FlagSpec, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
+import { reportError, status } from "./output.ts";
 
 /** Flags both `listen` and `dial` take. */
 export const SESSION_FLAGS: Record<string, FlagSpec> = {
   identity: { type: "string", short: "i" },
   "passphrase-file": { type: "string" },
+  name: { type: "string" },
   suites: { type: "string" },
   pipe: { type: "boolean" },
+  json: { type: "boolean" },
   "handshake-timeout": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
+
+/** How a session talks to the local user. */
+export type SessionMode = "pipe" | "terminal" | "json" | "relay";
+
+/**
+ * Pipe with --pipe, or when stdin or stdout is not a terminal; JSON chat with --json; a relay
+ * without a local person with --relay-only; else the terminal chat.
+ *
+ * @throws {UsageError} for contradictory flags
+ */
+export function chooseMode(parsed: ParsedArgs): SessionMode {
+  const pipe = booleanFlag(parsed, "pipe");
+  const json = booleanFlag(parsed, "json");
+  const relay = booleanFlag(parsed, "relay-only");
+  if ([pipe, json, relay].filter(Boolean).length > 1) {
+    throw new UsageError('flags "--pipe", "--json" and "--relay-only" exclude each other');
+  }
+  if (pipe) return "pipe";
+  if (json) return "json";
+  if (relay) return "relay";
+  return Deno.stdin.isTerminal() && Deno.stdout.isTerminal() ? "terminal" : "pipe";
+}
+
+/** `--name`, checked like a key comment. @throws {UsageError} */
+export function nameFlag(parsed: ParsedArgs): string | undefined {
+  const name = stringFlag(parsed, "name");
+  if (name === undefined) return undefined;
+  const problem = commentProblem(name);
+  if (problem !== undefined || name.trim() === "") {
+    throw new UsageError(`flag "--name": ${problem ?? "the name is empty"}`);
+  }
+  return name;
+}
 
 /** Loads the private key named by `--identity` (default `$SECURECHAT_HOME/id`). */
 export async function loadOwnIdentity(parsed: ParsedArgs): Promise<Identity> {
@@ -61,6 +100,25 @@ export function standardPipeEnds(options: { keepOutputOpen?: boolean } = {}): Pi
     output: options.keepOutputOpen ? { write: (data: Uint8Array) => stdout.write(data) } : stdout,
     inputIsTerminal: Deno.stdin.isTerminal(),
   };
+}
+
+/**
+ * Runs the terminal or JSON chat UI on stdin/stdout until the session ends.
+ *
+ * @returns the exit code: 0, or the code of the error that ended the session
+ */
+export async function runChatUi(session: ChatSession, mode: "terminal" | "json"): Promise<number> {
+  if (mode === "terminal") {
+    await runTerminalChat(session, {
+      input: Deno.stdin,
+      output: Deno.stdout,
+      colors: colorEnabled(),
+    });
+  } else {
+    await runJsonChat(session, { input: Deno.stdin, output: Deno.stdout });
+  }
+  const failure = session.failure?.();
+  return failure === undefined ? 0 : reportError(failure);
 }
 
 /** Prints who the peer is and the verification code. */

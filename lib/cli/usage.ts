@@ -63,13 +63,16 @@ Environment:
   SECURECHAT_PASSPHRASE  passphrase of your private key, for scripts`;
 }
 
-const IDENTITY_FLAGS = `  -i, --identity PATH       private key to use (default $SECURECHAT_HOME/id)
-      --passphrase-file F   read the key's passphrase from file F`;
+const IDENTITY_FLAGS =
+  `  -i, --identity PATH           private key to use (default $SECURECHAT_HOME/id)
+      --passphrase-file F       read the key's passphrase from file F`;
 
 const SESSION_FLAGS =
-  `      --pipe                raw pipe mode: stdin to the peer, the peer to stdout
-                            (the default whenever stdin or stdout is not a terminal)
-      --handshake-timeout S seconds the handshake may take (default 10)`;
+  `      --name NAME               the name others see (default: your key's comment)
+      --json                    chat as JSON lines: events on stdout, messages from stdin
+      --pipe                    raw pipe mode: stdin to the peer, the peer to stdout
+                                (the default whenever stdin or stdout is not a terminal)
+      --handshake-timeout S     seconds the handshake may take (default 10)`;
 
 /** Help text of each command. */
 export const USAGE: Record<string, string> = {
@@ -111,7 +114,9 @@ Examples:
   listen: `Usage:
   securechat listen [flags]
 
-Waits for a peer on HOST:PORT, runs the authenticated handshake, then moves data.
+Waits for dialers on HOST:PORT and runs the authenticated handshake with each. On a terminal it
+opens a chat room that you take part in (type /help); in pipe mode it moves raw bytes with one
+peer.
 
 Flags:
       --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
@@ -120,11 +125,14 @@ Flags:
       --suites LIST             key agreement suites to accept, in order of preference
                                 (default x25519-mlkem768,x25519,ffdhe3072)
       --keep-open               in pipe mode, serve one peer after another instead of exiting
+      --relay-only              run the room without taking part (a service); log to stderr
+      --max-members N           members a room admits (default 256)
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
   -h, --help                    show this help
 
 Examples:
+  securechat listen                                  # a chat room on 127.0.0.1:65432
   securechat listen --port 65432 > received.tar
   securechat listen --host 0.0.0.0 --authorized-keys ~/.securechat/authorized_keys`,
 
@@ -132,7 +140,8 @@ Examples:
   securechat dial HOST[:PORT] [flags]
 
 Connects to a listener (default port 65432), checks its identity against known_hosts (recording
-it on first contact) or the pinned fingerprint, runs the handshake, then moves data.
+it on first contact) or the pinned fingerprint, and runs the handshake. On a terminal it joins the
+listener's chat room (type /help); in pipe mode it moves raw bytes.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
@@ -143,6 +152,7 @@ ${SESSION_FLAGS}
   -h, --help                    show this help
 
 Examples:
+  securechat dial 127.0.0.1                          # join the chat
   tar c somedir | securechat dial 127.0.0.1:65432
   securechat dial example.org --expect SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`,
 };
