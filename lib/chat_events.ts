@@ -54,6 +54,38 @@ export type ChatEvent =
     claimedAuthor: string;
     reason: string;
   }
+  | {
+    type: "offer";
+    time: number;
+    /** Short id to /accept, /reject or /cancel it. */
+    id: string;
+    from: MemberInfo;
+    /** The file or folder name the sender gave (sanitized). */
+    name: string;
+    files: number;
+    size: number;
+  }
+  | {
+    type: "transfer";
+    time: number;
+    id: string;
+    direction: "send" | "receive";
+    peer: MemberInfo;
+    name: string;
+    state: "waiting" | "sending" | "receiving" | "done" | "rejected" | "cancelled" | "failed";
+    bytes: number;
+    total: number;
+    /** Bytes a second over the transfer so far. */
+    rate?: number;
+    /** Seconds left at that rate. */
+    eta?: number;
+    /** Where the received files went (receive, done). */
+    path?: string;
+    /** Why it was rejected, cancelled or failed. */
+    reason?: string;
+    /** Bytes a resumed transfer did not have to send again. */
+    resumed?: number;
+  }
   | { type: "notice"; time: number; text: string }
   | { type: "error"; time: number; code: string; message: string }
   | { type: "closed"; time: number; reason: string };
@@ -67,6 +99,10 @@ export type ChatInput =
   | { kind: "quit" }
   | { kind: "who" }
   | { kind: "verify" }
+  | { kind: "send"; path: string; to?: string }
+  | { kind: "accept"; id?: string }
+  | { kind: "reject"; id?: string }
+  | { kind: "cancel"; id?: string }
   | { kind: "empty" }
   | { kind: "invalid"; message: string };
 
@@ -92,6 +128,14 @@ export interface ChatSession {
   readonly closed: Promise<void>;
   /** The error that ended the session, if one did (for the exit code). */
   failure?(): unknown;
+  /** Offers a file or folder to a member (`to`: name or fingerprint; default: the only other). */
+  sendFile?(path: string, to?: string): Promise<void>;
+  /** Accepts an offer (default: the only pending one). */
+  acceptOffer?(id?: string): Promise<void>;
+  /** Rejects an offer (default: the only pending one). */
+  rejectOffer?(id?: string): Promise<void>;
+  /** Cancels a transfer (default: the only active one). */
+  cancelTransfer?(id?: string): Promise<void>;
 }
 
 /** Parses a typed line into a chat input: commands start with "/", "//" sends a literal "/". */
@@ -117,6 +161,17 @@ export function parseChatInput(line: string): ChatInput {
       return argument === ""
         ? { kind: "invalid", message: "/me needs an action, e.g. /me waves" }
         : { kind: "action", text: argument };
+    case "send": {
+      const [path = "", to] = argument.split(" ");
+      if (path === "") return { kind: "invalid", message: "usage: /send PATH [NAME]" };
+      return to ? { kind: "send", path, to } : { kind: "send", path };
+    }
+    case "accept":
+    case "reject":
+    case "cancel":
+      return argument === ""
+        ? { kind: command.toLowerCase() as "accept" | "reject" | "cancel" }
+        : { kind: command.toLowerCase() as "accept" | "reject" | "cancel", id: argument };
     case "msg": {
       const [to = "", ...words] = argument.split(" ");
       const text = words.join(" ").trim();
@@ -140,6 +195,9 @@ export const CHAT_HELP: readonly string[] = [
   "/msg NAME text   a private message to one member",
   "/me action       an action, e.g. /me waves",
   "/verify          the verification code and the peer's fingerprint",
+  "/send PATH [NAME] offer a file or folder (to NAME, in a room)",
+  "/accept [ID]     accept a file offer; /reject [ID] declines it",
+  "/cancel [ID]     stop a transfer",
   "/quit            leave (also Ctrl-D or Ctrl-C)",
   "//text           send a line starting with /",
 ];

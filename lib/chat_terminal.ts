@@ -259,6 +259,18 @@ class Control {
           return;
         case "invalid":
           return show(errorEvent(this.#now(), "invalid_input", input.message));
+        case "send":
+          return await required(session.sendFile, "sending files").call(
+            session,
+            input.path,
+            input.to,
+          );
+        case "accept":
+          return await required(session.acceptOffer, "file offers").call(session, input.id);
+        case "reject":
+          return await required(session.rejectOffer, "file offers").call(session, input.id);
+        case "cancel":
+          return await required(session.cancelTransfer, "transfers").call(session, input.id);
       }
     } catch (error) {
       this.#showError(error, show);
@@ -356,4 +368,15 @@ function chunks(input: ChatInputSource): Chunks {
     },
     cancel() {}, // a plain reader cannot be cancelled (see the module doc)
   };
+}
+
+/** A session method that file transfer needs, or an error saying this session lacks it. */
+function required<T extends (...args: never[]) => Promise<void>>(
+  method: T | undefined,
+  what: string,
+): T {
+  if (method === undefined) {
+    throw new SecurechatError("unsupported", `this session does not support ${what}`);
+  }
+  return method;
 }

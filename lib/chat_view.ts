@@ -164,7 +164,74 @@ export function renderEvent(event: ChatEvent, options: ViewOptions): string[] {
       return [line(style("31", `! error: ${sanitize(event.message)}`))];
     case "closed":
       return [info(`chat closed: ${sanitize(event.reason)}`)];
+    case "offer":
+      return [
+        info(
+          `${name(event.from, style)} ${style("32", VERIFIED_MARK)} offers "${
+            sanitize(event.name)
+          }" (${event.files} ${event.files === 1 ? "file" : "files"}, ${formatBytes(event.size)})`,
+        ),
+        info(`type /accept ${event.id} or /reject ${event.id}`),
+      ];
+    case "transfer":
+      return [info(renderTransfer(event, style))];
   }
+}
+
+/** Bytes as B, KiB, MiB or GiB with one decimal. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A progress bar of `width` cells for `fraction` (0..1). */
+export function progressBar(fraction: number, width = 20): string {
+  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+function renderTransfer(event: ChatEvent & { type: "transfer" }, style: Style): string {
+  const arrow = event.direction === "send" ? "to" : "from";
+  const what = `"${sanitize(event.name)}" ${arrow} ${name(event.peer, style)}`;
+  const fraction = event.total === 0 ? 1 : event.bytes / event.total;
+  const percent = `${Math.floor(fraction * 100)}%`;
+  switch (event.state) {
+    case "waiting":
+      return `${what}: waiting for ${event.direction === "send" ? "them" : "you"} to accept (${
+        formatBytes(event.total)
+      })`;
+    case "sending":
+    case "receiving": {
+      const rate = event.rate === undefined ? "" : ` ${formatBytes(event.rate)}/s`;
+      const eta = event.eta === undefined ? "" : ` ETA ${formatDuration(event.eta)}`;
+      return `${what}: ${progressBar(fraction)} ${percent} ${formatBytes(event.bytes)} of ${
+        formatBytes(event.total)
+      }${rate}${eta}`;
+    }
+    case "done": {
+      const where = event.path === undefined ? "" : ` saved to ${sanitize(event.path)}`;
+      const resumed = event.resumed
+        ? ` (resumed: ${formatBytes(event.resumed)} not sent again)`
+        : "";
+      return style("32", `${what}: done, ${formatBytes(event.total)} verified${where}${resumed}`);
+    }
+    default:
+      return style(
+        "31",
+        `${what}: ${event.state}${event.reason ? `: ${sanitize(event.reason)}` : ""}`,
+      );
+  }
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
 /**

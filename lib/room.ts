@@ -32,7 +32,15 @@ import {
   type SignedChat,
   verifyChat,
 } from "./room_messages.ts";
-import { ChatSigner, EventHub, Roster } from "./room_member.ts";
+import { ChatSigner, EventHub, pickRecipient, Roster } from "./room_member.ts";
+import { TransferManager } from "./transfer.ts";
+import {
+  decodeTransfer,
+  isTransferType,
+  partyOf,
+  TRANSFER_MESSAGE,
+  withParty,
+} from "./transfer_messages.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
 
 /** Section 13.4 defaults. */
@@ -59,6 +67,12 @@ export interface RoomOptions {
   maxTextBytes?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
+  /** Where the host's accepted files go (default: the current folder). */
+  receiveDir?: string;
+  /** The host accepts verified file offers without asking (`listen --receive`). */
+  autoAccept?: boolean;
+  /** The host rejects offers larger than this. */
+  maxFileSize?: number;
   /** Operator log lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -109,6 +123,7 @@ export class RoomHub {
   #hostSigner: ChatSigner;
   #hostEvents = new EventHub();
   #lastVerification: (ChatEvent & { type: "verification" }) | undefined;
+  #hostTransfers: TransferManager | undefined;
   #closed = false;
   #resolveClosed: () => void = () => {};
   readonly closed: Promise<void> = new Promise((resolve) => this.#resolveClosed = resolve);
@@ -127,6 +142,56 @@ export class RoomHub {
         self: true,
       };
       this.#hostRoster.addIdentity(options.identity, this.#hostInfo);
+      const hostAuthor = authorOf(options.identity.fingerprint);
+      this.#hostTransfers = new TransferManager({
+        identity: options.identity,
+        roomId: this.roomId,
+        roster: this.#hostRoster,
+        signer: this.#hostSigner,
+        // The host's transfer messages go straight to the member, as the relay would forward them.
+        send: (message) => {
+          const target = this.#memberByAuthor(partyOf(message));
+          if (!target) return Promise.reject(new SecurechatError("gone", "the member left"));
+          this.#deliver(target, withParty(message, hostAuthor));
+          return Promise.resolve();
+        },
+        emit: (event) => this.#hostEvent(event),
+        now: this.#now,
+        ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
+        ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
+        ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
+      });
+    }
+  }
+
+  #memberByAuthor(author: Uint8Array | undefined): Member | undefined {
+    if (!author) return undefined;
+    for (const member of this.#members.values()) {
+      if (authorOf(member.info.fingerprint).every((byte, i) => byte === author[i])) return member;
+    }
+    return undefined;
+  }
+
+  /** Section 14.1: forwards a transfer message to its party, naming the sender instead. */
+  async #routeTransfer(sender: Member, data: Uint8Array): Promise<void> {
+    const party = partyOf(data);
+    if (!party) {
+      throw new ProtocolError("bad_transfer_message", "member sent a truncated transfer message", {
+        alert: "decode_error",
+      });
+    }
+    if (data[0] === TRANSFER_MESSAGE.offer && !sender.bucket.take(this.#now())) {
+      return await this.#violation(sender, "too many messages: slow down");
+    }
+    const forwarded = withParty(data, authorOf(sender.info.fingerprint));
+    const target = this.#memberByAuthor(party);
+    if (target) return this.#deliver(target, forwarded);
+    const host = this.#hostInfo && authorOf(this.#hostInfo.fingerprint);
+    if (host && this.#hostTransfers && host.every((byte, i) => byte === party[i])) {
+      return await this.#hostTransfers.handle(decodeTransfer(forwarded));
+    }
+    if (data[0] === TRANSFER_MESSAGE.offer) {
+      this.#deliver(sender, encodeNotice(0, "no such member: the file offer was not delivered"));
     }
   }
 
@@ -271,6 +336,7 @@ export class RoomHub {
       this.#hostRoster.remove(fingerprint);
       if (!this.#closed) {
         this.#broadcast(encodeLeft(authorOf(fingerprint), reason));
+        await this.#hostTransfers?.abortWith(fingerprint, `${info.name} left the room`);
         this.#hostEvent({ type: "leave", time: this.#now(), member: info, reason });
       }
       this.#log(`"${info.name}" ${fingerprint} left: ${reason}`);
@@ -295,6 +361,10 @@ export class RoomHub {
     while (true) {
       const data = await member.connection.receive();
       if (data === null) return;
+      if (data.length > 0 && isTransferType(data[0]!)) {
+        await this.#routeTransfer(member, data);
+        continue;
+      }
       const message = decodeRoomMessage(data);
       if (message.type !== "chat") {
         throw new ProtocolError("unexpected_message", `member sent a ${message.type} message`, {
@@ -364,6 +434,7 @@ export class RoomHub {
   async close(reason = "the host closed the room"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#hostTransfers?.abortAll(reason);
     const members = [...this.#members.values()];
     for (const member of members) this.#deliver(member, encodeNotice(2, reason));
     await Promise.all(members.map((member) => member.connection.closeWrite().catch(() => {})));
@@ -421,6 +492,10 @@ export class RoomHub {
         },
       close: () => this.close(),
       closed: this.closed,
+      sendFile: (path, to) => this.#hostTransfers!.offer(path, pickRecipient(this.#hostRoster, to)),
+      acceptOffer: (id) => this.#hostTransfers!.accept(id),
+      rejectOffer: (id) => this.#hostTransfers!.reject(id),
+      cancelTransfer: (id) => this.#hostTransfers!.cancel(id),
     };
   }
 }

@@ -28,6 +28,8 @@ import {
   verifyChat,
 } from "./room_messages.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
+import { TransferManager } from "./transfer.ts";
+import { decodeTransfer, isTransferType } from "./transfer_messages.ts";
 
 const NO_RECIPIENT = new Uint8Array(32);
 
@@ -112,6 +114,17 @@ export class Roster {
   }
 
   /**
+   * Accepts `counter` as the next of `fingerprint`'s sequence if it is higher than the last one
+   * (chat messages and file offers share it, 14.2). Returns false for a replay.
+   */
+  checkCounter(fingerprint: string, counter: bigint): boolean {
+    const last = this.#lastCounter.get(fingerprint) ?? -1n;
+    if (counter <= last) return false;
+    this.#lastCounter.set(fingerprint, counter);
+    return true;
+  }
+
+  /**
    * Verifies a received chat message and turns it into the event to show, or a rejection.
    * Order: known author, signature, recipient, counter (section 13.2).
    */
@@ -171,6 +184,12 @@ export class ChatSigner {
     this.#counter = firstCounter(-1n, now()) - 1n;
   }
 
+  /** The next counter of our sequence (chat messages and file offers share it, 14.2). */
+  nextCounter(): bigint {
+    this.#counter += 1n;
+    return this.#counter;
+  }
+
   /** Signs a message of `kind` to `recipient` (a fingerprint, for private messages). */
   async sign(kind: 1 | 2 | 3, text: string, recipient?: string): Promise<SignedChat> {
     this.#counter += 1n;
@@ -209,6 +228,31 @@ export class EventHub {
 export interface JoinOptions {
   identity: Identity;
   now?: () => number;
+  /** Where accepted files go (default: the current folder). */
+  receiveDir?: string;
+  /** Accept verified file offers without asking. */
+  autoAccept?: boolean;
+  /** Reject offers larger than this. */
+  maxFileSize?: number;
+}
+
+/** Picks the recipient of a file: `to` by name or fingerprint, else the only other member. */
+export function pickRecipient(roster: Roster, to: string | undefined): MemberInfo {
+  const others = roster.list().filter((member) => !member.self);
+  const entry = to === undefined
+    ? (others.length === 1 ? roster.get(others[0]!.fingerprint) : undefined)
+    : roster.find(to);
+  if (!entry || entry.info.self) {
+    throw new SecurechatError(
+      "unknown_member",
+      to === undefined
+        ? "say whom to send it to: /send PATH NAME (there is more than one member)"
+        : `no member called "${to}" in the room`,
+      1,
+      { hints: ["type /who to see the members"] },
+    );
+  }
+  return entry.info;
 }
 
 /**
@@ -240,6 +284,18 @@ export async function joinRoom(
   const roster = new Roster(welcome.roomId, options.identity.fingerprint);
   const signer = new ChatSigner(options.identity, welcome.roomId, now);
   const hub = new EventHub();
+  const transfers = new TransferManager({
+    identity: options.identity,
+    roomId: welcome.roomId,
+    roster,
+    signer,
+    send: (message) => connection.send(message),
+    emit: (event) => hub.emit(event),
+    now,
+    ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
+    ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
+    ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
+  });
   const self: MemberInfo = {
     name: sanitizeName(welcome.name),
     fingerprint: options.identity.fingerprint,
@@ -262,6 +318,7 @@ export async function joinRoom(
   const finish = (reason: string) => {
     if (ended) return;
     ended = true;
+    transfers.abortAll(reason);
     hub.emit({ type: "closed", time: now(), reason });
     connection.close();
     resolveClosed();
@@ -273,6 +330,10 @@ export async function joinRoom(
       while (true) {
         const data = await connection.receive();
         if (data === null) return finish("the relay closed the room");
+        if (data.length > 0 && isTransferType(data[0]!)) {
+          await transfers.handle(decodeTransfer(data));
+          continue;
+        }
         const message = decodeRoomMessage(data);
         switch (message.type) {
           case "joined": {
@@ -288,6 +349,7 @@ export async function joinRoom(
           case "left": {
             const entry = roster.remove(fingerprintOfAuthor(message.author));
             if (entry) {
+              await transfers.abortWith(entry.info.fingerprint, "they left the room");
               hub.emit({
                 type: "leave",
                 time: now(),
@@ -363,5 +425,9 @@ export async function joinRoom(
     },
     closed,
     failure: () => failure,
+    sendFile: (path, to) => transfers.offer(path, pickRecipient(roster, to)),
+    acceptOffer: (id) => transfers.accept(id),
+    rejectOffer: (id) => transfers.reject(id),
+    cancelTransfer: (id) => transfers.cancel(id),
   };
 }

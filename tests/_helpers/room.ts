@@ -10,7 +10,7 @@ import { runInitiator, runResponder, type SecureConnection } from "../../lib/con
 import { generateIdentity, type Identity } from "../../lib/identity.ts";
 import { ALL_SUITES } from "../../lib/kex.ts";
 import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
-import { joinRoom } from "../../lib/room_member.ts";
+import { type JoinOptions, joinRoom } from "../../lib/room_member.ts";
 
 /** Identities are slow to make: reuse a pool across tests. */
 const pool: Identity[] = [];
@@ -101,10 +101,11 @@ export async function join(
   identity: Identity,
   relayIdentity: Identity,
   admit: (connection: SecureConnection, name: string) => Promise<void>,
+  options: Omit<JoinOptions, "identity"> = {},
 ): Promise<TestMember> {
   const { clientSide, serverSide } = await connectPair(identity, relayIdentity);
   admit(serverSide, identity.comment);
-  const session = await joinRoom(clientSide, { identity });
+  const session = await joinRoom(clientSide, { identity, ...options });
   return { ...watch(identity, session), connection: clientSide };
 }
 
