@@ -18,7 +18,7 @@ const [relayIdentity, a, b] = await identities(3) as [
 type TransferEvent = ChatEvent & { type: "transfer" };
 const transfers = (events: ChatEvent[]) =>
   events.filter((e): e is TransferEvent => e.type === "transfer");
-const finished = (member: TestMember, direction: "send" | "receive") => (events: ChatEvent[]) =>
+const finished = (_member: TestMember, direction: "send" | "receive") => (events: ChatEvent[]) =>
   transfers(events).some((e) =>
     e.direction === direction && ["done", "failed", "cancelled", "rejected"].includes(e.state)
   );
@@ -61,14 +61,14 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
     strictEqual(offer.size, content.length);
     strictEqual(offer.from.fingerprint, a!.fingerprint);
     // Nothing is written before acceptance.
-    deepStrictEqual([...Deno.readDirSync(dirs.in)], []);
+    deepStrictEqual(await listDir(dirs.in), []);
     await receiver.session.acceptOffer!();
     await receiver.until(finished(receiver, "receive"));
     await sender.until(finished(sender, "send"));
     strictEqual(transfers(receiver.events).at(-1)!.state, "done");
     strictEqual(transfers(sender.events).at(-1)!.state, "done");
     deepStrictEqual(await Deno.readFile(`${dirs.in}/data.bin`), content);
-    deepStrictEqual([...Deno.readDirSync(dirs.in)].map((e) => e.name), ["data.bin"]);
+    deepStrictEqual(await listDir(dirs.in), ["data.bin"]);
   });
 });
 
@@ -107,7 +107,7 @@ Deno.test("a rejected offer writes nothing and tells the sender", async () => {
     await receiver.session.rejectOffer!();
     await sender.until(finished(sender, "send"));
     strictEqual(transfers(sender.events).at(-1)!.state, "rejected");
-    deepStrictEqual([...Deno.readDirSync(dirs.in)], []);
+    deepStrictEqual(await listDir(dirs.in), []);
   });
 });
 
@@ -154,4 +154,10 @@ async function exists(path: string) {
   } catch {
     return false;
   }
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const names = [];
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  return names.sort();
 }

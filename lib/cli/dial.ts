@@ -18,12 +18,16 @@ import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } fro
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT } from "./listen.ts";
 import { print, status, warning } from "./output.ts";
+import { followTransfer, sizeFlag } from "./transfer_cli.ts";
 import {
   announcePeer,
   chooseMode,
+  folderFlag,
   handshakeTimeoutMs,
   loadOwnIdentity,
   nameFlag,
+  progressLine,
+  rosterReady,
   runChatUi,
   SESSION_FLAGS,
   standardPipeEnds,
@@ -37,6 +41,7 @@ export const DEFAULT_DIAL_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
 const FLAGS = {
   ...SESSION_FLAGS,
   expect: { type: "string" as const },
+  send: { type: "string" as const },
 };
 
 /** Parses `HOST`, `HOST:PORT`, `[IPv6]:PORT` or a bare IPv6 address. @throws {UsageError} */
@@ -93,6 +98,9 @@ export async function run(args: string[]): Promise<number> {
   const mode = chooseMode(parsed);
   if (mode === "relay") throw new UsageError('flag "--relay-only" is for "securechat listen"');
   const name = nameFlag(parsed);
+  const sendPath = stringFlag(parsed, "send");
+  const acceptDir = await folderFlag(parsed, "accept-files");
+  const maxFileSize = sizeFlag(parsed, "max-file-size");
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const identity = await loadOwnIdentity(parsed);
@@ -142,10 +150,28 @@ export async function run(args: string[]): Promise<number> {
       "to be sure nobody sits in between, compare the verification code above with the listener's, over the phone or in person",
     );
   }
-  if (mode !== "pipe") {
-    return await runChatUi(await joinRoom(secure, { identity }), mode);
+  if (mode === "pipe") {
+    const progress = progressLine(parsed);
+    const stats = await runPipe(
+      secure,
+      standardPipeEnds(progress === undefined ? {} : { progress }),
+    );
+    progress?.clear();
+    status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
+    return 0;
   }
-  const stats = await runPipe(secure, standardPipeEnds());
-  status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
-  return 0;
+  const session = await joinRoom(secure, {
+    identity,
+    ...(acceptDir === undefined ? {} : { receiveDir: acceptDir, autoAccept: true }),
+    ...(maxFileSize === undefined ? {} : { maxFileSize }),
+  });
+  if (mode !== "oneshot") return await runChatUi(session, mode);
+  await rosterReady(session);
+  // One shot: the file goes to the listener's person (the host), or the only other member.
+  const recipient = session.members().find((member) => member.host);
+  return await followTransfer(
+    session,
+    "send",
+    () => session.sendFile!(sendPath!, recipient?.fingerprint),
+  );
 }

@@ -18,13 +18,16 @@ import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { DEFAULT_MAX_MEMBERS, RoomHub } from "../room.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
+import { followTransfer, type ProgressLine, sizeFlag } from "./transfer_cli.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
   announcePeer,
   chooseMode,
+  folderFlag,
   handshakeTimeoutMs,
   loadOwnIdentity,
   nameFlag,
+  progressLine,
   runChatUi,
   SESSION_FLAGS,
   type SessionMode,
@@ -43,6 +46,7 @@ const FLAGS = {
   "authorized-keys": { type: "string" as const },
   "keep-open": { type: "boolean" as const },
   "relay-only": { type: "boolean" as const },
+  receive: { type: "string" as const },
   "max-members": { type: "string" as const },
 };
 
@@ -133,6 +137,9 @@ export async function run(args: string[]): Promise<number> {
   const suites = suitesFlag(parsed, [...ALL_SUITES]);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const authorizedFile = stringFlag(parsed, "authorized-keys");
+  const receiveDir = await folderFlag(parsed, "receive") ??
+    await folderFlag(parsed, "accept-files");
+  const maxFileSize = sizeFlag(parsed, "max-file-size");
   if (host === "") throw new UsageError('flag "--host" needs an address');
   if (keepOpen && mode !== "pipe") {
     throw new UsageError('flag "--keep-open" is for pipe mode: a chat room stays open anyway');
@@ -158,8 +165,12 @@ export async function run(args: string[]): Promise<number> {
   }
   const settings = { identity, name, suites, timeoutMs, authorized, authorizedFile };
   try {
-    if (mode === "pipe") return await servePipe(listener, settings, keepOpen);
-    return await serveRoom(listener, settings, mode, maxMembers);
+    if (mode === "pipe") return await servePipe(listener, settings, keepOpen, progressLine(parsed));
+    return await serveRoom(listener, settings, mode, {
+      maxMembers,
+      ...(receiveDir === undefined ? {} : { receiveDir }),
+      ...(maxFileSize === undefined ? {} : { maxFileSize }),
+    });
   } finally {
     try {
       listener.close();
@@ -176,6 +187,7 @@ async function servePipe(
   listener: Deno.TcpListener,
   settings: Settings,
   keepOpen: boolean,
+  progress: ProgressLine | undefined,
 ): Promise<number> {
   const admit = makeAdmitter({
     ...settings,
@@ -208,7 +220,11 @@ async function servePipe(
     });
     let code = 0;
     try {
-      const stats = await runPipe(secure, standardPipeEnds({ keepOutputOpen: keepOpen }));
+      const stats = await runPipe(
+        secure,
+        standardPipeEnds({ keepOutputOpen: keepOpen, ...(progress ? { progress } : {}) }),
+      );
+      progress?.clear();
       status(`session with ${from} ended: sent ${stats.sent} bytes, received ${stats.received}`);
     } catch (error) {
       code = reportError(error);
@@ -227,13 +243,18 @@ async function serveRoom(
   listener: Deno.TcpListener,
   settings: Settings,
   mode: Exclude<SessionMode, "pipe">,
-  maxMembers: number,
+  transfer: { maxMembers: number; receiveDir?: string; maxFileSize?: number },
 ): Promise<number> {
+  const { maxMembers } = transfer;
   const room = new RoomHub({
     identity: settings.identity,
     ...(settings.name === undefined ? {} : { hostName: settings.name }),
     hostParticipates: mode !== "relay",
     maxMembers,
+    ...(transfer.receiveDir === undefined
+      ? {}
+      : { receiveDir: transfer.receiveDir, autoAccept: true }),
+    ...(transfer.maxFileSize === undefined ? {} : { maxFileSize: transfer.maxFileSize }),
     // The terminal belongs to the chat UI, which shows joins and leaves itself.
     ...(mode === "terminal" ? {} : { log: status }),
   });
@@ -259,6 +280,15 @@ async function serveRoom(
     });
     const code = await Promise.race([stop, listenerFailed]);
     await room.close("the relay is shutting down");
+    return code;
+  }
+  if (mode === "oneshot") {
+    status(
+      `receiving into "${transfer.receiveDir}": the first file or folder sent ends the session`,
+    );
+    const receiving = followTransfer(room.hostSession(), "receive", () => Promise.resolve());
+    const code = await Promise.race([receiving, listenerFailed]);
+    await room.close("the transfer is over");
     return code;
   }
   const code = await Promise.race([runChatUi(room.hostSession(), mode), listenerFailed]);

@@ -18,6 +18,7 @@ import type { PipeEnds } from "../pipe.ts";
 import { colorEnabled } from "../tty.ts";
 import { booleanFlag, type FlagSpec, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { reportError, status } from "./output.ts";
+import { pipeProgress, ProgressLine } from "./transfer_cli.ts";
 
 /** Flags both `listen` and `dial` take. */
 export const SESSION_FLAGS: Record<string, FlagSpec> = {
@@ -27,16 +28,20 @@ export const SESSION_FLAGS: Record<string, FlagSpec> = {
   suites: { type: "string" },
   pipe: { type: "boolean" },
   json: { type: "boolean" },
+  progress: { type: "boolean" },
+  "accept-files": { type: "string" },
+  "max-file-size": { type: "string" },
   "handshake-timeout": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
 /** How a session talks to the local user. */
-export type SessionMode = "pipe" | "terminal" | "json" | "relay";
+export type SessionMode = "pipe" | "terminal" | "json" | "relay" | "oneshot";
 
 /**
- * Pipe with --pipe, or when stdin or stdout is not a terminal; JSON chat with --json; a relay
- * without a local person with --relay-only; else the terminal chat.
+ * One-shot transfer with --send or --receive; pipe with --pipe, or when stdin or stdout is not a
+ * terminal; JSON chat with --json; a relay without a local person with --relay-only; else the
+ * terminal chat.
  *
  * @throws {UsageError} for contradictory flags
  */
@@ -44,13 +49,48 @@ export function chooseMode(parsed: ParsedArgs): SessionMode {
   const pipe = booleanFlag(parsed, "pipe");
   const json = booleanFlag(parsed, "json");
   const relay = booleanFlag(parsed, "relay-only");
-  if ([pipe, json, relay].filter(Boolean).length > 1) {
-    throw new UsageError('flags "--pipe", "--json" and "--relay-only" exclude each other');
+  const oneShot = stringFlag(parsed, "send") !== undefined ||
+    stringFlag(parsed, "receive") !== undefined;
+  if ([pipe, json, relay, oneShot].filter(Boolean).length > 1) {
+    throw new UsageError(
+      'flags "--pipe", "--json", "--relay-only", "--send" and "--receive" exclude each other',
+    );
   }
+  if (oneShot) return "oneshot";
   if (pipe) return "pipe";
   if (json) return "json";
   if (relay) return "relay";
   return Deno.stdin.isTerminal() && Deno.stdout.isTerminal() ? "terminal" : "pipe";
+}
+
+/**
+ * A folder flag (`--accept-files`, `--receive`): it must exist and be a folder.
+ *
+ * @throws {UsageError}
+ */
+export async function folderFlag(parsed: ParsedArgs, name: string): Promise<string | undefined> {
+  const path = stringFlag(parsed, name);
+  if (path === undefined) return undefined;
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    throw new UsageError(`flag "--${name}": folder "${path}" does not exist`);
+  }
+  if (!info.isDirectory) throw new UsageError(`flag "--${name}": "${path}" is not a folder`);
+  return path;
+}
+
+/** Resolves once the session's roster has arrived (the relay sends it right after joining). */
+export function rosterReady(session: ChatSession): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = session.onEvent((event) => {
+      if (event.type === "roster" || event.type === "closed") {
+        resolve();
+        queueMicrotask(() => stop());
+      }
+    });
+  });
 }
 
 /** `--name`, checked like a key comment. @throws {UsageError} */
@@ -93,13 +133,27 @@ export function suitesFlag(parsed: ParsedArgs, fallback: SuiteName[]): SuiteName
  * The process's stdin and stdout as pipe ends. With `keepOutputOpen` (a listener serving one peer
  * after another) the peer's close_notify does not close stdout, so the next peer can use it.
  */
-export function standardPipeEnds(options: { keepOutputOpen?: boolean } = {}): PipeEnds {
+export function standardPipeEnds(
+  options: { keepOutputOpen?: boolean; progress?: ProgressLine } = {},
+): PipeEnds {
   const stdout = Deno.stdout;
-  return {
+  const ends: PipeEnds = {
     input: Deno.stdin,
     output: options.keepOutputOpen ? { write: (data: Uint8Array) => stdout.write(data) } : stdout,
     inputIsTerminal: Deno.stdin.isTerminal(),
   };
+  if (options.progress) ends.onProgress = pipeProgress(options.progress, Date.now());
+  return ends;
+}
+
+/**
+ * `--progress`, or by default when stderr is a terminal and stdout is not (so the progress line
+ * never mixes into data shown on the same screen).
+ */
+export function progressLine(parsed: ParsedArgs): ProgressLine | undefined {
+  const wanted = booleanFlag(parsed, "progress") ||
+    (Deno.stderr.isTerminal() && !Deno.stdout.isTerminal());
+  return wanted ? new ProgressLine() : undefined;
 }
 
 /**
