@@ -1,0 +1,518 @@
+/**
+ * The file side of a transfer, without any networking: the receiver's `.part` files that are
+ * hashed as they are written and published under a free name only once their SHA-256 matches,
+ * and the sender's streaming hashes.
+ *
+ * Receiver ({@linkcode FileSink}): each file is written to `NAME.part` beside its final name
+ * (docs/PROTOCOL.md section 14.4), in order, never past the announced size, while a running
+ * SHA-256 follows every byte. {@linkcode FileSink.finish} checks the length and the hash, fsyncs,
+ * and moves the `.part` to the final name, or to "NAME (1).ext", "NAME (2).ext", ... when that is
+ * taken ({@linkcode freeName}): an existing file is never overwritten, because the move is a hard
+ * link, which fails atomically when the name exists, followed by removing the `.part`. A broken
+ * connection keeps the `.part`; {@linkcode prefixProof} gives its length and prefix hash for the
+ * Resume message, and {@linkcode FileSink.open} with `resumeFrom` continues it (section 14.5).
+ *
+ * Sender: {@linkcode hashFile} hashes a file for the manifest and {@linkcode prefixMatches} checks
+ * a receiver's Resume claim against the sender's own file.
+ *
+ * What it does not do: validate paths (`lib/safe_path.ts` does: call `resolveInside()` before
+ * {@linkcode FileSink.open}), parse messages, or pace the sender. It refuses a symbolic link at
+ * the `.part` name and does not follow one there; parent folders are created with
+ * `Deno.mkdir(..., { recursive: true })`, which does follow links, hence `resolveInside()` first.
+ *
+ * Runtime caveats: WebCrypto has no incremental digest, so hashing streams through `node:crypto`
+ * `createHash("sha256")` in {@linkcode CHUNK_SIZE} reads; no file is ever loaded whole. On file
+ * systems without hard links (FAT, some network shares) publishing falls back to an existence
+ * check then `Deno.rename`, which leaves a short window in which a file appearing at that name
+ * would be replaced. Modes (0600 for `.part` files) apply on POSIX only.
+ *
+ * Ideas from croc (`receivefs/root.go`: exclusive create, refuse link components; the hash is
+ * checked before the file is kept) and magic-wormhole's transfer (temporary name, then rename).
+ *
+ * Mirrors: docs/PROTOCOL.md sections 14.4 (Data, resume) and 14.5 (Cancel and interruption).
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { constantTimeEqual } from "./bytes.ts";
+import { AuthenticationError, ProtocolError, SecurechatError } from "./errors.ts";
+import { dirName, exists } from "./paths.ts";
+import { sanitizeDisplayName } from "./safe_path.ts";
+
+/** Bytes read at a time when hashing. */
+export const CHUNK_SIZE = 1024 * 1024;
+/** Suffix of the file a transfer writes before its hash is verified. */
+export const PART_SUFFIX = ".part";
+/** How many "name (n).ext" candidates {@linkcode freeName} tries before giving up. */
+export const MAX_FREE_NAME_TRIES = 10_000;
+
+const SHA256_LENGTH = 32;
+
+/**
+ * The temporary name a file is written under before its hash is verified.
+ *
+ * @param finalPath the name the file will have
+ * @returns `finalPath + ".part"`
+ */
+export function partPath(finalPath: string): string {
+  return finalPath + PART_SUFFIX;
+}
+
+/**
+ * A name at which nothing exists: `path` itself, else "name (1).ext", "name (2).ext", ...
+ *
+ * The extension is what follows the last dot ("report.pdf" → "report (1).pdf",
+ * "a.tar.gz" → "a.tar (1).gz"); a name without one, or a dotfile, gets the number at the end
+ * ("Makefile (1)", ".bashrc (1)"). Existence is checked with lstat, so a dangling link counts as
+ * taken. When the numbered name would exceed 255 UTF-8 bytes, the stem is shortened.
+ *
+ * @param path the wanted path
+ * @returns `path` or the first free numbered variant
+ * @throws {SecurechatError} code "no_free_name" when {@linkcode MAX_FREE_NAME_TRIES} numbered
+ *   names are all taken
+ */
+export async function freeName(path: string): Promise<string> {
+  if (!await exists(path)) return path;
+  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1;
+  const folder = path.slice(0, cut);
+  const base = path.slice(cut);
+  const dot = base.lastIndexOf(".");
+  const stem = dot > 0 ? base.slice(0, dot) : base;
+  const extension = dot > 0 ? base.slice(dot) : "";
+  for (let n = 1; n <= MAX_FREE_NAME_TRIES; n++) {
+    const candidate = folder + fitName(stem, ` (${n})${extension}`);
+    if (!await exists(candidate)) return candidate;
+  }
+  throw new SecurechatError(
+    "no_free_name",
+    `cannot find a free name for "${sanitizeDisplayName(path)}": ` +
+      `"${base}" and its numbered variants up to (${MAX_FREE_NAME_TRIES}) are all taken`,
+    1,
+    { hints: ["move or remove some of those files, or receive into another folder"] },
+  );
+}
+
+/** `stem + tail`, with the stem cut by code points until the name fits in 255 UTF-8 bytes. */
+function fitName(stem: string, tail: string): string {
+  const encoder = new TextEncoder();
+  let chars = [...stem];
+  const tailBytes = encoder.encode(tail).length;
+  while (chars.length > 1 && encoder.encode(chars.join("")).length + tailBytes > 255) {
+    chars = chars.slice(0, -1);
+  }
+  return chars.join("") + tail;
+}
+
+/**
+ * Length and SHA-256 of the prefix of a leftover `.part`, for the Resume message.
+ *
+ * @param part path of the `.part` file
+ * @param maxLength longest prefix to consider (the file's announced size)
+ * @returns the prefix length (the file's length capped at `maxLength`) and its SHA-256, or
+ *   undefined when `part` does not exist or is not a regular file (a symbolic link, a folder)
+ * @throws {Deno.errors.PermissionDenied} and other I/O errors while reading
+ */
+export async function prefixProof(
+  part: string,
+  maxLength: number,
+): Promise<{ length: number; sha256: Uint8Array } | undefined> {
+  const info = await lstatOrUndefined(part);
+  if (!info?.isFile) return undefined;
+  using file = await Deno.open(part, { read: true });
+  if (!sameFile(info, await file.stat())) return undefined;
+  const hash = createHash("sha256");
+  const length = await hashPrefix(file, Math.max(0, Math.min(info.size, maxLength)), hash);
+  return { length, sha256: digest(hash) };
+}
+
+/** Options for {@linkcode FileSink.open}. */
+export interface FileSinkOptions {
+  /** Announced size in bytes. */
+  size: number;
+  /** Announced SHA-256 of the whole file (32 bytes). */
+  sha256: Uint8Array;
+  /** Keep the first `resumeFrom` bytes of the existing `.part` and continue after them. */
+  resumeFrom?: number;
+}
+
+type SinkState = "open" | "failed" | "done" | "aborted";
+
+/**
+ * Receives one file: `.part`, in-order writes with a running SHA-256, verified publish.
+ *
+ * @example
+ * ```ts
+ * import { FileSink } from "./file_sink.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const data = new TextEncoder().encode("hello");
+ * const sha256 = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+ * const sink = await FileSink.open(`${dir}/hello.txt`, { size: data.length, sha256 });
+ * await sink.write(0, data.subarray(0, 2));
+ * await sink.write(2, data.subarray(2));
+ * assert.equal(await sink.finish(), `${dir}/hello.txt`);
+ * assert.equal(await Deno.readTextFile(`${dir}/hello.txt`), "hello");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class FileSink {
+  readonly #finalPath: string;
+  readonly #part: string;
+  readonly #size: number;
+  readonly #expected: Uint8Array;
+  readonly #hash: Hash;
+  #file: Deno.FsFile | undefined;
+  #written: number;
+  #state: SinkState = "open";
+  #busy = false;
+
+  private constructor(
+    finalPath: string,
+    file: Deno.FsFile,
+    hash: Hash,
+    written: number,
+    options: FileSinkOptions,
+  ) {
+    this.#finalPath = finalPath;
+    this.#part = partPath(finalPath);
+    this.#size = options.size;
+    this.#expected = options.sha256.slice();
+    this.#file = file;
+    this.#hash = hash;
+    this.#written = written;
+  }
+
+  /**
+   * Opens `finalPath + ".part"` for writing, creating parent folders.
+   *
+   * Without `resumeFrom` (or with 0) any leftover `.part` is removed and a new one is created
+   * exclusively with mode 0600. With `resumeFrom > 0` the existing `.part` is truncated to that
+   * length, its first `resumeFrom` bytes are read back into the running hash, and writing goes on
+   * from there. Either way a symbolic link or anything but a regular file at the `.part` name is
+   * refused, never followed.
+   *
+   * @param finalPath the verified name the file should get (from `resolveInside()`)
+   * @param options announced size and SHA-256, and where to resume
+   * @returns a sink expecting its next write at offset `resumeFrom ?? 0`
+   * @throws {RangeError} when `size` or `resumeFrom` is not a safe non-negative integer, or
+   *   `resumeFrom` exceeds `size`
+   * @throws {TypeError} when `sha256` is not 32 bytes
+   * @throws {ProtocolError} code "unsafe_path" when the `.part` name holds a symbolic link, a
+   *   non-regular file or a file with other hard links; code "bad_offset" when resuming from more
+   *   bytes than the `.part` holds
+   */
+  static async open(finalPath: string, options: FileSinkOptions): Promise<FileSink> {
+    const { size, sha256 } = options;
+    const resumeFrom = options.resumeFrom ?? 0;
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`file size must be a non-negative integer, got ${size}`);
+    }
+    if (!Number.isSafeInteger(resumeFrom) || resumeFrom < 0 || resumeFrom > size) {
+      throw new RangeError(`resumeFrom must be an integer in 0..${size}, got ${resumeFrom}`);
+    }
+    if (!(sha256 instanceof Uint8Array) || sha256.length !== SHA256_LENGTH) {
+      throw new TypeError(`sha256 must be ${SHA256_LENGTH} bytes`);
+    }
+    const part = partPath(finalPath);
+    await Deno.mkdir(dirName(part), { recursive: true });
+    const info = await lstatOrUndefined(part);
+    if (info !== undefined && !info.isFile) {
+      const what = info.isSymlink ? "a symbolic link" : "not a regular file";
+      throw new ProtocolError(
+        "unsafe_path",
+        `refusing to write "${sanitizeDisplayName(part)}": it is ${what}`,
+        { hints: ["something other than securechat created it; move it away and try again"] },
+      );
+    }
+    const hash = createHash("sha256");
+    if (resumeFrom === 0) {
+      if (info !== undefined) await Deno.remove(part);
+      const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 });
+      return new FileSink(finalPath, file, hash, 0, options);
+    }
+    if (info === undefined || info.size < resumeFrom) {
+      throw new ProtocolError(
+        "bad_offset",
+        `cannot resume "${sanitizeDisplayName(finalPath)}" at byte ${resumeFrom}: ` +
+          `its partial file holds ${info?.size ?? 0} bytes`,
+      );
+    }
+    if (info.nlink !== null && info.nlink > 1) {
+      throw new ProtocolError(
+        "unsafe_path",
+        `refusing to resume "${sanitizeDisplayName(part)}": it has other hard links`,
+      );
+    }
+    const file = await Deno.open(part, { read: true, write: true });
+    try {
+      if (!sameFile(info, await file.stat())) {
+        throw new ProtocolError(
+          "unsafe_path",
+          `refusing to resume "${sanitizeDisplayName(part)}": it was replaced while opening`,
+        );
+      }
+      await file.truncate(resumeFrom);
+      await file.seek(0, Deno.SeekMode.Start);
+      const read = await hashPrefix(file, resumeFrom, hash);
+      if (read !== resumeFrom) {
+        throw new ProtocolError(
+          "bad_offset",
+          `cannot resume "${sanitizeDisplayName(finalPath)}" at byte ${resumeFrom}: ` +
+            `its partial file shrank to ${read} bytes`,
+        );
+      }
+      await file.seek(0, Deno.SeekMode.End);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+    return new FileSink(finalPath, file, hash, resumeFrom, options);
+  }
+
+  /** Bytes in the `.part` so far (including resumed ones): the offset the next write must use. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Path of the `.part` file this sink writes. */
+  get part(): string {
+    return this.#part;
+  }
+
+  /**
+   * Appends `data`, which the sender placed at `offset`.
+   *
+   * A refused write puts the sink in a failed state: only {@linkcode FileSink.abort} is allowed
+   * afterwards.
+   *
+   * @param offset must equal {@linkcode FileSink.written}
+   * @param data the bytes
+   * @throws {ProtocolError} code "bad_offset" when `offset` is not the bytes written so far;
+   *   code "oversize" when the data would go past the announced size
+   * @throws {Error} when the sink is finished, aborted or failed, or a write is in progress
+   */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    const file = this.#check("write");
+    if (offset !== this.#written) {
+      this.#state = "failed";
+      throw new ProtocolError(
+        "bad_offset",
+        `receiving "${this.#name()}" failed: data at offset ${offset}, expected ${this.#written}`,
+        { hints: ["the sender may be replaying or reordering data"] },
+      );
+    }
+    if (data.length > this.#size - this.#written) {
+      this.#state = "failed";
+      throw new ProtocolError(
+        "oversize",
+        `receiving "${this.#name()}" failed: ` +
+          `the sender sent more than the announced ${this.#size} bytes`,
+      );
+    }
+    this.#busy = true;
+    try {
+      let done = 0;
+      while (done < data.length) done += await file.write(data.subarray(done));
+    } catch (error) {
+      this.#state = "failed";
+      throw error;
+    } finally {
+      this.#busy = false;
+    }
+    this.#hash.update(data);
+    this.#written += data.length;
+  }
+
+  /**
+   * Verifies the file and moves it to its final name.
+   *
+   * @returns the final path: the one given to {@linkcode FileSink.open}, or a numbered variant
+   *   when that name was taken meanwhile (see {@linkcode freeName})
+   * @throws {ProtocolError} code "truncated_file" when fewer than the announced bytes arrived
+   *   (the `.part` is kept, so a resend can resume)
+   * @throws {AuthenticationError} code "file_hash_mismatch" when the SHA-256 differs from the
+   *   announced one (the `.part` is deleted: its content is wrong)
+   * @throws {Error} when the sink is finished, aborted or failed
+   */
+  async finish(): Promise<string> {
+    const file = this.#check("finish");
+    if (this.#written !== this.#size) {
+      this.#state = "failed";
+      throw new ProtocolError(
+        "truncated_file",
+        `receiving "${this.#name()}" failed: ` +
+          `got ${this.#written} of the announced ${this.#size} bytes`,
+        { hints: ["the file may have been truncated in transit; offer it again to resume"] },
+      );
+    }
+    if (!constantTimeEqual(digest(this.#hash), this.#expected)) {
+      this.#state = "failed";
+      this.#close();
+      await Deno.remove(this.#part).catch(() => {});
+      throw new AuthenticationError(
+        "file_hash_mismatch",
+        `receiving "${this.#name()}" failed: its SHA-256 does not match the announced one; ` +
+          `it may be corrupted or tampered with`,
+      );
+    }
+    try {
+      await file.sync();
+    } catch (error) {
+      this.#state = "failed";
+      throw error;
+    }
+    this.#close();
+    try {
+      const published = await publish(this.#part, this.#finalPath);
+      this.#state = "done";
+      return published;
+    } catch (error) {
+      this.#state = "failed";
+      throw error;
+    }
+  }
+
+  /**
+   * Stops receiving: closes the `.part` and, with `removePart`, deletes it. Keep it when the
+   * connection broke (a resend can resume); delete it when either side cancelled. Idempotent,
+   * and a no-op after a successful {@linkcode FileSink.finish}.
+   *
+   * @param removePart delete the `.part` file
+   * @throws {Deno.errors.PermissionDenied} and other errors from deleting, except NotFound
+   */
+  async abort(removePart: boolean): Promise<void> {
+    if (this.#state === "done") return;
+    this.#close();
+    this.#state = "aborted";
+    if (!removePart) return;
+    try {
+      await Deno.remove(this.#part);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+
+  #check(action: string): Deno.FsFile {
+    if (this.#state !== "open" || this.#file === undefined) {
+      throw new Error(`cannot ${action} "${this.#name()}": the file sink is ${this.#state}`);
+    }
+    // Writes must be awaited one by one: the offset check relies on it.
+    if (this.#busy) throw new Error(`cannot ${action} "${this.#name()}": a write is in progress`);
+    return this.#file;
+  }
+
+  #close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  #name(): string {
+    return sanitizeDisplayName(this.#finalPath);
+  }
+}
+
+/**
+ * Moves `part` to a free name based on `finalPath`: a hard link fails with AlreadyExists rather
+ * than replace a file that appeared since {@linkcode freeName} looked, so loop until one sticks.
+ */
+async function publish(part: string, finalPath: string): Promise<string> {
+  for (let attempt = 0; attempt < MAX_FREE_NAME_TRIES; attempt++) {
+    const target = await freeName(finalPath);
+    try {
+      await Deno.link(part, target);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) continue;
+      // No hard links here (FAT, some shares): check, then rename (see the module doc).
+      if (await exists(target)) continue;
+      await Deno.rename(part, target);
+      return target;
+    }
+    await Deno.remove(part);
+    return target;
+  }
+  throw new SecurechatError(
+    "no_free_name",
+    `cannot find a free name for "${sanitizeDisplayName(finalPath)}": names keep appearing`,
+  );
+}
+
+/**
+ * Size and SHA-256 of a file, read in {@linkcode CHUNK_SIZE} chunks (sender side, for the
+ * manifest).
+ *
+ * @param path the file
+ * @param onProgress called after each chunk with the bytes hashed so far
+ * @returns the number of bytes read and their SHA-256
+ * @throws {Deno.errors.NotFound} and other I/O errors
+ */
+export async function hashFile(
+  path: string,
+  onProgress?: (bytes: number) => void,
+): Promise<{ size: number; sha256: Uint8Array }> {
+  using file = await Deno.open(path, { read: true });
+  const hash = createHash("sha256");
+  const size = await hashPrefix(file, Infinity, hash, onProgress);
+  return { size, sha256: digest(hash) };
+}
+
+/**
+ * Whether the first `length` bytes of a file hash to `sha256` (sender side: checks a receiver's
+ * Resume claim before continuing from `length`). Any malformed claim is simply false.
+ *
+ * @param path the sender's file
+ * @param length the prefix length the receiver claims
+ * @param sha256 the SHA-256 the receiver claims for that prefix
+ * @returns true only when the file holds at least `length` bytes and their hash matches
+ * @throws {Deno.errors.NotFound} and other I/O errors
+ */
+export async function prefixMatches(
+  path: string,
+  length: number,
+  sha256: Uint8Array,
+): Promise<boolean> {
+  if (!Number.isSafeInteger(length) || length < 0 || sha256.length !== SHA256_LENGTH) return false;
+  using file = await Deno.open(path, { read: true });
+  if ((await file.stat()).size < length) return false;
+  const hash = createHash("sha256");
+  if (await hashPrefix(file, length, hash) !== length) return false;
+  return constantTimeEqual(digest(hash), sha256);
+}
+
+/** Feeds up to `length` bytes from the file's current position into `hash`; returns the count. */
+async function hashPrefix(
+  file: Deno.FsFile,
+  length: number,
+  hash: Hash,
+  onProgress?: (bytes: number) => void,
+): Promise<number> {
+  const buffer = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(length, 1)));
+  let total = 0;
+  while (total < length) {
+    const n = await file.read(buffer.subarray(0, Math.min(buffer.length, length - total)));
+    if (n === null) break;
+    hash.update(buffer.subarray(0, n));
+    total += n;
+    onProgress?.(total);
+  }
+  return total;
+}
+
+function digest(hash: Hash): Uint8Array {
+  return new Uint8Array(hash.digest());
+}
+
+async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/** Same device and inode (where the platform reports them), and a regular file. */
+function sameFile(before: Deno.FileInfo, after: Deno.FileInfo): boolean {
+  return after.isFile && before.dev === after.dev && before.ino === after.ino;
+}
