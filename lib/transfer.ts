@@ -87,7 +87,7 @@ interface Incoming extends Progress {
   state: "offered" | "manifest" | "receiving";
   manifest: Uint8Array[];
   manifestLength: number;
-  files: { entry: ManifestEntry; path: string }[];
+  files: { entry: ManifestEntry; path: string; segments: string[] }[];
   resumeFrom: Map<number, number>;
   index: number;
   sink: FileSink | undefined;
@@ -493,7 +493,7 @@ export class TransferManager {
       if (seen.has(key)) throw new TransferFailure(`the manifest lists "${entry.path}" twice`);
       seen.add(key);
       const path = await resolveInside(root, segments);
-      inc.files.push({ entry, path });
+      inc.files.push({ entry, path, segments });
       const proof = await prefixProof(`${path}.part`, entry.size);
       if (proof && proof.length > 0) {
         inc.resumeFrom.set(index, proof.length);
@@ -510,7 +510,10 @@ export class TransferManager {
       const file = inc.files[inc.index]!;
       if (inc.sink === undefined) {
         if (file.entry.size !== 0) throw new TransferFailure(`"${file.entry.path}" was skipped`);
-        inc.sink = await FileSink.open(file.path, { size: 0, sha256: file.entry.sha256 });
+        inc.sink = await FileSink.open(await this.#resolve(file), {
+          size: 0,
+          sha256: file.entry.sha256,
+        });
       }
       await inc.sink.finish();
       inc.sink = undefined;
@@ -539,7 +542,7 @@ export class TransferManager {
       const resume = inc.resumeFrom.get(inc.index) ?? 0;
       const from = message.offset === resume ? resume : 0;
       if (message.offset !== from) throw new TransferFailure("data does not start where agreed");
-      inc.sink = await FileSink.open(file.path, {
+      inc.sink = await FileSink.open(await this.#resolve(file), {
         size: file.entry.size,
         sha256: file.entry.sha256,
         ...(from > 0 ? { resumeFrom: from } : {}),
@@ -560,6 +563,11 @@ export class TransferManager {
       inc.index++;
     }
     this.#progress(inc, "receive");
+  }
+
+  /** Resolves a file's path again right before creating it (safe_path.ts: folders change). */
+  async #resolve(file: { segments: string[] }): Promise<string> {
+    return await resolveInside(this.#context.receiveDir ?? Deno.cwd(), file.segments);
   }
 
   async #onDone(inc: Incoming): Promise<void> {
