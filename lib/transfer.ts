@@ -15,10 +15,10 @@
 import { concat, constantTimeEqual, toHex } from "./bytes.ts";
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import { ProtocolError, SecurechatError } from "./errors.ts";
-import { FileSink, hashFile, prefixMatches, prefixProof } from "./file_sink.ts";
+import { FileSink, hashFile, partPath, prefixMatches, prefixProof } from "./file_sink.ts";
 import type { Identity } from "./identity.ts";
 import { hash } from "./key_schedule.ts";
-import { joinPath } from "./paths.ts";
+import { exists, joinPath } from "./paths.ts";
 import { authorOf, fingerprintOfAuthor } from "./room_messages.ts";
 import type { ChatSigner, Roster } from "./room_member.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
@@ -489,7 +489,8 @@ export class TransferManager {
     const points = [];
     for (const [index, entry] of entries.entries()) {
       const segments = safeRelativePath(entry.path);
-      const key = segments.join("/").toLowerCase();
+      // One spelling per name, as case-insensitive and normalizing file systems see it.
+      const key = segments.join("/").normalize("NFC").toLowerCase();
       if (seen.has(key)) throw new TransferFailure(`the manifest lists "${entry.path}" twice`);
       seen.add(key);
       const path = await resolveInside(root, segments);
@@ -498,6 +499,14 @@ export class TransferManager {
       if (proof && proof.length > 0) {
         inc.resumeFrom.set(index, proof.length);
         points.push({ fileIndex: index, length: proof.length, sha256: proof.sha256 });
+      }
+    }
+    // A file named like another's part file would be clobbered by that part: refuse the pair.
+    for (const key of seen) {
+      if (seen.has(`${key}.part`)) {
+        throw new TransferFailure(
+          `the manifest lists both "${key}" and its part file "${key}.part"`,
+        );
       }
     }
     inc.state = "receiving";
@@ -510,7 +519,7 @@ export class TransferManager {
       const file = inc.files[inc.index]!;
       if (inc.sink === undefined) {
         if (file.entry.size !== 0) throw new TransferFailure(`"${file.entry.path}" was skipped`);
-        inc.sink = await FileSink.open(await this.#resolve(file), {
+        inc.sink = await FileSink.open(await this.#target(file, 0), {
           size: 0,
           sha256: file.entry.sha256,
         });
@@ -542,7 +551,7 @@ export class TransferManager {
       const resume = inc.resumeFrom.get(inc.index) ?? 0;
       const from = message.offset === resume ? resume : 0;
       if (message.offset !== from) throw new TransferFailure("data does not start where agreed");
-      inc.sink = await FileSink.open(await this.#resolve(file), {
+      inc.sink = await FileSink.open(await this.#target(file, from), {
         size: file.entry.size,
         sha256: file.entry.sha256,
         ...(from > 0 ? { resumeFrom: from } : {}),
@@ -565,9 +574,18 @@ export class TransferManager {
     this.#progress(inc, "receive");
   }
 
-  /** Resolves a file's path again right before creating it (safe_path.ts: folders change). */
-  async #resolve(file: { segments: string[] }): Promise<string> {
-    return await resolveInside(this.#context.receiveDir ?? Deno.cwd(), file.segments);
+  /**
+   * The path to receive a file at, resolved again right before creating it (safe_path.ts: folders
+   * change). A `.part` we are not resuming may be someone else's (a browser's half download): it
+   * is never deleted; the file is received under the next free name instead (14.4).
+   */
+  async #target(file: { segments: string[] }, resumeFrom: number): Promise<string> {
+    const path = await resolveInside(this.#context.receiveDir ?? Deno.cwd(), file.segments);
+    if (resumeFrom > 0 || !(await exists(partPath(path)))) return path;
+    for (let n = 1;; n++) {
+      const candidate = numbered(path, n);
+      if (!(await exists(candidate)) && !(await exists(partPath(candidate)))) return candidate;
+    }
   }
 
   async #onDone(inc: Incoming): Promise<void> {
@@ -594,6 +612,16 @@ export class TransferManager {
     inc.sink = undefined;
     this.#emit(inc, "receive", state, { reason });
   }
+}
+
+/** "dir/report.pdf" -> "dir/report (n).pdf"; dotfiles and names without extension get a suffix. */
+function numbered(path: string, n: number): string {
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const name = path.slice(slash + 1);
+  const dot = name.lastIndexOf(".");
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  const extension = dot > 0 ? name.slice(dot) : "";
+  return `${path.slice(0, slash + 1)}${stem} (${n})${extension}`;
 }
 
 function baseName(path: string): string {

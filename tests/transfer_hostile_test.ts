@@ -95,8 +95,14 @@ async function hostile(
     const event = good.events.filter((e) => e.type === "transfer").at(-1) as ChatEvent & {
       type: "transfer";
     };
+    const files: Record<string, string> = {};
+    for (const name of await listTree(inbox)) {
+      const info = await Deno.lstat(`${inbox}/${name}`);
+      if (info.isFile) files[name] = await Deno.readTextFile(`${inbox}/${name}`);
+    }
     return {
       event,
+      files,
       inbox: await listTree(inbox),
       outside: await listTree(`${root}/outside`),
       root,
@@ -182,4 +188,27 @@ Deno.test("control: the same harness with an honest manifest and data succeeds",
   const honest = await hostile([await entry("a.txt", PAYLOAD)], [[0, 0, PAYLOAD]]);
   strictEqual(honest.event.state, "done");
   deepStrictEqual(honest.inbox, ["a.txt"]);
+});
+
+Deno.test("a manifest listing both a file and its .part name is refused", async () => {
+  const result = await hostile(
+    [await entry("x.part", PAYLOAD), await entry("x", PAYLOAD)],
+    [[0, 0, PAYLOAD], [1, 0, PAYLOAD]],
+  );
+  strictEqual(result.event.state, "failed");
+  match(result.event.reason ?? "", /part file/);
+  deepStrictEqual(result.inbox, []);
+});
+
+Deno.test("someone else's NAME.part in the folder is never deleted: the file gets the next name", async () => {
+  const theirs = new TextEncoder().encode("a browser's half download, not ours");
+  const result = await hostile(
+    [await entry("movie.mkv", PAYLOAD)],
+    [[0, 0, PAYLOAD]],
+    (root) => Deno.writeFile(`${root}/inbox/movie.mkv.part`, theirs),
+  );
+  strictEqual(result.event.state, "done");
+  deepStrictEqual(result.inbox, ["movie (1).mkv", "movie.mkv.part"]);
+  strictEqual(result.files["movie.mkv.part"], new TextDecoder().decode(theirs));
+  strictEqual(result.files["movie (1).mkv"], new TextDecoder().decode(PAYLOAD));
 });
