@@ -6,10 +6,11 @@
  * `tar c dir | securechat dial host` can still ask for a passphrase while stdin carries data. With
  * no terminal at all it fails with a hint naming the non-interactive sources.
  *
- * `TerminalScreen` owns raw mode and the prompt row of the chat: lines printed above the prompt
- * never garble what is being typed, since every write clears the prompt row, prints, and draws the
- * prompt again with the line and cursor of a `LineEditor` (`lib/line_editor.ts`). `colorEnabled()`
- * is the colour decision (`NO_COLOR`, `TERM=dumb`, stdout a terminal).
+ * `TerminalScreen` owns raw mode, the prompt row of the chat and a status area of a few rows right
+ * above it (live transfer progress): lines printed above never garble what is being typed, since
+ * every write clears the status rows and the prompt row, prints, and draws the status and the
+ * prompt again, the prompt with the line and cursor of a `LineEditor` (`lib/line_editor.ts`).
+ * `colorEnabled()` is the colour decision (`NO_COLOR`, `TERM=dumb`, stdout a terminal).
  *
  * Deno quirk: Deno 2 (checked on 2.9.6, denoland/deno#27980) requires `--allow-all` to open
  * `/dev/tty` (and `/dev/fd/N` when it resolves to a terminal), because writing to the terminal can
@@ -24,6 +25,10 @@
  * - Only UTF-8 terminals are supported; backspace removes one whole UTF-8 character.
  * - `TerminalScreen` writes CR LF: raw mode may turn off output post-processing (OPOST), and then
  *   a bare LF moves down without returning to the first column.
+ * - The status area is erased by moving up as many rows as were drawn, so its lines must be
+ *   narrower than the terminal (`renderTransferStatus()` in `lib/chat_view.ts` sees to that). A
+ *   terminal that reflows rows when it is made narrower can leave a stale status row above the
+ *   new one after a resize; the next output is right again.
  * - A pending read on `Deno.stdin` cannot be cancelled and keeps the process alive, which is why
  *   `main.ts` ends with `Deno.exit()`.
  *
@@ -235,6 +240,12 @@ export interface TerminalScreenOptions {
   /** Terminal width in columns (default `Deno.consoleSize()`, 80 when that fails). */
   columns?: () => number;
   /**
+   * The status area above the prompt, asked for at every draw with the terminal width: display
+   * lines (sanitized, each narrower than `columns`, without line endings), none to show nothing.
+   * Default: no status area.
+   */
+  status?: (columns: number) => readonly string[];
+  /**
    * Install SIGINT, SIGTERM, SIGHUP (SIGINT, SIGBREAK on Windows) and SIGWINCH handlers, and an
    * `unload` hook that leaves raw mode if the process exits without `stop()`. Default: when `raw`
    * is `Deno.stdin` (the default), since only then is a real terminal at stake.
@@ -256,9 +267,10 @@ const ENDING_SIGNALS: Partial<Record<Deno.Signal, number>> = {
 };
 
 /**
- * The chat's terminal: owns raw mode and the prompt row. Every output clears the prompt row,
- * prints, and draws the prompt again with the editor's line and cursor, so incoming lines never
- * mix with what is being typed. A line wider than the terminal scrolls horizontally
+ * The chat's terminal: owns raw mode, the prompt row and the status rows above it. Every output
+ * clears the status rows and the prompt row, prints, and draws the status (from the `status`
+ * option) and the prompt again, the prompt with the editor's line and cursor, so incoming lines
+ * never mix with what is being typed and the status stays in place under them. A line wider than the terminal scrolls horizontally
  * (`layoutLine()`), keeping the prompt on one row. Writes are queued so they never interleave;
  * the methods never reject: the first write error stops drawing and is kept in `error`.
  *
@@ -272,12 +284,15 @@ export class TerminalScreen {
   readonly #writer: Writer;
   readonly #raw: RawMode;
   readonly #columns: () => number;
+  readonly #status: ((columns: number) => readonly string[]) | undefined;
   readonly #signals: boolean;
   readonly #onSignal: ((signal: Deno.Signal) => void) | undefined;
   #state: "new" | "started" | "stopped" = "new";
   #queue: Promise<void> = Promise.resolve();
   #error: unknown = undefined;
   #start = 0;
+  /** Status rows on the screen above the prompt row, as the queued writes leave them. */
+  #statusRows = 0;
   #listeners: [Deno.Signal, () => void][] = [];
   readonly #unload = () => this.#leaveRaw();
 
@@ -292,6 +307,7 @@ export class TerminalScreen {
     this.#writer = options.writer ?? Deno.stdout;
     this.#raw = options.raw ?? Deno.stdin;
     this.#columns = options.columns ?? consoleColumns;
+    this.#status = options.status;
     this.#signals = options.signals ?? this.#raw === Deno.stdin;
     this.#onSignal = options.onSignal;
   }
@@ -302,7 +318,8 @@ export class TerminalScreen {
   }
 
   /**
-   * Enables raw mode, installs the signal handlers (see options) and draws the prompt.
+   * Enables raw mode, installs the signal handlers (see options) and draws the status and the
+   * prompt.
    *
    * @throws {Error} whatever `setRaw(true)` throws (stdin not a terminal); nothing to undo then
    */
@@ -315,28 +332,30 @@ export class TerminalScreen {
   }
 
   /**
-   * Prints lines above the prompt, then redraws the prompt with the current line and cursor.
+   * Prints lines above the status area and the prompt, then redraws both: the status as the
+   * `status` option gives it now, the prompt with the current line and cursor.
    *
    * @param lines display lines, already sanitized (`lib/chat_view.ts`), without line endings
    */
   printAbove(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return this.#queue;
-    return this.#write(CLEAR_ROW + lines.map((line) => line + "\r\n").join(""), true);
+    return this.#draw(lines.map((line) => line + "\r\n").join(""));
   }
 
-  /** Redraws the prompt row with the current line and cursor. */
+  /** Redraws the status area and the prompt row in place (after typing, or a status change). */
   redraw(): Promise<void> {
-    return this.#write(CLEAR_ROW, true);
+    return this.#draw("");
   }
 
   /** Rings the terminal bell (a line too long, for instance). */
   bell(): Promise<void> {
-    return this.#write("\x07", false);
+    return this.#write("\x07");
   }
 
   /**
    * Leaves raw mode (first, synchronously, so it happens even if a write hangs), removes the
-   * handlers, and clears the prompt row so the shell prompt starts on a clean row. Idempotent.
+   * handlers, and clears the status area and the prompt row so the shell prompt starts on a clean
+   * row. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.#state !== "started") {
@@ -347,7 +366,7 @@ export class TerminalScreen {
     for (const [signal, handler] of this.#listeners) Deno.removeSignalListener(signal, handler);
     this.#listeners = [];
     if (this.#signals) globalThis.removeEventListener("unload", this.#unload);
-    await this.#write(CLEAR_ROW, false, true);
+    await this.#write(this.#erase(), true);
   }
 
   #leaveRaw(): void {
@@ -356,10 +375,33 @@ export class TerminalScreen {
     this.#raw.setRaw(false);
   }
 
-  /** Queues `text`, followed by the prompt when `prompt` is set; the text is built now. */
-  #write(text: string, prompt: boolean, evenStopped = false): Promise<void> {
+  /** Queues: erase the status and prompt rows, print `above`, draw the status and the prompt. */
+  #draw(above: string): Promise<void> {
+    if (this.#state !== "started") return this.#queue;
+    return this.#write(this.#erase() + above + this.#statusText() + this.#promptRow());
+  }
+
+  /**
+   * Moves to the first status row (the prompt row when there is none) and clears from there
+   * down. Without a status it is only CR and "erase line", as it was before the status area.
+   */
+  #erase(): string {
+    const rows = this.#statusRows;
+    this.#statusRows = 0;
+    return rows === 0 ? CLEAR_ROW : `\r\x1b[${rows}A\x1b[J`;
+  }
+
+  /** The status lines, each ended by CR LF, and how many rows they take, recorded. */
+  #statusText(): string {
+    const lines = this.#status?.(this.#columns()) ?? [];
+    this.#statusRows = lines.length;
+    return lines.map((line) => line + "\r\n").join("");
+  }
+
+  /** Queues `text`, built now so writes land in call order (the row counts depend on it). */
+  #write(text: string, evenStopped = false): Promise<void> {
     if (this.#state !== "started" && !evenStopped) return this.#queue;
-    const bytes = new TextEncoder().encode(prompt ? text + this.#promptRow() : text);
+    const bytes = new TextEncoder().encode(text);
     this.#queue = this.#queue.then(async () => {
       if (this.#error !== undefined) return;
       try {
