@@ -9,7 +9,7 @@
  */
 
 import { concat, u16, u32, u8, utf8 } from "./bytes.ts";
-import { ProtocolError } from "./errors.ts";
+import { FieldReader } from "./field_reader.ts";
 import { SHARE_LENGTHS, SUITE_IDS, suiteById, type SuiteName } from "./kex.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "./record.ts";
 
@@ -21,47 +21,6 @@ export const RANDOM_LENGTH = 32;
 export const MESSAGE_TYPE = { identity: 0x0b, identityVerify: 0x0f, finished: 0x14 } as const;
 /** Section 5.3: longest display name in bytes. */
 export const MAX_NAME_LENGTH = 64;
-
-/** Reads fields off a message body, failing with `decode_error` on any overrun. */
-class FieldReader {
-  #bytes: Uint8Array;
-  #offset = 0;
-  #what: string;
-
-  constructor(bytes: Uint8Array, what: string) {
-    this.#bytes = bytes;
-    this.#what = what;
-  }
-
-  fail(detail: string, alert: "decode_error" | "illegal_parameter" = "decode_error"): never {
-    throw new ProtocolError(alert, `peer sent a malformed ${this.#what}: ${detail}`, { alert });
-  }
-
-  take(length: number, field: string): Uint8Array {
-    if (this.#offset + length > this.#bytes.length) this.fail(`${field} is cut short`);
-    const out = this.#bytes.subarray(this.#offset, this.#offset + length);
-    this.#offset += length;
-    return out;
-  }
-
-  u8(field: string): number {
-    return this.take(1, field)[0]!;
-  }
-
-  u16(field: string): number {
-    const b = this.take(2, field);
-    return (b[0]! << 8) | b[1]!;
-  }
-
-  u32(field: string): number {
-    const b = this.take(4, field);
-    return ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
-  }
-
-  end(): void {
-    if (this.#offset !== this.#bytes.length) this.fail("trailing bytes");
-  }
-}
 
 function checkMaxRecord(reader: FieldReader, value: number): number {
   if (value < MAX_RECORD_PLAINTEXT || value > MAX_RECORD_PLAINTEXT_LIMIT) {

@@ -10,7 +10,7 @@
  */
 
 import { concat, fromBase64, toBase64, u16, u64, u8, utf8 } from "./bytes.ts";
-import { ProtocolError } from "./errors.ts";
+import { FieldReader } from "./field_reader.ts";
 import {
   type Identity,
   type PublicIdentity,
@@ -60,48 +60,6 @@ export interface SignedChat {
   recipient: Uint8Array;
   text: string;
   signature: Uint8Array;
-}
-
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-class Fields {
-  #bytes: Uint8Array;
-  #offset = 0;
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-  }
-  fail(detail: string): never {
-    throw new ProtocolError("bad_room_message", `peer sent a malformed room message: ${detail}`, {
-      alert: "decode_error",
-    });
-  }
-  take(length: number, field: string): Uint8Array {
-    if (this.#offset + length > this.#bytes.length) this.fail(`${field} is cut short`);
-    const out = this.#bytes.slice(this.#offset, this.#offset + length);
-    this.#offset += length;
-    return out;
-  }
-  u8(field: string): number {
-    return this.take(1, field)[0]!;
-  }
-  u16(field: string): number {
-    const b = this.take(2, field);
-    return (b[0]! << 8) | b[1]!;
-  }
-  u64(field: string): bigint {
-    return new DataView(this.take(8, field).buffer).getBigUint64(0);
-  }
-  text(length: number, max: number, field: string): string {
-    if (length > max) this.fail(`${field} longer than ${max} bytes`);
-    try {
-      return decoder.decode(this.take(length, field));
-    } catch {
-      return this.fail(`${field} is not UTF-8`);
-    }
-  }
-  end(): void {
-    if (this.#offset !== this.#bytes.length) this.fail("trailing bytes");
-  }
 }
 
 function shortText(text: string, max: number): Uint8Array {
@@ -194,7 +152,7 @@ export function encodeChat(chat: SignedChat): Uint8Array {
 
 /** Decodes one room message. @throws {ProtocolError} `bad_room_message` */
 export function decodeRoomMessage(bytes: Uint8Array): RoomMessage {
-  const r = new Fields(bytes);
+  const r = new FieldReader(bytes, "room message", "bad_room_message");
   const type = r.u8("type");
   let message: RoomMessage;
   switch (type) {
@@ -217,8 +175,8 @@ export function decodeRoomMessage(bytes: Uint8Array): RoomMessage {
     }
     case ROOM_MESSAGE.chat: {
       const author = r.take(AUTHOR_LENGTH, "author");
-      const counter = r.u64("counter");
-      const timestamp = r.u64("timestamp");
+      const counter = r.u64big("counter");
+      const timestamp = r.u64big("timestamp");
       const kind = r.u8("kind");
       if (kind < 1 || kind > 3) r.fail(`unknown chat kind ${kind}`);
       const recipient = r.take(AUTHOR_LENGTH, "recipient");

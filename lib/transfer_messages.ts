@@ -8,7 +8,7 @@
  */
 
 import { concat, u16, u32, u64, u8, utf8 } from "./bytes.ts";
-import { ProtocolError } from "./errors.ts";
+import { FieldReader } from "./field_reader.ts";
 import {
   type Identity,
   type PublicIdentity,
@@ -79,63 +79,6 @@ export type TransferMessage =
     | { type: "complete" }
     | { type: "cancel"; reason: string }
   );
-
-class Fields {
-  #bytes: Uint8Array;
-  #offset = 0;
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-  }
-  fail(detail: string): never {
-    throw new ProtocolError(
-      "bad_transfer_message",
-      `peer sent a malformed transfer message: ${detail}`,
-      {
-        alert: "decode_error",
-      },
-    );
-  }
-  take(length: number, field: string): Uint8Array {
-    if (this.#offset + length > this.#bytes.length) this.fail(`${field} is cut short`);
-    const out = this.#bytes.slice(this.#offset, this.#offset + length);
-    this.#offset += length;
-    return out;
-  }
-  rest(): Uint8Array {
-    return this.take(this.#bytes.length - this.#offset, "rest");
-  }
-  u8(field: string): number {
-    return this.take(1, field)[0]!;
-  }
-  u16(field: string): number {
-    const b = this.take(2, field);
-    return (b[0]! << 8) | b[1]!;
-  }
-  u32(field: string): number {
-    return new DataView(this.take(4, field).buffer).getUint32(0);
-  }
-  u64(field: string): number {
-    const value = new DataView(this.take(8, field).buffer).getBigUint64(0);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${field} out of range`);
-    return Number(value);
-  }
-  u64big(field: string): bigint {
-    return new DataView(this.take(8, field).buffer).getBigUint64(0);
-  }
-  text(length: number, max: number, field: string): string {
-    if (length > max) this.fail(`${field} longer than ${max} bytes`);
-    try {
-      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
-        this.take(length, field),
-      );
-    } catch {
-      return this.fail(`${field} is not UTF-8`);
-    }
-  }
-  end(): void {
-    if (this.#offset !== this.#bytes.length) this.fail("trailing bytes");
-  }
-}
 
 function envelope(type: number, party: Uint8Array, transferId: Uint8Array, body: Uint8Array) {
   return concat(u8(type), party, transferId, body);
@@ -295,7 +238,7 @@ export function partyOf(message: Uint8Array): Uint8Array | undefined {
 
 /** Decodes a transfer message. @throws {ProtocolError} `bad_transfer_message` */
 export function decodeTransfer(bytes: Uint8Array): TransferMessage {
-  const r = new Fields(bytes);
+  const r = new FieldReader(bytes, "transfer message", "bad_transfer_message");
   const type = r.u8("type");
   const party = r.take(PARTY_LENGTH, "party");
   const transferId = r.take(TRANSFER_ID_LENGTH, "transfer_id");
@@ -384,7 +327,7 @@ export function encodeManifest(entries: ManifestEntry[]): Uint8Array {
 
 /** Decodes a manifest of `count` entries. @throws {ProtocolError} */
 export function decodeManifest(bytes: Uint8Array, count: number): ManifestEntry[] {
-  const r = new Fields(bytes);
+  const r = new FieldReader(bytes, "transfer message", "bad_transfer_message");
   const entries: ManifestEntry[] = [];
   for (let i = 0; i < count; i++) {
     const path = r.text(r.u16("path_length"), 4096, "path");
