@@ -2,7 +2,10 @@
  * The two chat front ends over a `ChatSession` (`lib/chat_events.ts`):
  * - `runTerminalChat`: the interactive chat. Keys are decoded and edited by `lib/line_editor.ts`,
  *   events rendered by `lib/chat_view.ts` and printed above the prompt by `TerminalScreen`
- *   (`lib/tty.ts`), so incoming messages never garble the line being typed.
+ *   (`lib/tty.ts`), so incoming messages never garble the line being typed. Progress of running
+ *   transfers ("sending", "receiving") is not printed but kept in a status area right above the
+ *   prompt, redrawn in place, one line per transfer; the other transfer states are printed once
+ *   and take the transfer out of the status area.
  * - `runJsonChat`: the `--json` mode. Every event is one JSON line on the output; input lines are
  *   the same commands as typed lines, and local replies (/who, /verify, /help, errors) are events
  *   too.
@@ -24,7 +27,14 @@
  */
 
 import { CHAT_HELP, type ChatEvent, type ChatSession, parseChatInput } from "./chat_events.ts";
-import { displayName, renderEvent, renderHelp, type ViewOptions } from "./chat_view.ts";
+import {
+  displayName,
+  renderEvent,
+  renderHelp,
+  renderTransferStatus,
+  type TransferEvent,
+  type ViewOptions,
+} from "./chat_view.ts";
 import { SecurechatError } from "./errors.ts";
 import { writeAll } from "./frame.ts";
 import { KeyParser, LineEditor } from "./line_editor.ts";
@@ -87,12 +97,16 @@ export async function runTerminalChat(
   if (options.timeZone !== undefined) view.timeZone = options.timeZone;
   const editor = new LineEditor();
   const control = new Control(session, now);
+  // Running transfers by key, in the order they started: the status area above the prompt.
+  const running = new Map<string, TransferEvent>();
   const screen = new TerminalScreen(editor, {
     prompt: `${displayName(session.self.name, MAX_PROMPT_NAME)}> `,
     writer: options.output,
     ...(options.raw === undefined ? {} : { raw: options.raw }),
     ...(options.columns === undefined ? {} : { columns: options.columns }),
     ...(options.signals === undefined ? {} : { signals: options.signals }),
+    status: (columns) =>
+      renderTransferStatus([...running.values()], { colors: options.colors, columns }),
     onSignal: () => control.quit(true),
   });
   // Subscribe now, not after start(): events that arrive meanwhile wait in `early`.
@@ -100,7 +114,18 @@ export async function runTerminalChat(
   const show = (reply: Reply) => {
     if (reply !== "help" && reply.type === "closed") control.sawClosed = true;
     if (early !== undefined) return void early.push(reply);
-    void screen.printAbove(reply === "help" ? renderHelp(view) : renderEvent(reply, view));
+    if (reply === "help") return void screen.printAbove(renderHelp(view));
+    if (reply.type === "transfer") {
+      const key = transferKey(reply);
+      if (reply.state === "sending" || reply.state === "receiving") {
+        running.set(key, reply);
+        return void screen.redraw();
+      }
+      running.delete(key); // waiting, done, rejected, cancelled, failed: one line, as any event
+    } else if (reply.type === "closed") {
+      running.clear(); // nothing runs on after the session
+    }
+    void screen.printAbove(renderEvent(reply, view));
   };
   const unsubscribe = session.onEvent(show);
   const source = chunks(options.input);
@@ -205,6 +230,14 @@ export async function runJsonChat(session: ChatSession, options: JsonChatOptions
     await writing;
   }
   if (writeError !== undefined) throw writeError;
+}
+
+/**
+ * Identifies a transfer in the status area: each sender picks its own short ids, so offers from
+ * two peers may share one; with the direction and the peer's fingerprint they cannot.
+ */
+function transferKey(event: TransferEvent): string {
+  return `${event.direction} ${event.peer.fingerprint} ${event.id}`;
 }
 
 /** What a typed line makes the UI show: an event, or the help text. */

@@ -212,7 +212,7 @@ function renderTransfer(event: TransferEvent, style: Style): string {
       })`;
     case "sending":
     case "receiving":
-      return `${what}: ${progressText(event, BAR_WIDTH, true, true)}`;
+      return `${what}: ${progressText(event, BAR_WIDTH, KEEP_ALL)}`;
     case "done": {
       const where = event.path === undefined ? "" : ` saved to ${sanitize(event.path)}`;
       const resumed = event.resumed
@@ -237,16 +237,32 @@ function arrowOf(event: TransferEvent): string {
   return event.direction === "send" ? "to" : "from";
 }
 
-/** "[bar] 42% 1.2 MiB of 3.0 MiB", then the rate and the ETA when known and wanted. */
-function progressText(event: TransferEvent, bar: number, rate: boolean, eta: boolean): string {
-  const fraction = event.total === 0 ? 1 : event.bytes / event.total;
-  const percent = `${Math.floor(fraction * 100)}%`;
-  const rateText = rate && event.rate !== undefined ? ` ${formatBytes(event.rate)}/s` : "";
-  const etaText = eta && event.eta !== undefined ? ` ETA ${formatDuration(event.eta)}` : "";
-  return `${progressBar(fraction, bar)} ${percent} ${formatBytes(event.bytes)} of ${
-    formatBytes(event.total)
-  }${rateText}${etaText}`;
+/** Which parts of a progress text to keep, after the bar and the percent. */
+interface Keep {
+  bytes: boolean;
+  rate: boolean;
+  eta: boolean;
 }
+
+const KEEP_ALL: Keep = { bytes: true, rate: true, eta: true };
+
+/** "[bar] 42% 1.2 MiB of 3.0 MiB 512.0 KiB/s ETA 0:04": rate and ETA only when known. */
+function progressText(event: TransferEvent, bar: number, keep: Keep): string {
+  const fraction = event.total === 0 ? 1 : event.bytes / event.total;
+  let text = `${progressBar(fraction, bar)} ${Math.floor(fraction * 100)}%`;
+  if (keep.bytes) text += ` ${formatBytes(event.bytes)} of ${formatBytes(event.total)}`;
+  if (keep.rate && event.rate !== undefined) text += ` ${formatBytes(event.rate)}/s`;
+  if (keep.eta && event.eta !== undefined) text += ` ETA ${formatDuration(event.eta)}`;
+  return text;
+}
+
+/** What a status line gives up, in order, once the name is as short as it gets. */
+const STATUS_FALLBACKS: readonly Keep[] = [
+  KEEP_ALL,
+  { bytes: true, rate: true, eta: false },
+  { bytes: true, rate: false, eta: false },
+  { bytes: false, rate: false, eta: false },
+];
 
 /** Transfers the status area shows one line each; the rest are counted in a "+N more" line. */
 export const MAX_STATUS_TRANSFERS = 3;
@@ -272,7 +288,7 @@ export interface StatusOptions {
  * of {@linkcode renderEvent} does, without the time and with the peer's name cut at 16 code
  * points. To fit `columns - 1` columns (the last column stays free, so no terminal wraps), a line
  * gives up, in order: the end of the file name (down to 12 columns, cut with "…"), bar cells
- * (down to 10), the ETA, the rate, and at last its own end. Widths are measured with
+ * (down to 10), the ETA, the rate, the bytes, and at last its own end. Widths are measured with
  * `charWidth()` from `lib/line_editor.ts`.
  *
  * @param transfers `transfer` events in the "sending" or "receiving" state, in display order
@@ -289,7 +305,7 @@ export interface StatusOptions {
  *   type: "transfer", time: 0, id: "a1", direction: "send", peer, name: "notes.txt",
  *   state: "sending", bytes: 512, total: 1024, rate: 256, eta: 2,
  * } as const;
- * assert.deepEqual(renderTransferStatus([event], { colors: false, columns: 80 }), [
+ * assert.deepEqual(renderTransferStatus([event], { colors: false, columns: 100 }), [
  *   '"notes.txt" to bob: [##########..........] 50% 512 B of 1.0 KiB 256 B/s ETA 0:02',
  * ]);
  * ```
@@ -314,20 +330,20 @@ type Segment = [codes: string | undefined, text: string];
 function fitStatusLine(event: TransferEvent, width: number): Segment[] {
   const fileName = sanitize(event.name);
   const nameWidth = textWidth(fileName);
-  const pieces = (shown: string, bar: number, rate: boolean, eta: boolean): Segment[] => [
+  const pieces = (shown: string, bar: number, keep: Keep): Segment[] => [
     [undefined, `"${shown}" ${arrowOf(event)} `],
     [event.peer.self ? "1;36" : "1", displayName(event.peer.name, MAX_STATUS_PEER)],
-    [undefined, `: ${progressText(event, bar, rate, eta)}`],
+    [undefined, `: ${progressText(event, bar, keep)}`],
   ];
-  const keep: [rate: boolean, eta: boolean][] = [[true, true], [true, false], [false, false]];
-  for (const [rate, eta] of keep) {
-    const fixed = segmentsWidth(pieces("", BAR_WIDTH, rate, eta));
+  for (const keep of STATUS_FALLBACKS) {
+    const fixed = segmentsWidth(pieces("", BAR_WIDTH, keep));
     // The name gives up columns first, down to MIN_STATUS_NAME; then the bar gives up cells.
     const shown = cutText(fileName, Math.max(width - fixed, Math.min(nameWidth, MIN_STATUS_NAME)));
     const bar = BAR_WIDTH - Math.max(0, fixed + textWidth(shown) - width);
-    if (bar >= MIN_BAR_WIDTH) return pieces(shown, bar, rate, eta);
+    if (bar >= MIN_BAR_WIDTH) return pieces(shown, bar, keep);
   }
-  return cutToWidth(pieces(cutText(fileName, MIN_STATUS_NAME), MIN_BAR_WIDTH, false, false), width);
+  const last = STATUS_FALLBACKS[STATUS_FALLBACKS.length - 1]!;
+  return cutToWidth(pieces(cutText(fileName, MIN_STATUS_NAME), MIN_BAR_WIDTH, last), width);
 }
 
 function paint(segments: Segment[], style: Style): string {

@@ -270,9 +270,10 @@ const ENDING_SIGNALS: Partial<Record<Deno.Signal, number>> = {
  * The chat's terminal: owns raw mode, the prompt row and the status rows above it. Every output
  * clears the status rows and the prompt row, prints, and draws the status (from the `status`
  * option) and the prompt again, the prompt with the editor's line and cursor, so incoming lines
- * never mix with what is being typed and the status stays in place under them. A line wider than the terminal scrolls horizontally
- * (`layoutLine()`), keeping the prompt on one row. Writes are queued so they never interleave;
- * the methods never reject: the first write error stops drawing and is kept in `error`.
+ * never mix with what is being typed and the status stays in place under them. A line wider
+ * than the terminal scrolls horizontally (`layoutLine()`), keeping the prompt on one row. Writes
+ * are queued so they never interleave; the methods never reject: the first write error stops
+ * drawing and is kept in `error`.
  *
  * `stop()` must run on every exit path (`try`/`finally`); signals and `Deno.exit()` elsewhere are
  * covered by the `signals` option.
@@ -391,7 +392,7 @@ export class TerminalScreen {
     return rows === 0 ? CLEAR_ROW : `\r\x1b[${rows}A\x1b[J`;
   }
 
-  /** The status lines, each ended by CR LF, and how many rows they take, recorded. */
+  /** The status lines, each ended by CR LF; records the rows they take for the next erase. */
   #statusText(): string {
     const lines = this.#status?.(this.#columns()) ?? [];
     this.#statusRows = lines.length;

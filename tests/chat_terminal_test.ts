@@ -127,7 +127,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function startTerminal(session = new FakeSession()) {
+function startTerminal(session = new FakeSession(), columns = 80) {
   const keys = keyboard();
   const output = new Capture();
   const raw = new RawRecorder();
@@ -138,12 +138,41 @@ function startTerminal(session = new FakeSession()) {
     raw,
     now: () => new Date(TIME),
     timeZone: "UTC",
-    columns: () => 80,
+    columns: () => columns,
   });
   return { session, keys, output, raw, done };
 }
 
 const CLEAR = "\r\x1b[2K";
+/** Back to the first of `rows` status rows above the prompt row, and clear to the end. */
+const up = (rows: number) => `\r\x1b[${rows}A\x1b[J`;
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** A `transfer` event of "a.bin" (4 MiB) to bob, sending, without rate and ETA yet. */
+function transfer(
+  bytes: number,
+  extra: Partial<ChatEvent & { type: "transfer" }> = {},
+): ChatEvent & { type: "transfer" } {
+  return {
+    type: "transfer",
+    time: TIME,
+    id: "a1b2c3d4",
+    direction: "send",
+    peer: bob,
+    name: "a.bin",
+    state: "sending",
+    bytes,
+    total: 4 * MIB,
+    ...extra,
+  };
+}
+
+/** The write at index `from`, once it lands. */
+async function nextWrite(output: Capture, from: number, what: string): Promise<string> {
+  await until(() => output.writes.length > from, what);
+  return output.writes[from]!;
+}
 
 Deno.test("`runTerminalChat()` keeps the partly typed line intact when a message arrives", async () => {
   const { session, keys, output, raw, done } = startTerminal();
@@ -373,4 +402,182 @@ Deno.test("`runJsonChat()` ends when the session closes while input is still ope
     { type: "closed", time: TIME, reason: "the session ended" },
   ]);
   eql(session.calls, [["sendText", "hi"]]);
+});
+
+Deno.test("`runTerminalChat()` shows transfer progress on a status line above the prompt, redrawn in place", async () => {
+  const { session, keys, output, done } = startTerminal();
+  await until(() => output.text.includes("alice> "), "the prompt");
+  keys.type("hel");
+  await until(() => output.last.includes("alice> hel"), "the echo of typing");
+  const typed = "alice> hel\r\x1b[10C";
+
+  let count = output.writes.length;
+  session.emit(transfer(MIB));
+  const first = '"a.bin" to bob: [#####...............] 25% 1.0 MiB of 4.0 MiB';
+  equal(
+    await nextWrite(output, count, "the status line"),
+    `${CLEAR}${first}\r\n${typed}`,
+    "the prompt row becomes the status row and the prompt moves down one: no line printed",
+  );
+
+  count = output.writes.length;
+  session.emit(transfer(2 * MIB, { rate: 512 * KIB, eta: 4 }));
+  // 80 columns: with the rate and ETA the bar gives up 3 cells (the name is shorter than 12).
+  const second = '"a.bin" to bob: [#########........] 50% 2.0 MiB of 4.0 MiB 512.0 KiB/s ETA 0:04';
+  equal(
+    await nextWrite(output, count, "the second progress"),
+    `${up(1)}${second}\r\n${typed}`,
+    "rewritten in place: up over the one status row, so nothing scrolls",
+  );
+
+  count = output.writes.length;
+  session.emit(message(bob, "hi there"));
+  equal(
+    await nextWrite(output, count, "the message"),
+    `${up(1)}09:05 bob ✓: hi there\r\n${second}\r\n${typed}`,
+    "the message goes above the status line; the status and the typed text are drawn again",
+  );
+
+  count = output.writes.length;
+  keys.type("lo");
+  equal(
+    await nextWrite(output, count, "the echo"),
+    `${up(1)}${second}\r\nalice> hello\r\x1b[12C`,
+    "typing keeps the status line",
+  );
+
+  count = output.writes.length;
+  session.emit(transfer(4 * MIB, { state: "done" }));
+  const final = '09:05 -- "a.bin" to bob: done, 4.0 MiB verified';
+  equal(
+    await nextWrite(output, count, "the final line"),
+    `${up(1)}${final}\r\nalice> hello\r\x1b[12C`,
+    "done takes the status line away and prints one line in its place",
+  );
+
+  count = output.writes.length;
+  keys.type("\x01");
+  equal(await nextWrite(output, count, "Home"), `${CLEAR}alice> hello\r\x1b[7C`, "no status left");
+  equal(output.text.split(final).length, 2, "the final line is printed once");
+  ok(!output.text.includes('09:05 -- "a.bin" to bob: ['), "progress is never a scrolling line");
+  keys.type("\x03");
+  await done;
+});
+
+Deno.test("`runTerminalChat()` shows at most 3 transfers in the status area, then +N more", async () => {
+  const { session, keys, output, done } = startTerminal();
+  await until(() => output.text.includes("alice> "), "the prompt");
+  const carol: MemberInfo = { name: "carol", fingerprint: "SHA256:ccc" };
+  // The same short id from two peers is two transfers.
+  const events = [
+    transfer(0, { id: "x", name: "1.bin" }),
+    transfer(0, { id: "x", name: "2.bin", peer: carol }),
+    transfer(0, { id: "y", name: "3.bin", direction: "receive", state: "receiving" }),
+    transfer(0, { id: "z", name: "4.bin" }),
+    transfer(0, { id: "w", name: "5.bin" }),
+  ];
+  for (const event of events) session.emit(event);
+  await until(() => output.last.includes("+2 more"), "five transfers");
+  // The rows of a write after its erase prefix, the first 15 characters each.
+  const rows = (write: string, erased: number) => {
+    ok(write.startsWith(up(erased)), `erases ${erased} status rows`);
+    return write.slice(up(erased).length).split("\r\n").slice(0, -1).map((row) => row.slice(0, 15));
+  };
+  // Each event redrew the area; the last erased the 3 + 1 rows that the one before drew.
+  eql(rows(output.last, 4), [
+    '"1.bin" to bob:',
+    '"2.bin" to caro',
+    '"3.bin" from bo',
+    "+2 more",
+  ]);
+  session.emit(transfer(4 * MIB, { id: "x", name: "2.bin", peer: carol, state: "done" }));
+  await until(() => output.text.includes('2.bin" to carol: done'), "a transfer done");
+  eql(rows(output.last, 4), [
+    '09:05 -- "2.bin',
+    '"1.bin" to bob:',
+    '"3.bin" from bo',
+    '"4.bin" to bob:',
+    "+1 more",
+  ]);
+  keys.type("\x03");
+  await done;
+});
+
+Deno.test("`runTerminalChat()` keeps status lines within the terminal width, the name cut first", async () => {
+  const { session, keys, output, done } = startTerminal(new FakeSession(), 50);
+  await until(() => output.text.includes("alice> "), "the prompt");
+  session.emit(transfer(MIB, { name: "a-rather-long-file-name.tar.gz", rate: 2 * MIB, eta: 2 }));
+  await until(() => output.last.includes("25%"), "the status line");
+  const status = output.last.slice(CLEAR.length, output.last.indexOf("\r\n"));
+  // 49 columns: the bytes, rate and ETA go, the name keeps its 12 columns ("…" included).
+  equal(status, '"a-rather-lo…" to bob: [#####...............] 25%');
+  ok([...status].length <= 49);
+  keys.type("\x03");
+  await done;
+});
+
+Deno.test("`runTerminalChat()` prints offers and the other transfer states once, and clears the status at the end", async () => {
+  const { session, output, raw, done } = startTerminal();
+  await until(() => output.text.includes("alice> "), "the prompt");
+  session.emit({
+    type: "offer",
+    time: TIME,
+    id: "e5f6",
+    from: bob,
+    name: "photos",
+    files: 2,
+    size: 3 * MIB,
+  });
+  await until(() => output.text.includes("/reject e5f6"), "the offer");
+  equal(
+    output.last,
+    `${CLEAR}09:05 -- bob ✓ offers "photos" (2 files, 3.0 MiB)\r\n` +
+      `09:05 -- type /accept e5f6 or /reject e5f6\r\nalice> \r\x1b[7C`,
+  );
+  const photos = { id: "e5f6", name: "photos", direction: "receive", total: 3 * MIB } as const;
+  session.emit(transfer(0, { ...photos, state: "receiving" }));
+  session.emit(transfer(0, { state: "waiting" }));
+  await until(() => output.text.includes("waiting for them"), "the waiting line");
+  equal(
+    output.last,
+    `${up(1)}09:05 -- "a.bin" to bob: waiting for them to accept (4.0 MiB)\r\n` +
+      '"photos" from bob: [....................] 0% 0 B of 3.0 MiB\r\nalice> \r\x1b[7C',
+    "waiting is a line above, not a status line",
+  );
+  session.emit(transfer(0, { ...photos, state: "failed", reason: "hash mismatch" }));
+  await until(() => output.text.includes("hash mismatch"), "the failure");
+  equal(
+    output.last,
+    `${up(1)}09:05 -- "photos" from bob: failed: hash mismatch\r\nalice> \r\x1b[7C`,
+  );
+  session.emit(transfer(MIB, { state: "sending" }));
+  await until(() => output.last.includes("25%"), "progress again");
+  session.end("bob closed the room");
+  await done;
+  equal(
+    output.writes.at(-2),
+    `${up(1)}09:05 -- chat closed: bob closed the room\r\nalice> \r\x1b[7C`,
+  );
+  equal(output.last, CLEAR, "the status area is gone and the prompt row cleared");
+  eql(raw.calls, [true, false]);
+});
+
+Deno.test("`runJsonChat()` prints every transfer event, progress included, as one JSON line", async () => {
+  const session = new FakeSession();
+  const keys = keyboard();
+  const output = new Capture();
+  const done = runJsonChat(session, { input: keys.stream, output, now: () => new Date(TIME) });
+  const events = [
+    transfer(0, { state: "waiting" }),
+    transfer(MIB),
+    transfer(2 * MIB, { rate: MIB, eta: 2 }),
+    transfer(4 * MIB, { state: "done" }),
+  ];
+  for (const event of events) session.emit(event);
+  keys.end();
+  await done;
+  eql(output.text.trimEnd().split("\n").map((line) => JSON.parse(line)), [
+    ...events,
+    { type: "closed", time: TIME, reason: "you left" },
+  ]);
 });

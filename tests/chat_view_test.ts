@@ -4,11 +4,15 @@ import {
   displayName,
   formatTime,
   MAX_NAME_DISPLAY,
+  MAX_STATUS_TRANSFERS,
   renderEvent,
   renderHelp,
+  renderTransferStatus,
   sanitize,
+  type TransferEvent,
   VERIFIED_MARK,
 } from "../lib/chat_view.ts";
+import { charWidth } from "../lib/line_editor.ts";
 
 const alice: MemberInfo = { name: "alice", fingerprint: "SHA256:aaa", self: true };
 const bob: MemberInfo = { name: "bob", fingerprint: "SHA256:bbb", host: true };
@@ -243,4 +247,157 @@ Deno.test("`displayName()` cuts long names with an ellipsis", () => {
 Deno.test("`renderHelp()` lists CHAT_HELP under a heading", () => {
   eql(renderHelp(plain), ["commands:", ...CHAT_HELP.map((line) => `  ${line}`)]);
   eql(renderHelp(colored)[0], "\x1b[1mcommands:\x1b[0m");
+});
+
+function transfer(
+  name: string,
+  bytes: number,
+  extra: Partial<TransferEvent> = {},
+): TransferEvent {
+  return {
+    type: "transfer",
+    time: TIME,
+    id: "a1b2c3d4",
+    direction: "send",
+    peer: bob,
+    name,
+    state: "sending",
+    bytes,
+    total: 4 * MIB,
+    rate: 800 * KIB,
+    eta: 3,
+    ...extra,
+  };
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** Display width of a rendered line: SGR codes take no columns. */
+function columnsOf(line: string): number {
+  return [...line.replaceAll(SGR, "")].reduce((sum, char) => sum + charWidth(char), 0);
+}
+
+Deno.test("`renderEvent()` prints offers and every transfer state on lines of their own", () => {
+  const offer: ChatEvent = {
+    type: "offer",
+    time: TIME,
+    id: "a1b2c3d4",
+    from: bob,
+    name: "photos",
+    files: 3,
+    size: 4 * MIB,
+  };
+  eql(renderEvent(offer, plain), [
+    '09:05 -- bob ✓ offers "photos" (3 files, 4.0 MiB)',
+    "09:05 -- type /accept a1b2c3d4 or /reject a1b2c3d4",
+  ]);
+  const cases: [string, TransferEvent, string][] = [
+    [
+      "waiting",
+      transfer("a.bin", 0, { state: "waiting" }),
+      '09:05 -- "a.bin" to bob: waiting for them to accept (4.0 MiB)',
+    ],
+    [
+      "sending",
+      transfer("a.bin", 1.5 * MIB),
+      '09:05 -- "a.bin" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+    ],
+    [
+      "done",
+      transfer("a.bin", 4 * MIB, { direction: "receive", state: "done", path: "/in/a.bin" }),
+      '09:05 -- "a.bin" from bob: done, 4.0 MiB verified saved to /in/a.bin',
+    ],
+    [
+      "cancelled",
+      transfer("a.bin", MIB, { state: "cancelled", reason: "cancelled by the other side" }),
+      '09:05 -- "a.bin" to bob: cancelled: cancelled by the other side',
+    ],
+  ];
+  for (const [name, event, expected] of cases) eql(renderEvent(event, plain), [expected], name);
+});
+
+Deno.test("`renderTransferStatus()` renders one line per transfer: direction, name, peer, bar, percent, bytes, rate, ETA", () => {
+  const send = transfer("a.bin", 1.5 * MIB);
+  const receive = transfer("b.txt", 0, {
+    id: "e5f6",
+    direction: "receive",
+    state: "receiving",
+    peer: carol,
+    total: 100,
+  });
+  delete receive.rate;
+  delete receive.eta;
+  eql(renderTransferStatus([send, receive], { colors: false, columns: 120 }), [
+    '"a.bin" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+    '"b.txt" from carol: [....................] 0% 0 B of 100 B',
+  ]);
+  eql(renderTransferStatus([send], { colors: true, columns: 120 }), [
+    '"a.bin" to \x1b[1mbob\x1b[0m: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+  ]);
+  eql(renderTransferStatus([], { colors: false, columns: 80 }), []);
+});
+
+Deno.test("`renderTransferStatus()` cuts the name first to fit the width, then the bar, ETA, rate and bytes", () => {
+  const event = transfer("holiday-photos-2024.tar", 1.5 * MIB);
+  const line = (columns: number) => renderTransferStatus([event], { colors: false, columns })[0];
+  const cases: [number, string][] = [
+    [
+      120,
+      '"holiday-photos-2024.tar" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+    ],
+    [
+      100,
+      '"holiday-photos-2024.t…" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+    ],
+    [
+      90,
+      '"holiday-pho…" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
+    ],
+    [80, '"holiday-pho…" to bob: [####......] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03'],
+    [75, '"holiday-pho…" to bob: [#####.........] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s'],
+    [65, '"holiday-pho…" to bob: [######..........] 37% 1.5 MiB of 4.0 MiB'],
+    [40, '"holiday-pho…" to bob: [####......] 37%'],
+    [30, '"holiday-pho…" to bob: [####…'],
+  ];
+  for (const [columns, expected] of cases) equal(line(columns), expected, `${columns} columns`);
+  for (let columns = 1; columns <= 130; columns++) {
+    const shown = line(columns)!;
+    ok(columnsOf(shown) <= Math.max(1, columns - 1), `${columns} columns: ${shown}`);
+  }
+});
+
+Deno.test("`renderTransferStatus()` measures wide characters and colours, and sanitizes names", () => {
+  const wide = transfer("中文文件名字很长的文件.pdf", MIB, {
+    peer: { name: "x".repeat(40) + "\x1b[2J", fingerprint: "f" },
+  });
+  for (const colors of [false, true]) {
+    for (const columns of [100, 80, 60, 40, 20]) {
+      const [shown] = renderTransferStatus([wide], { colors, columns });
+      ok(columnsOf(shown!) <= columns - 1, `${columns} columns: ${shown}`);
+      ok(!shown!.replaceAll(SGR, "").includes("\x1b"), "no escape from the peer");
+    }
+  }
+  equal(
+    renderTransferStatus([wide], { colors: false, columns: 100 })[0],
+    `"中文文件名…" to ${
+      "x".repeat(15)
+    }…: [#####.............] 25% 1.0 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03`,
+    "a wide name is cut by columns (to 11 here: 12 would split a character), the peer's at 16",
+  );
+  equal(
+    renderTransferStatus([transfer("a\x1b]0;x\x07\nb", 0)], { colors: false, columns: 80 })[0],
+    '"a]0;x b" to bob: [....................] 0% 0 B of 4.0 MiB 800.0 KiB/s ETA 0:03',
+  );
+});
+
+Deno.test("`renderTransferStatus()` shows at most MAX_STATUS_TRANSFERS lines, then +N more", () => {
+  const events = ["a", "b", "c", "d", "e"].map((name) => transfer(name, 0, { id: name }));
+  const lines = renderTransferStatus(events, { colors: false, columns: 80 });
+  equal(MAX_STATUS_TRANSFERS, 3);
+  equal(lines.length, 4);
+  eql(lines.slice(0, 3).map((line) => line.slice(0, 3)), ['"a"', '"b"', '"c"']);
+  equal(lines[3], "+2 more");
+  equal(renderTransferStatus(events.slice(0, 4), { colors: false, columns: 80 })[3], "+1 more");
+  equal(renderTransferStatus(events.slice(0, 3), { colors: false, columns: 80 }).length, 3);
 });

@@ -1,4 +1,4 @@
-import { deepStrictEqual as eql, equal, rejects } from "node:assert/strict";
+import { deepStrictEqual as eql, equal, ok, rejects } from "node:assert/strict";
 import { LineEditor, parseKeys } from "../lib/line_editor.ts";
 import { colorEnabled, TerminalScreen } from "../lib/tty.ts";
 
@@ -19,15 +19,24 @@ function setup(prompt = "bob> ") {
   const editor = new LineEditor();
   const output = new Capture();
   const raw: boolean[] = [];
+  /** What the status area shows; `widths` records the columns each draw asked it for. */
+  const status = { lines: [] as string[], widths: [] as number[] };
   const screen = new TerminalScreen(editor, {
     prompt,
     writer: output,
     raw: { setRaw: (mode) => void raw.push(mode) },
     columns: () => 40,
+    status: (columns) => {
+      status.widths.push(columns);
+      return status.lines;
+    },
   });
   const type = (text: string) => editor.feed(parseKeys(new TextEncoder().encode(text)));
-  return { editor, output, raw, screen, type };
+  return { editor, output, raw, screen, status, type };
 }
+
+/** Moves up `rows` status rows from the prompt row and clears to the end of the screen. */
+const up = (rows: number) => `\r\x1b[${rows}A\x1b[J`;
 
 Deno.test("`colorEnabled()` follows NO_COLOR, TERM=dumb and whether stdout is a terminal", () => {
   const env = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -108,4 +117,51 @@ Deno.test("`TerminalScreen.start()` fails without a terminal and there is nothin
   await rejects(screen.start(), /not a terminal/);
   await screen.stop();
   equal(screen.error, undefined);
+});
+
+Deno.test("`TerminalScreen` redraws the status area in place between printed lines and the prompt", async () => {
+  const { output, screen, status, type } = setup();
+  await screen.start();
+  type("hel");
+  status.lines = ["a.bin [#...] 10%"];
+  await screen.redraw();
+  equal(output.writes.at(-1), `${CLEAR}a.bin [#...] 10%\r\nbob> hel\r\x1b[8C`, "one status row");
+  status.lines = ["a.bin [##..] 50%"];
+  await screen.redraw();
+  equal(
+    output.writes.at(-1),
+    `${up(1)}a.bin [##..] 50%\r\nbob> hel\r\x1b[8C`,
+    "rewritten in place: up over the status row, clear down, draw again",
+  );
+  await screen.printAbove(["alice: hi"]);
+  equal(
+    output.writes.at(-1),
+    `${up(1)}alice: hi\r\na.bin [##..] 50%\r\nbob> hel\r\x1b[8C`,
+    "printed lines go above the status area",
+  );
+  status.lines = ["a.bin [###.] 75%", "b.txt [#...] 25%"];
+  type("lo");
+  await screen.redraw();
+  equal(
+    output.writes.at(-1),
+    `${up(1)}a.bin [###.] 75%\r\nb.txt [#...] 25%\r\nbob> hello\r\x1b[10C`,
+    "typing redraws the status too",
+  );
+  status.lines = [];
+  await screen.printAbove(["a.bin done"]);
+  equal(output.writes.at(-1), `${up(2)}a.bin done\r\nbob> hello\r\x1b[10C`, "status gone");
+  await screen.redraw();
+  equal(output.writes.at(-1), `${CLEAR}bob> hello\r\x1b[10C`, "back to the prompt row alone");
+  ok(status.widths.every((columns) => columns === 40), "the status is asked with the width");
+  await screen.stop();
+});
+
+Deno.test("`TerminalScreen.stop()` clears the status area and the prompt row", async () => {
+  const { output, raw, screen, status } = setup();
+  await screen.start();
+  status.lines = ["one", "two"];
+  await screen.redraw();
+  await screen.stop();
+  eql(raw, [true, false]);
+  equal(output.writes.at(-1), up(2), "the shell prompt starts where the status area began");
 });
