@@ -84,8 +84,10 @@ export class FieldReader {
   /** `length` bytes of UTF-8, at most `max`. */
   text(length: number, max: number, field: string): string {
     if (length > max) this.fail(`${field} longer than ${max} bytes`);
+    // Outside the try: a short field must say "cut short", not "not UTF-8".
+    const bytes = this.take(length, field);
     try {
-      return decoder.decode(this.take(length, field));
+      return decoder.decode(bytes);
     } catch {
       return this.fail(`${field} is not UTF-8`);
     }

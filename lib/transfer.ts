@@ -12,9 +12,9 @@
  * @module
  */
 
-import { concat, constantTimeEqual, toHex } from "./bytes.ts";
+import { constantTimeEqual, toHex } from "./bytes.ts";
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
-import { ProtocolError, SecurechatError } from "./errors.ts";
+import { SecurechatError } from "./errors.ts";
 import { FileSink, hashFile, partPath, prefixMatches, prefixProof } from "./file_sink.ts";
 import type { Identity } from "./identity.ts";
 import { hash } from "./key_schedule.ts";
@@ -24,10 +24,10 @@ import type { ChatSigner, Roster } from "./room_member.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
 import {
   ACK_EVERY_BYTES,
-  decodeManifest,
   encodeManifest,
   encodeTransfer,
   type ManifestEntry,
+  ManifestParser,
   MAX_SLICE,
   type Offer,
   signOffer,
@@ -85,7 +85,7 @@ interface Outgoing extends Progress {
 interface Incoming extends Progress {
   offer: Offer;
   state: "offered" | "manifest" | "receiving";
-  manifest: Uint8Array[];
+  manifest: ManifestParser;
   manifestLength: number;
   files: { entry: ManifestEntry; path: string; segments: string[] }[];
   resumeFrom: Map<number, number>;
@@ -209,10 +209,10 @@ export class TransferManager {
           else await this.#onDone(inc);
         } catch (error) {
           const reason = error instanceof Error ? error.message : String(error);
+          await this.#endIncoming(inc, "failed", reason, true);
           await this.#context.send(encodeTransfer.cancel(inc.party, inc.id, reason)).catch(
             () => {},
           );
-          await this.#endIncoming(inc, "failed", reason, true);
         }
         return;
     }
@@ -349,8 +349,9 @@ export class TransferManager {
       if (out.finished) return;
       out.finished = true;
       const reason = error instanceof Error ? error.message : String(error);
-      await this.#context.send(encodeTransfer.cancel(out.party, out.id, reason)).catch(() => {});
+      // Report before the courtesy Cancel: on a dead connection that send fails slowly.
       this.#emit(out, "send", "failed", { reason });
+      await this.#context.send(encodeTransfer.cancel(out.party, out.id, reason)).catch(() => {});
     }
   }
 
@@ -409,7 +410,7 @@ export class TransferManager {
       finished: false,
       offer: message.offer,
       state: "offered",
-      manifest: [],
+      manifest: new ManifestParser(message.offer.fileCount),
       manifestLength: 0,
       files: [],
       resumeFrom: new Map(),
@@ -465,20 +466,14 @@ export class TransferManager {
   async #onManifest(inc: Incoming, offset: number, bytes: Uint8Array): Promise<void> {
     if (inc.state !== "manifest") throw new TransferFailure("manifest out of order");
     if (offset !== inc.manifestLength) throw new TransferFailure("manifest slices out of order");
-    inc.manifest.push(bytes);
     inc.manifestLength += bytes.length;
     if (inc.manifestLength > inc.offer.fileCount * (2 + 4096 + 40)) {
       throw new TransferFailure("the manifest is larger than its files can need");
     }
-    const all = concat(...inc.manifest);
-    let entries: ManifestEntry[];
-    try {
-      entries = decodeManifest(all, inc.offer.fileCount);
-    } catch (error) {
-      if (error instanceof ProtocolError && /cut short/.test(error.message)) return;
-      throw error;
-    }
-    if (!constantTimeEqual(await hash(all), inc.offer.manifestSha256)) {
+    inc.manifest.push(bytes);
+    if (!inc.manifest.complete) return;
+    const entries = inc.manifest.entries;
+    if (!constantTimeEqual(inc.manifest.digest(), inc.offer.manifestSha256)) {
       throw new TransferFailure("the manifest does not match the signed offer");
     }
     if (entries.reduce((sum, e) => sum + e.size, 0) !== inc.total) {

@@ -8,6 +8,7 @@
  */
 
 import { concat, u16, u32, u64, u8, utf8 } from "./bytes.ts";
+import { createHash } from "node:crypto";
 import { FieldReader } from "./field_reader.ts";
 import {
   type Identity,
@@ -323,6 +324,47 @@ export function encodeManifest(entries: ManifestEntry[]): Uint8Array {
       return [u16(path.length), path, u64(BigInt(entry.size)), entry.sha256];
     }),
   );
+}
+
+/**
+ * Parses a manifest as its slices arrive (14.3), entry by entry, hashing as it goes, so the work
+ * stays linear in the manifest's size however it was sliced.
+ */
+export class ManifestParser {
+  readonly entries: ManifestEntry[] = [];
+  #pending: Uint8Array = new Uint8Array(0);
+  #hash = createHash("sha256");
+  #count: number;
+
+  constructor(count: number) {
+    this.#count = count;
+  }
+
+  /** Adds the next slice. @throws {ProtocolError} for a malformed entry or trailing bytes */
+  push(bytes: Uint8Array): void {
+    this.#hash.update(bytes);
+    this.#pending = this.#pending.length === 0 ? bytes : concat(this.#pending, bytes);
+    while (this.entries.length < this.#count && this.#pending.length >= 2) {
+      const pathLength = (this.#pending[0]! << 8) | this.#pending[1]!;
+      const need = 2 + pathLength + 8 + 32;
+      if (this.#pending.length < need) break;
+      this.entries.push(...decodeManifest(this.#pending.subarray(0, need), 1));
+      this.#pending = this.#pending.subarray(need);
+    }
+    if (this.entries.length === this.#count && this.#pending.length > 0) {
+      new FieldReader(this.#pending, "manifest", "bad_transfer_message").fail("trailing bytes");
+    }
+  }
+
+  /** True once every entry arrived. */
+  get complete(): boolean {
+    return this.entries.length === this.#count;
+  }
+
+  /** SHA-256 of everything pushed. */
+  digest(): Uint8Array {
+    return new Uint8Array(this.#hash.digest());
+  }
 }
 
 /** Decodes a manifest of `count` entries. @throws {ProtocolError} */

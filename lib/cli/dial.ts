@@ -14,6 +14,7 @@ import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { joinRoom } from "../room_member.ts";
+import { collectFiles } from "../transfer.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } from "../trust.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT } from "./listen.ts";
@@ -99,6 +100,8 @@ export async function run(args: string[]): Promise<number> {
   if (mode === "relay") throw new UsageError('flag "--relay-only" is for "securechat listen"');
   const name = nameFlag(parsed);
   const sendPath = stringFlag(parsed, "send");
+  // Check the path before dialing: a typo should not cost a handshake.
+  if (sendPath !== undefined) await collectFiles(sendPath);
   const acceptDir = await folderFlag(parsed, "accept-files");
   const maxFileSize = sizeFlag(parsed, "max-file-size");
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);

@@ -7,7 +7,7 @@
 
 import type { ChatEvent, ChatSession } from "../chat_events.ts";
 import { formatBytes, renderEvent } from "../chat_view.ts";
-import { UsageError } from "../errors.ts";
+import { SecurechatError, UsageError } from "../errors.ts";
 import { type ParsedArgs, stringFlag } from "./args.ts";
 import { status } from "./output.ts";
 
@@ -53,9 +53,11 @@ export class ProgressLine {
 const FINAL = new Set(["done", "failed", "cancelled", "rejected"]);
 
 /**
- * Follows one transfer on stderr until it ends, then leaves the room.
+ * Follows one transfer on stderr until it ends, then leaves the room. A failure ends with one
+ * `securechat: error:` line (thrown for main to print), not a progress line and an error both.
  *
- * @returns 0 when the transfer completed, 1 otherwise
+ * @returns 0 when the transfer completed
+ * @throws {SecurechatError} `transfer_failed` when it was rejected, cancelled or failed
  */
 export async function followTransfer(
   session: ChatSession,
@@ -63,13 +65,20 @@ export async function followTransfer(
   start: () => Promise<void>,
 ): Promise<number> {
   const line = new ProgressLine();
-  let resolve: (code: number) => void = () => {};
-  const ended = new Promise<number>((r) => resolve = r);
+  let outcome: (ChatEvent & { type: "transfer" }) | undefined;
+  let lastError: string | undefined;
+  let resolve: () => void = () => {};
+  const ended = new Promise<void>((r) => resolve = r);
+  let sessionClosed: () => void = () => {};
+  const closed = new Promise<void>((r) => sessionClosed = r);
   session.onEvent((event: ChatEvent) => {
     if (event.type === "transfer" && event.direction === direction) {
       const text = renderEvent(event, { colors: false }).join(" ").replace(/^\d\d:\d\d -- /, "");
-      line.show(text, FINAL.has(event.state));
-      if (FINAL.has(event.state)) resolve(event.state === "done" ? 0 : 1);
+      if (!FINAL.has(event.state)) return line.show(text);
+      outcome = event;
+      if (event.state === "done") line.show(text, true);
+      else line.clear();
+      resolve();
     } else if (event.type === "offer" && direction === "receive") {
       line.clear();
       status(
@@ -77,17 +86,46 @@ export async function followTransfer(
           formatBytes(event.size)
         })`,
       );
-    } else if (event.type === "error" || event.type === "rejected" || event.type === "notice") {
+    } else if (event.type === "rejected" || event.type === "notice") {
       line.clear();
-      status(renderEvent(event, { colors: false }).join(" ").replace(/^\d\d:\d\d /, ""));
+      status(renderEvent(event, { colors: false }).join(" ").replace(/^\d\d:\d\d (-- )?/, ""));
+    } else if (event.type === "error") {
+      lastError = event.message;
     } else if (event.type === "closed") {
-      resolve(1);
+      lastError ??= event.reason;
+      sessionClosed();
+      resolve();
     }
   });
-  await start();
-  const code = await ended;
+  try {
+    await start();
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
+  await ended;
+  if (outcome?.state === "failed" && /connection is gone/.test(outcome.reason ?? "")) {
+    // A failed send only says the connection broke; the receive side says how (as pipe mode).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([closed, new Promise((r) => timer = setTimeout(r, 2000))]);
+    clearTimeout(timer);
+    if (lastError !== undefined) outcome = { ...outcome, reason: lastError };
+  }
   await session.close();
-  return code;
+  if (outcome?.state === "done") return 0;
+  const what = outcome ? `"${outcome.name}"` : "the file";
+  const verb = direction === "send" ? "sending" : "receiving";
+  const reason = outcome?.reason ?? lastError ?? "the session ended first";
+  throw new SecurechatError(
+    "transfer_failed",
+    outcome?.state === "rejected"
+      ? `${what} was rejected: ${reason}`
+      : `${verb} ${what} ${outcome?.state === "cancelled" ? "was cancelled" : "failed"}: ${reason}`,
+    1,
+    outcome?.state === "failed"
+      ? { hints: ["any .part file is kept: running the same transfer again resumes it"] }
+      : {},
+  );
 }
 
 /** Byte counts of a pipe as a progress line. */
