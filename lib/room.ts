@@ -124,6 +124,7 @@ export class RoomHub {
   #hostEvents = new EventHub();
   #lastVerification: (ChatEvent & { type: "verification" }) | undefined;
   #hostTransfers: TransferManager | undefined;
+  #hostQueue: Promise<void> = Promise.resolve();
   #closed = false;
   #resolveClosed: () => void = () => {};
   readonly closed: Promise<void> = new Promise((resolve) => this.#resolveClosed = resolve);
@@ -252,18 +253,18 @@ export class RoomHub {
     try {
       await exchangeSessionHello(connection, "chat");
     } catch (error) {
-      this.#log(`"${displayName}" ${fingerprint} refused: ${(error as Error).message}`);
+      this.report(`"${displayName}" ${fingerprint} refused: ${(error as Error).message}`);
       connection.close();
       return;
     }
     if (this.#closed) return await this.#refuse(connection, "the room is closing");
     if (this.#members.has(fingerprint) || this.#hostInfo?.fingerprint === fingerprint) {
-      this.#log(`"${displayName}" ${fingerprint} refused: already in the room`);
+      this.report(`"${displayName}" ${fingerprint} refused: already in the room`);
       return await this.#refuse(connection, "your key is already in the room");
     }
     const max = this.#options.maxMembers ?? DEFAULT_MAX_MEMBERS;
     if (this.#members.size >= max) {
-      this.#log(`"${displayName}" ${fingerprint} refused: the room is full (${max} members)`);
+      this.report(`"${displayName}" ${fingerprint} refused: the room is full (${max} members)`);
       return await this.#refuse(connection, `the room is full (${max} members)`);
     }
     const info: MemberInfo = {
@@ -412,9 +413,15 @@ export class RoomHub {
     this.#deliver(sender, encodeNotice(0, "no such member: the private message was not delivered"));
   }
 
+  /**
+   * The host checks every message like any recipient. Checks run one after another: WebCrypto
+   * may finish verifications out of order, and the counter check needs arrival order.
+   */
   #hostAccept(chat: SignedChat): void {
     if (!this.#hostInfo) return;
-    this.#hostRoster.accept(chat, this.#now()).then((event) => this.#hostEvent(event));
+    this.#hostQueue = this.#hostQueue
+      .then(() => this.#hostRoster.accept(chat, this.#now()))
+      .then((event) => this.#hostEvent(event), () => {});
   }
 
   #hostEvent(event: ChatEvent): void {

@@ -312,6 +312,7 @@ export async function joinRoom(
     peer: relay,
   };
   let ended = false;
+  let leaving = false;
   let failure: unknown;
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((resolve) => resolveClosed = resolve);
@@ -329,7 +330,9 @@ export async function joinRoom(
     try {
       while (true) {
         const data = await connection.receive();
-        if (data === null) return finish("the relay closed the room");
+        if (data === null) {
+          return finish(leaving ? "we left the room" : "the relay closed the room");
+        }
         if (data.length > 0 && isTransferType(data[0]!)) {
           await transfers.handle(decodeTransfer(data));
           continue;
@@ -415,6 +418,7 @@ export async function joinRoom(
     verification: () => verification,
     async close() {
       if (!ended) {
+        leaving = true;
         await connection.closeWrite().catch(() => {});
         const timer = setTimeout(() => finish("we left the room"), 2000);
         await receiving;

@@ -55,9 +55,9 @@ async function untilTexts(process: ChatProcess, fingerprint: string, count: numb
 }
 
 /**
- * A dialer types `lines` one at a time, each once the host has shown the previous one. A burst
- * from a dialer loses messages at the host (see the BUG test at the end of this file); the
- * dialers' own receive paths take bursts and are tested with them.
+ * A dialer types `lines` one at a time, each once the host has shown the previous one, so a test
+ * failure points at the line that went missing (bursts are covered by the regression test at the
+ * end of this file).
  */
 async function typeToHost(
   dialer: ChatProcess,
@@ -347,7 +347,7 @@ Deno.test("a --relay-only listener relays three dialers: all messages once and i
   }
 });
 
-// BUG: lib/room.ts #route() calls #hostAccept(), which starts Roster.accept() for each relayed
+// Regression: the host once checked relayed messages concurrently and rejected fast typists.
 // message without waiting for the previous one. accept() awaits crypto.subtle.verify(), whose
 // promises Deno resolves out of order (it runs on a thread pool: of 200 rounds of 5 concurrent
 // Ed25519 verifies, about 150 complete out of order), and checks the author's counter only after
@@ -361,7 +361,6 @@ Deno.test("a --relay-only listener relays three dialers: all messages once and i
 // concurrently, and the author lookup still happens before a leaving member is removed.
 Deno.test({
   name: "the host shows a burst of messages from each dialer once and in order",
-  ignore: true,
   async fn() {
     await using chat = await ChatFixture.create(["alice", "bob", "carol", "dave"]);
     const host = await chat.listen("bob", ["--json"]);
@@ -498,8 +497,7 @@ Deno.test("a --pipe dialer against a chat listener fails with one error line abo
     assertCleanOutput(process);
     ok(!process.out.events.some((e) => isMembership(e, "join", carol)), process.label);
   }
-  // The host was told of the refusal: today on stderr; a notice event would do as well (see the
-  // BUG step in terminal_chat_test.ts, whose fix moves it there).
+  // The host was told of the refusal (a notice event; stderr would do as well).
   const refusal = new RegExp(`"carol" ${escape(carol)} refused: .*pipe`);
   ok(
     refusal.test(host.err.text) ||
@@ -574,7 +572,7 @@ Deno.test("a dialer missing from --authorized-keys is refused; the room goes on"
   }
 });
 
-// BUG: lib/room_member.ts joinRoom(): a dialer that leaves (end of input, /quit) gets the final
+// Regression: a dialer that left was once told "the relay closed the room".
 // `closed` event with reason "the relay closed the room", as if it had been shut out. close()
 // sends close_notify and waits for the receive loop; the relay answers with its own close_notify
 // (room.ts: "A member that said goodbye gets ours"), so the loop's `data === null` branch calls
@@ -584,7 +582,6 @@ Deno.test("a dialer missing from --authorized-keys is refused; the room goes on"
 // `if (data === null) return finish(leaving ? "we left the room" : "the relay closed the room")`.
 Deno.test({
   name: "a dialer that leaves is told it left, not that the relay closed the room",
-  ignore: true,
   async fn() {
     await using chat = await ChatFixture.create(["alice", "bob"]);
     const host = await chat.listen("bob", ["--json"]);
