@@ -161,3 +161,26 @@ async function listDir(path: string): Promise<string[]> {
   for await (const entry of Deno.readDir(path)) names.push(entry.name);
   return names.sort();
 }
+
+for (const who of ["recipient", "sender"] as const) {
+  Deno.test(`/cancel by the ${who} mid-transfer leaves no final file and no .part, and tells the other side`, async () => {
+    await withRoom(async (_room, sender, receiver, dirs) => {
+      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(40 * 1024 * 1024));
+      await sender.session.sendFile!(`${dirs.out}/long.bin`);
+      await receiver.until((events) => events.some((e) => e.type === "offer"));
+      await receiver.session.acceptOffer!();
+      await receiver.until((events) =>
+        transfers(events).some((e) => e.state === "receiving" && e.bytes > 0)
+      );
+      const canceller = who === "recipient" ? receiver : sender;
+      const other = who === "recipient" ? sender : receiver;
+      await canceller.session.cancelTransfer!();
+      await other.until(finished(other, who === "recipient" ? "send" : "receive"));
+      await receiver.until(finished(receiver, "receive"));
+      strictEqual(transfers(other.events).at(-1)!.state, "cancelled");
+      strictEqual(transfers(canceller.events).at(-1)!.state, "cancelled");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      deepStrictEqual(await listDir(dirs.in), []);
+    });
+  });
+}

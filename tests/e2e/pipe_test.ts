@@ -101,6 +101,20 @@ Deno.test("listen --keep-open serves one dialer after another", async () => {
   });
 });
 
+Deno.test("pipe --progress shows a progress line on stderr and leaves stdout clean", async () => {
+  await withPeers(async (alice, bob) => {
+    const data = randomBytes(8 * MiB);
+    const listener = await startListener(bob);
+    await listener.closeStdin();
+    const dialer = startDialer(alice, listener.port, ["--progress"]);
+    await feed(dialer.stdin, data);
+    const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+    strictEqual(d.code, 0, d.stderr);
+    match(d.stderr, /sent [\d.]+ (MiB|KiB), received 0 B/);
+    strictEqual(await sha256Hex(l.stdout), await sha256Hex(data));
+  });
+});
+
 Deno.test("no common suite fails the handshake with a one-line error on both sides", async () => {
   await withPeers(async (alice, bob) => {
     const listener = await startListener(bob, ["--suites", "ffdhe3072"]);
