@@ -260,6 +260,10 @@ export class SecureConnection {
   #sendChain: Promise<void> = Promise.resolve();
   #closed = false;
   #handshakeReceive: RecordProtection | undefined;
+  #lastSent = Date.now();
+  #lastReceived = Date.now();
+  #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  #silentError: ConnectionError | undefined;
 
   private constructor(
     conn: Deno.Conn,
@@ -312,6 +316,7 @@ export class SecureConnection {
   }
 
   async #write(frames: Uint8Array[]): Promise<void> {
+    this.#lastSent = Date.now();
     try {
       await writeAll(this.#conn, joinFrames(frames));
     } catch (error) {
@@ -334,6 +339,37 @@ export class SecureConnection {
     return this.#enqueue(async () => {
       await this.#write([await this.#records.sealKeyUpdate(requestPeer)]);
     });
+  }
+
+  /**
+   * Section 8.6: pings after `intervalMs` without sending, and presumes the peer dead after three
+   * intervals without receiving (a pending `receive()` then throws `peer_silent`). The timer needs
+   * someone calling `receive()`, which answers pings and notes arrivals.
+   */
+  startKeepalive(intervalMs: number): void {
+    if (intervalMs <= 0 || this.#keepaliveTimer !== undefined) return;
+    const tick = Math.max(50, Math.floor(intervalMs / 4));
+    this.#keepaliveTimer = setInterval(() => {
+      const now = Date.now();
+      if (this.#records.receivedClose || this.#closed) return;
+      if (now - this.#lastReceived > 3 * intervalMs) {
+        const seconds = Math.round((now - this.#lastReceived) / 1000);
+        this.#silentError = new ConnectionError(
+          "peer_silent",
+          `peer silent for ${seconds} s: the connection is presumed dead`,
+          { hints: ["the peer stopped, crashed, or the network between you failed"] },
+        );
+        this.close();
+        return;
+      }
+      if (now - this.#lastSent >= intervalMs && !this.#records.sentClose) {
+        this.#enqueue(async () => {
+          if (this.#records.sentClose || this.#closed) return;
+          await this.#write([await this.#records.sealKeepalive(true)]);
+        }).catch(() => {});
+      }
+    }, tick);
+    Deno.unrefTimer(this.#keepaliveTimer);
   }
 
   /** Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). */
@@ -363,11 +399,13 @@ export class SecureConnection {
           type === FRAME_TYPE.record ? cap : undefined
         );
       } catch (error) {
+        if (this.#silentError) throw this.#silentError;
         if (error instanceof SecurechatError) throw error;
         if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
         throw truncated(error);
       }
-      if (frame === null) throw truncated(undefined);
+      if (frame === null) throw this.#silentError ?? truncated(undefined);
+      this.#lastReceived = Date.now();
       const event = await this.#openFirstAware(frame.header, frame.body);
       switch (event.kind) {
         case "data":
@@ -377,6 +415,14 @@ export class SecureConnection {
         case "keyUpdate":
           if (event.updateRequested && !this.#records.sentClose) {
             this.updateKeys(false).catch(() => {});
+          }
+          continue;
+        case "keepalive":
+          if (event.ping) {
+            this.#enqueue(async () => {
+              if (this.#records.sentClose || this.#closed) return;
+              await this.#write([await this.#records.sealKeepalive(false)]);
+            }).catch(() => {});
           }
           continue;
       }
@@ -424,6 +470,7 @@ export class SecureConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#keepaliveTimer);
     this.#records.destroy();
     try {
       this.#conn.close();

@@ -33,6 +33,7 @@ export const CONTENT_TYPE = {
   handshake: 0x16,
   applicationData: 0x17,
   keyUpdate: 0x18,
+  keepalive: 0x19,
 } as const;
 
 /** AES-GCM tag length. */
@@ -236,7 +237,8 @@ const REPLAY_HINTS = [
 export type RecordEvent =
   | { kind: "data"; data: Uint8Array }
   | { kind: "close" }
-  | { kind: "keyUpdate"; updateRequested: boolean };
+  | { kind: "keyUpdate"; updateRequested: boolean }
+  | { kind: "keepalive"; ping: boolean };
 
 /** Options of a record layer (application traffic). */
 export interface RecordLayerOptions {
@@ -353,6 +355,12 @@ export class RecordLayer {
     return frame;
   }
 
+  /** Seals a keepalive ping or pong (section 8.6). */
+  async sealKeepalive(ping: boolean): Promise<Uint8Array> {
+    this.#checkOpen();
+    return await this.#send.seal(CONTENT_TYPE.keepalive, u8(ping ? 0 : 1));
+  }
+
   /** Seals close_notify (section 8.5); nothing may be sent after it. */
   async sealCloseNotify(): Promise<Uint8Array> {
     this.#checkOpen();
@@ -405,6 +413,9 @@ export class RecordLayer {
         if (updateRequested) this.#pendingKeyUpdate = true;
         return { kind: "keyUpdate", updateRequested };
       }
+      case CONTENT_TYPE.keepalive:
+        if (content.length !== 1 || content[0]! > 1) throw malformed("keepalive");
+        return { kind: "keepalive", ping: content[0] === 0 };
       case CONTENT_TYPE.alert: {
         if (content.length !== 1) throw malformed("alert");
         if (content[0] === 0) {

@@ -141,3 +141,35 @@ Deno.test("a listener's authorization refusal reaches the dialer as access_denie
   );
   connection.close();
 });
+
+Deno.test("keepalives keep a quiet session alive, and data flows after the silence", async () => {
+  const { server, client } = await securePair();
+  server.startKeepalive(100);
+  client.startKeepalive(100);
+  const serverReceiving = server.receive();
+  const clientReceiving = client.receive();
+  // Ten intervals of silence: pings and pongs must keep both sides from presuming the other dead.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await client.send(new TextEncoder().encode("still alive"));
+  deepStrictEqual(new TextDecoder().decode((await serverReceiving)!), "still alive");
+  await server.send(new TextEncoder().encode("me too"));
+  deepStrictEqual(new TextDecoder().decode((await clientReceiving)!), "me too");
+  server.close();
+  client.close();
+});
+
+Deno.test("a peer that goes silent is presumed dead after three keepalive intervals", async () => {
+  const { server, client } = await securePair();
+  // The client neither reads nor pings (as a stopped process would): the server gives up on it.
+  server.startKeepalive(100);
+  const start = Date.now();
+  await rejects(
+    server.receive(),
+    (error: unknown) =>
+      error instanceof ConnectionError && error.code === "peer_silent" &&
+      /peer silent for \d+ s/.test(error.message),
+  );
+  ok(Date.now() - start >= 300, "not before three intervals");
+  server.close();
+  client.close();
+});

@@ -419,7 +419,7 @@ Deno.test("RecordLayer.open() turns a fatal alert into PeerAlertError", async ()
 });
 
 Deno.test("RecordLayer.open() rejects an unknown or misplaced content type with unexpected_message", async () => {
-  for (const type of [0x00, CONTENT_TYPE.handshake, 0x19, 0xff]) {
+  for (const type of [0x00, CONTENT_TYPE.handshake, 0x1a, 0xff]) {
     const { b, c } = await layers();
     const sender = await RecordProtection.create(c);
     const frame = await sender.seal(type, pattern(3));

@@ -25,6 +25,7 @@ import {
   chooseMode,
   folderFlag,
   handshakeTimeoutMs,
+  keepaliveMs,
   loadOwnIdentity,
   nameFlag,
   progressLine,
@@ -106,6 +107,7 @@ export async function run(args: string[]): Promise<number> {
   const maxFileSize = sizeFlag(parsed, "max-file-size");
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
+  const keepalive = keepaliveMs(parsed);
   const identity = await loadOwnIdentity(parsed);
   const knownHosts = joinPath(securechatHome(), "known_hosts");
 
@@ -140,6 +142,7 @@ export async function run(args: string[]): Promise<number> {
     timeoutMs,
     checkPeer,
   });
+  secure.startKeepalive(keepalive);
   announcePeer(`connected to ${hostPort}`, secure.peer, {
     suite: secure.suite,
     verificationCode: secure.verificationCode,

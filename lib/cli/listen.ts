@@ -25,6 +25,7 @@ import {
   chooseMode,
   folderFlag,
   handshakeTimeoutMs,
+  keepaliveMs,
   loadOwnIdentity,
   nameFlag,
   progressLine,
@@ -39,6 +40,9 @@ import { USAGE } from "./usage.ts";
 /** Default port, as the two-party chat we grew from used. */
 export const DEFAULT_PORT = 65432;
 
+/** Handshakes in progress at once before new connections are dropped unseen. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
+
 const FLAGS = {
   ...SESSION_FLAGS,
   host: { type: "string" as const },
@@ -47,6 +51,7 @@ const FLAGS = {
   "keep-open": { type: "boolean" as const },
   "relay-only": { type: "boolean" as const },
   receive: { type: "string" as const },
+  "max-pending-handshakes": { type: "string" as const },
   "max-members": { type: "string" as const },
 };
 
@@ -78,13 +83,41 @@ function makeAdmitter(options: {
   suites: SuiteName[];
   maxRecordPlaintext: number;
   timeoutMs: number;
+  keepaliveMs: number;
+  maxPending: number;
   authorized: AuthorizedKey[] | undefined;
   authorizedFile: string | undefined;
   report: (line: string) => void;
 }) {
+  let pending = 0;
+  let lastFloodReport = 0;
   return async (conn: Deno.Conn): Promise<Admitted | undefined> => {
     const remote = conn.remoteAddr as Deno.NetAddr;
     const from = `${remote.hostname}:${remote.port}`;
+    if (pending >= options.maxPending) {
+      // A flood: drop at once, before any crypto, so established sessions keep their CPU.
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      if (Date.now() - lastFloodReport > 5000) {
+        lastFloodReport = Date.now();
+        options.report(
+          `connection from ${from} refused: ${pending} handshakes already pending (--max-pending-handshakes)`,
+        );
+      }
+      return undefined;
+    }
+    pending++;
+    try {
+      return await handshake(conn, from);
+    } finally {
+      pending--;
+    }
+  };
+
+  async function handshake(conn: Deno.Conn, from: string): Promise<Admitted | undefined> {
     let authorizedName: string | undefined;
     const authorize = (peer: VerifiedPeer): Promise<void> => {
       if (options.authorized === undefined) return Promise.resolve();
@@ -108,13 +141,14 @@ function makeAdmitter(options: {
         timeoutMs: options.timeoutMs,
         authorize,
       });
+      secure.startKeepalive(options.keepaliveMs);
       return { secure, from, name: authorizedName ?? secure.peer.name };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       options.report(`connection from ${from} refused: ${message}`);
       return undefined;
     }
-  };
+  }
 }
 
 /** Runs `securechat listen`. */
@@ -136,6 +170,12 @@ export async function run(args: string[]): Promise<number> {
   const name = nameFlag(parsed);
   const suites = suitesFlag(parsed, [...ALL_SUITES]);
   const timeoutMs = handshakeTimeoutMs(parsed);
+  const keepalive = keepaliveMs(parsed);
+  const maxPending = integerFlag(parsed, "max-pending-handshakes", {
+    min: 1,
+    max: 100_000,
+    fallback: DEFAULT_MAX_PENDING_HANDSHAKES,
+  });
   const authorizedFile = stringFlag(parsed, "authorized-keys");
   const receiveDir = await folderFlag(parsed, "receive") ??
     await folderFlag(parsed, "accept-files");
@@ -163,7 +203,16 @@ export async function run(args: string[]): Promise<number> {
   } else {
     status(`admitting the ${authorized.length} key(s) in "${authorizedFile}"`);
   }
-  const settings = { identity, name, suites, timeoutMs, authorized, authorizedFile };
+  const settings = {
+    identity,
+    name,
+    suites,
+    timeoutMs,
+    keepaliveMs: keepalive,
+    maxPending,
+    authorized,
+    authorizedFile,
+  };
   try {
     if (mode === "pipe") return await servePipe(listener, settings, keepOpen, progressLine(parsed));
     return await serveRoom(listener, settings, mode, {

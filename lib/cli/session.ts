@@ -32,8 +32,14 @@ export const SESSION_FLAGS: Record<string, FlagSpec> = {
   "accept-files": { type: "string" },
   "max-file-size": { type: "string" },
   "handshake-timeout": { type: "string" },
+  keepalive: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
+
+/** `--keepalive` in milliseconds (default 30 s; 0 turns keepalives off). */
+export function keepaliveMs(parsed: ParsedArgs): number {
+  return integerFlag(parsed, "keepalive", { min: 0, max: 86_400, fallback: 30 }) * 1000;
+}
 
 /** How a session talks to the local user. */
 export type SessionMode = "pipe" | "terminal" | "json" | "relay" | "oneshot";

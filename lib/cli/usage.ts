@@ -72,7 +72,10 @@ const SESSION_FLAGS =
       --json                    chat as JSON lines: events on stdout, messages from stdin
       --pipe                    raw pipe mode: stdin to the peer, the peer to stdout
                                 (the default whenever stdin or stdout is not a terminal)
-      --handshake-timeout S     seconds the handshake may take (default 10)`;
+      --handshake-timeout S     seconds the handshake may take (default 10)
+      --keepalive S             ping after S seconds of silence; a peer silent for 3*S is
+                                presumed dead (default 30; 0 turns keepalives off)
+      --progress                pipe mode: show a progress line on stderr`;
 
 /** Help text of each command. */
 export const USAGE: Record<string, string> = {
@@ -127,6 +130,11 @@ Flags:
       --keep-open               in pipe mode, serve one peer after another instead of exiting
       --relay-only              run the room without taking part (a service); log to stderr
       --max-members N           members a room admits (default 256)
+      --max-pending-handshakes N  handshakes in progress before new connections are dropped
+                                (default 256)
+      --receive DIR             one shot: accept the first file or folder sent into DIR, then exit
+      --accept-files DIR        in a chat, accept file offers into DIR without asking
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
   -h, --help                    show this help
@@ -145,6 +153,9 @@ listener's chat room (type /help); in pipe mode it moves raw bytes.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
+      --send PATH               one shot: offer PATH (file or folder) to the listener, then exit
+      --accept-files DIR        in a chat, accept file offers into DIR without asking
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
       --suites LIST             key agreement suites to offer, in order of preference
                                 (default x25519-mlkem768,x25519)
 ${IDENTITY_FLAGS}

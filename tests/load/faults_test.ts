@@ -1,0 +1,122 @@
+/**
+ * Load and faults against a real `securechat listen` process: 200 simultaneous handshakes, a
+ * connection flood beyond --max-pending-handshakes, a slowloris trickle, and an idle member that
+ * keepalives detect and remove. Established members keep chatting throughout.
+ */
+
+import { ok, strictEqual } from "node:assert/strict";
+import { runInitiator } from "../../lib/connection.ts";
+import { generateIdentity } from "../../lib/identity.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import { ChatFixture, isMembership, isMessage, WAIT_MS } from "../_helpers/chat.ts";
+
+async function readUntilClosed(conn: Deno.Conn): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  try {
+    while ((await conn.read(buffer)) !== null) {
+      // Drain whatever the listener says before it closes.
+    }
+  } catch {
+    // Reset: closed as well.
+  }
+}
+
+Deno.test("200 simultaneous handshakes against one listener all complete", async () => {
+  await using chat = await ChatFixture.create(["relay"]);
+  const relay = await chat.listen("relay", ["--relay-only", "--max-members", "500"]);
+  const identities = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => generateIdentity({ type: "ed25519", comment: `m${i}` })),
+  );
+  const results = await Promise.allSettled(identities.map(async ({ identity }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
+    const secure = await runInitiator(conn, {
+      identity,
+      suites: ["x25519-mlkem768"],
+      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+      timeoutMs: 60_000,
+      checkPeer: () => Promise.resolve(),
+    });
+    secure.close();
+  }));
+  const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+  strictEqual(failed.length, 0, failed.map((f) => String(f.reason)).slice(0, 3).join("\n"));
+});
+
+Deno.test("a flood beyond --max-pending-handshakes is dropped fast; members keep chatting", async () => {
+  await using chat = await ChatFixture.create(["relay", "alice", "bob"]);
+  const relay = await chat.listen("relay", [
+    "--relay-only",
+    "--max-pending-handshakes",
+    "4",
+    "--handshake-timeout",
+    "30",
+  ]);
+  const alice = await chat.join("alice", relay.port);
+  const bob = await chat.join("bob", relay.port);
+  // Four silent connections hold every pending slot (until their 30 s deadline)...
+  const holders = await Promise.all(
+    Array.from({ length: 4 }, () => Deno.connect({ hostname: "127.0.0.1", port: relay.port })),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // ...so the flood is closed at once, without a handshake, while the holders are still pending.
+  const flood = await Promise.all(
+    Array.from({ length: 100 }, () => Deno.connect({ hostname: "127.0.0.1", port: relay.port })),
+  );
+  await Promise.all(flood.map((conn) => readUntilClosed(conn)));
+  for (const conn of flood) conn.close();
+  await relay.err.waitFor(/handshakes already pending \(--max-pending-handshakes\)/, WAIT_MS);
+  // Established members were not starved.
+  await alice.send("business as usual");
+  await bob.out.waitFor((e) => isMessage(e, chat.fingerprint("alice"), "business as usual"), "bob");
+  for (const conn of holders) conn.close();
+});
+
+Deno.test("slowloris: a byte at a time during the handshake is cut at the deadline", async () => {
+  await using chat = await ChatFixture.create(["relay", "alice", "bob"]);
+  const relay = await chat.listen("relay", ["--relay-only", "--handshake-timeout", "2"]);
+  const alice = await chat.join("alice", relay.port);
+  const bob = await chat.join("bob", relay.port);
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
+  const bytes = new TextEncoder().encode("securechat\r\n\x01\x00\x00\x05\x0d");
+  let closed = false;
+  const reading = readUntilClosed(slow).then(() => closed = true);
+  for (const byte of bytes) {
+    if (closed) break;
+    try {
+      await slow.write(Uint8Array.of(byte));
+    } catch {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  await reading;
+  slow.close();
+  await relay.err.waitFor(/refused: handshake did not finish within 2 s/, WAIT_MS);
+  await alice.send("unbothered");
+  await bob.out.waitFor((e) => isMessage(e, chat.fingerprint("alice"), "unbothered"), "bob");
+});
+
+Deno.test("an idle member that stops answering is found by keepalives and removed", async () => {
+  await using chat = await ChatFixture.create(["relay", "alice", "bob"]);
+  const relay = await chat.listen("relay", ["--relay-only", "--keepalive", "1"]);
+  const alice = await chat.join("alice", relay.port, ["--keepalive", "1"]);
+  const bob = await chat.join("bob", relay.port, ["--keepalive", "1"]);
+  // Quiet but alive: several intervals pass, nobody is removed.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  ok(!alice.out.events.some((e) => e.type === "leave"), "no one left during a quiet spell");
+  // Bob's process stops (as a frozen machine would): no pongs, no data.
+  bob.kill("SIGSTOP");
+  try {
+    await alice.out.waitFor(
+      (e) =>
+        isMembership(e, "leave", chat.fingerprint("bob")) && e.type === "leave" &&
+        /silent/.test(e.reason),
+      "alice sees bob removed as silent",
+    );
+    await relay.err.waitFor(/"bob" \S+ left: connection lost: peer silent for \d+ s/, WAIT_MS);
+  } finally {
+    bob.kill("SIGCONT");
+  }
+  await alice.send("still here");
+  await alice.out.waitFor((e) => e.type === "message" && e.text === "still here", "own echo");
+});
