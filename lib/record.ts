@@ -4,6 +4,7 @@
  *
  * It turns plaintext into frames and frames into plaintext; it never touches sockets. Methods of
  * one direction must not overlap: the caller keeps one send path and one receive path.
+ * AES-256-GCM itself is lib/aead.ts, where the public vectors test it.
  *
  * Mirrors: docs/PROTOCOL.md section 8.
  *
@@ -22,6 +23,7 @@
  * @module
  */
 
+import { AEAD_TAG_LENGTH, Aes256Gcm } from "./aead.ts";
 import { concat, own, u8, wipe } from "./bytes.ts";
 import { alertName, AuthenticationError, PeerAlertError, ProtocolError } from "./errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE, frameHeader } from "./frame.ts";
@@ -37,7 +39,7 @@ export const CONTENT_TYPE = {
 } as const;
 
 /** AES-GCM tag length. */
-export const TAG_LENGTH = 16;
+export const TAG_LENGTH = AEAD_TAG_LENGTH;
 /** Section 8.3: record content cap for chat sessions and for every non-data content type. */
 export const MAX_RECORD_PLAINTEXT = 2 ** 14;
 /** Section 8.3: the largest max_record_plaintext a hello may announce (pipe mode uses it). */
@@ -67,15 +69,15 @@ export interface OpenedRecord {
 
 /** Protection of one direction under one traffic secret: key, IV and sequence number. */
 export class RecordProtection {
-  #key: CryptoKey;
+  #aead: Aes256Gcm;
   #iv: Uint8Array;
   #sequence = 0n;
   #bytes = 0;
   /** The traffic secret, kept only to derive the next one on key update. */
   #secret: Uint8Array;
 
-  private constructor(key: CryptoKey, iv: Uint8Array, secret: Uint8Array) {
-    this.#key = key;
+  private constructor(aead: Aes256Gcm, iv: Uint8Array, secret: Uint8Array) {
+    this.#aead = aead;
     this.#iv = iv;
     this.#secret = secret;
   }
@@ -83,12 +85,9 @@ export class RecordProtection {
   /** Derives key and IV from a traffic secret (section 7.3). */
   static async create(secret: Uint8Array): Promise<RecordProtection> {
     const { key, iv } = await trafficKeys(secret);
-    const cryptoKey = await crypto.subtle.importKey("raw", own(key), "AES-GCM", false, [
-      "encrypt",
-      "decrypt",
-    ]);
+    const aead = await Aes256Gcm.create(key);
     wipe(key);
-    return new RecordProtection(cryptoKey, iv, secret.slice());
+    return new RecordProtection(aead, iv, secret.slice());
   }
 
   /** Records processed under this key. */
@@ -135,13 +134,7 @@ export class RecordProtection {
     const plaintext = new Uint8Array(1 + content.length);
     plaintext[0] = type;
     plaintext.set(content, 1);
-    const ciphertext = new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: this.#nonce(sequence), additionalData: own(header) },
-        this.#key,
-        plaintext,
-      ),
-    );
+    const ciphertext = await this.#aead.seal(this.#nonce(sequence), plaintext, header);
     const frame = new Uint8Array(FRAME_HEADER_LENGTH + ciphertext.length);
     frame.set(header);
     frame.set(ciphertext, FRAME_HEADER_LENGTH);
@@ -154,15 +147,10 @@ export class RecordProtection {
     ciphertext: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: this.#nonce(sequence), additionalData: own(header) },
-          this.#key,
-          own(ciphertext),
-        ),
-      );
-    } catch {
-      return undefined;
+      return await this.#aead.open(this.#nonce(sequence), ciphertext, header);
+    } catch (error) {
+      if (error instanceof AuthenticationError) return undefined;
+      throw error;
     }
   }
 

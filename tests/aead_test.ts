@@ -1,0 +1,82 @@
+import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
+import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, Aes256Gcm } from "../lib/aead.ts";
+import { AuthenticationError } from "../lib/errors.ts";
+
+// Wycheproof vectors for this module are in wycheproof_aes_gcm_test.ts; these are the edges.
+
+const KEY = new Uint8Array(AEAD_KEY_LENGTH).map((_, i) => i);
+const NONCE = new Uint8Array(AEAD_NONCE_LENGTH).fill(0x42);
+const AAD = Uint8Array.of(0x17, 0, 0, 0, 20);
+
+function pattern(length: number): Uint8Array {
+  return new Uint8Array(length).map((_, i) => (i * 29 + 3) & 0xff);
+}
+
+function isBadRecordMac(error: unknown): boolean {
+  ok(error instanceof AuthenticationError, `expected AuthenticationError, got ${error}`);
+  strictEqual(error.code, "bad_record_mac");
+  strictEqual(error.alert, "bad_record_mac");
+  return true;
+}
+
+Deno.test("Aes256Gcm.create() refuses keys of any length but 32 bytes with RangeError", async () => {
+  for (const length of [0, 16, 24, 31, 33, 64]) {
+    await rejects(Aes256Gcm.create(new Uint8Array(length)), RangeError, `${length} bytes`);
+  }
+});
+
+Deno.test("Aes256Gcm seal() and open() refuse nonces of any length but 12 bytes with RangeError", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  const sealed = await aead.seal(NONCE, pattern(5), AAD);
+  for (const length of [0, 8, 11, 13, 16]) {
+    const nonce = new Uint8Array(length);
+    await rejects(aead.seal(nonce, pattern(5), AAD), RangeError, `seal, ${length} bytes`);
+    await rejects(aead.open(nonce, sealed, AAD), RangeError, `open, ${length} bytes`);
+  }
+});
+
+Deno.test("Aes256Gcm seal() appends a 16-byte tag and open() reverses it, empty input included", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  for (const length of [0, 1, 15, 16, 17, 1000]) {
+    const plaintext = pattern(length);
+    const sealed = await aead.seal(NONCE, plaintext, AAD);
+    strictEqual(sealed.length, length + AEAD_TAG_LENGTH);
+    eql(await aead.open(NONCE, sealed, AAD), plaintext);
+  }
+});
+
+Deno.test("Aes256Gcm seal() and open() read views at their own offset", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  const backing = pattern(100);
+  const view = backing.subarray(10, 40);
+  const sealed = await aead.seal(NONCE, view, AAD);
+  eql(sealed, await aead.seal(NONCE, view.slice(), AAD));
+  const padded = new Uint8Array(sealed.length + 7);
+  padded.set(sealed, 3);
+  eql(await aead.open(NONCE, padded.subarray(3, 3 + sealed.length), AAD), view.slice());
+});
+
+Deno.test("Aes256Gcm.open() rejects input shorter than a tag with bad_record_mac", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  for (let length = 0; length < AEAD_TAG_LENGTH; length++) {
+    await rejects(aead.open(NONCE, new Uint8Array(length), AAD), isBadRecordMac);
+  }
+});
+
+Deno.test("Aes256Gcm.open() rejects a changed byte of ciphertext, tag, nonce or aad with bad_record_mac", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  const sealed = await aead.seal(NONCE, pattern(20), AAD);
+  const flip = (bytes: Uint8Array, at: number) => {
+    const out = bytes.slice();
+    out[at]! ^= 0x01;
+    return out;
+  };
+  for (const at of [0, 19, 20, 35]) {
+    await rejects(aead.open(NONCE, flip(sealed, at), AAD), isBadRecordMac, `sealed[${at}]`);
+  }
+  await rejects(aead.open(flip(NONCE, 11), sealed, AAD), isBadRecordMac, "nonce");
+  await rejects(aead.open(NONCE, sealed, flip(AAD, 4)), isBadRecordMac, "aad");
+  await rejects(aead.open(NONCE, sealed, AAD.subarray(0, 4)), isBadRecordMac, "short aad");
+  const other = await Aes256Gcm.create(flip(KEY, 0));
+  await rejects(other.open(NONCE, sealed, AAD), isBadRecordMac, "key");
+});
