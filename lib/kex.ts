@@ -147,6 +147,7 @@ async function x25519Shared(privateKey: CryptoKey, peerPublic: Uint8Array): Prom
 const MLKEM = { name: "ML-KEM-768" } as const;
 const MLKEM_EK_LENGTH = 1184;
 const MLKEM_CT_LENGTH = 1088;
+const MLKEM_SEED_LENGTH = 64;
 const MLKEM_Q = 3329;
 
 /**
@@ -168,6 +169,11 @@ export function mlkemEncapsulationKeyIsValid(ek: Uint8Array): boolean {
 }
 
 async function mlkemFromSeed(seed: Uint8Array): Promise<{ privateKey: CryptoKey; ek: Uint8Array }> {
+  // FIPS 203 section 6.1 KeyGen_internal(d, z): 32 bytes each. Ours, never the peer's, so a
+  // wrong length is a bug (RangeError), not WebCrypto's DataError.
+  if (seed.length !== MLKEM_SEED_LENGTH) {
+    throw new RangeError(`ML-KEM-768 seed must be ${MLKEM_SEED_LENGTH} bytes, got ${seed.length}`);
+  }
   // deno-lint-ignore no-explicit-any
   const subtle = crypto.subtle as any;
   const privateKey: CryptoKey = await subtle.importKey("raw-seed", own(seed), MLKEM, false, [
@@ -209,6 +215,26 @@ async function mlkemDecapsulate(privateKey: CryptoKey, ct: Uint8Array): Promise<
   } catch {
     throw degenerate("ML-KEM-768 ciphertext rejected");
   }
+}
+
+/**
+ * ML-KEM-768 key generation from a seed and decapsulation, through the very functions the
+ * `x25519-mlkem768` initiator uses (FIPS 203 ML-KEM.KeyGen_internal and ML-KEM.Decaps). Exported
+ * so that public vectors (Wycheproof `mlkem_768_test.json`) reach that code path.
+ *
+ * @param seed 64 bytes, FIPS 203 `d || z`
+ * @param ciphertext the peer's ciphertext, 1088 bytes
+ * @returns the encapsulation key and the shared key K (the implicit-rejection key when the
+ *   ciphertext was not made for this key, as FIPS 203 prescribes)
+ * @throws {RangeError} when the seed is not 64 bytes (a local input, not peer data)
+ * @throws {ProtocolError} `illegal_parameter` when the ciphertext is not 1088 bytes
+ */
+export async function mlkemDecapsulateFromSeed(
+  seed: Uint8Array,
+  ciphertext: Uint8Array,
+): Promise<{ encapsulationKey: Uint8Array; sharedKey: Uint8Array }> {
+  const { privateKey, ek } = await mlkemFromSeed(seed);
+  return { encapsulationKey: ek, sharedKey: await mlkemDecapsulate(privateKey, ciphertext) };
 }
 
 // --- ffdhe3072 (RFC 7919 appendix A.2) ---
