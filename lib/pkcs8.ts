@@ -18,6 +18,8 @@
  * - The passphrase is used as its UTF-8 bytes, without Unicode normalization, as OpenSSL does.
  * - The iteration count read from a file is capped at {@linkcode MAX_PBKDF2_ITERATIONS}, so a
  *   crafted file cannot make us spin for hours.
+ * - The derived AES key passes through JavaScript memory (wiped right after import) because it
+ *   comes from {@linkcode pbkdf2HmacSha256}, the one PBKDF2 function the public vectors test.
  *
  * @module
  */
@@ -246,7 +248,44 @@ export async function decryptPrivateKeyInfo(
   return plaintext;
 }
 
-/** PBKDF2-HMAC-SHA256 straight into a non-extractable AES-256-CBC key. */
+/**
+ * PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2): the derivation behind every passphrase-protected
+ * key, exported so that public vectors (Wycheproof `pbkdf2_hmacsha256_test.json`) run through it.
+ *
+ * @param password the passphrase bytes (UTF-8 for a passphrase; any bytes are accepted)
+ * @param salt the salt (its length policy is the file parser's, not this function's)
+ * @param iterations 1 to {@linkcode MAX_PBKDF2_ITERATIONS}
+ * @param length output length in bytes, 1 to 1024
+ * @returns the derived key; the caller wipes it
+ * @throws {RangeError} when iterations or length are out of range
+ */
+export async function pbkdf2HmacSha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_PBKDF2_ITERATIONS) {
+    throw new RangeError(`PBKDF2 iterations out of range: ${iterations}`);
+  }
+  if (!Number.isInteger(length) || length < 1 || length > 1024) {
+    throw new RangeError(`PBKDF2 output length out of range: ${length}`);
+  }
+  // No copy of an ArrayBuffer-backed password: a copy would escape the caller's wipe().
+  const secret = password.buffer instanceof ArrayBuffer
+    ? password as Uint8Array<ArrayBuffer>
+    : own(password);
+  const base = await crypto.subtle.importKey("raw", secret, "PBKDF2", false, ["deriveBits"]);
+  return new Uint8Array(
+    await crypto.subtle.deriveBits(
+      { name: "PBKDF2", hash: "SHA-256", salt: own(salt), iterations },
+      base,
+      length * 8,
+    ),
+  );
+}
+
+/** PBKDF2-HMAC-SHA256 into a non-extractable AES-256-CBC key. */
 async function deriveKey(
   passphrase: string,
   salt: Uint8Array,
@@ -254,17 +293,12 @@ async function deriveKey(
   usage: "encrypt" | "decrypt",
 ): Promise<CryptoKey> {
   const secret = new TextEncoder().encode(passphrase);
+  let keyBytes: Uint8Array<ArrayBuffer> | undefined;
   try {
-    const base = await crypto.subtle.importKey("raw", secret, "PBKDF2", false, ["deriveKey"]);
-    return await crypto.subtle.deriveKey(
-      { name: "PBKDF2", hash: "SHA-256", salt: own(salt), iterations },
-      base,
-      { name: "AES-CBC", length: 256 },
-      false,
-      [usage],
-    );
+    keyBytes = await pbkdf2HmacSha256(secret, salt, iterations, 32);
+    return await crypto.subtle.importKey("raw", keyBytes, "AES-CBC", false, [usage]);
   } finally {
-    wipe(secret);
+    wipe(secret, keyBytes);
   }
 }
 
