@@ -208,6 +208,7 @@ export class TransferManager {
           } else if (message.type === "data") await this.#onData(inc, message);
           else await this.#onDone(inc);
         } catch (error) {
+          if (inc.finished) return; // cancelled meanwhile: a write into the aborted sink failed
           const reason = error instanceof Error ? error.message : String(error);
           await this.#endIncoming(inc, "failed", reason, true);
           await this.#context.send(encodeTransfer.cancel(inc.party, inc.id, reason)).catch(
@@ -257,9 +258,7 @@ export class TransferManager {
     );
     if (open.length !== 1) this.#find(new Map(open.map((t) => [t.short, t])), id, "transfer");
     const transfer = open[0]!;
-    await this.#context.send(
-      encodeTransfer.cancel(transfer.party, transfer.id, "cancelled by the other side"),
-    );
+    // Finished first, synchronously: data already on its way must not turn this into a failure.
     const out = this.#outgoing.get(transfer.short);
     if (out === transfer) {
       out.finished = true;
@@ -270,6 +269,9 @@ export class TransferManager {
     } else {
       await this.#endIncoming(transfer as Incoming, "cancelled", "you cancelled it", true);
     }
+    await this.#context.send(
+      encodeTransfer.cancel(transfer.party, transfer.id, "cancelled by the other side"),
+    ).catch(() => {});
   }
 
   // --- sender (14.2 to 14.4) ---
