@@ -453,6 +453,30 @@ export class SecureConnection {
     }
   }
 
+  /**
+   * Section 8.5: after the peer's close_notify nothing more may arrive. Reads on until the peer
+   * closes TCP (at most `graceMs`); a record that arrives instead is an attack.
+   *
+   * @throws {ProtocolError} `record_after_close`
+   */
+  async expectEnd(graceMs = 2000): Promise<void> {
+    if (!this.#records.receivedClose || this.#closed) return;
+    const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reading = this.#reader.readFrame((type) => type === FRAME_TYPE.record ? cap : undefined)
+      .catch((error) => {
+        if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
+        return null; // a reset or a partial frame after close_notify carries nothing to deliver
+      });
+    const frame = await Promise.race([
+      reading,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), graceMs)),
+    ]);
+    clearTimeout(timer);
+    if (frame === null) return;
+    await this.#records.open(frame.header, frame.body);
+  }
+
   /** Tells the peer why we stop (an alert) and closes. Never throws. */
   async abort(error: unknown): Promise<void> {
     const name = error instanceof SecurechatError && error.alert ? error.alert : "internal_error";

@@ -60,6 +60,8 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
       // Already closed by its reader.
     }
     resolvePeerClosed();
+    // Section 8.5: a record after close_notify means someone is tampering; fail, do not ignore.
+    await connection.expectEnd();
   })();
 
   const sending = (async () => {
@@ -79,12 +81,14 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
   try {
     if (ends.inputIsTerminal) {
       // Whichever ends first: the user's end of input, or the peer's close_notify.
+      // (The peer's close_notify answers at once; receiving then still checks nothing follows it.)
       await Promise.race([
         sending,
-        receiving.then(() => {
+        peerClosed.then(() => {
           stopSending = true;
           return connection.closeWrite();
         }),
+        receiving.catch(() => {}),
       ]);
       await receiving;
     } else {
