@@ -118,7 +118,9 @@ export class FrameReader {
     if (this.#buffer.length >= want) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
     } else {
-      const grown = new Uint8Array(want * 2);
+      // Exactly what the frame needs plus one read: frames are read whole, so doubling only
+      // lets a peer make us allocate twice the cap.
+      const grown = new Uint8Array(want);
       grown.set(this.#buffer.subarray(this.#start, this.#end));
       this.#buffer = grown;
     }

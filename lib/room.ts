@@ -184,6 +184,8 @@ export class RoomHub {
     if (data[0] === TRANSFER_MESSAGE.offer && !sender.bucket.take(this.#now())) {
       return await this.#violation(sender, "too many messages: slow down");
     }
+    // Decoded before forwarding: a malformed message is its sender's fault, never the recipient's.
+    decodeTransfer(data);
     const forwarded = withParty(data, authorOf(sender.info.fingerprint));
     const target = this.#memberByAuthor(party);
     if (target) return this.#deliver(target, forwarded);
@@ -366,7 +368,9 @@ export class RoomHub {
         await this.#routeTransfer(member, data);
         continue;
       }
-      const message = decodeRoomMessage(data);
+      // The relay reads texts up to the u16 limit so that an oversized one earns the warning of
+      // 13.4 (and is dropped) instead of a disconnect; recipients keep the 4096-byte cap.
+      const message = decodeRoomMessage(data, { maxTextBytes: 0xffff });
       if (message.type !== "chat") {
         throw new ProtocolError("unexpected_message", `member sent a ${message.type} message`, {
           alert: "unexpected_message",

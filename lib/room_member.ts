@@ -334,7 +334,21 @@ export async function joinRoom(
           return finish(leaving ? "we left the room" : "the relay closed the room");
         }
         if (data.length > 0 && isTransferType(data[0]!)) {
-          await transfers.handle(decodeTransfer(data));
+          let transfer;
+          try {
+            transfer = decodeTransfer(data);
+          } catch (error) {
+            // The relay checks these; if one slips through it is the sender's doing, not a reason
+            // to leave the room.
+            hub.emit({
+              type: "rejected",
+              time: now(),
+              claimedAuthor: "a member",
+              reason: `a malformed file transfer message: ${(error as Error).message}`,
+            });
+            continue;
+          }
+          await transfers.handle(transfer);
           continue;
         }
         const message = decodeRoomMessage(data);

@@ -151,7 +151,10 @@ export function encodeChat(chat: SignedChat): Uint8Array {
 }
 
 /** Decodes one room message. @throws {ProtocolError} `bad_room_message` */
-export function decodeRoomMessage(bytes: Uint8Array): RoomMessage {
+export function decodeRoomMessage(
+  bytes: Uint8Array,
+  options: { maxTextBytes?: number } = {},
+): RoomMessage {
   const r = new FieldReader(bytes, "room message", "bad_room_message");
   const type = r.u8("type");
   let message: RoomMessage;
@@ -182,7 +185,7 @@ export function decodeRoomMessage(bytes: Uint8Array): RoomMessage {
       const recipient = r.take(AUTHOR_LENGTH, "recipient");
       const textLength = r.u16("text_length");
       if (textLength === 0) r.fail("empty text");
-      const text = r.text(textLength, MAX_TEXT_BYTES, "text");
+      const text = r.text(textLength, options.maxTextBytes ?? MAX_TEXT_BYTES, "text");
       const signature = r.take(r.u16("sig_length"), "signature");
       if (timestamp > BigInt(Number.MAX_SAFE_INTEGER)) r.fail("timestamp out of range");
       message = {

@@ -34,8 +34,16 @@ export async function exchangeSessionHello(
   mode: Mode,
 ): Promise<void> {
   const sending = connection.send(Uint8Array.of(MODE[mode]));
-  const first = await connection.receive();
-  await sending;
+  let first: Uint8Array | null;
+  try {
+    first = await connection.receive();
+    await sending;
+  } catch (error) {
+    // Whatever failed (a bad record, truncation), the connection must not linger half-open.
+    sending.catch(() => {});
+    await connection.abort(error);
+    throw error;
+  }
   let problem: ProtocolError | undefined;
   if (first === null) {
     problem = new ProtocolError("no_session_hello", "peer closed the session before saying hello");
