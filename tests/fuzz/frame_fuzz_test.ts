@@ -30,7 +30,7 @@ import { fuzzCount, fuzzSeed, hex, iterate, mutateMany, summary } from "./_fuzz.
 /** frame.ts reads in steps of at least 64 KiB and starts with a 128 KiB buffer. */
 const READ_STEP = 64 * 1024;
 
-/** What FrameReader may offer a source today: its growth doubles `cap + READ_STEP` (see the BUG test). */
+/** A loose bound on what FrameReader may offer a source (the exact one is tested below). */
 function bufferBound(cap: number): number {
   return 2 * (cap + FRAME_HEADER_LENGTH + READ_STEP);
 }
@@ -367,7 +367,7 @@ Deno.test("FrameReader never lets a header claiming up to 2^32-1 bytes allocate 
   });
 });
 
-// Regression (found by fuzzing, fixed): FrameReader grows its buffer to twice (needed + 64 KiB), so a peer that announce...
+// Regression: FrameReader once doubled its buffer, allocating twice the cap for an announced frame.
 Deno.test({
   name: "FrameReader offers a source at most the cap plus a constant (pipe-mode record cap)",
   fn: async () => {

@@ -243,7 +243,7 @@ Deno.test("securechat listen --pipe --keep-open survives fuzzed connections and 
   }
 });
 
-// Regression (found by fuzzing, fixed): lib/pipe.ts runPipe() calls exchangeSessionHello() outside its try, and...
+// Regression: a failed first record after the handshake once left the session half-open.
 Deno.test({
   name: "a pipe listener closes the connection when the first record after the handshake fails",
   fn: async () => {

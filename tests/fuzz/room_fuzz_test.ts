@@ -382,7 +382,7 @@ Deno.test("RoomHub.admit() removes senders of forged, replayed, oversized, wrong
   });
 });
 
-// Regression (found by fuzzing, fixed): the relay forwards transfer messages without decoding them (14.1), and a member'...
+// Regression: one malformed transfer message once made its recipient leave the room.
 Deno.test({
   name: "a malformed transfer message addressed to a member never disconnects that member",
   fn: async () => {
@@ -413,7 +413,7 @@ Deno.test({
   },
 });
 
-// Regression (found by fuzzing, fixed): PROTOCOL.md 13.4 says a Chat text over 4096 bytes earns a warning Notice and is...
+// Regression: an oversized chat text once disconnected its sender instead of the 13.4 warning.
 Deno.test({
   name: "a chat text over 4096 bytes earns a warning Notice and is dropped, as 13.4 says",
   fn: async () => {
