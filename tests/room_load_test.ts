@@ -3,10 +3,16 @@
  * Every member must receive every other member's messages exactly once, in order per author.
  */
 
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
 import { RoomHub } from "../lib/room.ts";
-import { identities, join, type TestMember } from "./_helpers/room.ts";
+import {
+  assertDeliveredInOrder,
+  identities,
+  join,
+  receivedCount,
+  type TestMember,
+} from "./_helpers/room.ts";
 
 const MEMBERS = 50;
 const MESSAGES = 20;
@@ -29,26 +35,11 @@ Deno.test(`${MEMBERS} members each sending ${MESSAGES} messages: none lost, none
     }
   }));
   const expected = (MEMBERS - 1) * MESSAGES;
-  const received = (events: ChatEvent[]) =>
-    events.filter((e) => e.type === "message" && !e.from.self).length;
   await Promise.all(
-    members.map((member) => member.until((events) => received(events) >= expected, 60_000)),
+    members.map((member) => member.until((events) => receivedCount(events) >= expected, 60_000)),
   );
 
-  for (const member of members) {
-    const byAuthor = new Map<string, string[]>();
-    for (const event of member.events) {
-      if (event.type !== "message" || event.from.self) continue;
-      const list = byAuthor.get(event.from.name) ?? [];
-      list.push(event.text);
-      byAuthor.set(event.from.name, list);
-    }
-    strictEqual(byAuthor.size, MEMBERS - 1);
-    for (const [author, texts] of byAuthor) {
-      deepStrictEqual(texts, Array.from({ length: MESSAGES }, (_, i) => `${author}:${i}`));
-    }
-    strictEqual(member.events.filter((e) => e.type === "rejected").length, 0);
-  }
+  assertDeliveredInOrder(members, MESSAGES);
   await Promise.all(members.map((member) => member.session.close()));
   await room.close();
 });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import type { ChatEvent, ChatSession } from "../../lib/chat_events.ts";
 import { runInitiator, runResponder, type SecureConnection } from "../../lib/connection.ts";
 import { generateIdentity, type Identity } from "../../lib/identity.ts";
@@ -114,4 +115,31 @@ export function texts(member: TestMember): string[] {
   return member.events.flatMap((event) =>
     event.type === "message" && !event.from.self ? [event.text] : []
   );
+}
+
+/** Messages from others that a member has shown. */
+export function receivedCount(events: ChatEvent[]): number {
+  return events.filter((e) => e.type === "message" && !e.from.self).length;
+}
+
+/**
+ * Checks that every member got every other member's `messages` texts ("<comment>:<i>"), exactly
+ * once and in order per author, and rejected nothing.
+ */
+export function assertDeliveredInOrder(members: TestMember[], messages: number): void {
+  for (const member of members) {
+    const byAuthor = new Map<string, string[]>();
+    for (const event of member.events) {
+      if (event.type !== "message" || event.from.self) continue;
+      const list = byAuthor.get(event.from.fingerprint) ?? [];
+      list.push(event.text);
+      byAuthor.set(event.from.fingerprint, list);
+    }
+    strictEqual(byAuthor.size, members.length - 1);
+    for (const texts of byAuthor.values()) {
+      const author = texts[0]!.split(":")[0]!;
+      deepStrictEqual(texts, Array.from({ length: messages }, (_, i) => `${author}:${i}`));
+    }
+    strictEqual(member.events.filter((e) => e.type === "rejected").length, 0);
+  }
 }

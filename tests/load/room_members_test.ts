@@ -6,13 +6,11 @@
  */
 
 // deno-lint-ignore-file no-console -- the figures are the point of this suite
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../../lib/chat_events.ts";
 import { runInitiator } from "../../lib/connection.ts";
 import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
 import { joinRoom } from "../../lib/room_member.ts";
 import { ChatFixture } from "../_helpers/chat.ts";
-import { identities, watch } from "../_helpers/room.ts";
+import { assertDeliveredInOrder, identities, receivedCount, watch } from "../_helpers/room.ts";
 
 const SLOW = Deno.env.get("SECURECHAT_SLOW") === "1";
 const MEMBERS = Number(Deno.env.get("SECURECHAT_LOAD_MEMBERS") ?? (SLOW ? 500 : 40));
@@ -69,34 +67,18 @@ Deno.test(`${MEMBERS} members x ${MESSAGES} messages through a relay process: no
     }
   }));
   const expected = (MEMBERS - 1) * MESSAGES;
-  const received = (events: ChatEvent[]) =>
-    events.filter((e) => e.type === "message" && !e.from.self).length;
   let busyRss = 0;
   const sampler = setInterval(async () => busyRss = Math.max(busyRss, await rssKiB(pid)), 200);
   try {
     await Promise.all(
-      members.map((m) => m.until((events) => received(events) >= expected, 1_800_000)),
+      members.map((m) => m.until((events) => receivedCount(events) >= expected, 1_800_000)),
     );
   } finally {
     clearInterval(sampler);
   }
   const deliverMs = performance.now() - sendStart;
 
-  for (const member of members) {
-    const byAuthor = new Map<string, string[]>();
-    for (const event of member.events) {
-      if (event.type !== "message" || event.from.self) continue;
-      const list = byAuthor.get(event.from.fingerprint) ?? [];
-      list.push(event.text);
-      byAuthor.set(event.from.fingerprint, list);
-    }
-    strictEqual(byAuthor.size, MEMBERS - 1);
-    for (const [, texts] of byAuthor) {
-      const author = texts[0]!.split(":")[0]!;
-      deepStrictEqual(texts, Array.from({ length: MESSAGES }, (_, i) => `${author}:${i}`));
-    }
-    strictEqual(member.events.filter((e) => e.type === "rejected").length, 0);
-  }
+  assertDeliveredInOrder(members, MESSAGES);
   console.log(
     `load room: ${MEMBERS} members x ${MESSAGES} messages = ${MEMBERS * MESSAGES} messages, ${
       MEMBERS * MESSAGES * (MEMBERS - 1)
