@@ -4,7 +4,6 @@
  */
 
 import { strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../lib/chat_events.ts";
 import { RoomHub } from "../lib/room.ts";
 import {
   assertDeliveredInOrder,
