@@ -21,7 +21,6 @@ import {
   AuthenticationError,
   PeerAlertError,
   ProtocolError,
-  type SecurechatError,
   TrustError,
 } from "../lib/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAX_HELLO_LENGTH } from "../lib/frame.ts";
@@ -53,6 +52,7 @@ import {
   RecordProtection,
 } from "../lib/record.ts";
 import { ed25519Identity, splitFrames } from "./_helpers/vector.ts";
+import { isCode } from "./_helpers/assert_error.ts";
 
 const alice = await ed25519Identity(new Uint8Array(32).fill(0xa1), "alice");
 const bob = await ed25519Identity(new Uint8Array(32).fill(0xb0), "bob");
@@ -171,19 +171,6 @@ async function failureOf(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error("expected the step to fail");
-}
-
-function isCode(
-  errorClass: abstract new (...args: never[]) => SecurechatError,
-  code: string,
-  alert?: string,
-) {
-  return (error: unknown) => {
-    ok(error instanceof errorClass, `expected ${errorClass.name}, got ${error}`);
-    strictEqual(error.code, code);
-    if (alert !== undefined) strictEqual(error.alert, alert);
-    return true;
-  };
 }
 
 function isPeerAlert(name: string) {

@@ -1,11 +1,5 @@
 import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
-import {
-  ALERT,
-  AuthenticationError,
-  PeerAlertError,
-  ProtocolError,
-  type SecurechatError,
-} from "../lib/errors.ts";
+import { ALERT, AuthenticationError, PeerAlertError, ProtocolError } from "../lib/errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE } from "../lib/frame.ts";
 import { trafficKeys } from "../lib/key_schedule.ts";
 import {
@@ -19,6 +13,7 @@ import {
   RecordProtection,
   TAG_LENGTH,
 } from "../lib/record.ts";
+import { isCode } from "./_helpers/assert_error.ts";
 
 const encoder = new TextEncoder();
 
@@ -33,19 +28,6 @@ function split(frame: Uint8Array): [Uint8Array, Uint8Array] {
 
 function pattern(length: number, seed = 0): Uint8Array {
   return new Uint8Array(length).map((_, i) => (i * 13 + seed) & 0xff);
-}
-
-function isCode(
-  errorClass: abstract new (...args: never[]) => SecurechatError,
-  code: string,
-  alert?: string,
-) {
-  return (error: unknown) => {
-    ok(error instanceof errorClass, `expected ${errorClass.name}, got ${error}`);
-    strictEqual(error.code, code);
-    if (alert !== undefined) strictEqual(error.alert, alert);
-    return true;
-  };
 }
 
 /** Sender and receiver protections of one direction under the same secret. */

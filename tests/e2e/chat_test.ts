@@ -233,14 +233,7 @@ Deno.test("a host and two dialers: all messages once and in order, /msg reaches 
 
   // With every output complete: each member got every other member's lines exactly once, in
   // order, and no private message reached anyone but its target.
-  for (const receiver of members) {
-    for (const author of members) {
-      deepStrictEqual(textsFrom(receiver.process.out, author.fingerprint), author.lines);
-    }
-    assertCleanOutput(receiver.process);
-  }
-  const privateTexts = (p: ChatProcess) =>
-    p.out.ofType("message").filter((e) => e.kind === "private").map((e) => e.text).sort();
+  assertEveryoneHeardEveryone(members);
   deepStrictEqual(privateTexts(host), ["psst alice"]);
   deepStrictEqual(privateTexts(a), ["psst alice", "psst carol"]);
   deepStrictEqual(privateTexts(c), ["psst carol"]);
@@ -329,14 +322,7 @@ Deno.test("a --relay-only listener relays three dialers: all messages once and i
     await leave(process);
   }
 
-  for (const receiver of dialers) {
-    for (const author of dialers) {
-      deepStrictEqual(textsFrom(receiver.process.out, author.fingerprint), author.lines);
-    }
-    assertCleanOutput(receiver.process);
-  }
-  const privateTexts = (p: ChatProcess) =>
-    p.out.ofType("message").filter((e) => e.kind === "private").map((e) => e.text).sort();
+  assertEveryoneHeardEveryone(dialers);
   deepStrictEqual(privateTexts(ann.process), ["for ann only", "for dave only"]);
   deepStrictEqual(privateTexts(cara.process), []);
   deepStrictEqual(privateTexts(dave.process), ["for ann only", "for dave only"]);
@@ -596,3 +582,20 @@ Deno.test({
     await leave(host);
   },
 });
+
+/** Each member got every member's lines exactly once and in order, and printed clean output. */
+function assertEveryoneHeardEveryone(
+  members: { process: ChatProcess; fingerprint: string; lines: string[] }[],
+): void {
+  for (const receiver of members) {
+    for (const author of members) {
+      deepStrictEqual(textsFrom(receiver.process.out, author.fingerprint), author.lines);
+    }
+    assertCleanOutput(receiver.process);
+  }
+}
+
+/** The private messages a process showed (sent or received), sorted. */
+function privateTexts(p: ChatProcess): string[] {
+  return p.out.ofType("message").filter((e) => e.kind === "private").map((e) => e.text).sort();
+}
