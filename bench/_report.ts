@@ -46,6 +46,16 @@ export interface Section {
   targets?: Target[];
 }
 
+/** What `bench/main.ts` passes to every benchmark function. */
+export interface BenchOptions {
+  /** Bytes a throughput run moves (`--size`, default 1 GiB). */
+  size: number;
+  /** Runs a throughput figure is the median of (`--runs`, default 3). */
+  runs: number;
+  /** A temporary folder for this run, removed afterwards; make sub-folders in it. */
+  tempDir: string;
+}
+
 /** The machine and run a results file describes. */
 export interface Machine {
   date: string;
