@@ -17,6 +17,7 @@ import { joinRoom } from "../room_member.ts";
 import { collectFiles } from "../transfer.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } from "../trust.ts";
 import { parseFlags, stringFlag } from "./args.ts";
+import { DIAL_FLAGS } from "./flags.ts";
 import { DEFAULT_PORT } from "./listen.ts";
 import { print, status, warning } from "./output.ts";
 import { followTransfer, sizeFlag } from "./transfer_cli.ts";
@@ -31,7 +32,6 @@ import {
   progressLine,
   rosterReady,
   runChatUi,
-  SESSION_FLAGS,
   standardPipeEnds,
   suitesFlag,
 } from "./session.ts";
@@ -39,12 +39,6 @@ import { USAGE } from "./usage.ts";
 
 /** Suites a dialer offers by default: hybrid first, classical X25519 as fallback. */
 export const DEFAULT_DIAL_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
-
-const FLAGS = {
-  ...SESSION_FLAGS,
-  expect: { type: "string" as const },
-  send: { type: "string" as const },
-};
 
 /** Parses `HOST`, `HOST:PORT`, `[IPv6]:PORT` or a bare IPv6 address. @throws {UsageError} */
 export function parseTarget(text: string): { host: string; port: number } {
@@ -82,7 +76,7 @@ async function connect(host: string, port: number, where: string): Promise<Deno.
 
 /** Runs `securechat dial`. */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseFlags("dial", FLAGS, args, { maxPositionals: 1 });
+  const parsed = parseFlags("dial", DIAL_FLAGS, args, { maxPositionals: 1 });
   if (parsed.values.help) {
     print(USAGE.dial!);
     return 0;

@@ -12,13 +12,9 @@ import { SecurechatError } from "../errors.ts";
 import { passphraseSource } from "../passphrase.ts";
 import { joinPath, securechatHome } from "../paths.ts";
 import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
+import { FINGERPRINT_FLAGS } from "./flags.ts";
 import { print } from "./output.ts";
 import { USAGE } from "./usage.ts";
-
-const FLAGS = {
-  "passphrase-file": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
 
 /**
  * Runs `securechat fingerprint`.
@@ -29,7 +25,7 @@ const FLAGS = {
  * @throws {SecurechatError} when the file is missing or not a supported key
  */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseFlags("fingerprint", FLAGS, args, { maxPositionals: 1 });
+  const parsed = parseFlags("fingerprint", FINGERPRINT_FLAGS, args, { maxPositionals: 1 });
   if (booleanFlag(parsed, "help")) {
     print(USAGE.fingerprint!);
     return 0;

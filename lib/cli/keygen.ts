@@ -25,19 +25,9 @@ import { newPassphrase } from "../passphrase.ts";
 import { joinPath, securechatHome } from "../paths.ts";
 import { RSA_BITS } from "../spki.ts";
 import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
+import { KEYGEN_FLAGS } from "./flags.ts";
 import { print, status } from "./output.ts";
 import { USAGE } from "./usage.ts";
-
-const FLAGS = {
-  type: { type: "string" },
-  bits: { type: "string" },
-  out: { type: "string" },
-  comment: { type: "string" },
-  force: { type: "boolean" },
-  "no-passphrase": { type: "boolean" },
-  "passphrase-file": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
 
 const TYPES: readonly KeyType[] = ["rsa-pss", "ed25519"];
 const RSA_SIZES: readonly number[] = [3072, 4096];
@@ -51,7 +41,7 @@ const RSA_SIZES: readonly number[] = [3072, 4096];
  * @throws {SecurechatError} code "identity_exists" when the key exists and `--force` is absent
  */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseFlags("keygen", FLAGS, args);
+  const parsed = parseFlags("keygen", KEYGEN_FLAGS, args);
   if (booleanFlag(parsed, "help")) {
     print(USAGE.keygen!);
     return 0;

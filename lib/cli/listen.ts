@@ -18,6 +18,7 @@ import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { DEFAULT_MAX_MEMBERS, RoomHub } from "../room.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
+import { LISTEN_FLAGS } from "./flags.ts";
 import { followTransfer, type ProgressLine, sizeFlag } from "./transfer_cli.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
@@ -30,7 +31,6 @@ import {
   nameFlag,
   progressLine,
   runChatUi,
-  SESSION_FLAGS,
   type SessionMode,
   standardPipeEnds,
   suitesFlag,
@@ -42,18 +42,6 @@ export const DEFAULT_PORT = 65432;
 
 /** Handshakes in progress at once before new connections are dropped unseen. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
-
-const FLAGS = {
-  ...SESSION_FLAGS,
-  host: { type: "string" as const },
-  port: { type: "string" as const, short: "p" },
-  "authorized-keys": { type: "string" as const },
-  "keep-open": { type: "boolean" as const },
-  "relay-only": { type: "boolean" as const },
-  receive: { type: "string" as const },
-  "max-pending-handshakes": { type: "string" as const },
-  "max-members": { type: "string" as const },
-};
 
 /** A peer that finished the handshake and was admitted. */
 interface Admitted {
@@ -153,7 +141,7 @@ function makeAdmitter(options: {
 
 /** Runs `securechat listen`. */
 export async function run(args: string[]): Promise<number> {
-  const parsed = parseFlags("listen", FLAGS, args);
+  const parsed = parseFlags("listen", LISTEN_FLAGS, args);
   if (parsed.values.help) {
     print(USAGE.listen!);
     return 0;

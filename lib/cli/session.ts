@@ -1,7 +1,7 @@
 /**
- * What `listen` and `dial` share: the session flags, choosing between pipe, terminal chat and
- * JSON chat, loading our identity, the suite and timeout flags, the local pipe ends, running a
- * chat UI, and the lines that tell the user who the peer is.
+ * What `listen` and `dial` share (their flags are in flags.ts): choosing between pipe, terminal
+ * chat and JSON chat, loading our identity, the suite and timeout flags, the local pipe ends,
+ * running a chat UI, and the lines that tell the user who the peer is.
  *
  * @module
  */
@@ -16,25 +16,9 @@ import { passphraseSource } from "../passphrase.ts";
 import { joinPath, securechatHome } from "../paths.ts";
 import type { PipeEnds } from "../pipe.ts";
 import { colorEnabled } from "../tty.ts";
-import { booleanFlag, type FlagSpec, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
+import { booleanFlag, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { reportError, status } from "./output.ts";
 import { pipeProgress, ProgressLine } from "./transfer_cli.ts";
-
-/** Flags both `listen` and `dial` take. */
-export const SESSION_FLAGS: Record<string, FlagSpec> = {
-  identity: { type: "string", short: "i" },
-  "passphrase-file": { type: "string" },
-  name: { type: "string" },
-  suites: { type: "string" },
-  pipe: { type: "boolean" },
-  json: { type: "boolean" },
-  progress: { type: "boolean" },
-  "accept-files": { type: "string" },
-  "max-file-size": { type: "string" },
-  "handshake-timeout": { type: "string" },
-  keepalive: { type: "string" },
-  help: { type: "boolean", short: "h" },
-};
 
 /** `--keepalive` in milliseconds (default 30 s; 0 turns keepalives off). */
 export function keepaliveMs(parsed: ParsedArgs): number {

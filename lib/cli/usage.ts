@@ -33,6 +33,10 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
     summary: "connect to a listening peer",
     load: () => import("./dial.ts"),
   },
+  completions: {
+    summary: "print a shell completion script (bash, zsh, fish)",
+    load: () => import("./completions.ts"),
+  },
 };
 
 /** `securechat --help`. */
@@ -57,6 +61,7 @@ Examples:
   securechat keygen
   securechat listen --port 65432 > received.tar
   tar c somedir | securechat dial 127.0.0.1:65432
+  securechat completions bash > ~/.local/share/bash-completion/completions/securechat
 
 Environment:
   SECURECHAT_HOME        folder of your identity and known_hosts (default ~/.securechat)
@@ -83,6 +88,9 @@ export const USAGE: Record<string, string> = {
   securechat keygen [flags]
 
 Creates an identity key pair: a private key (PKCS#8 PEM, mode 0600) and a public key (SPKI PEM).
+Windows has no file modes: there the private key is as private as the folder it is written to
+(your user profile, the default, admits only you, administrators and the system), and keygen
+warns when that folder is outside your profile.
 
 Flags:
       --type rsa-pss|ed25519   key type (default rsa-pss)
@@ -166,4 +174,22 @@ Examples:
   securechat dial 127.0.0.1                          # join the chat
   tar c somedir | securechat dial 127.0.0.1:65432
   securechat dial example.org --expect SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`,
+
+  completions: `Usage:
+  securechat completions bash|zsh|fish
+
+Prints a completion script for the shell: the commands, their flags, and the values the flags
+take (files, folders, key types, suites).
+
+Flags:
+  -h, --help   show this help
+
+Install:
+  bash   securechat completions bash > ~/.local/share/bash-completion/completions/securechat
+  zsh    securechat completions zsh > ~/.zfunc/_securechat
+         (with "fpath=(~/.zfunc $fpath); autoload -U compinit; compinit" in ~/.zshrc)
+  fish   securechat completions fish > ~/.config/fish/completions/securechat.fish
+
+Examples:
+  source <(securechat completions bash)      # this bash session only`,
 };

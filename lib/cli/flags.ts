@@ -1,0 +1,78 @@
+/**
+ * The flag table of every command, in one place: what `parseFlags()` accepts, what each help text
+ * in usage.ts must mention (tests/e2e/cli_test.ts checks both ways), and what the shell
+ * completions offer (completions.ts). It imports nothing heavy, so completions and tests can read
+ * it without loading the protocol code.
+ *
+ * @module
+ */
+
+import type { FlagSpec } from "./args.ts";
+
+/** Flags both `listen` and `dial` take. */
+export const SESSION_FLAGS: Record<string, FlagSpec> = {
+  identity: { type: "string", short: "i" },
+  "passphrase-file": { type: "string" },
+  name: { type: "string" },
+  suites: { type: "string" },
+  pipe: { type: "boolean" },
+  json: { type: "boolean" },
+  progress: { type: "boolean" },
+  "accept-files": { type: "string" },
+  "max-file-size": { type: "string" },
+  "handshake-timeout": { type: "string" },
+  keepalive: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** `securechat keygen`. */
+export const KEYGEN_FLAGS: Record<string, FlagSpec> = {
+  type: { type: "string" },
+  bits: { type: "string" },
+  out: { type: "string" },
+  comment: { type: "string" },
+  force: { type: "boolean" },
+  "no-passphrase": { type: "boolean" },
+  "passphrase-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** `securechat fingerprint`. */
+export const FINGERPRINT_FLAGS: Record<string, FlagSpec> = {
+  "passphrase-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** `securechat listen`. */
+export const LISTEN_FLAGS: Record<string, FlagSpec> = {
+  ...SESSION_FLAGS,
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  "authorized-keys": { type: "string" },
+  "keep-open": { type: "boolean" },
+  "relay-only": { type: "boolean" },
+  receive: { type: "string" },
+  "max-pending-handshakes": { type: "string" },
+  "max-members": { type: "string" },
+};
+
+/** `securechat dial`. */
+export const DIAL_FLAGS: Record<string, FlagSpec> = {
+  ...SESSION_FLAGS,
+  expect: { type: "string" },
+  send: { type: "string" },
+};
+
+/** `securechat completions`. */
+export const COMPLETIONS_FLAGS: Record<string, FlagSpec> = {
+  help: { type: "boolean", short: "h" },
+};
+
+/** Every command's flags, keyed like `COMMANDS` in usage.ts. */
+export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
+  keygen: KEYGEN_FLAGS,
+  fingerprint: FINGERPRINT_FLAGS,
+  listen: LISTEN_FLAGS,
+  dial: DIAL_FLAGS,
+  completions: COMPLETIONS_FLAGS,
+};
