@@ -1,7 +1,9 @@
 /**
  * Identity keys: generation (RSA-PSS or Ed25519), fingerprints, transcript signatures, and the key
  * files (`id`: PKCS#8 PEM, mode 0600, optionally passphrase-encrypted; `id.pub`: SPKI PEM), each
- * with a `Comment:` line before the PEM block (lib/pem.ts).
+ * with a `Comment:` line before the PEM block (lib/pem.ts). On Windows, which has no file modes,
+ * the modes are not set or checked: the private key is protected by the access control list of
+ * its folder (by default the user profile, readable by its owner and administrators only).
  *
  * Mirrors docs/PROTOCOL.md section 5.3: an Identity carries a DER SubjectPublicKeyInfo, RSA
  * (`rsaEncryption`, modulus 2048..8192 bits, exponent 65537) or Ed25519 (RFC 8410); signatures are
@@ -322,6 +324,8 @@ async function readKeyFile(path: string, options: { privateKey: boolean }): Prom
     throw fileError("bad_key_file", `${context}: too large to be a key file`);
   }
   // OpenSSH's rule: a private key that group or others may read is refused, not warned about.
+  // Windows has no POSIX modes (Deno's mode there does not describe who may read the file): the
+  // key is protected by its folder's access control list instead, as keygen tells the user.
   if (
     options.privateKey && Deno.build.os !== "windows" && info.mode !== null &&
     (info.mode & 0o077) !== 0

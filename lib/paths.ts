@@ -40,6 +40,39 @@ export function dirName(path: string): string {
   return path.slice(0, index);
 }
 
+/**
+ * True when `path` is `folder` or inside it, comparing absolute paths as text: on Windows without
+ * regard to case or to which separator is used, as NTFS names compare there.
+ *
+ * @param path an absolute path
+ * @param folder an absolute folder path
+ * @param options.windows compare the Windows way (default: when running on Windows)
+ * @returns whether `path` lies within `folder`
+ *
+ * @example
+ * ```ts
+ * import { isWithin } from "./paths.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isWithin("C:\\Users\\Ann\\.securechat\\id", "c:/users/ann", { windows: true }), true);
+ * assert.equal(isWithin("C:\\Users\\Annie\\id", "C:\\Users\\Ann", { windows: true }), false);
+ * assert.equal(isWithin("/home/ann/.securechat/id", "/home/ann", { windows: false }), true);
+ * ```
+ */
+export function isWithin(
+  path: string,
+  folder: string,
+  options: { windows?: boolean } = {},
+): boolean {
+  const windows = options.windows ?? Deno.build.os === "windows";
+  const normal = (text: string) => {
+    const trimmed = windows ? text.replaceAll("\\", "/").toLowerCase() : text;
+    return trimmed.length > 1 ? trimmed.replace(/\/+$/, "") : trimmed;
+  };
+  const [inner, outer] = [normal(path), normal(folder)];
+  return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
+}
+
 /** True when `path` exists (any kind of entry). */
 export async function exists(path: string): Promise<boolean> {
   try {

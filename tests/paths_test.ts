@@ -7,7 +7,14 @@
 import { deepStrictEqual as eql, fail, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { constantTimeEqual } from "../lib/bytes.ts";
 import { SecurechatError } from "../lib/errors.ts";
-import { dirName, exists, joinPath, securechatHome, writeFileAtomic } from "../lib/paths.ts";
+import {
+  dirName,
+  exists,
+  isWithin,
+  joinPath,
+  securechatHome,
+  writeFileAtomic,
+} from "../lib/paths.ts";
 
 const windows = Deno.build.os === "windows";
 const sep = windows ? "\\" : "/";
@@ -318,4 +325,27 @@ Deno.test({
     await Deno.symlink(joinPath(dir.path, "nowhere"), link);
     ok(await exists(link));
   },
+});
+
+// ---------------------------------------------------------------------------------------------
+// isWithin(): keygen's "is the key inside the user profile" check on Windows
+
+const WITHIN_CASES: [path: string, folder: string, windows: boolean, expected: boolean][] = [
+  ["C:\\Users\\Ann\\.securechat\\id", "C:\\Users\\Ann", true, true],
+  ["c:/users/ann/.securechat/id", "C:\\Users\\Ann\\", true, true],
+  ["C:\\Users\\Ann", "C:\\Users\\Ann", true, true],
+  ["C:\\Users\\Annie\\.securechat\\id", "C:\\Users\\Ann", true, false],
+  ["C:\\Temp\\id", "C:\\Users\\Ann", true, false],
+  ["D:\\Users\\Ann\\id", "C:\\Users\\Ann", true, false],
+  ["/home/ann/.securechat/id", "/home/ann", false, true],
+  ["/home/ann/.securechat/id", "/home/ann/", false, true],
+  ["/home/annie/id", "/home/ann", false, false],
+  ["/home/Ann/id", "/home/ann", false, false],
+  ["/etc/id", "/", false, true],
+];
+
+Deno.test("isWithin() compares Windows paths without case or separator differences", () => {
+  for (const [path, folder, windows, expected] of WITHIN_CASES) {
+    strictEqual(isWithin(path, folder, { windows }), expected, `${path} in ${folder}`);
+  }
 });

@@ -22,11 +22,11 @@ import {
   writeIdentity,
 } from "../identity.ts";
 import { newPassphrase } from "../passphrase.ts";
-import { joinPath, securechatHome } from "../paths.ts";
+import { isWithin, joinPath, securechatHome } from "../paths.ts";
 import { RSA_BITS } from "../spki.ts";
 import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
 import { KEYGEN_FLAGS } from "./flags.ts";
-import { print, status } from "./output.ts";
+import { print, status, warning } from "./output.ts";
 import { USAGE } from "./usage.ts";
 
 const TYPES: readonly KeyType[] = ["rsa-pss", "ed25519"];
@@ -100,9 +100,32 @@ export async function run(args: string[]): Promise<number> {
   const protection = passphrase === undefined ? "not encrypted" : "encrypted with your passphrase";
   status(`wrote private key "${out}" (${protection})`);
   status(`wrote public key "${out}.pub"`);
+  if (Deno.build.os === "windows") await reportWindowsProtection(out);
   status(`fingerprint: ${identity.fingerprint}`);
   print(comment === "" ? identity.fingerprint : `${identity.fingerprint} ${comment}`);
   return 0;
+}
+
+/**
+ * Windows has no file modes, so the 0600 we ask for means nothing there: a key is as private as
+ * the access control list it inherits from its folder. The user profile folder's list admits only
+ * its owner, administrators and SYSTEM, so a key inside it is protected; elsewhere we cannot tell
+ * (reading ACLs would need a subprocess, which the binary is not allowed), so we say so.
+ */
+async function reportWindowsProtection(out: string): Promise<void> {
+  const real = (path: string) => Deno.realPath(path).catch(() => path);
+  const profile = Deno.env.get("USERPROFILE");
+  if (profile !== undefined && isWithin(await real(out), await real(profile))) {
+    status(
+      "Windows has no file modes: the private key is protected by the access control list of " +
+        "your user profile folder, which only you and administrators can read",
+    );
+    return;
+  }
+  warning(
+    `"${out}" is outside your user profile folder and Windows has no file modes: ` +
+      `check who may read it with: icacls "${out}"`,
+  );
 }
 
 /** `user@host` from the environment; Deno.hostname() would need --allow-sys. */

@@ -50,12 +50,16 @@ async function findTmux(): Promise<string | undefined> {
   return undefined;
 }
 
-const TMUX = await findTmux();
+// tmux and POSIX pseudo-terminals do not exist on Windows: the raw-mode chat is not tested there.
+const WINDOWS = Deno.build.os === "windows";
+const TMUX = WINDOWS ? undefined : await findTmux();
 if (TMUX === undefined) {
   // deno-lint-ignore no-console
   console.warn(
-    "terminal_chat_test.ts: SKIPPED: tmux is not installed (and could not be installed); " +
-      "install tmux to test the terminal chat through a pseudo-terminal",
+    WINDOWS
+      ? "terminal_chat_test.ts: SKIPPED: no tmux and no POSIX pseudo-terminal on Windows"
+      : "terminal_chat_test.ts: SKIPPED: tmux is not installed (and could not be installed); " +
+        "install tmux to test the terminal chat through a pseudo-terminal",
   );
 }
 

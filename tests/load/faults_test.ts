@@ -96,7 +96,12 @@ Deno.test("slowloris: a byte at a time during the handshake is cut at the deadli
   await bob.out.waitFor((e) => isMessage(e, chat.fingerprint("alice"), "unbothered"), "bob");
 });
 
-Deno.test("an idle member that stops answering is found by keepalives and removed", async () => {
+// SIGSTOP freezes the member's process; Windows has no such signal (Deno accepts only SIGKILL and
+// SIGTERM for a child there), so this fault cannot be staged on Windows.
+Deno.test({
+  name: "an idle member that stops answering is found by keepalives and removed",
+  ignore: Deno.build.os === "windows",
+}, async () => {
   await using chat = await ChatFixture.create(["relay", "alice", "bob"]);
   const relay = await chat.listen("relay", ["--relay-only", "--keepalive", "1"]);
   const alice = await chat.join("alice", relay.port, ["--keepalive", "1"]);
