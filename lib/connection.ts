@@ -326,19 +326,35 @@ export class SecureConnection {
     }
   }
 
-  /** Sends application data, split into records as large as `recordSize` allows. */
+  /**
+   * Sends application data, split into records as large as `recordSize` allows. Sealing starts
+   * at once (records are numbered in call order), so several sends may encrypt at the same time
+   * while earlier ones are written; writes stay in call order.
+   */
   send(data: Uint8Array, recordSize?: number): Promise<void> {
-    return this.#enqueue(async () => {
-      const frames = await this.#records.sealData(data, recordSize);
-      await this.#write(frames);
-    });
+    return this.#writeInOrder(this.#records.sealData(data, recordSize));
+  }
+
+  /**
+   * Every record is sealed when its send is requested and written behind the sends before it,
+   * so the sequence numbers on the wire always follow write order (section 8.2).
+   */
+  #writeInOrder(sealing: Promise<Uint8Array[]>): Promise<void> {
+    sealing.catch(() => {}); // reported through the returned promise
+    return this.#enqueue(async () => await this.#write(await sealing));
+  }
+
+  /** Sends a control record unless we already said goodbye; failures only matter to receive(). */
+  #sendControl(seal: () => Promise<Uint8Array>): void {
+    if (this.#records.sentClose || this.#closed) return;
+    this.#writeInOrder(seal().then((frame) => [frame])).catch(() => {});
   }
 
   /** Sends a key_update now (section 8.4), asking the peer to update too if `requestPeer`. */
   updateKeys(requestPeer: boolean): Promise<void> {
-    return this.#enqueue(async () => {
-      await this.#write([await this.#records.sealKeyUpdate(requestPeer)]);
-    });
+    return this.#writeInOrder(
+      this.#records.sealKeyUpdate(requestPeer).then((frame) => [frame]),
+    );
   }
 
   /**
@@ -362,11 +378,8 @@ export class SecureConnection {
         this.close();
         return;
       }
-      if (now - this.#lastSent >= intervalMs && !this.#records.sentClose) {
-        this.#enqueue(async () => {
-          if (this.#records.sentClose || this.#closed) return;
-          await this.#write([await this.#records.sealKeepalive(true)]);
-        }).catch(() => {});
+      if (now - this.#lastSent >= intervalMs) {
+        this.#sendControl(() => this.#records.sealKeepalive(true));
       }
     }, tick);
     Deno.unrefTimer(this.#keepaliveTimer);
@@ -374,9 +387,11 @@ export class SecureConnection {
 
   /** Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). */
   closeWrite(): Promise<void> {
+    if (this.#records.sentClose) return this.#sendChain;
+    const sealing = this.#records.sealCloseNotify().then((frame) => [frame]);
+    sealing.catch(() => {});
     return this.#enqueue(async () => {
-      if (this.#records.sentClose) return;
-      await this.#write([await this.#records.sealCloseNotify()]);
+      await this.#write(await sealing);
       await this.#conn.closeWrite().catch(() => {});
     });
   }
@@ -395,8 +410,10 @@ export class SecureConnection {
     while (true) {
       let frame;
       try {
-        frame = await this.#reader.readFrame((type) =>
-          type === FRAME_TYPE.record ? cap : undefined
+        // Borrowed: this call opens (or rejects) the record before anything reads again.
+        frame = await this.#reader.readFrame(
+          (type) => type === FRAME_TYPE.record ? cap : undefined,
+          true,
         );
       } catch (error) {
         if (this.#silentError) throw this.#silentError;
@@ -413,17 +430,12 @@ export class SecureConnection {
         case "close":
           return null;
         case "keyUpdate":
-          if (event.updateRequested && !this.#records.sentClose) {
-            this.updateKeys(false).catch(() => {});
+          if (event.updateRequested) {
+            this.#sendControl(() => this.#records.sealKeyUpdate(false));
           }
           continue;
         case "keepalive":
-          if (event.ping) {
-            this.#enqueue(async () => {
-              if (this.#records.sentClose || this.#closed) return;
-              await this.#write([await this.#records.sealKeepalive(false)]);
-            }).catch(() => {});
-          }
+          if (event.ping) this.#sendControl(() => this.#records.sealKeepalive(false));
           continue;
       }
     }

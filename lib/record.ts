@@ -53,6 +53,12 @@ export const KEY_UPDATE_BYTES = 2 ** 36;
 /** Section 8.4: slack a receiver allows past KEY_UPDATE_RECORDS. */
 export const KEY_UPDATE_SLACK = 1024;
 
+/**
+ * Records at least this large are assembled in a reused buffer (bulk transfers, where fresh
+ * buffers cost page faults); smaller ones in a fresh one, so idle room members hold nothing.
+ */
+const SCRATCH_MIN = 64 * 1024;
+
 /** How far either side of the expected sequence number a failed record is probed (8.2). */
 const SEQUENCE_PROBE = 8;
 
@@ -75,6 +81,8 @@ export class RecordProtection {
   #bytes = 0;
   /** The traffic secret, kept only to derive the next one on key update. */
   #secret: Uint8Array;
+  /** Type byte and content of the record being sealed; reused, as allocating costs page faults. */
+  #scratch = new Uint8Array(0);
 
   private constructor(aead: Aes256Gcm, iv: Uint8Array, secret: Uint8Array) {
     this.#aead = aead;
@@ -110,7 +118,7 @@ export class RecordProtection {
 
   /** Erases the key material this object holds in JavaScript memory. */
   destroy(): void {
-    wipe(this.#secret, this.#iv);
+    wipe(this.#secret, this.#iv, this.#scratch);
   }
 
   #nonce(sequence: bigint): Uint8Array<ArrayBuffer> {
@@ -131,10 +139,18 @@ export class RecordProtection {
     this.#bytes += content.length;
     const length = 1 + content.length + TAG_LENGTH;
     const header = frameHeader(FRAME_TYPE.record, length);
-    const plaintext = new Uint8Array(1 + content.length);
+    if (content.length >= SCRATCH_MIN && this.#scratch.length < 1 + content.length) {
+      this.#scratch = new Uint8Array(1 + content.length);
+    }
+    const plaintext = content.length >= SCRATCH_MIN
+      ? this.#scratch.subarray(0, 1 + content.length)
+      : new Uint8Array(1 + content.length);
     plaintext[0] = type;
     plaintext.set(content, 1);
-    const ciphertext = await this.#aead.seal(this.#nonce(sequence), plaintext, header);
+    // Reusing one buffer is safe: WebCrypto copies its input before encrypt() returns (aead.ts).
+    const sealing = this.#aead.seal(this.#nonce(sequence), plaintext, header);
+    plaintext.fill(0);
+    const ciphertext = await sealing;
     const frame = new Uint8Array(FRAME_HEADER_LENGTH + ciphertext.length);
     frame.set(header);
     frame.set(ciphertext, FRAME_HEADER_LENGTH);
@@ -252,6 +268,8 @@ export class RecordLayer {
   readonly ownMaxPlaintext: number;
   #keyUpdateRecords: number;
   #pendingKeyUpdate = false;
+  /** Set while the send key is being replaced: seals wait for it. */
+  #sendSwitch: Promise<void> | undefined;
   #sentClose = false;
   #receivedClose = false;
 
@@ -293,16 +311,44 @@ export class RecordLayer {
     return { records: this.#send.sequence, bytes: this.#send.bytes };
   }
 
-  async #updateSendKeyIfDue(frames: Uint8Array[]): Promise<void> {
-    const due = this.#pendingKeyUpdate ||
+  #updateDue(): boolean {
+    return this.#pendingKeyUpdate ||
       this.#send.sequence >= BigInt(this.#keyUpdateRecords) ||
       this.#send.bytes >= KEY_UPDATE_BYTES;
-    if (!due) return;
-    this.#pendingKeyUpdate = false;
-    frames.push(await this.#send.seal(CONTENT_TYPE.keyUpdate, u8(0)));
+  }
+
+  /**
+   * Seals one record under the current send key. The sequence number is taken when this is
+   * called, not when the promise settles, so seals may overlap (several records encrypting at
+   * once, on several cores) and still come out numbered in call order. While a key switch is
+   * under way, later calls wait for the new key, in call order.
+   */
+  #sealRecord(type: number, content: Uint8Array): Promise<Uint8Array[]> {
+    if (this.#sendSwitch !== undefined) {
+      const copy = content.slice(); // the caller may reuse its buffer once we return
+      return this.#sendSwitch.then(() => this.#sealRecord(type, copy));
+    }
+    if (type === CONTENT_TYPE.keyUpdate) return this.#switchSendKey(content[0] === 1);
+    if (type === CONTENT_TYPE.applicationData && this.#updateDue()) {
+      const update = this.#switchSendKey(false);
+      const data = this.#sealRecord(type, content);
+      return Promise.all([update, data]).then(([a, b]) => [...a, ...b]);
+    }
+    return this.#send.seal(type, content).then((frame) => [frame]);
+  }
+
+  /** Seals key_update under the old key now, then switches to the next key (section 8.4). */
+  #switchSendKey(updateRequested: boolean): Promise<Uint8Array[]> {
     const old = this.#send;
-    this.#send = await old.next();
-    old.destroy();
+    const frame = old.seal(CONTENT_TYPE.keyUpdate, u8(updateRequested ? 1 : 0));
+    this.#pendingKeyUpdate = false;
+    this.#sendSwitch = old.next().then((next) => {
+      this.#send = next;
+      this.#sendSwitch = undefined;
+      // Seals of the old key still running keep their own copy of what they need.
+      frame.finally(() => old.destroy()).catch(() => {});
+    });
+    return Promise.all([frame, this.#sendSwitch]).then(([sealed]) => [sealed]);
   }
 
   #checkOpen(): void {
@@ -310,22 +356,26 @@ export class RecordLayer {
   }
 
   /**
-   * Seals application data into as many records as the peer's limit requires.
+   * Seals application data into as many records as the peer's limit requires. Sequence numbers
+   * are assigned at the call, so calls may overlap; frames must be written in call order.
    *
    * @returns record frames, to be written in order
    */
-  async sealData(data: Uint8Array, recordSize = this.#sendLimit): Promise<Uint8Array[]> {
-    this.#checkOpen();
+  sealData(data: Uint8Array, recordSize = this.#sendLimit): Promise<Uint8Array[]> {
+    try {
+      this.#checkOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const size = Math.min(recordSize, this.#sendLimit);
-    const frames: Uint8Array[] = [];
+    const records: Promise<Uint8Array[]>[] = [];
     let offset = 0;
     do {
-      await this.#updateSendKeyIfDue(frames);
       const chunk = data.subarray(offset, offset + size);
-      frames.push(await this.#send.seal(CONTENT_TYPE.applicationData, chunk));
+      records.push(this.#sealRecord(CONTENT_TYPE.applicationData, chunk));
       offset += chunk.length;
     } while (offset < data.length);
-    return frames;
+    return Promise.all(records).then((sealed) => sealed.flat());
   }
 
   /**
@@ -335,34 +385,31 @@ export class RecordLayer {
    */
   async sealKeyUpdate(updateRequested: boolean): Promise<Uint8Array> {
     this.#checkOpen();
-    const frame = await this.#send.seal(CONTENT_TYPE.keyUpdate, u8(updateRequested ? 1 : 0));
-    const old = this.#send;
-    this.#send = await old.next();
-    old.destroy();
-    this.#pendingKeyUpdate = false;
-    return frame;
+    const [frame] = await this.#sealRecord(CONTENT_TYPE.keyUpdate, u8(updateRequested ? 1 : 0));
+    return frame!;
   }
 
   /** Seals a keepalive ping or pong (section 8.6). */
   async sealKeepalive(ping: boolean): Promise<Uint8Array> {
     this.#checkOpen();
-    return await this.#send.seal(CONTENT_TYPE.keepalive, u8(ping ? 0 : 1));
+    const [frame] = await this.#sealRecord(CONTENT_TYPE.keepalive, u8(ping ? 0 : 1));
+    return frame!;
   }
 
   /** Seals close_notify (section 8.5); nothing may be sent after it. */
   async sealCloseNotify(): Promise<Uint8Array> {
     this.#checkOpen();
-    const frame = await this.#send.seal(CONTENT_TYPE.alert, u8(0));
     this.#sentClose = true;
-    return frame;
+    const [frame] = await this.#sealRecord(CONTENT_TYPE.alert, u8(0));
+    return frame!;
   }
 
   /** Seals a fatal alert; nothing may be sent after it. */
   async sealAlert(code: number): Promise<Uint8Array> {
     this.#checkOpen();
-    const frame = await this.#send.seal(CONTENT_TYPE.alert, u8(code));
     this.#sentClose = true;
-    return frame;
+    const [frame] = await this.#sealRecord(CONTENT_TYPE.alert, u8(code));
+    return frame!;
   }
 
   /**

@@ -330,6 +330,26 @@ Deno.test("RecordLayer.sealData() updates the key every keyUpdateRecords records
   ok(r0!.some((byte, i) => byte !== r1[i]));
 });
 
+Deno.test("RecordLayer seals started together keep call order, across key updates and reused buffers", async () => {
+  const { a, b } = await layers({ keyUpdateRecords: 3 });
+  const buffer = new Uint8Array(300);
+  const sealing: Promise<Uint8Array[]>[] = [];
+  for (let i = 0; i < 40; i++) {
+    buffer.fill(i); // the caller reuses its buffer at once: each seal must have taken its copy
+    sealing.push(a.sealData(buffer, 100)); // three records per call, so keys switch mid-call
+    if (i % 7 === 0) sealing.push(a.sealKeyUpdate(false).then((frame) => [frame]));
+    if (i % 5 === 0) sealing.push(a.sealKeepalive(true).then((frame) => [frame]));
+  }
+  sealing.push(a.sealCloseNotify().then((frame) => [frame]));
+  const frames = (await Promise.all(sealing)).flat();
+  const events = await openAll(b, frames);
+  const data = events.flatMap((e) => e.kind === "data" ? [e.data] : []);
+  eql(data.length, 120);
+  data.forEach((chunk, index) => eql(chunk, new Uint8Array(100).fill(Math.floor(index / 3))));
+  ok(events.filter((e) => e.kind === "keyUpdate").length >= 40);
+  eql(events.at(-1), { kind: "close" });
+});
+
 Deno.test("RecordLayer.sealKeyUpdate(true) sets the receiver's keyUpdatePending, answered before its next data", async () => {
   const { a, b } = await layers();
   strictEqual(b.keyUpdatePending, false);
