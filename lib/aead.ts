@@ -13,6 +13,9 @@
  *   refuse every shape but ours with `RangeError`, so a bug cannot fall back to a weaker one.
  * - A failed tag check is a `DOMException` ("OperationError"); we map it, and input shorter than a
  *   tag, to `AuthenticationError` code "bad_record_mac".
+ * - WebCrypto takes "a copy of the bytes held by" each input when the call is made (W3C WebCrypto,
+ *   SubtleCrypto.encrypt step 2), so `seal()` and `open()` may be handed a buffer that the caller
+ *   reuses as soon as the call returns; lib/record.ts relies on it and aead_test.ts proves it.
  *
  * @example
  * ```ts

@@ -80,3 +80,21 @@ Deno.test("Aes256Gcm.open() rejects a changed byte of ciphertext, tag, nonce or 
   const other = await Aes256Gcm.create(flip(KEY, 0));
   await rejects(other.open(NONCE, sealed, AAD), isBadRecordMac, "key");
 });
+
+Deno.test("Aes256Gcm seal() and open() have copied their inputs when the call returns", async () => {
+  const aead = await Aes256Gcm.create(KEY);
+  const plaintext = pattern(4096);
+  const expected = await aead.seal(NONCE, plaintext, AAD);
+  const reused = plaintext.slice();
+  const nonce = NONCE.slice();
+  const aad = AAD.slice();
+  const sealing = aead.seal(nonce, reused, aad);
+  reused.fill(0); // what lib/record.ts does with its scratch buffer right after the call
+  nonce.fill(0);
+  aad.fill(0);
+  eql(await sealing, expected);
+  const sealed = expected.slice();
+  const opening = aead.open(NONCE, sealed, AAD);
+  sealed.fill(0);
+  eql(await opening, plaintext);
+});
