@@ -74,7 +74,11 @@ export async function writeAll(sink: ByteSink, data: Uint8Array): Promise<void> 
   while (offset < data.length) offset += await sink.write(data.subarray(offset));
 }
 
-const MIN_READ = 64 * 1024;
+/**
+ * Room a read leaves beyond what the current frame needs. Small, because a relay keeps one reader
+ * per member: large frames get a buffer of their own size anyway (see #makeRoom).
+ */
+const READ_AHEAD = 16 * 1024;
 
 /**
  * Reads the magic and frames from a byte source through one growing buffer.
@@ -83,7 +87,7 @@ const MIN_READ = 64 * 1024;
  */
 export class FrameReader {
   #source: ByteSource;
-  #buffer = new Uint8Array(MIN_READ * 2);
+  #buffer = new Uint8Array(READ_AHEAD);
   #start = 0;
   #end = 0;
   #eof = false;
@@ -113,7 +117,7 @@ export class FrameReader {
 
   #makeRoom(needed: number): void {
     const available = this.#end - this.#start;
-    const want = Math.max(needed, available) + MIN_READ;
+    const want = Math.max(needed, available) + READ_AHEAD;
     if (this.#buffer.length - this.#start >= want) return;
     if (this.#buffer.length >= want) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
@@ -128,8 +132,10 @@ export class FrameReader {
     this.#start = 0;
   }
 
-  #take(length: number): Uint8Array {
-    const out = this.#buffer.slice(this.#start, this.#start + length);
+  #take(length: number, borrow = false): Uint8Array {
+    const out = borrow
+      ? this.#buffer.subarray(this.#start, this.#start + length)
+      : this.#buffer.slice(this.#start, this.#start + length);
     this.#start += length;
     if (this.#start === this.#end) this.#start = this.#end = 0;
     return out;
@@ -141,7 +147,7 @@ export class FrameReader {
    * @returns the bytes, or null when the source ended before any of them arrived
    * @throws {ConnectionError} `truncated_frame` when it ended part-way
    */
-  async readExactly(length: number): Promise<Uint8Array | null> {
+  async readExactly(length: number, borrow = false): Promise<Uint8Array | null> {
     if (!(await this.#fill(length))) {
       if (this.buffered === 0) return null;
       throw new ConnectionError(
@@ -149,19 +155,24 @@ export class FrameReader {
         "connection closed in the middle of a message",
       );
     }
-    return this.#take(length);
+    return this.#take(length, borrow);
   }
 
   /**
    * Reads one frame whose body length must not exceed `capOf(type)`.
    *
    * @param capOf the cap for a frame type, or undefined when the type is not allowed now
+   * @param borrow true: the body is a view into the reader's buffer, valid only until the next
+   *   read (saves a copy per record; the record layer decrypts it into a new buffer at once)
    * @returns the frame, or null on a clean end of stream between frames
    * @throws {ProtocolError} `unexpected_message` for a type not allowed, `record_overflow` for a
    *   length over its cap (before reading or allocating the body)
    * @throws {ConnectionError} `truncated_frame` when the stream ends inside a frame
    */
-  async readFrame(capOf: (type: number) => number | undefined): Promise<Frame | null> {
+  async readFrame(
+    capOf: (type: number) => number | undefined,
+    borrow = false,
+  ): Promise<Frame | null> {
     const header = await this.readExactly(FRAME_HEADER_LENGTH);
     if (header === null) return null;
     const type = header[0]!;
@@ -181,7 +192,7 @@ export class FrameReader {
         { alert: "record_overflow" },
       );
     }
-    const body = await this.readExactly(length);
+    const body = await this.readExactly(length, borrow);
     if (body === null) {
       throw new ConnectionError(
         "truncated_frame",
