@@ -18,6 +18,12 @@ import { exchangeSessionHello } from "./session_hello.ts";
 import { type ByteSink, type ByteSource, writeAll } from "./frame.ts";
 import { PIPE_RECORD_PLAINTEXT } from "./record.ts";
 
+/**
+ * Records being sealed or written at once. Sealing runs off the main thread, so a few records in
+ * flight keep both cores busy while one is written (issue 6 measured the gain, bench/RESULTS.md).
+ */
+const SEALS_IN_FLIGHT = 4;
+
 /** The local side of a pipe. */
 export interface PipeEnds {
   input: ByteSource;
@@ -66,15 +72,22 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
 
   const sending = (async () => {
     const recordSize = Math.min(PIPE_RECORD_PLAINTEXT, connection.maxSendPlaintext);
-    const buffer = new Uint8Array(recordSize);
+    const input = new CoalescingReader(ends.input, recordSize, recordSize * SEALS_IN_FLIGHT);
+    const inFlight: Promise<void>[] = [];
     while (!stopSending) {
-      const n = await ends.input.read(buffer);
-      if (n === null) break;
-      if (n === 0 || stopSending) continue;
-      await connection.send(buffer.slice(0, n), recordSize);
-      stats.sent += n;
-      ends.onProgress?.(stats.sent, stats.received);
+      const chunk = await input.next();
+      if (chunk === null) break;
+      if (stopSending) break;
+      const length = chunk.length;
+      inFlight.push(
+        connection.send(chunk, recordSize).then(() => {
+          stats.sent += length;
+          ends.onProgress?.(stats.sent, stats.received);
+        }),
+      );
+      if (inFlight.length >= SEALS_IN_FLIGHT) await inFlight.shift();
     }
+    await Promise.all(inFlight);
     await connection.closeWrite();
   })();
 
@@ -120,4 +133,93 @@ async function preferReceiveError(error: unknown, receiving: Promise<void>): Pro
   ]);
   clearTimeout(timer);
   return outcome ?? error;
+}
+
+/**
+ * Reads the input ahead of the sender into record-sized buffers and hands out everything read so
+ * far in one piece: while records are being sealed, small reads (a pipe gives 64 KiB at a time)
+ * merge into full records, and when the sender is idle, a single typed line goes out at once.
+ * Buffers are reused (fresh ones cost a page fault per 4 KiB), so a chunk from `next()` is valid
+ * only until the following call; `SecureConnection.send()` copies it at once.
+ */
+class CoalescingReader {
+  #input: ByteSource;
+  #bufferSize: number;
+  #limit: number;
+  #ready: Uint8Array[] = [];
+  #readyBytes = 0;
+  #buffer: Uint8Array;
+  #position = 0;
+  #ended = false;
+  #error: { reason: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  #room: (() => void) | undefined;
+  #spare: Uint8Array[] = [];
+  #handedOut: Uint8Array | undefined;
+
+  constructor(input: ByteSource, bufferSize: number, limit: number) {
+    this.#input = input;
+    this.#bufferSize = bufferSize;
+    this.#limit = limit;
+    this.#buffer = new Uint8Array(bufferSize);
+    this.#pump().catch((reason: unknown) => {
+      this.#error = { reason };
+      this.#wake?.();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    while (true) {
+      while (this.#readyBytes >= this.#limit) {
+        await new Promise<void>((resolve) => this.#room = resolve);
+      }
+      if (this.#position === this.#bufferSize) {
+        this.#buffer = this.#spare.pop() ?? new Uint8Array(this.#bufferSize);
+        this.#position = 0;
+      }
+      const start = this.#position;
+      const n = await this.#input.read(this.#buffer.subarray(start));
+      if (n === null) {
+        this.#ended = true;
+        this.#wake?.();
+        return;
+      }
+      if (n === 0) continue;
+      this.#position += n;
+      this.#readyBytes += n;
+      const last = this.#ready.at(-1);
+      if (
+        last !== undefined && last.buffer === this.#buffer.buffer &&
+        last.byteOffset + last.length === start
+      ) {
+        // Contiguous with what is still waiting: one larger record instead of two.
+        this.#ready[this.#ready.length - 1] = this.#buffer.subarray(last.byteOffset, start + n);
+      } else {
+        this.#ready.push(this.#buffer.subarray(start, start + n));
+      }
+      this.#wake?.();
+    }
+  }
+
+  /** Everything read and not yet taken (at most one buffer), or null at the end of input. */
+  async next(): Promise<Uint8Array | null> {
+    const previous = this.#handedOut;
+    this.#handedOut = undefined;
+    if (previous !== undefined && previous.byteOffset + previous.length === this.#bufferSize) {
+      // The reader left that buffer when it filled it, and its last chunk has been used.
+      this.#spare.push(new Uint8Array(previous.buffer));
+    }
+    while (this.#ready.length === 0) {
+      if (this.#error) throw this.#error.reason;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+    const chunk = this.#ready.shift()!;
+    this.#handedOut = chunk;
+    this.#readyBytes -= chunk.length;
+    this.#room?.();
+    this.#room = undefined;
+    return chunk;
+  }
 }
