@@ -3,9 +3,10 @@
  * end-to-end tests run main.ts with exactly the compile task's permission flags.
  */
 
-import { deepStrictEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { cliCommand, compilePermissionFlags, MAIN } from "./_helpers/cli.ts";
+import { cliCommand, MAIN } from "./_helpers/cli.ts";
+import { compileArgs, ENTRY, PERMISSION_FLAGS } from "../scripts/compile.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -41,7 +42,7 @@ Deno.test("protocol modules in lib/ never import the CLI layer", async () => {
 const JSR_SCHEME = "jsr" + ":";
 
 Deno.test("no module imports from the JSR registry (unreachable from our machines)", async () => {
-  for (const dir of ["lib/", "tests/", "bench/"]) {
+  for (const dir of ["lib/", "tests/", "bench/", "scripts/"]) {
     for (const file of await sources(new URL(dir, root))) {
       for (const target of imports(file.text)) ok(!target.startsWith(JSR_SCHEME), file.path);
     }
@@ -50,12 +51,23 @@ Deno.test("no module imports from the JSR registry (unreachable from our machine
 });
 
 Deno.test("e2e tests run main.ts with exactly the compile task's permission flags", () => {
-  const flags = compilePermissionFlags();
-  ok(flags.length > 0);
-  ok(!flags.includes("--allow-all") && !denoJson.tasks.compile.includes(" -A "));
+  deepStrictEqual([...PERMISSION_FLAGS], [
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+  ]);
+  // What the e2e tests run...
   const { args } = cliCommand(["--version"]);
-  const used = args.filter((arg) => arg.startsWith("--allow-"));
-  deepStrictEqual(used, flags);
+  deepStrictEqual(args.filter((arg) => arg.startsWith("--allow-")), [...PERMISSION_FLAGS]);
   ok(args.includes(MAIN));
-  ok(denoJson.tasks.compile.includes("main.ts"));
+  // ...is what `deno task compile` (and so the release) builds, with nothing added.
+  ok(denoJson.tasks.compile.endsWith("scripts/compile.ts"), denoJson.tasks.compile);
+  const compile = compileArgs({ target: "x86_64-unknown-linux-gnu", output: "out" });
+  deepStrictEqual(compile.filter((arg) => arg.startsWith("-") && arg.includes("allow")), [
+    ...PERMISSION_FLAGS,
+  ]);
+  ok(!compile.includes("-A") && !compile.includes("--allow-all"));
+  strictEqual(compile.at(-1), ENTRY);
+  strictEqual(ENTRY, MAIN);
 });

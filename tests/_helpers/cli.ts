@@ -1,24 +1,24 @@
 /**
  * Runs `main.ts` as a real subprocess with exactly the permission flags that `deno task compile`
- * bakes into the shipped binary, so the tests exercise the shipped permission set.
+ * bakes into the shipped binary (`PERMISSION_FLAGS` of scripts/compile.ts, the one list of them),
+ * so the tests exercise the shipped permission set.
  *
  * @module
  */
 
-import denoJson from "../../deno.json" with { type: "json" };
+import { fileURLToPath } from "node:url";
+import { ENTRY, PERMISSION_FLAGS } from "../../scripts/compile.ts";
 
-const ROOT = new URL("../../", import.meta.url);
+/** Absolute path of the repository root, in the platform's form (no trailing separator). */
+export const ROOT_DIR: string = fileURLToPath(new URL("../../", import.meta.url))
+  .replace(/[\\/]$/, "");
 
-/** Absolute path of the repository root. */
-export const ROOT_DIR: string = decodeURIComponent(ROOT.pathname).replace(/\/$/, "");
+/** Absolute path of main.ts: the entry point `deno task compile` builds. */
+export const MAIN: string = ENTRY;
 
-/** Absolute path of main.ts. */
-export const MAIN: string = `${ROOT_DIR}/main.ts`;
-
-/** The `--allow-*` flags of the compile task, in order. */
+/** The `--allow-*` flags of the shipped binary, in order. */
 export function compilePermissionFlags(): string[] {
-  const task = denoJson.tasks.compile;
-  return task.split(/\s+/).filter((word) => word.startsWith("--allow-"));
+  return [...PERMISSION_FLAGS];
 }
 
 /** Options for one securechat subprocess. */
