@@ -54,8 +54,9 @@ export function dirName(path: string): string {
  * import { isWithin } from "./paths.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(isWithin("C:\\Users\\Ann\\.securechat\\id", "c:/users/ann", { windows: true }), true);
- * assert.equal(isWithin("C:\\Users\\Annie\\id", "C:\\Users\\Ann", { windows: true }), false);
+ * const windows = { windows: true };
+ * assert.equal(isWithin("C:\\Users\\Ann\\.securechat\\id", "c:/users/ann", windows), true);
+ * assert.equal(isWithin("C:\\Users\\Annie\\id", "C:\\Users\\Ann", windows), false);
  * assert.equal(isWithin("/home/ann/.securechat/id", "/home/ann", { windows: false }), true);
  * ```
  */
