@@ -309,3 +309,31 @@ export function benchIdentities(tempDir: string): Promise<BenchIdentities> {
   }
   return made;
 }
+
+/**
+ * CPU seconds of process `pid` from /proc/PID/stat: its own (utime, stime) and that of the
+ * children it has reaped (cutime, cstime). Read through `cat`, because Deno lets only
+ * `--allow-all` read another process's /proc files. Undefined where there is no /proc.
+ */
+export async function processTimes(
+  pid: number,
+): Promise<{ user: number; system: number; childUser: number; childSystem: number } | undefined> {
+  let stat: string;
+  try {
+    const result = await run(["cat", `/proc/${pid}/stat`]);
+    if (result.code !== 0) return undefined;
+    stat = result.stdout;
+  } catch {
+    return undefined;
+  }
+  // The fields after the command name in parentheses (which may hold spaces); fields[0] is
+  // stat(5)'s field 3, so utime, stime, cutime, cstime (fields 14 to 17) are fields[11..14].
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  const ticks = 100; // USER_HZ is 100 on every Linux ABI in use
+  return {
+    user: fields[11]! / ticks,
+    system: fields[12]! / ticks,
+    childUser: fields[13]! / ticks,
+    childSystem: fields[14]! / ticks,
+  };
+}

@@ -21,7 +21,15 @@ import {
   type Row,
   type Section,
 } from "./_report.ts";
-import { benchIdentities, freePort, Lines, securechatArgv, sleep, stop } from "./_measure.ts";
+import {
+  benchIdentities,
+  freePort,
+  Lines,
+  processTimes,
+  securechatArgv,
+  sleep,
+  stop,
+} from "./_measure.ts";
 import { makeCertificate, missingPeer, type Peers } from "./peers.ts";
 import { runInitiator } from "../lib/connection.ts";
 import { generateIdentity, type Identity } from "../lib/identity.ts";
@@ -33,15 +41,10 @@ export const CONCURRENT_DIALERS = 8;
 /** Seconds each rate is measured over. */
 export const SECONDS = 10;
 
-/** CPU seconds (user + system) a process has used so far: /proc/PID/stat utime + stime. */
+/** CPU seconds (user + system) a process has used so far. */
 async function processCpu(pid: number): Promise<number | undefined> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
-  } catch {
-    return undefined;
-  }
+  const times = await processTimes(pid);
+  return times === undefined ? undefined : times.user + times.system;
 }
 
 async function dialOnce(port: number, identity: Identity, expected: string): Promise<void> {

@@ -1,10 +1,188 @@
+// deno-lint-ignore-file no-console
 /**
- * `deno task bench`: runs every benchmark. Figures are ratios against a baseline measured in the
- * same run; tests never assert timings.
+ * `deno task bench`: runs every benchmark, prints each figure as a ratio against a baseline
+ * measured in the same run, and writes the figures of the run, with the machine and the date, to
+ * bench/RESULTS.md. Tests never assert timings.
+ *
+ * ```sh
+ * deno task bench                                   # everything: 1 GiB x 3 runs, about 10 minutes
+ * deno task bench --install-peers                   # first apt-get install ssh, sshd, socat, time
+ * deno task bench --only pipe,ready --size 256MiB   # a quick look at two sections
+ * ```
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
+import {
+  type BenchOptions,
+  type Machine,
+  printInfo,
+  renderResults,
+  type Section,
+} from "./_report.ts";
+import { formatSize, MiB, parseSize, run } from "./_measure.ts";
+import { preparePeers } from "./peers.ts";
+import { benchPipeThroughput } from "./pipe_throughput.ts";
+import { benchTimeToReady, TIME_TO_READY_COUNT } from "./time_to_ready.ts";
+import { benchHandshakes, SECONDS } from "./handshakes.ts";
 import { benchRecordSize } from "./record_size.ts";
 
-await benchRecordSize();
+/** The sections, in the order they run. */
+export const SECTIONS = ["record", "pipe", "ready", "handshakes", "room"] as const;
+
+type SectionName = typeof SECTIONS[number];
+
+const USAGE = `Usage: deno task bench [options]
+
+Runs the benchmarks and prints each figure as a ratio against a baseline measured in the same run;
+a full run writes bench/RESULTS.md.
+
+Options:
+  --only LIST         sections to run, comma-separated: ${SECTIONS.join(",")} (default: all)
+  --size SIZE         bytes per pipe throughput run, e.g. 1GiB, 256MiB (default 1GiB)
+  --runs N            pipe throughput runs per figure, the median is kept (default 3)
+  --ready-count N     dialers timed for time to ready (default ${TIME_TO_READY_COUNT})
+  --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
+  --room-members N    members of the large room in the room fan-out (default: its own, 1000)
+  --install-peers     apt-get install the missing comparison programs first (ssh, sshd, socat, time)
+  --results FILE      write the results there (default: bench/RESULTS.md, on a full run only)
+  -h, --help          this text
+`;
+
+const RESULTS = decodeURIComponent(new URL("./RESULTS.md", import.meta.url).pathname);
+
+function positiveInteger(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`--${flag} needs a whole number`);
+  return value;
+}
+
+async function machine(command: string): Promise<Machine> {
+  const text = async (argv: string[]) => {
+    try {
+      const result = await run(argv);
+      return result.code === 0 ? result.stdout : "";
+    } catch {
+      return "";
+    }
+  };
+  const cpuinfo = await text(["cat", "/proc/cpuinfo"]);
+  const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU";
+  const commit = (await text(["git", "rev-parse", "--short", "HEAD"])).trim();
+  const changed = (await text(["git", "status", "--porcelain", "--untracked-files=no"]))
+    .split("\n")
+    .map((line) => line.slice(3).trim())
+    .filter((path) => path !== "");
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    system: (await text(["uname", "-srm"])).trim() || Deno.build.target,
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    deno: Deno.version.deno,
+    command,
+    commit: `${commit || "unknown"}${
+      changed.length === 0 ? "" : ` with uncommitted changes to ${changed.join(", ")}`
+    }`,
+  };
+}
+
+/** bench/room_fanout.ts is another benchmark's file; run it when it is there. */
+async function roomFanout(options: BenchOptions, members: number | undefined): Promise<Section> {
+  const specifier = new URL("./room_fanout.ts", import.meta.url).href;
+  let module: { benchRoomFanout?: (options: Record<string, unknown>) => Promise<Section> };
+  try {
+    module = await import(specifier);
+  } catch (error) {
+    throw new Error(`bench/room_fanout.ts cannot be loaded: ${(error as Error).message}`);
+  }
+  if (typeof module.benchRoomFanout !== "function") {
+    throw new Error("bench/room_fanout.ts exports no benchRoomFanout()");
+  }
+  return await module.benchRoomFanout({
+    tempDir: options.tempDir,
+    ...(members === undefined ? {} : { members }),
+  });
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      only: { type: "string" },
+      size: { type: "string" },
+      runs: { type: "string" },
+      "ready-count": { type: "string" },
+      seconds: { type: "string" },
+      "room-members": { type: "string" },
+      "install-peers": { type: "boolean" },
+      results: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const only = values.only === undefined
+    ? [...SECTIONS]
+    : values.only.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  for (const name of only) {
+    if (!(SECTIONS as readonly string[]).includes(name)) {
+      throw new RangeError(`unknown section "${name}": use ${SECTIONS.join(", ")}`);
+    }
+  }
+  const size = values.size === undefined ? 1024 * MiB : parseSize(values.size);
+  const runs = positiveInteger(values.runs, "runs", 3);
+  const readyCount = positiveInteger(values["ready-count"], "ready-count", TIME_TO_READY_COUNT);
+  const seconds = positiveInteger(values.seconds, "seconds", SECONDS);
+  const roomMembers = values["room-members"] === undefined
+    ? undefined
+    : positiveInteger(values["room-members"], "room-members", 1000);
+  const full = only.length === SECTIONS.length;
+  const resultsFile = values.results ?? (full ? RESULTS : undefined);
+
+  const command = ["deno task bench", ...args].join(" ");
+  const started = performance.now();
+  console.log(`${command}: ${only.join(", ")}; pipe runs ${formatSize(size)} x ${runs}`);
+  const peers = await preparePeers(values["install-peers"] ?? false);
+  const tempDir = await Deno.makeTempDir({ prefix: "securechat-bench-" });
+  const options: BenchOptions = { size, runs, tempDir };
+  const sections: Section[] = [];
+  const jobs: Record<SectionName, () => Promise<Section>> = {
+    record: () => benchRecordSize(),
+    pipe: () => benchPipeThroughput(peers, options),
+    ready: () => benchTimeToReady(peers, options, readyCount),
+    handshakes: () => benchHandshakes(peers, options, seconds),
+    room: () => roomFanout(options, roomMembers),
+  };
+  let failed = 0;
+  try {
+    for (const name of SECTIONS) {
+      if (!only.includes(name)) continue;
+      try {
+        sections.push(await jobs[name]());
+      } catch (error) {
+        failed++;
+        const message = error instanceof Error ? error.message : String(error);
+        printInfo(`${name}: failed: ${message}`);
+        sections.push({ title: name, notes: [`failed: ${message}`], rows: [] });
+      }
+    }
+  } finally {
+    await Deno.remove(tempDir, { recursive: true }).catch(() => {});
+  }
+  const minutes = (performance.now() - started) / 60_000;
+  console.log(`\nbench: done in ${minutes.toFixed(1)} min`);
+  if (resultsFile !== undefined) {
+    await Deno.writeTextFile(resultsFile, renderResults(sections, await machine(command)));
+    console.log(`bench: results written to ${resultsFile}`);
+  } else {
+    console.log("bench: a partial run: bench/RESULTS.md left as it was (--results FILE to write)");
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -8,7 +8,7 @@
  */
 
 import { printInfo } from "./_report.ts";
-import { run, shellJoin, sleep, which } from "./_measure.ts";
+import { processTimes, run, shellJoin, sleep, which } from "./_measure.ts";
 
 /** The peers found on this machine (full paths). */
 export interface Peers {
@@ -192,17 +192,16 @@ export async function startSshServer(peers: Peers, dir: string): Promise<SshServ
 }
 
 /**
- * CPU seconds (user, system) of the processes a server reaped so far: /proc/PID/stat fields
- * cutime and cstime. sshd reaps each connection's process when it ends, so the difference across
- * a transfer is the server side's cost.
+ * CPU seconds (user, system) of the processes a server reaped so far (cutime, cstime). sshd reaps
+ * each connection's process when it ends, so the difference across a transfer is the server side's
+ * cost.
+ *
+ * @throws {Error} when /proc cannot be read
  */
 export async function reapedCpu(pid: number): Promise<{ user: number; system: number }> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  // Fields after the command name in parentheses (which may contain spaces).
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // cutime and cstime are fields 16 and 17 of stat(5); fields[0] here is field 3.
-  const ticks = 100; // USER_HZ: 100 on every Linux ABI in use
-  return { user: Number(fields[13]) / ticks, system: Number(fields[14]) / ticks };
+  const times = await processTimes(pid);
+  if (times === undefined) throw new Error(`cannot read /proc/${pid}/stat`);
+  return { user: times.childUser, system: times.childSystem };
 }
 
 /** A self-signed certificate and key (RSA 3072, as securechat's default identity) in one PEM. */

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-console
 /**
  * Record size benchmark: seal and open 64 MiB through `RecordProtection` with 16 KiB records (the
  * chat size, baseline) and with the larger pipe-mode sizes, and print each as a ratio of the
@@ -8,6 +7,7 @@
  */
 
 import { CONTENT_TYPE, RecordProtection } from "../lib/record.ts";
+import { printHeading, printRow, type Row, type Section } from "./_report.ts";
 
 const TOTAL = 64 * 1024 * 1024;
 
@@ -27,17 +27,38 @@ async function throughput(recordSize: number): Promise<number> {
   return TOTAL / 1e6 / seconds;
 }
 
-/** Runs the benchmark and prints one line per record size. */
-export async function benchRecordSize(): Promise<void> {
-  console.log("record size: seal+open of 64 MiB in one process (MB/s, ratio to 16 KiB records)");
+/**
+ * Runs the benchmark, printing one line per record size.
+ *
+ * @returns the section: MB/s per record size, each against 16 KiB records
+ */
+export async function benchRecordSize(): Promise<Section> {
+  const section: Section = {
+    title: "Record size",
+    notes: [
+      "Seal then open 64 MiB through `RecordProtection` in one process (no I/O), per record size; ratios against 16 KiB records (the chat size). MB = 10^6 bytes.",
+    ],
+    rows: [],
+  };
+  printHeading(section);
   await throughput(16384); // warm-up
   const baseline = await throughput(16384);
-  console.log(`  16 KiB  ${baseline.toFixed(0).padStart(6)} MB/s  1.00x (baseline)`);
+  const add = (row: Row) => {
+    section.rows.push(row);
+    printRow(row);
+  };
+  add({ name: "16 KiB records", value: baseline, unit: "MB/s", note: "baseline" });
   for (const size of [65536, 262144, 1048576]) {
     const rate = await throughput(size);
-    const label = `${size / 1024} KiB`.padEnd(8);
-    console.log(`  ${label}${rate.toFixed(0).padStart(6)} MB/s  ${(rate / baseline).toFixed(2)}x`);
+    add({
+      name: `${size / 1024} KiB records`,
+      value: rate,
+      unit: "MB/s",
+      ratio: rate / baseline,
+      baseline: "16 KiB records",
+    });
   }
+  return section;
 }
 
 if (import.meta.main) await benchRecordSize();
