@@ -38,6 +38,9 @@ import {
   type RecordProtection,
 } from "./record.ts";
 
+/** Queued sends that seal at once; behind more, sealing waits its turn (see #writeInOrder). */
+const EAGER_SEALS = 8;
+
 /** Section 6.3: default handshake deadline. */
 export const HANDSHAKE_DEADLINE_MS = 10_000;
 
@@ -258,6 +261,10 @@ export class SecureConnection {
   #reader: FrameReader;
   #records: RecordLayer;
   #sendChain: Promise<void> = Promise.resolve();
+  /** Writes queued and not finished, and how many of them are not sealed yet. */
+  #queued = 0;
+  #waitingToSeal = 0;
+  #closing: Promise<void> | undefined;
   #closed = false;
   #handshakeReceive: RecordProtection | undefined;
   #lastSent = Date.now();
@@ -327,33 +334,55 @@ export class SecureConnection {
   }
 
   /**
-   * Sends application data, split into records as large as `recordSize` allows. Sealing starts
-   * at once (records are numbered in call order), so several sends may encrypt at the same time
-   * while earlier ones are written; writes stay in call order.
+   * Sends application data, split into records as large as `recordSize` allows. Writes keep
+   * call order; a few sends may encrypt at once while earlier ones are written. `data` must stay
+   * unchanged until the returned promise settles (it may be sealed only when its turn comes).
    */
   send(data: Uint8Array, recordSize?: number): Promise<void> {
-    return this.#writeInOrder(this.#records.sealData(data, recordSize));
+    return this.#writeInOrder(() => this.#records.sealData(data, recordSize));
   }
 
   /**
-   * Every record is sealed when its send is requested and written behind the sends before it,
-   * so the sequence numbers on the wire always follow write order (section 8.2).
+   * Queues records for writing, behind everything queued before. Records are numbered when
+   * `seal` runs, so the sequence numbers on the wire follow write order (section 8.2) as long as
+   * no record is sealed ahead of one still waiting: the first few queued records seal at once
+   * (they encrypt while earlier ones are written); behind a longer queue, and behind any record
+   * not sealed yet, sealing waits for its turn, so a burst to a slow peer holds plaintext
+   * shared with other members rather than millions of sealed copies.
    */
-  #writeInOrder(sealing: Promise<Uint8Array[]>): Promise<void> {
-    sealing.catch(() => {}); // reported through the returned promise
-    return this.#enqueue(async () => await this.#write(await sealing));
+  #writeInOrder(seal: () => Promise<Uint8Array[]>, after?: () => Promise<void>): Promise<void> {
+    this.#queued++;
+    let sealing: Promise<Uint8Array[]> | undefined;
+    if (this.#waitingToSeal === 0 && this.#queued <= EAGER_SEALS) {
+      sealing = seal();
+      sealing.catch(() => {}); // reported through the returned promise
+    } else {
+      this.#waitingToSeal++;
+    }
+    return this.#enqueue(async () => {
+      try {
+        if (sealing === undefined) {
+          this.#waitingToSeal--;
+          sealing = seal();
+        }
+        await this.#write(await sealing);
+        await after?.();
+      } finally {
+        this.#queued--;
+      }
+    });
   }
 
   /** Sends a control record unless we already said goodbye; failures only matter to receive(). */
   #sendControl(seal: () => Promise<Uint8Array>): void {
-    if (this.#records.sentClose || this.#closed) return;
-    this.#writeInOrder(seal().then((frame) => [frame])).catch(() => {});
+    if (this.#records.sentClose || this.#closing || this.#closed) return;
+    this.#writeInOrder(() => seal().then((frame) => [frame])).catch(() => {});
   }
 
   /** Sends a key_update now (section 8.4), asking the peer to update too if `requestPeer`. */
   updateKeys(requestPeer: boolean): Promise<void> {
-    return this.#writeInOrder(
-      this.#records.sealKeyUpdate(requestPeer).then((frame) => [frame]),
+    return this.#writeInOrder(() =>
+      this.#records.sealKeyUpdate(requestPeer).then((frame) => [frame])
     );
   }
 
@@ -385,15 +414,24 @@ export class SecureConnection {
     Deno.unrefTimer(this.#keepaliveTimer);
   }
 
+  /**
+   * Moves record encryption to a worker thread, so a bulk transfer encrypts while it reads and
+   * writes. Same records on the wire; best effort (false when the worker cannot start).
+   */
+  offloadCrypto(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    return this.#records.offload();
+  }
+
   /** Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). */
   closeWrite(): Promise<void> {
+    if (this.#closing) return this.#closing;
     if (this.#records.sentClose) return this.#sendChain;
-    const sealing = this.#records.sealCloseNotify().then((frame) => [frame]);
-    sealing.catch(() => {});
-    return this.#enqueue(async () => {
-      await this.#write(await sealing);
-      await this.#conn.closeWrite().catch(() => {});
-    });
+    this.#closing = this.#writeInOrder(
+      () => this.#records.sealCloseNotify().then((frame) => [frame]),
+      () => this.#conn.closeWrite().catch(() => {}),
+    );
+    return this.#closing;
   }
 
   /**
@@ -477,8 +515,17 @@ export class SecureConnection {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const reading = this.#reader.readFrame((type) => type === FRAME_TYPE.record ? cap : undefined)
       .catch((error) => {
+        if (error instanceof Deno.errors.ConnectionReset) {
+          // A peer that read up to our close_notify closes with a FIN; a reset means it closed
+          // with our data still unread, so it did not receive everything we sent.
+          throw new ConnectionError(
+            "peer_reset",
+            "the peer closed the connection without reading everything we sent",
+            { hints: ["it may have failed or been stopped: see its messages"] },
+          );
+        }
         if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
-        return null; // a reset or a partial frame after close_notify carries nothing to deliver
+        return null; // a partial frame after close_notify carries nothing to deliver
       });
     const frame = await Promise.race([
       reading,

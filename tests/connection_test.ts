@@ -80,6 +80,39 @@ Deno.test("SecureConnection moves data both ways across many key updates", async
   client.close();
 });
 
+Deno.test("SecureConnection.offloadCrypto() mid-stream keeps the byte stream exact, across key updates", async () => {
+  const { server, client } = await securePair({ keyUpdateRecords: 5 });
+  const chunks = Array.from({ length: 60 }, (_, i) => new Uint8Array(3000 + i).fill(i));
+  const received = drain(server);
+  const pending: Promise<void>[] = [];
+  for (const [i, chunk] of chunks.entries()) {
+    pending.push(client.send(chunk)); // not awaited: sends overlap, as in pipe mode
+    if (i === 20) strictEqual(await client.offloadCrypto(), true);
+    if (i === 40) strictEqual(await server.offloadCrypto(), true);
+  }
+  await Promise.all(pending);
+  await client.closeWrite();
+  deepStrictEqual(await received, concat(...chunks));
+  server.close();
+  client.close(); // the last key forgotten ends the worker: the test's leak check would notice
+});
+
+Deno.test("SecureConnection queues a burst to a peer that does not read yet, in order", async () => {
+  const { server, client } = await securePair();
+  // Far more sends than are sealed ahead; the rest seal when their turn comes.
+  const messages = Array.from({ length: 2000 }, (_, i) => new TextEncoder().encode(`${i},`));
+  const sends = messages.map((message) => client.send(message));
+  const closing = client.closeWrite();
+  const received = await drain(server);
+  await Promise.all([...sends, closing]);
+  deepStrictEqual(
+    new TextDecoder().decode(received),
+    messages.map((m) => new TextDecoder().decode(m)).join(""),
+  );
+  server.close();
+  client.close();
+});
+
 Deno.test("SecureConnection.updateKeys(true) makes the peer update too, and data still flows", async () => {
   const { server, client } = await securePair();
   await client.send(new TextEncoder().encode("before"));
