@@ -24,6 +24,12 @@ import { PIPE_RECORD_PLAINTEXT } from "./record.ts";
  */
 const SEALS_IN_FLIGHT = 4;
 
+/**
+ * After this many bytes in either direction, record encryption moves to a worker thread: a bulk
+ * transfer then reads, encrypts and writes at once, while short exchanges never pay a thread start.
+ */
+const OFFLOAD_AFTER_BYTES = 4 * 2 ** 20;
+
 /** The local side of a pipe. */
 export interface PipeEnds {
   input: ByteSource;
@@ -48,18 +54,31 @@ export interface PipeStats {
 export async function runPipe(connection: SecureConnection, ends: PipeEnds): Promise<PipeStats> {
   await exchangeSessionHello(connection, "pipe");
   const stats: PipeStats = { sent: 0, received: 0 };
+  let offloading = false;
+  const offloadWhenBulk = () => {
+    if (offloading || stats.sent + stats.received < OFFLOAD_AFTER_BYTES) return;
+    offloading = true;
+    connection.offloadCrypto().catch(() => {});
+  };
   let stopSending = false;
   let resolvePeerClosed: () => void = () => {};
   const peerClosed = new Promise<void>((resolve) => resolvePeerClosed = resolve);
 
   const receiving = (async () => {
+    let writing = Promise.resolve();
     while (true) {
       const data = await connection.receive();
       if (data === null) break;
-      await writeAll(ends.output, data);
-      stats.received += data.length;
-      ends.onProgress?.(stats.sent, stats.received);
+      // The write of this record overlaps the receipt and decryption of the next.
+      await writing;
+      writing = writeAll(ends.output, data).then(() => {
+        stats.received += data.length;
+        ends.onProgress?.(stats.sent, stats.received);
+        offloadWhenBulk();
+      });
+      writing.catch(() => {}); // awaited above or below; this only marks it handled meanwhile
     }
+    await writing;
     try {
       ends.output.close?.();
     } catch {
@@ -78,11 +97,12 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
       const chunk = await input.next();
       if (chunk === null) break;
       if (stopSending) break;
-      const length = chunk.length;
       inFlight.push(
         connection.send(chunk, recordSize).then(() => {
-          stats.sent += length;
+          input.release(chunk);
+          stats.sent += chunk.length;
           ends.onProgress?.(stats.sent, stats.received);
+          offloadWhenBulk();
         }),
       );
       if (inFlight.length >= SEALS_IN_FLIGHT) await inFlight.shift();
@@ -139,8 +159,8 @@ async function preferReceiveError(error: unknown, receiving: Promise<void>): Pro
  * Reads the input ahead of the sender into record-sized buffers and hands out everything read so
  * far in one piece: while records are being sealed, small reads (a pipe gives 64 KiB at a time)
  * merge into full records, and when the sender is idle, a single typed line goes out at once.
- * Buffers are reused (fresh ones cost a page fault per 4 KiB), so a chunk from `next()` is valid
- * only until the following call; `SecureConnection.send()` copies it at once.
+ * Buffers are reused (fresh ones cost a page fault per 4 KiB): the caller hands each chunk back
+ * with `release()` once its send has settled, in the order it got them.
  */
 class CoalescingReader {
   #input: ByteSource;
@@ -155,7 +175,6 @@ class CoalescingReader {
   #wake: (() => void) | undefined;
   #room: (() => void) | undefined;
   #spare: Uint8Array[] = [];
-  #handedOut: Uint8Array | undefined;
 
   constructor(input: ByteSource, bufferSize: number, limit: number) {
     this.#input = input;
@@ -203,12 +222,6 @@ class CoalescingReader {
 
   /** Everything read and not yet taken (at most one buffer), or null at the end of input. */
   async next(): Promise<Uint8Array | null> {
-    const previous = this.#handedOut;
-    this.#handedOut = undefined;
-    if (previous !== undefined && previous.byteOffset + previous.length === this.#bufferSize) {
-      // The reader left that buffer when it filled it, and its last chunk has been used.
-      this.#spare.push(new Uint8Array(previous.buffer));
-    }
     while (this.#ready.length === 0) {
       if (this.#error) throw this.#error.reason;
       if (this.#ended) return null;
@@ -216,10 +229,16 @@ class CoalescingReader {
       this.#wake = undefined;
     }
     const chunk = this.#ready.shift()!;
-    this.#handedOut = chunk;
     this.#readyBytes -= chunk.length;
     this.#room?.();
     this.#room = undefined;
     return chunk;
+  }
+
+  /** Takes back a chunk whose send settled; the last chunk of a buffer frees the buffer. */
+  release(chunk: Uint8Array): void {
+    if (chunk.byteOffset + chunk.length === this.#bufferSize) {
+      this.#spare.push(new Uint8Array(chunk.buffer));
+    }
   }
 }

@@ -24,6 +24,7 @@
  */
 
 import { AEAD_TAG_LENGTH, Aes256Gcm } from "./aead.ts";
+import { OffloadedAes256Gcm } from "./aead_offload.ts";
 import { concat, own, u8, wipe } from "./bytes.ts";
 import { alertName, AuthenticationError, PeerAlertError, ProtocolError } from "./errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE, frameHeader } from "./frame.ts";
@@ -75,12 +76,14 @@ export interface OpenedRecord {
 
 /** Protection of one direction under one traffic secret: key, IV and sequence number. */
 export class RecordProtection {
-  #aead: Aes256Gcm;
+  #aead: Aes256Gcm | OffloadedAes256Gcm;
+  #offloaded = false;
   #iv: Uint8Array;
   #sequence = 0n;
   #bytes = 0;
   /** The traffic secret, kept only to derive the next one on key update. */
   #secret: Uint8Array;
+  #destroyed = false;
   /** Type byte and content of the record being sealed; reused, as allocating costs page faults. */
   #scratch = new Uint8Array(0);
 
@@ -113,12 +116,41 @@ export class RecordProtection {
     const secret = await nextTrafficSecret(this.#secret);
     const next = await RecordProtection.create(secret);
     wipe(secret, this.#secret);
+    if (this.#offloaded) await next.offload();
     return next;
+  }
+
+  /**
+   * Moves AES-GCM for this key to the crypto worker (lib/aead_offload.ts), for bulk transfers.
+   * Records sealed before and after are identical; the key is re-derived from the traffic secret.
+   *
+   * @returns false when the worker could not start: the main thread keeps the work
+   */
+  async offload(): Promise<boolean> {
+    if (this.#offloaded) return true;
+    this.#offloaded = true;
+    const { key, iv } = await trafficKeys(this.#secret);
+    try {
+      const aead = await OffloadedAes256Gcm.create(key);
+      if (this.#destroyed) {
+        aead.destroy();
+        return false;
+      }
+      this.#aead = aead;
+      return true;
+    } catch {
+      this.#offloaded = false;
+      return false;
+    } finally {
+      wipe(key, iv);
+    }
   }
 
   /** Erases the key material this object holds in JavaScript memory. */
   destroy(): void {
+    this.#destroyed = true;
     wipe(this.#secret, this.#iv, this.#scratch);
+    if (this.#aead instanceof OffloadedAes256Gcm) this.#aead.destroy();
   }
 
   #nonce(sequence: bigint): Uint8Array<ArrayBuffer> {
@@ -474,6 +506,17 @@ export class RecordLayer {
   /** True when a key update is due before the next data record (peer asked for one). */
   get keyUpdatePending(): boolean {
     return this.#pendingKeyUpdate;
+  }
+
+  /**
+   * Moves both directions' AES-GCM to the crypto worker (see RecordProtection.offload), and keys
+   * that follow updates with them.
+   *
+   * @returns false when the worker could not start
+   */
+  async offload(): Promise<boolean> {
+    const [send, receive] = await Promise.all([this.#send.offload(), this.#receive.offload()]);
+    return send && receive;
   }
 
   /** Erases key material held in JavaScript memory. */
