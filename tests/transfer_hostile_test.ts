@@ -144,7 +144,12 @@ for (const path of HOSTILE_PATHS) {
   });
 }
 
-Deno.test("a symlink planted in the target folder cannot redirect a write outside", async () => {
+Deno.test({
+  name: "a symlink planted in the target folder cannot redirect a write outside",
+  // Creating a symbolic link needs a privilege on Windows; the POSIX-only link tests of
+  // safe_path_test.ts and file_sink_test.ts are skipped there for the same reason.
+  ignore: Deno.build.os === "windows",
+}, async () => {
   const result = await hostile(
     [await entry("link/payload.txt", PAYLOAD)],
     [[0, 0, PAYLOAD]],
