@@ -66,8 +66,10 @@ export interface Machine {
   deno: string;
   /** The command line of the run, e.g. `"deno task bench --size 1GiB"`. */
   command: string;
-  /** The git commit the tree was at (with `+dirty` when it had changes). */
+  /** The git commit the tree was at, and the files changed since when there were some. */
   commit: string;
+  /** The load averages when the run started and ended (other work on the machine). */
+  load?: string;
 }
 
 /**
@@ -157,6 +159,7 @@ export function renderResults(sections: Section[], machine: Machine): string {
     `- tree: ${machine.commit}`,
     `- command: \`${machine.command}\``,
   ];
+  if (machine.load !== undefined) lines.push(`- load: ${machine.load}`);
   const targets = sections.flatMap((section) => section.targets ?? []);
   if (targets.length > 0) {
     lines.push("", "## Targets", "", "| target | result | figures |", "| --- | --- | --- |");

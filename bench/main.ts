@@ -59,7 +59,17 @@ function positiveInteger(text: string | undefined, flag: string, fallback: numbe
   return value;
 }
 
-async function machine(command: string): Promise<Machine> {
+/** The 1, 5 and 15 minute load averages, as /proc/loadavg gives them ("" where there is none). */
+async function loadAverage(): Promise<string> {
+  try {
+    const result = await run(["cat", "/proc/loadavg"]);
+    return result.code === 0 ? result.stdout.split(" ").slice(0, 3).join(" ") : "";
+  } catch {
+    return "";
+  }
+}
+
+async function machine(command: string, loadAtStart: string): Promise<Machine> {
   const text = async (argv: string[]) => {
     try {
       const result = await run(argv);
@@ -75,7 +85,7 @@ async function machine(command: string): Promise<Machine> {
     .split("\n")
     .map((line) => line.slice(3).trim())
     .filter((path) => path !== "");
-  return {
+  const result: Machine = {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     system: (await text(["uname", "-srm"])).trim() || Deno.build.target,
     cpu,
@@ -86,6 +96,13 @@ async function machine(command: string): Promise<Machine> {
       changed.length === 0 ? "" : ` with uncommitted changes to ${changed.join(", ")}`
     }`,
   };
+  const loadAtEnd = await loadAverage();
+  if (loadAtStart !== "" && loadAtEnd !== "") {
+    result.load =
+      `1/5/15-minute load averages ${loadAtStart} at the start, ${loadAtEnd} at the end ` +
+      `(${navigator.hardwareConcurrency} cores; the load at the start is other work)`;
+  }
+  return result;
 }
 
 /** bench/room_fanout.ts is another benchmark's file; run it when it is there. */
@@ -146,7 +163,9 @@ async function main(args: string[]): Promise<number> {
 
   const command = ["deno task bench", ...args].join(" ");
   const started = performance.now();
+  const loadAtStart = await loadAverage();
   console.log(`${command}: ${only.join(", ")}; pipe runs ${formatSize(size)} x ${runs}`);
+  if (loadAtStart !== "") printInfo(`load averages ${loadAtStart}: other work lowers the figures`);
   const peers = await preparePeers(values["install-peers"] ?? false);
   const tempDir = await Deno.makeTempDir({ prefix: "securechat-bench-" });
   const options: BenchOptions = { size, runs, tempDir };
@@ -177,7 +196,10 @@ async function main(args: string[]): Promise<number> {
   const minutes = (performance.now() - started) / 60_000;
   console.log(`\nbench: done in ${minutes.toFixed(1)} min`);
   if (resultsFile !== undefined) {
-    await Deno.writeTextFile(resultsFile, renderResults(sections, await machine(command)));
+    await Deno.writeTextFile(
+      resultsFile,
+      renderResults(sections, await machine(command, loadAtStart)),
+    );
     console.log(`bench: results written to ${resultsFile}`);
   } else {
     console.log("bench: a partial run: bench/RESULTS.md left as it was (--results FILE to write)");
