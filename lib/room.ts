@@ -52,6 +52,9 @@ export const MAX_VIOLATIONS = 3;
 export const VIOLATION_WINDOW_MS = 60_000;
 /** Bytes queued for one member before it counts as too slow and is dropped. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** At most this many queued messages, or about this many bytes, go out in one write. */
+const BATCH_MESSAGES = 256;
+const BATCH_BYTES = 64 * 1024;
 
 /** Options of a room. */
 export interface RoomOptions {
@@ -103,6 +106,10 @@ interface Member {
   bucket: TokenBucket;
   violations: number[];
   pending: number;
+  /** Messages not yet handed to the connection; one pump per member drains them in batches. */
+  queue: Uint8Array[];
+  pumping: boolean;
+  pumped: Promise<void>;
   gone: boolean;
   /** Set when sending to the member failed: why it is gone. */
   lost?: string;
@@ -222,14 +229,44 @@ export class RoomHub {
       member.connection.close();
       return;
     }
-    member.connection.send(bytes).then(
-      () => member.pending -= bytes.length,
-      () => {
-        member.gone = true;
-        member.lost ??= "connection lost (it stopped accepting data)";
-        member.connection.close();
-      },
-    );
+    member.queue.push(bytes);
+    if (!member.pumping) {
+      member.pumping = true;
+      member.pumped = this.#pump(member);
+    }
+  }
+
+  /**
+   * Drains a member's queue: what piled up while the last write was under way goes out as one
+   * batch (many records, one write). A queued message costs an array slot and shares its bytes
+   * with every other recipient, so a burst to a slow member stays small until it is sealed.
+   */
+  async #pump(member: Member): Promise<void> {
+    try {
+      while (member.queue.length > 0 && !member.gone) {
+        let size = 0;
+        let count = 0;
+        while (count < member.queue.length && count < BATCH_MESSAGES && size < BATCH_BYTES) {
+          size += member.queue[count++]!.length;
+        }
+        const batch = member.queue.splice(0, count);
+        await member.connection.sendBatch(batch);
+        member.pending -= size;
+      }
+    } catch {
+      member.gone = true;
+      member.lost ??= "connection lost (it stopped accepting data)";
+      member.connection.close();
+    } finally {
+      // Runs before this call's promise settles, so #deliver never sees a pump that has stopped.
+      member.pumping = false;
+      if (member.gone) member.queue.length = 0;
+    }
+  }
+
+  /** Waits until everything delivered to `member` so far was handed to its connection. */
+  async #flush(member: Member): Promise<void> {
+    while (member.pumping) await member.pumped;
   }
 
   #broadcast(bytes: Uint8Array, except?: string): void {
@@ -286,6 +323,9 @@ export class RoomHub {
       ),
       violations: [],
       pending: 0,
+      queue: [],
+      pumping: false,
+      pumped: Promise.resolve(),
       gone: false,
     };
     this.#deliver(member, encodeWelcome(this.roomId, info.name));
@@ -332,7 +372,10 @@ export class RoomHub {
       if (!(error instanceof Ejection)) await connection.abort(error);
     } finally {
       // A member that said goodbye gets ours, so its session ends cleanly too.
-      if (reason === "left") await connection.closeWrite().catch(() => {});
+      if (reason === "left") {
+        await this.#flush(member);
+        await connection.closeWrite().catch(() => {});
+      }
       member.gone = true;
       connection.close();
       this.#members.delete(fingerprint);
@@ -352,6 +395,7 @@ export class RoomHub {
     member.violations.push(now);
     if (member.violations.length >= MAX_VIOLATIONS) {
       this.#deliver(member, encodeNotice(2, `${text}: disconnected after repeated warnings`));
+      await this.#flush(member);
       await member.connection.closeWrite().catch(() => {});
       throw new Ejection(`disconnected by the relay: ${text}`);
     }
@@ -448,7 +492,10 @@ export class RoomHub {
     await this.#hostTransfers?.abortAll(reason);
     const members = [...this.#members.values()];
     for (const member of members) this.#deliver(member, encodeNotice(2, reason));
-    await Promise.all(members.map((member) => member.connection.closeWrite().catch(() => {})));
+    await Promise.all(members.map(async (member) => {
+      await this.#flush(member);
+      await member.connection.closeWrite().catch(() => {});
+    }));
     for (const member of members) member.connection.close();
     this.#hostEvents.emit({ type: "closed", time: this.#now(), reason });
     this.#resolveClosed();
