@@ -113,6 +113,22 @@ Deno.test("SecureConnection queues a burst to a peer that does not read yet, in 
   client.close();
 });
 
+Deno.test("SecureConnection.sendBatch() delivers each message as its own record, in order", async () => {
+  const { server, client } = await securePair({ keyUpdateRecords: 4 });
+  const words = Array.from({ length: 30 }, (_, i) => new TextEncoder().encode(`word${i}`));
+  const sent = [client.sendBatch(words.slice(0, 10)), client.send(words[10]!)];
+  sent.push(client.sendBatch(words.slice(11)));
+  await Promise.all(sent);
+  await client.closeWrite();
+  const received: string[] = [];
+  for (let data = await server.receive(); data !== null; data = await server.receive()) {
+    received.push(new TextDecoder().decode(data));
+  }
+  deepStrictEqual(received, words.map((word) => new TextDecoder().decode(word)));
+  server.close();
+  client.close();
+});
+
 Deno.test("SecureConnection.updateKeys(true) makes the peer update too, and data still flows", async () => {
   const { server, client } = await securePair();
   await client.send(new TextEncoder().encode("before"));
