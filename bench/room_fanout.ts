@@ -28,7 +28,8 @@ import {
   type Section,
   type Target,
 } from "./_report.ts";
-import { Members, processCpuMs, type Relay, sleep, startRelay, wallNow } from "./_room_members.ts";
+import { Members, sleep, wallNow } from "./_room_members.ts";
+import { processCpuMs, type Relay, startRelay } from "./_room_relay.ts";
 
 /** Options of {@linkcode benchRoomFanout}. */
 export interface RoomFanoutOptions {
@@ -210,7 +211,12 @@ async function measureRoom(
       throw new Error(`${count} members could not join: ${error.message}\nrelay:\n${relay.tail()}`);
     });
     const joinSeconds = (performance.now() - started) / 1000;
-    printInfo(`${count} members joined in ${joinSeconds.toFixed(1)} s`);
+    const [joinRelayCpu, joinOwnCpu] = await Promise.all([relay.cpuMs(), processCpuMs(Deno.pid)]);
+    printInfo(
+      `${count} members joined in ${joinSeconds.toFixed(1)} s (CPU so far: relay ${
+        (joinRelayCpu / 1000).toFixed(1)
+      } s, members ${(joinOwnCpu / 1000).toFixed(1)} s)`,
+    );
     await sleep(1000);
     const rssIdleKiB = await relay.rssKiB();
 
