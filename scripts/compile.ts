@@ -38,6 +38,14 @@ export const TARGETS: readonly string[] = [
   "aarch64-pc-windows-msvc",
 ];
 
+/**
+ * Modules that run in workers. `deno compile` bundles only what is imported, so each is named
+ * with `--include`; tests/architecture_test.ts checks that every `new Worker` in lib/ is listed.
+ */
+export const WORKER_MODULES: readonly string[] = [
+  fileURLToPath(new URL("../lib/aead_worker.ts", import.meta.url)),
+];
+
 /** The program's entry point, as a path. */
 export const ENTRY: string = fileURLToPath(new URL("../main.ts", import.meta.url));
 
@@ -46,13 +54,14 @@ export const ENTRY: string = fileURLToPath(new URL("../main.ts", import.meta.url
  *
  * @param options.target a triple from {@linkcode TARGETS}, or undefined for this machine
  * @param options.output the binary's path (deno adds `.exe` for Windows targets)
- * @returns `["compile", ...PERMISSION_FLAGS, ..., ENTRY]`
+ * @returns `["compile", ...PERMISSION_FLAGS, ..., "--include", worker, ..., ENTRY]`
  */
 export function compileArgs(options: { target?: string | undefined; output: string }): string[] {
   return [
     "compile",
     ...PERMISSION_FLAGS,
     ...(options.target === undefined ? [] : ["--target", options.target]),
+    ...WORKER_MODULES.flatMap((module) => ["--include", module]),
     "--output",
     options.output,
     ENTRY,

@@ -6,7 +6,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { cliCommand, MAIN } from "./_helpers/cli.ts";
-import { compileArgs, ENTRY, PERMISSION_FLAGS } from "../scripts/compile.ts";
+import { compileArgs, ENTRY, PERMISSION_FLAGS, WORKER_MODULES } from "../scripts/compile.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -70,4 +70,25 @@ Deno.test("e2e tests run main.ts with exactly the compile task's permission flag
   ok(!compile.includes("-A") && !compile.includes("--allow-all"));
   strictEqual(compile.at(-1), ENTRY);
   strictEqual(ENTRY, MAIN);
+});
+
+Deno.test("every worker module in lib/ is bundled by deno compile (--include)", async () => {
+  const workers: string[] = [];
+  for (const file of await sources(new URL("lib/", root))) {
+    for (
+      const match of file.text.matchAll(/new Worker\(new URL\("([^"]+)", import\.meta\.url\)/g)
+    ) {
+      const url = new URL(match[1]!, new URL(file.path, root));
+      workers.push(decodeURIComponent(url.pathname));
+    }
+  }
+  ok(workers.length > 0, "expected lib/aead_offload.ts to start a worker");
+  const included = WORKER_MODULES.map((path) => path.replaceAll("\\", "/"));
+  for (const worker of workers) {
+    ok(included.some((path) => worker.endsWith(path.replace(/^[A-Za-z]:/, ""))), worker);
+  }
+  const compile = compileArgs({ output: "out" });
+  for (const module of WORKER_MODULES) {
+    strictEqual(compile[compile.indexOf(module) - 1], "--include");
+  }
 });
