@@ -27,6 +27,7 @@ import { benchPipeThroughput } from "./pipe_throughput.ts";
 import { benchTimeToReady, TIME_TO_READY_COUNT } from "./time_to_ready.ts";
 import { benchHandshakes, SECONDS } from "./handshakes.ts";
 import { benchRecordSize } from "./record_size.ts";
+import { benchRoomFanout } from "./room_fanout.ts";
 
 /** The sections, in the order they run. */
 export const SECTIONS = ["record", "pipe", "ready", "handshakes", "room"] as const;
@@ -105,24 +106,6 @@ async function machine(command: string, loadAtStart: string): Promise<Machine> {
   return result;
 }
 
-/** bench/room_fanout.ts is another benchmark's file; run it when it is there. */
-async function roomFanout(options: BenchOptions, members: number | undefined): Promise<Section> {
-  const specifier = new URL("./room_fanout.ts", import.meta.url).href;
-  let module: { benchRoomFanout?: (options: Record<string, unknown>) => Promise<Section> };
-  try {
-    module = await import(specifier);
-  } catch (error) {
-    throw new Error(`bench/room_fanout.ts cannot be loaded: ${(error as Error).message}`);
-  }
-  if (typeof module.benchRoomFanout !== "function") {
-    throw new Error("bench/room_fanout.ts exports no benchRoomFanout()");
-  }
-  return await module.benchRoomFanout({
-    tempDir: options.tempDir,
-    ...(members === undefined ? {} : { members }),
-  });
-}
-
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -175,7 +158,8 @@ async function main(args: string[]): Promise<number> {
     pipe: () => benchPipeThroughput(peers, options),
     ready: () => benchTimeToReady(peers, options, readyCount),
     handshakes: () => benchHandshakes(peers, options, seconds),
-    room: () => roomFanout(options, roomMembers),
+    room: () =>
+      benchRoomFanout({ tempDir, ...(roomMembers === undefined ? {} : { members: roomMembers }) }),
   };
   let failed = 0;
   try {
