@@ -94,6 +94,19 @@ async function withDeadline<T>(
   }
 }
 
+/**
+ * Turns off Nagle's algorithm: every write is a whole record or a batch of them, so holding a
+ * small one back for the peer's delayed ACK only adds latency (about 40 ms per exchange on
+ * loopback, measured by bench/room_fanout.ts).
+ */
+function sendImmediately(conn: Deno.Conn): void {
+  try {
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+  } catch {
+    // Not a TCP socket (or already closed): nothing to tune.
+  }
+}
+
 function peerClosed(during: string): ConnectionError {
   return new ConnectionError("peer_closed", `peer closed the connection ${during}`, {
     hints: ["the peer may have refused us: see its messages, or check --suites and keys"],
@@ -154,6 +167,7 @@ export async function runInitiator(
   conn: Deno.Conn,
   options: InitiatorOptions,
 ): Promise<SecureConnection> {
+  sendImmediately(conn);
   const machine = new InitiatorHandshake(options);
   const reader = new FrameReader(conn);
   try {
@@ -196,6 +210,7 @@ export async function runResponder(
   conn: Deno.Conn,
   options: ResponderOptions,
 ): Promise<SecureConnection> {
+  sendImmediately(conn);
   const machine = new ResponderHandshake(options);
   const reader = new FrameReader(conn);
   let notSecurechat = false;
