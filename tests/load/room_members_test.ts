@@ -71,7 +71,7 @@ Deno.test(`${MEMBERS} members x ${MESSAGES} messages through a relay process: no
   const sampler = setInterval(async () => busyRss = Math.max(busyRss, await rssKiB(pid)), 200);
   try {
     await Promise.all(
-      members.map((m) => m.until((events) => receivedCount(events) >= expected, 1_800_000)),
+      members.map((m) => m.until((events) => receivedCount(events) >= expected, 3_600_000)),
     );
   } finally {
     clearInterval(sampler);
