@@ -30,6 +30,12 @@ const SEALS_IN_FLIGHT = 4;
  */
 const OFFLOAD_AFTER_BYTES = 4 * 2 ** 20;
 
+/**
+ * Only with spare cores: moving records to and from the worker costs about 20% more CPU per MiB,
+ * and on 2 cores (measured with both ends on one machine, issue 6) that bought no speed.
+ */
+const OFFLOAD_MIN_CORES = 4;
+
 /** The local side of a pipe. */
 export interface PipeEnds {
   input: ByteSource;
@@ -57,6 +63,7 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
   let offloading = false;
   const offloadWhenBulk = () => {
     if (offloading || stats.sent + stats.received < OFFLOAD_AFTER_BYTES) return;
+    if (navigator.hardwareConcurrency < OFFLOAD_MIN_CORES) return;
     offloading = true;
     connection.offloadCrypto().catch(() => {});
   };
