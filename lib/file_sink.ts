@@ -34,7 +34,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { loadNodeCrypto } from "./node_crypto.ts";
 import { constantTimeEqual } from "./bytes.ts";
 import { AuthenticationError, ProtocolError, SecurechatError } from "./errors.ts";
 import { dirName, exists } from "./paths.ts";
@@ -121,7 +122,7 @@ export async function prefixProof(
   if (!info?.isFile) return undefined;
   using file = await Deno.open(part, { read: true });
   if (!sameFile(info, await file.stat())) return undefined;
-  const hash = createHash("sha256");
+  const hash = (await loadNodeCrypto()).createHash("sha256");
   const length = await hashPrefix(file, Math.max(0, Math.min(info.size, maxLength)), hash);
   return { length, sha256: digest(hash) };
 }
@@ -226,7 +227,7 @@ export class FileSink {
         { hints: ["something other than securechat created it; move it away and try again"] },
       );
     }
-    const hash = createHash("sha256");
+    const hash = (await loadNodeCrypto()).createHash("sha256");
     if (resumeFrom === 0) {
       if (info !== undefined) await Deno.remove(part);
       const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 });
@@ -452,7 +453,7 @@ export async function hashFile(
   onProgress?: (bytes: number) => void,
 ): Promise<{ size: number; sha256: Uint8Array }> {
   using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
+  const hash = (await loadNodeCrypto()).createHash("sha256");
   const size = await hashPrefix(file, Infinity, hash, onProgress);
   return { size, sha256: digest(hash) };
 }
@@ -475,7 +476,7 @@ export async function prefixMatches(
   if (!Number.isSafeInteger(length) || length < 0 || sha256.length !== SHA256_LENGTH) return false;
   using file = await Deno.open(path, { read: true });
   if ((await file.stat()).size < length) return false;
-  const hash = createHash("sha256");
+  const hash = (await loadNodeCrypto()).createHash("sha256");
   if (await hashPrefix(file, length, hash) !== length) return false;
   return constantTimeEqual(digest(hash), sha256);
 }

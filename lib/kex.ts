@@ -20,8 +20,7 @@
  * @module
  */
 
-import { createDiffieHellman } from "node:crypto";
-import { Buffer } from "node:buffer";
+import { loadNodeCrypto } from "./node_crypto.ts";
 import { concat, fromHex, isAllZero, own, toHex, wipe } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -283,15 +282,16 @@ export function ffdhePublicIsValid(value: Uint8Array): boolean {
   return modPow(y, FFDHE_Q, FFDHE_P) === 1n;
 }
 
-function ffdheFromPrivate(privateBytes: Uint8Array) {
-  const dh = createDiffieHellman(Buffer.from(FFDHE3072_PRIME_HEX, "hex"), Buffer.from([2]));
-  dh.setPrivateKey(Buffer.from(privateBytes));
+async function ffdheFromPrivate(privateBytes: Uint8Array) {
+  const { createDiffieHellman } = await loadNodeCrypto();
+  const dh = createDiffieHellman(fromHex(FFDHE3072_PRIME_HEX), Uint8Array.of(2));
+  dh.setPrivateKey(privateBytes);
   const publicKey = leftPad(new Uint8Array(dh.generateKeys()), FFDHE_LENGTH);
   return {
     publicKey,
     shared(peer: Uint8Array): Uint8Array {
       if (!ffdhePublicIsValid(peer)) throw degenerate("ffdhe3072 public value out of the group");
-      const secret = leftPad(new Uint8Array(dh.computeSecret(Buffer.from(peer))), FFDHE_LENGTH);
+      const secret = leftPad(new Uint8Array(dh.computeSecret(peer)), FFDHE_LENGTH);
       if (secret[FFDHE_LENGTH - 1] === 1 && isAllZero(secret.subarray(0, FFDHE_LENGTH - 1))) {
         throw degenerate("ffdhe3072 shared secret is 1");
       }
@@ -346,7 +346,7 @@ export async function initiatorKex(suite: SuiteName, random: RandomSource): Prom
     }
     case "ffdhe3072": {
       const secret = random(FFDHE_PRIVATE_LENGTH);
-      const dh = ffdheFromPrivate(secret);
+      const dh = await ffdheFromPrivate(secret);
       wipe(secret);
       return {
         suite,
@@ -397,7 +397,7 @@ export async function responderKex(
     }
     case "ffdhe3072": {
       const secret = random(FFDHE_PRIVATE_LENGTH);
-      const dh = ffdheFromPrivate(secret);
+      const dh = await ffdheFromPrivate(secret);
       wipe(secret);
       return { share: dh.publicKey, sharedSecret: dh.shared(initiatorShare) };
     }

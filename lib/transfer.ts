@@ -388,6 +388,8 @@ export class TransferManager {
     const reject = (reason: string) =>
       this.#context.emit({ type: "rejected", time: this.#now(), claimedAuthor: claimed, reason });
     if (!sender) return reject("a file offer from someone not in the room");
+    // Made before the checks so that no await separates the counter check from the registration.
+    const manifest = await ManifestParser.create(message.offer.fileCount);
     const ok = await verifyOffer(sender.identity, {
       roomId: this.#context.roomId,
       sender: message.party,
@@ -412,7 +414,7 @@ export class TransferManager {
       finished: false,
       offer: message.offer,
       state: "offered",
-      manifest: new ManifestParser(message.offer.fileCount),
+      manifest,
       manifestLength: 0,
       files: [],
       resumeFrom: new Map(),

@@ -8,7 +8,8 @@
  */
 
 import { concat, u16, u32, u64, u8, utf8 } from "./bytes.ts";
-import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { loadNodeCrypto } from "./node_crypto.ts";
 import { FieldReader } from "./field_reader.ts";
 import {
   type Identity,
@@ -333,11 +334,17 @@ export function encodeManifest(entries: ManifestEntry[]): Uint8Array {
 export class ManifestParser {
   readonly entries: ManifestEntry[] = [];
   #pending: Uint8Array = new Uint8Array(0);
-  #hash = createHash("sha256");
+  #hash: Hash;
   #count: number;
 
-  constructor(count: number) {
+  private constructor(count: number, hash: Hash) {
     this.#count = count;
+    this.#hash = hash;
+  }
+
+  /** A parser for a manifest of `count` entries. */
+  static async create(count: number): Promise<ManifestParser> {
+    return new ManifestParser(count, (await loadNodeCrypto()).createHash("sha256"));
   }
 
   /** Adds the next slice. @throws {ProtocolError} for a malformed entry or trailing bytes */
