@@ -72,6 +72,8 @@ interface RoomFigures {
   members: number;
   joinSeconds: number;
   rssEmptyKiB: number;
+  /** One second after the last member joined, while the join traffic's garbage is still held. */
+  rssJoinedKiB: number;
   rssIdleKiB: number;
   rssBusyPeakKiB: number;
   /** Per round: ms until the last member had it, and until half of them had it. */
@@ -96,6 +98,23 @@ interface RoomFigures {
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+/**
+ * The relay's RSS once it has been idle long enough for V8's memory reducer to return the heap
+ * grown by the join traffic (about 10 s after the last activity here): sampled every 2 s until
+ * two samples in a row agree within 1%, at most 60 s.
+ */
+async function settledRss(relay: Relay): Promise<number> {
+  let last = await relay.rssKiB();
+  let stable = 0;
+  for (let waited = 0; waited < 60_000 && stable < 2; waited += 2000) {
+    await sleep(2000);
+    const now = await relay.rssKiB();
+    stable = Math.abs(now - last) <= last * 0.01 ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
 }
 
 /** Samples the relay's RSS every 100 ms and keeps the peak. */
@@ -218,7 +237,8 @@ async function measureRoom(
       } s, members ${(joinOwnCpu / 1000).toFixed(1)} s)`,
     );
     await sleep(1000);
-    const rssIdleKiB = await relay.rssKiB();
+    const rssJoinedKiB = await relay.rssKiB();
+    const rssIdleKiB = await settledRss(relay);
 
     await latencyRounds(members, WARMUP_ROUNDS, "warmup", ROUND_GAP_MS);
     const [relayCpu0, ownCpu0] = await Promise.all([relay.cpuMs(), processCpuMs(Deno.pid)]);
@@ -242,6 +262,7 @@ async function measureRoom(
       members: count,
       joinSeconds,
       rssEmptyKiB,
+      rssJoinedKiB,
       rssIdleKiB,
       rssBusyPeakKiB,
       ...rounds,
@@ -283,7 +304,7 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
       `Latency: one member sends one message; the clock runs from just before its send until the last other member has it, meaning its ChatSession emitted it after decrypting it and checking the author's signature and counter (PROTOCOL.md 13.2). ${settings.rounds} timed rounds after ${WARMUP_ROUNDS} warm-up rounds, senders rotating, each ${ROUND_GAP_MS} ms after the previous one arrived everywhere (an idle room); p99 is nearest-rank.`,
       "The members' checks run in the benchmark process on the same machine as the relay, so latency and throughput include the recipients' CPU, not only the relay's.",
       `Throughput: many members send at once (each within the relay's 5/s, burst 20 limit); messages/s counts messages until every other member has all of them.`,
-      "Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; busy: the peak sampled every 100 ms during the throughput phase.",
+      "Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; idle: once the RSS is stable over 4 s (V8 returns the heap grown by the joins about 10 s after the last activity); right after joining: 1 s after the last join; busy: the peak sampled every 100 ms during the throughput phase.",
     ],
     rows: [],
   };
@@ -407,6 +428,15 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
     baseline: baseName,
     ...ratio(idle, perMember(base, base.rssIdleKiB)),
     note: `${(big.rssIdleKiB / 1024).toFixed(0)} MiB in all`,
+  });
+  const joined = perMember(big, big.rssJoinedKiB);
+  add({
+    name: `relay RSS per member right after joining, ${size} members`,
+    value: joined,
+    unit: "KiB",
+    baseline: "idle",
+    ...ratio(joined, idle),
+    note: "before V8 returns the heap grown by the join traffic",
   });
   const busy = perMember(big, big.rssBusyPeakKiB);
   add({
