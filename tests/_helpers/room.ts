@@ -35,6 +35,8 @@ export interface TestMember {
   connection?: SecureConnection;
   session: ChatSession;
   events: ChatEvent[];
+  /** Messages from other members seen so far (kept as events arrive: load tests wait on it). */
+  readonly received: number;
   /** Resolves when `predicate` holds for the events seen so far. */
   until(predicate: (events: ChatEvent[]) => boolean, timeoutMs?: number): Promise<void>;
 }
@@ -71,14 +73,19 @@ export async function connectPair(
 export function watch(identity: Identity, session: ChatSession): TestMember {
   const events: ChatEvent[] = [];
   const waiters: (() => void)[] = [];
+  let received = 0;
   session.onEvent((event) => {
     events.push(event);
+    if (event.type === "message" && !event.from.self) received++;
     for (const wake of waiters.splice(0)) wake();
   });
   return {
     identity,
     session,
     events,
+    get received() {
+      return received;
+    },
     async until(predicate, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(events)) {
@@ -107,7 +114,8 @@ export async function join(
   const { clientSide, serverSide } = await connectPair(identity, relayIdentity);
   admit(serverSide, identity.comment);
   const session = await joinRoom(clientSide, { identity, ...options });
-  return { ...watch(identity, session), connection: clientSide };
+  // Not spread: that would copy `received` once instead of keeping its getter.
+  return Object.assign(watch(identity, session), { connection: clientSide });
 }
 
 /** Messages (text) a member received from others, in order. */
@@ -118,6 +126,7 @@ export function texts(member: TestMember): string[] {
 }
 
 /** Messages from others that a member has shown. */
+/** Messages from other members among `events` (a scan: for small tests; load tests use `received`). */
 export function receivedCount(events: ChatEvent[]): number {
   return events.filter((e) => e.type === "message" && !e.from.self).length;
 }

@@ -10,7 +10,7 @@ import { runInitiator } from "../../lib/connection.ts";
 import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
 import { joinRoom } from "../../lib/room_member.ts";
 import { ChatFixture } from "../_helpers/chat.ts";
-import { assertDeliveredInOrder, identities, receivedCount, watch } from "../_helpers/room.ts";
+import { assertDeliveredInOrder, identities, watch } from "../_helpers/room.ts";
 
 const SLOW = Deno.env.get("SECURECHAT_SLOW") === "1";
 const MEMBERS = Number(Deno.env.get("SECURECHAT_LOAD_MEMBERS") ?? (SLOW ? 500 : 40));
@@ -71,7 +71,7 @@ Deno.test(`${MEMBERS} members x ${MESSAGES} messages through a relay process: no
   const sampler = setInterval(async () => busyRss = Math.max(busyRss, await rssKiB(pid)), 200);
   try {
     await Promise.all(
-      members.map((m) => m.until((events) => receivedCount(events) >= expected, 3_600_000)),
+      members.map((m) => m.until(() => m.received >= expected, 3_600_000)),
     );
   } finally {
     clearInterval(sampler);
