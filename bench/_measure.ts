@@ -7,7 +7,7 @@
  */
 
 import { cliCommand } from "../tests/_helpers/cli.ts";
-import { makePeer, type TestPeer } from "../tests/_helpers/peers.ts";
+import { LineWatcher, makePeer, type TestPeer } from "../tests/_helpers/peers.ts";
 
 /** One MiB. */
 export const MiB = 1024 * 1024;
@@ -147,62 +147,10 @@ export function addUsage(...usages: (Usage | undefined)[]): Usage | undefined {
   }));
 }
 
-/** Collects a child's stderr lines and lets the bench wait for one. */
-export class Lines {
-  readonly lines: string[] = [];
-  readonly done: Promise<void>;
-  #waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-
+/** A child's stderr lines, the first 200 kept (a relay may log thousands), to wait for one. */
+export class Lines extends LineWatcher {
   constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = (async () => {
-      const decoder = new TextDecoder();
-      let pending = "";
-      for await (const chunk of stream) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline;
-        while ((newline = pending.indexOf("\n")) >= 0) {
-          this.#push(pending.slice(0, newline));
-          pending = pending.slice(newline + 1);
-        }
-      }
-      if (pending !== "") this.#push(pending);
-      for (const waiter of this.#waiters) waiter.resolve("");
-    })().catch(() => {});
-  }
-
-  #push(line: string): void {
-    // Keep the first lines (startup, errors) and the last ones; a relay may log thousands.
-    if (this.lines.length < 200) this.lines.push(line);
-    else this.lines[199] = line;
-    for (const waiter of [...this.#waiters]) {
-      if (waiter.pattern.test(line)) {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
-      }
-    }
-  }
-
-  /**
-   * The first line matching `pattern`.
-   *
-   * @throws {Error} after `timeoutMs`, or when the stream ended without one
-   */
-  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
-    const seen = this.lines.find((line) => pattern.test(line));
-    if (seen !== undefined) return seen;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const line = await new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(""), timeoutMs);
-      this.#waiters.push({ pattern, resolve });
-    });
-    clearTimeout(timer);
-    if (line === "") throw new Error(`no line matching ${pattern} in:\n${this.text}`);
-    return line;
-  }
-
-  /** The lines so far. */
-  get text(): string {
-    return this.lines.join("\n");
+    super(stream, { keep: 200 });
   }
 }
 

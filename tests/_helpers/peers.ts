@@ -37,29 +37,41 @@ export async function makePeer(
   return { name, home, fingerprint, env };
 }
 
-/** Collects a stream's text lines and lets a test wait for a line that matches. */
+/**
+ * Collects a stream's text lines and lets a test (or a benchmark) wait for a line that matches.
+ * With `keep`, only the first `keep - 1` lines and the latest one are kept (a relay may log
+ * thousands); waiting fails as soon as the stream ends without the line.
+ */
 export class LineWatcher {
   readonly lines: string[] = [];
-  #waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  #waiters: { pattern: RegExp; resolve: (line: string | undefined) => void }[] = [];
+  #keep: number;
   readonly done: Promise<void>;
 
-  constructor(stream: ReadableStream<Uint8Array>) {
+  constructor(stream: ReadableStream<Uint8Array>, options: { keep?: number } = {}) {
+    this.#keep = options.keep ?? Infinity;
     this.done = (async () => {
       let pending = "";
-      for await (const chunk of stream) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline;
-        while ((newline = pending.indexOf("\n")) >= 0) {
-          this.#push(pending.slice(0, newline));
-          pending = pending.slice(newline + 1);
+      try {
+        for await (const chunk of stream) {
+          pending += decoder.decode(chunk, { stream: true });
+          let newline;
+          while ((newline = pending.indexOf("\n")) >= 0) {
+            this.#push(pending.slice(0, newline));
+            pending = pending.slice(newline + 1);
+          }
         }
+        if (pending !== "") this.#push(pending);
+      } finally {
+        for (const waiter of this.#waiters.splice(0)) waiter.resolve(undefined);
       }
-      if (pending !== "") this.#push(pending);
     })();
+    this.done.catch(() => {}); // a broken stream shows as a missing line; awaiting it still throws
   }
 
   #push(line: string) {
-    this.lines.push(line);
+    if (this.lines.length < this.#keep) this.lines.push(line);
+    else this.lines[this.#keep - 1] = line;
     for (const waiter of [...this.#waiters]) {
       if (waiter.pattern.test(line)) {
         this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
@@ -68,23 +80,27 @@ export class LineWatcher {
     }
   }
 
-  /** Resolves with the first line matching `pattern`; rejects after `timeoutMs`. */
-  waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+  /**
+   * Resolves with the first line matching `pattern`.
+   *
+   * @throws {Error} after `timeoutMs`, or when the stream ended without such a line
+   */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
     const seen = this.lines.find((line) => pattern.test(line));
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w.pattern !== pattern);
-        reject(new Error(`no line matching ${pattern} in:\n${this.lines.join("\n")}`));
+    if (seen !== undefined) return seen;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const line = await new Promise<string | undefined>((resolve) => {
+      timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.resolve !== resolve);
+        resolve(undefined);
       }, timeoutMs);
-      this.#waiters.push({
-        pattern,
-        resolve: (line) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      });
+      this.#waiters.push({ pattern, resolve });
     });
+    clearTimeout(timer);
+    if (line === undefined) {
+      throw new Error(`no line matching ${pattern} in:\n${this.lines.join("\n")}`);
+    }
+    return line;
   }
 
   /** All lines so far, joined. */
