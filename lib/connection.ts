@@ -281,6 +281,8 @@ export class SecureConnection {
   #waitingToSeal = 0;
   #closing: Promise<void> | undefined;
   #closed = false;
+  /** Set once abort() or close() ended the session: later sends fail as "connection is gone". */
+  #ended = false;
   #handshakeReceive: RecordProtection | undefined;
   #lastSent = Date.now();
   #lastReceived = Date.now();
@@ -342,10 +344,20 @@ export class SecureConnection {
     try {
       await writeAll(this.#conn, joinFrames(frames));
     } catch (error) {
-      throw new ConnectionError("send_failed", "cannot send to the peer: the connection is gone", {
-        cause: error,
-      });
+      throw connectionGone(error);
     }
+  }
+
+  /**
+   * Seals through `seal`, but once the session was ended (a failed receive aborts it) a send
+   * fails like a write to a dead socket would, not as a misuse of the record layer: callers
+   * report the receive side's reason, whichever of the two noticed first.
+   */
+  #sealUnlessEnded(seal: () => Promise<Uint8Array[]>): Promise<Uint8Array[]> {
+    if (this.#ended) return Promise.reject(connectionGone(undefined));
+    return seal().catch((error) => {
+      throw this.#ended ? connectionGone(error) : error;
+    });
   }
 
   /**
@@ -381,7 +393,7 @@ export class SecureConnection {
     this.#queued++;
     let sealing: Promise<Uint8Array[]> | undefined;
     if (this.#waitingToSeal === 0 && this.#queued <= EAGER_SEALS) {
-      sealing = seal();
+      sealing = this.#sealUnlessEnded(seal);
       sealing.catch(() => {}); // reported through the returned promise
     } else {
       this.#waitingToSeal++;
@@ -390,7 +402,7 @@ export class SecureConnection {
       try {
         if (sealing === undefined) {
           this.#waitingToSeal--;
-          sealing = seal();
+          sealing = this.#sealUnlessEnded(seal);
         }
         await this.#write(await sealing);
         await after?.();
@@ -566,6 +578,7 @@ export class SecureConnection {
   /** Tells the peer why we stop (an alert) and closes. Never throws. */
   async abort(error: unknown): Promise<void> {
     const name = error instanceof SecurechatError && error.alert ? error.alert : "internal_error";
+    this.#ended = true;
     if (!this.#records.sentClose) {
       try {
         await this.#write([await this.#records.sealAlert(ALERT[name])]);
@@ -580,6 +593,7 @@ export class SecureConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ended = true;
     clearInterval(this.#keepaliveTimer);
     this.#records.destroy();
     try {
@@ -588,6 +602,14 @@ export class SecureConnection {
       // Already closed.
     }
   }
+}
+
+function connectionGone(cause: unknown): ConnectionError {
+  return new ConnectionError(
+    "send_failed",
+    "cannot send to the peer: the connection is gone",
+    cause === undefined ? {} : { cause },
+  );
 }
 
 function truncated(cause: unknown): AuthenticationError {

@@ -222,3 +222,23 @@ Deno.test("a peer that goes silent is presumed dead after three keepalive interv
   server.close();
   client.close();
 });
+
+Deno.test("after a peer vanishes, sends fail as send_failed (connection is gone), never as record-layer misuse", async () => {
+  // Regression: the receive side aborting the session (an alert is sent, so close_notify is
+  // spent) made a send racing with it fail as "cannot send after close_notify", and the user saw
+  // that instead of why the connection ended.
+  const { server, client } = await securePair();
+  client.close(); // the peer disappears without close_notify
+  const receiving = server.receive();
+  await rejects(
+    receiving,
+    (error: unknown) => error instanceof Error && /close_notify/.test(error.message),
+  );
+  await server.abort(await receiving.catch((error) => error));
+  const isGone = (error: unknown) =>
+    error instanceof ConnectionError && error.code === "send_failed" &&
+    /connection is gone/.test(error.message);
+  await rejects(server.send(new Uint8Array(1)), isGone);
+  await rejects(server.sendBatch([new Uint8Array(1)]), isGone);
+  await rejects(server.updateKeys(false), isGone);
+});
