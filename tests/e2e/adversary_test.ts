@@ -16,6 +16,8 @@ import {
 } from "../_helpers/peers.ts";
 import { type Direction, flipBit, type FrameHandler, startProxy } from "../_helpers/proxy.ts";
 
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const INPUT = randomBytes(2 * 1024 * 1024);
 
 let root = "";
@@ -40,9 +42,14 @@ async function attack(handler: FrameHandler) {
   await feeding;
   // A session failure ends a pipe-mode listener; a refused handshake does not (it keeps serving
   // others), so stop it once it has said so.
+  const exited = listener.child.status.then(() => "exited");
   const outcome = await Promise.race([
-    listener.child.status.then(() => "exited"),
-    listener.stderr.waitFor(/refused:/, 20_000).then(() => "refused"),
+    exited,
+    listener.stderr.waitFor(/refused:/, 20_000).then(
+      () => "refused",
+      // stderr can end a moment before the exit status arrives: then the listener is exiting.
+      (error) => Promise.race([exited, delay(10_000).then(() => Promise.reject(error))]),
+    ),
   ]);
   if (outcome === "refused") listener.child.kill("SIGTERM");
   const l = await listener.finished();
