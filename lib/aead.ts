@@ -16,6 +16,14 @@
  * - WebCrypto takes "a copy of the bytes held by" each input when the call is made (W3C WebCrypto,
  *   SubtleCrypto.encrypt step 2), so `seal()` and `open()` may be handed a buffer that the caller
  *   reuses as soon as the call returns; lib/record.ts relies on it and aead_test.ts proves it.
+ * - Every WebCrypto call is an asynchronous op with a fixed cost of tens of microseconds, which
+ *   dominates small records: a room's relay seals one record per member for every message.
+ *   After `useSynchronousCipherForSmallInputs()`, keys created from then on seal and open inputs
+ *   of at most `SMALL_INPUT_LIMIT` bytes with `node:crypto`'s synchronous AES-256-GCM instead
+ *   (same bytes: the Wycheproof vectors run through both paths). It is opt-in per process because
+ *   loading `node:crypto` costs ~35 ms of start-up (lib/node_crypto.ts): the relay pays it once at
+ *   start, a dial never does. `node:crypto` would accept a shortened tag; we always pass
+ *   `authTagLength: 16` and a 16-byte tag, so it cannot.
  *
  * @example
  * ```ts
@@ -31,8 +39,9 @@
  * @module
  */
 
-import { own } from "./bytes.ts";
+import { own, wipe } from "./bytes.ts";
 import { AuthenticationError } from "./errors.ts";
+import { loadNodeCrypto } from "./node_crypto.ts";
 
 /** AES-256 key length, in bytes. */
 export const AEAD_KEY_LENGTH = 32;
@@ -40,6 +49,23 @@ export const AEAD_KEY_LENGTH = 32;
 export const AEAD_NONCE_LENGTH = 12;
 /** GCM tag length, in bytes (128 bits). */
 export const AEAD_TAG_LENGTH = 16;
+
+/**
+ * Inputs up to this many bytes take the synchronous path once it is enabled. Measured on the
+ * room relay (issue 6): beyond a few KiB WebCrypto's per-byte speed wins over its call cost.
+ */
+export const SMALL_INPUT_LIMIT = 4096;
+
+type NodeCrypto = Awaited<ReturnType<typeof loadNodeCrypto>>;
+let smallInputCipher: NodeCrypto | undefined;
+
+/**
+ * Makes keys created from now on in this process handle inputs of at most `SMALL_INPUT_LIMIT`
+ * bytes with `node:crypto` (see the module doc); `false` switches back for keys created later.
+ */
+export async function useSynchronousCipherForSmallInputs(enabled = true): Promise<void> {
+  smallInputCipher = enabled ? await loadNodeCrypto() : undefined;
+}
 
 /** WebCrypto's typings want ArrayBuffer-backed views; copy only when the buffer is shared. */
 function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -54,12 +80,25 @@ function checkNonce(nonce: Uint8Array): void {
   }
 }
 
+/** The same key for `node:crypto`: held natively like a CryptoKey, not in the JS heap. */
+interface SynchronousKey {
+  cipher: NodeCrypto;
+  key: ReturnType<NodeCrypto["createSecretKey"]>;
+}
+
 /** One AES-256-GCM key, non-extractable once imported. */
 export class Aes256Gcm {
   #key: CryptoKey;
+  #small: SynchronousKey | undefined;
 
-  private constructor(key: CryptoKey) {
+  private constructor(key: CryptoKey, small: SynchronousKey | undefined) {
     this.#key = key;
+    this.#small = small;
+  }
+
+  /** Inputs up to this many bytes are sealed and opened synchronously (0: none, all WebCrypto). */
+  get synchronousInputLimit(): number {
+    return this.#small ? SMALL_INPUT_LIMIT : 0;
   }
 
   /**
@@ -77,7 +116,11 @@ export class Aes256Gcm {
       "encrypt",
       "decrypt",
     ]);
-    return new Aes256Gcm(cryptoKey);
+    const cipher = smallInputCipher;
+    return new Aes256Gcm(
+      cryptoKey,
+      cipher && { cipher, key: cipher.createSecretKey(own(key)) },
+    );
   }
 
   /**
@@ -95,6 +138,9 @@ export class Aes256Gcm {
     additionalData: Uint8Array,
   ): Promise<Uint8Array> {
     checkNonce(nonce);
+    if (this.#small && plaintext.length <= SMALL_INPUT_LIMIT) {
+      return sealSynchronously(this.#small, nonce, plaintext, additionalData);
+    }
     return new Uint8Array(
       await crypto.subtle.encrypt(
         { name: "AES-GCM", iv: own(nonce), additionalData: own(additionalData) },
@@ -123,6 +169,9 @@ export class Aes256Gcm {
     checkNonce(nonce);
     try {
       if (sealed.length < AEAD_TAG_LENGTH) throw new RangeError("shorter than a tag");
+      if (this.#small && sealed.length - AEAD_TAG_LENGTH <= SMALL_INPUT_LIMIT) {
+        return openSynchronously(this.#small, nonce, sealed, additionalData);
+      }
       return new Uint8Array(
         await crypto.subtle.decrypt(
           { name: "AES-GCM", iv: own(nonce), additionalData: own(additionalData) },
@@ -137,4 +186,47 @@ export class Aes256Gcm {
       });
     }
   }
+}
+
+const GCM_OPTIONS = { authTagLength: AEAD_TAG_LENGTH };
+
+function sealSynchronously(
+  { cipher, key }: SynchronousKey,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  additionalData: Uint8Array,
+): Uint8Array {
+  const gcm = cipher.createCipheriv("aes-256-gcm", key, nonce, GCM_OPTIONS);
+  gcm.setAAD(additionalData);
+  const sealed = new Uint8Array(plaintext.length + AEAD_TAG_LENGTH);
+  const body = gcm.update(plaintext);
+  sealed.set(body);
+  sealed.set(gcm.final(), body.length);
+  sealed.set(gcm.getAuthTag(), plaintext.length);
+  return sealed;
+}
+
+/** @throws when the tag does not verify (from `final()`); nothing decrypted is returned then */
+function openSynchronously(
+  { cipher, key }: SynchronousKey,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+  additionalData: Uint8Array,
+): Uint8Array {
+  const split = sealed.length - AEAD_TAG_LENGTH;
+  const gcm = cipher.createDecipheriv("aes-256-gcm", key, nonce, GCM_OPTIONS);
+  gcm.setAAD(additionalData);
+  gcm.setAuthTag(sealed.subarray(split));
+  const plaintext = new Uint8Array(split);
+  const body = gcm.update(sealed.subarray(0, split));
+  try {
+    plaintext.set(body);
+    plaintext.set(gcm.final(), body.length);
+  } catch (error) {
+    wipe(plaintext);
+    throw error;
+  } finally {
+    wipe(body);
+  }
+  return plaintext;
 }

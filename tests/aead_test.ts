@@ -1,5 +1,12 @@
 import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
-import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, Aes256Gcm } from "../lib/aead.ts";
+import {
+  AEAD_KEY_LENGTH,
+  AEAD_NONCE_LENGTH,
+  AEAD_TAG_LENGTH,
+  Aes256Gcm,
+  SMALL_INPUT_LIMIT,
+  useSynchronousCipherForSmallInputs,
+} from "../lib/aead.ts";
 import { AuthenticationError } from "../lib/errors.ts";
 
 // Wycheproof vectors for this module are in wycheproof_aes_gcm_test.ts; these are the edges.
@@ -97,4 +104,48 @@ Deno.test("Aes256Gcm seal() and open() have copied their inputs when the call re
   const opening = aead.open(NONCE, sealed, AAD);
   sealed.fill(0);
   eql(await opening, plaintext);
+});
+
+Deno.test("Aes256Gcm's synchronous path for small inputs gives WebCrypto's bytes on both sides of the limit, and fails closed", async () => {
+  const viaWebCrypto = await Aes256Gcm.create(KEY);
+  await useSynchronousCipherForSmallInputs(true);
+  let synchronous: Aes256Gcm;
+  try {
+    synchronous = await Aes256Gcm.create(KEY);
+  } finally {
+    await useSynchronousCipherForSmallInputs(false);
+  }
+  strictEqual(viaWebCrypto.synchronousInputLimit, 0);
+  strictEqual(synchronous.synchronousInputLimit, SMALL_INPUT_LIMIT);
+  strictEqual((await Aes256Gcm.create(KEY)).synchronousInputLimit, 0, "switched back");
+  for (
+    const length of [0, 1, 300, SMALL_INPUT_LIMIT - 1, SMALL_INPUT_LIMIT, SMALL_INPUT_LIMIT + 1]
+  ) {
+    const plaintext = pattern(length);
+    const sealed = await synchronous.seal(NONCE, plaintext, AAD);
+    eql(sealed, await viaWebCrypto.seal(NONCE, plaintext, AAD), `${length} bytes`);
+    eql(await synchronous.open(NONCE, sealed, AAD), plaintext);
+    for (const flip of [0, sealed.length - 1]) {
+      const bad = sealed.slice();
+      bad[flip]! ^= 0x01;
+      await rejects(synchronous.open(NONCE, bad, AAD), isBadRecordMac);
+    }
+    await rejects(synchronous.open(NONCE, sealed, Uint8Array.of(0x18)), isBadRecordMac);
+  }
+  await rejects(synchronous.open(NONCE, new Uint8Array(AEAD_TAG_LENGTH - 1), AAD), isBadRecordMac);
+  await rejects(synchronous.seal(new Uint8Array(8), pattern(5), AAD), RangeError);
+});
+
+Deno.test("Aes256Gcm's synchronous path reads its inputs at the call, so the caller may reuse them at once", async () => {
+  await useSynchronousCipherForSmallInputs(true);
+  let aead: Aes256Gcm;
+  try {
+    aead = await Aes256Gcm.create(KEY);
+  } finally {
+    await useSynchronousCipherForSmallInputs(false);
+  }
+  const buffer = pattern(100);
+  const sealing = aead.seal(NONCE, buffer, AAD);
+  buffer.fill(0);
+  eql(await aead.open(NONCE, await sealing, AAD), pattern(100));
 });

@@ -17,6 +17,7 @@ import { ALL_SUITES, type SuiteName } from "../kex.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { DEFAULT_MAX_MEMBERS, RoomHub } from "../room.ts";
+import { useSynchronousCipherForSmallInputs } from "../aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { LISTEN_FLAGS } from "./flags.ts";
 import { followTransfer, type ProgressLine, sizeFlag } from "./transfer_cli.ts";
@@ -283,6 +284,8 @@ async function serveRoom(
   transfer: { maxMembers: number; receiveDir?: string; maxFileSize?: number },
 ): Promise<number> {
   const { maxMembers } = transfer;
+  // A room seals one small record per member for every message: worth node:crypto's start-up.
+  await useSynchronousCipherForSmallInputs();
   const room = new RoomHub({
     identity: settings.identity,
     ...(settings.name === undefined ? {} : { hostName: settings.name }),
