@@ -21,13 +21,9 @@ import {
   SecurechatError,
 } from "./errors.ts";
 import { FRAME_TYPE, FrameReader, MAGIC, NOT_SECURECHAT_REPLY, writeAll } from "./frame.ts";
-import {
-  type HandshakeOptions,
-  type HandshakeResult,
-  InitiatorHandshake,
-  ResponderHandshake,
-  type VerifiedPeer,
-} from "./handshake.ts";
+import type { HandshakeOptions, HandshakeResult, VerifiedPeer } from "./handshake.ts";
+import { InitiatorHandshake } from "./handshake_initiator.ts";
+import { ResponderHandshake } from "./handshake_responder.ts";
 import type { SuiteName } from "./kex.ts";
 import {
   alertHints,

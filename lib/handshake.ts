@@ -1,7 +1,14 @@
 /**
- * The handshake as two pure state machines, `InitiatorHandshake` and `ResponderHandshake`: bytes in,
- * bytes out. They never read a socket or a clock; `connection.ts` does the I/O and the deadline,
- * and decides trust (known_hosts, authorized_keys) between the steps.
+ * What the two handshake machines share: the options and result types, the signature context
+ * strings, and `HandshakeBase`, which holds the transcript, the handshake keys and the secrets and
+ * takes the steps both roles take alike: opening and sealing the encrypted handshake messages,
+ * checking the peer's Identity, IdentityVerify and Finished, writing our own flight, deriving the
+ * application keys, and failing closed.
+ *
+ * The machines themselves are `InitiatorHandshake` (`handshake_initiator.ts`) and
+ * `ResponderHandshake` (`handshake_responder.ts`): bytes in, bytes out. They never read a socket or
+ * a clock; `connection.ts` does the I/O and the deadline, and decides trust (known_hosts,
+ * authorized_keys) between the steps.
  *
  * Randomness and the ML-KEM encapsulation can be injected, so the PROTOCOL.md test vector replays
  * byte for byte; `onSecret` reports every intermediate value for that vector.
@@ -9,7 +16,8 @@
  * Any failure moves a machine to "failed" and wipes its secrets; `alertFrame()` then gives the bytes
  * to send the peer. A finished machine hands over its keys once with `finish()`.
  *
- * Mirrors: docs/PROTOCOL.md sections 5 and 6.
+ * Mirrors: docs/PROTOCOL.md sections 5.3 (encrypted handshake messages, signatures, Finished) and 6
+ * (what 6.1 and 6.2 share: unexpected messages, failure, alerts).
  *
  * @module
  */
@@ -17,7 +25,7 @@
 import { concat, constantTimeEqual, utf8, wipe } from "./bytes.ts";
 import { ALERT, AuthenticationError, PeerAlertError, ProtocolError } from "./errors.ts";
 import { alertName, SecurechatError } from "./errors.ts";
-import { encodeFrame, type Frame, FRAME_TYPE, MAGIC, MAX_HELLO_LENGTH } from "./frame.ts";
+import { encodeFrame, type Frame, FRAME_TYPE, MAX_HELLO_LENGTH } from "./frame.ts";
 import {
   type Identity,
   importPublicIdentity,
@@ -26,11 +34,8 @@ import {
   verifyTranscript,
 } from "./identity.ts";
 import {
-  type InitiatorKex,
-  initiatorKex,
   type RandomSource,
   type RecordedEncapsulation,
-  responderKex,
   type SuiteName,
   systemRandom,
 } from "./kex.ts";
@@ -43,20 +48,13 @@ import {
   Transcript,
 } from "./key_schedule.ts";
 import {
-  type ClientHello,
-  decodeClientHello,
   decodeFinished,
   decodeIdentity,
   decodeIdentityVerify,
-  decodeServerHello,
-  encodeClientHello,
   encodeFinished,
   encodeIdentity,
   encodeIdentityVerify,
-  encodeServerHello,
   MESSAGE_TYPE,
-  RANDOM_LENGTH,
-  SUPPORTED_VERSIONS,
 } from "./messages.ts";
 import {
   CONTENT_TYPE,
@@ -118,14 +116,15 @@ export class ProtocolStateError extends Error {
   }
 }
 
-function unexpected(what: string): ProtocolError {
+/** The error for a message out of order (section 6: any other input is unexpected_message). */
+export function unexpected(what: string): ProtocolError {
   return new ProtocolError("unexpected_message", `peer sent ${what} out of order`, {
     alert: "unexpected_message",
   });
 }
 
 /** The part both roles share: transcript, handshake keys, secrets, failure handling. */
-abstract class HandshakeBase<State extends string> {
+export abstract class HandshakeBase<State extends string> {
   protected state: State | "failed" | "done";
   protected readonly options: HandshakeOptions;
   protected readonly random: RandomSource;
@@ -387,227 +386,4 @@ export function plainAlert(body: Uint8Array): PeerAlertError {
     name,
     `peer ended the handshake with alert "${name}" (unauthenticated)`,
   );
-}
-
-type InitiatorState =
-  | "start"
-  | "waitServerHello"
-  | "waitServerIdentity"
-  | "waitServerIdentityVerify"
-  | "waitServerFinished"
-  | "sendClientFlight";
-
-/** The initiator (dialer) side of section 6.1. */
-export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
-  #offers: InitiatorKex[] = [];
-  #hello: ClientHello | undefined;
-
-  constructor(options: HandshakeOptions) {
-    super("start", options);
-  }
-
-  /** 6.1 start: MAGIC, ClientHello(versions, random, shares). */
-  writeClientHello(): Promise<Uint8Array> {
-    return this.step("start", async () => {
-      for (const suite of this.options.suites) {
-        this.#offers.push(await initiatorKex(suite, this.random));
-      }
-      this.#hello = {
-        versions: [...SUPPORTED_VERSIONS],
-        random: this.random(RANDOM_LENGTH),
-        maxRecordPlaintext: this.options.maxRecordPlaintext,
-        shares: this.#offers.map((offer) => ({ suite: offer.suite, share: offer.share })),
-      };
-      const frame = encodeFrame(FRAME_TYPE.clientHello, encodeClientHello(this.#hello));
-      this.transcript.add(frame);
-      this.state = "waitServerHello";
-      return concat(MAGIC, frame);
-    });
-  }
-
-  /** 6.1 waitServerHello: ServerHello(version, random, suite, share) -> handshake keys. */
-  readServerHello(frame: Frame): Promise<void> {
-    return this.step("waitServerHello", async () => {
-      if (frame.type === FRAME_TYPE.plainAlert) throw plainAlert(frame.body);
-      if (frame.type !== FRAME_TYPE.serverHello) throw unexpected("a message before ServerHello");
-      const hello = decodeServerHello(frame.body);
-      if (!this.#hello!.versions.includes(hello.version)) {
-        throw new ProtocolError("protocol_version", `peer chose version ${hello.version}`, {
-          alert: "protocol_version",
-        });
-      }
-      const offer = this.#offers.find((o) => o.suite === hello.suite);
-      if (!offer) {
-        throw new ProtocolError(
-          "illegal_parameter",
-          `peer chose suite ${hello.suite}, not offered`,
-          {
-            alert: "illegal_parameter",
-          },
-        );
-      }
-      this.transcript.add(concat(frame.header, frame.body));
-      this.version = hello.version;
-      this.suite = hello.suite;
-      this.peerMaxPlaintext = hello.maxRecordPlaintext;
-      const shared = await offer.complete(hello.share);
-      this.#offers = [];
-      await this.enterHandshakeKeys(shared, true);
-      this.state = "waitServerIdentity";
-    });
-  }
-
-  /** 6.1 waitServerIdentity: {Identity}. */
-  readServerIdentity(frame: Frame): Promise<void> {
-    return this.step("waitServerIdentity", async () => {
-      await this.readPeerIdentity(await this.openHandshakeMessage(frame, "Identity"));
-      this.state = "waitServerIdentityVerify";
-    });
-  }
-
-  /** 6.1 waitServerIdentityVerify: {IdentityVerify}, signature over TH(server Identity). */
-  readServerIdentityVerify(frame: Frame): Promise<void> {
-    return this.step("waitServerIdentityVerify", async () => {
-      const message = await this.openAndHashBefore(frame, "IdentityVerify");
-      await this.readPeerSignature(message, SERVER_SIGNATURE_CONTEXT);
-      this.state = "waitServerFinished";
-    });
-  }
-
-  /**
-   * 6.1 waitServerFinished: {Finished}. Returns the verified responder; the caller checks trust
-   * before calling `writeClientFlight()`.
-   */
-  readServerFinished(frame: Frame): Promise<VerifiedPeer> {
-    return this.step("waitServerFinished", async () => {
-      const message = await this.openAndHashBefore(frame, "Finished");
-      await this.readPeerFinished(message, this.secrets!.serverHandshakeTraffic);
-      this.peer = this.peerIdentity!;
-      this.state = "sendClientFlight";
-      return this.peer;
-    });
-  }
-
-  /** 6.1 sendClientFlight: {Identity}, {IdentityVerify}, {Finished}; then application keys. */
-  writeClientFlight(): Promise<Uint8Array> {
-    return this.step("sendClientFlight", async () => {
-      const records = await this.writeOwnFlight(
-        CLIENT_SIGNATURE_CONTEXT,
-        this.secrets!.clientHandshakeTraffic,
-        "client",
-      );
-      await this.deriveApplication(true);
-      return concat(...records);
-    });
-  }
-}
-
-type ResponderState =
-  | "start"
-  | "sendServerFlight"
-  | "waitClientIdentity"
-  | "waitClientIdentityVerify"
-  | "waitClientFinished";
-
-/** The responder (listener) side of section 6.2. */
-export class ResponderHandshake extends HandshakeBase<ResponderState> {
-  #serverHelloFrame: Uint8Array | undefined;
-
-  constructor(options: HandshakeOptions) {
-    super("start", options);
-  }
-
-  /** 6.2 start: ClientHello -> choose version and suite, answer the share, handshake keys. */
-  readClientHello(frame: Frame): Promise<void> {
-    return this.step("start", async () => {
-      if (frame.type !== FRAME_TYPE.clientHello) throw unexpected("a message before ClientHello");
-      const hello = decodeClientHello(frame.body);
-      this.transcript.add(concat(frame.header, frame.body));
-      const version = SUPPORTED_VERSIONS.find((v) => hello.versions.includes(v));
-      if (version === undefined) {
-        throw new ProtocolError(
-          "protocol_version",
-          `peer offers protocol versions ${hello.versions.join(", ")}, none of which we speak`,
-          { alert: "protocol_version" },
-        );
-      }
-      const suite = this.options.suites.find((s) => hello.shares.some((o) => o.suite === s));
-      if (suite === undefined) {
-        throw new ProtocolError(
-          "no_common_suite",
-          `no common key agreement suite: peer offers ${
-            hello.shares.map((s) => s.suite).join(", ") || "none we know"
-          }, we accept ${this.options.suites.join(", ")}`,
-          { alert: "handshake_failure" },
-        );
-      }
-      const offered = hello.shares.find((s) => s.suite === suite)!;
-      const answer = await responderKex(
-        suite,
-        offered.share,
-        this.random,
-        this.options.encapsulation ? { encapsulation: this.options.encapsulation } : {},
-      );
-      this.version = version;
-      this.suite = suite;
-      this.peerMaxPlaintext = hello.maxRecordPlaintext;
-      this.#serverHelloFrame = encodeFrame(
-        FRAME_TYPE.serverHello,
-        encodeServerHello({
-          version,
-          random: this.random(RANDOM_LENGTH),
-          maxRecordPlaintext: this.options.maxRecordPlaintext,
-          suite,
-          share: answer.share,
-        }),
-      );
-      this.transcript.add(this.#serverHelloFrame);
-      await this.enterHandshakeKeys(answer.sharedSecret, false);
-      this.state = "sendServerFlight";
-    });
-  }
-
-  /** 6.2 sendServerFlight: MAGIC, ServerHello, {Identity}, {IdentityVerify}, {Finished}. */
-  writeServerFlight(): Promise<Uint8Array> {
-    return this.step("sendServerFlight", async () => {
-      const records = await this.writeOwnFlight(
-        SERVER_SIGNATURE_CONTEXT,
-        this.secrets!.serverHandshakeTraffic,
-        "server",
-      );
-      this.state = "waitClientIdentity";
-      return concat(MAGIC, this.#serverHelloFrame!, ...records);
-    });
-  }
-
-  /** 6.2 waitClientIdentity: {Identity}. */
-  readClientIdentity(frame: Frame): Promise<void> {
-    return this.step("waitClientIdentity", async () => {
-      await this.readPeerIdentity(await this.openHandshakeMessage(frame, "Identity"));
-      this.state = "waitClientIdentityVerify";
-    });
-  }
-
-  /** 6.2 waitClientIdentityVerify: {IdentityVerify}, signature over TH(client Identity). */
-  readClientIdentityVerify(frame: Frame): Promise<void> {
-    return this.step("waitClientIdentityVerify", async () => {
-      const message = await this.openAndHashBefore(frame, "IdentityVerify");
-      await this.readPeerSignature(message, CLIENT_SIGNATURE_CONTEXT);
-      this.state = "waitClientFinished";
-    });
-  }
-
-  /**
-   * 6.2 waitClientFinished: {Finished} -> application keys. Returns the verified initiator; the
-   * caller checks authorized_keys before using the session.
-   */
-  readClientFinished(frame: Frame): Promise<VerifiedPeer> {
-    return this.step("waitClientFinished", async () => {
-      const message = await this.openAndHashBefore(frame, "Finished");
-      await this.readPeerFinished(message, this.secrets!.clientHandshakeTraffic);
-      this.peer = this.peerIdentity!;
-      await this.deriveApplication(false);
-      return this.peer;
-    });
-  }
 }

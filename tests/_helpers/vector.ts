@@ -9,7 +9,8 @@
 
 import { concat, fromHex, toHex } from "../../lib/bytes.ts";
 import { type Frame, FRAME_HEADER_LENGTH, MAGIC } from "../../lib/frame.ts";
-import { InitiatorHandshake, ResponderHandshake } from "../../lib/handshake.ts";
+import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
+import { ResponderHandshake } from "../../lib/handshake_responder.ts";
 import { fingerprintOf, type Identity } from "../../lib/identity.ts";
 import type { RecordedEncapsulation } from "../../lib/kex.ts";
 import { trafficKeys } from "../../lib/key_schedule.ts";

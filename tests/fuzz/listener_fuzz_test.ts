@@ -4,7 +4,7 @@
  *
  * - raw bytes: random, HTTP-like, the magic then random frames, frame headers at every length
  *   boundary (0, 1, cap-1, cap, cap+1, 2^32-1), and a few that stall until the deadline;
- * - a real ClientHello from lib/handshake.ts's initiator machine, mutated (bits, lengths,
+ * - a real ClientHello from lib/handshake_initiator.ts's machine, mutated (bits, lengths,
  *   truncations, degenerate key shares);
  * - a real handshake up to the client flight, whose three records are then mutated, reordered,
  *   dropped or replaced;
@@ -24,7 +24,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { concat, u32 } from "../../lib/bytes.ts";
 import { runInitiator } from "../../lib/connection.ts";
 import { FRAME_TYPE, writeAll } from "../../lib/frame.ts";
-import { InitiatorHandshake } from "../../lib/handshake.ts";
+import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
 import { generateIdentity } from "../../lib/identity.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/record.ts";
 import { Prng } from "../_helpers/prng.ts";
