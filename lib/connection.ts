@@ -35,8 +35,8 @@ import {
   joinFrames,
   maxCiphertextLength,
   RecordLayer,
-  type RecordProtection,
 } from "./record.ts";
+import type { RecordProtection } from "./record_protection.ts";
 
 /** Queued sends that seal at once; behind more, sealing waits its turn (see #writeInOrder). */
 const EAGER_SEALS = 8;

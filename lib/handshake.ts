@@ -58,12 +58,8 @@ import {
   RANDOM_LENGTH,
   SUPPORTED_VERSIONS,
 } from "./messages.ts";
-import {
-  CONTENT_TYPE,
-  MAX_RECORD_PLAINTEXT,
-  maxCiphertextLength,
-  RecordProtection,
-} from "./record.ts";
+import { CONTENT_TYPE, MAX_RECORD_PLAINTEXT, maxCiphertextLength } from "./record.ts";
+import { RecordProtection } from "./record_protection.ts";
 
 /** Section 5.3: signature context strings, one per role. */
 export const SERVER_SIGNATURE_CONTEXT = "securechat/1 server signature";
