@@ -6,7 +6,8 @@
  * @module
  */
 
-import { CONTENT_TYPE, RecordProtection } from "../lib/record.ts";
+import { CONTENT_TYPE } from "../lib/record.ts";
+import { RecordProtection } from "../lib/record_protection.ts";
 import { printHeading, printRow, type Row, type Section } from "./_report.ts";
 
 const TOTAL = 64 * 1024 * 1024;

@@ -1,10 +1,11 @@
 /**
  * AES-256-GCM (NIST SP 800-38D) exactly as records use it: a 256-bit key, a 96-bit nonce, a
- * 128-bit tag appended to the ciphertext. The one place lib/record.ts reaches WebCrypto's AES-GCM,
- * so that public vectors (Wycheproof `aes_gcm_test.json`) run through the code records run through.
+ * 128-bit tag appended to the ciphertext. The one place lib/record_protection.ts reaches
+ * WebCrypto's AES-GCM, so that public vectors (Wycheproof `aes_gcm_test.json`) run through the
+ * code records run through.
  *
- * It does not choose nonces or keys: lib/record.ts builds the nonce as IV XOR sequence number and
- * derives the key from a traffic secret.
+ * It does not choose nonces or keys: lib/record_protection.ts builds the nonce as IV XOR sequence
+ * number and derives the key from a traffic secret.
  *
  * Mirrors: docs/PROTOCOL.md section 8.1 (`AES-256-GCM-Seal(key, nonce, aad, plaintext)`).
  *
@@ -15,7 +16,8 @@
  *   tag, to `AuthenticationError` code "bad_record_mac".
  * - WebCrypto takes "a copy of the bytes held by" each input when the call is made (W3C WebCrypto,
  *   SubtleCrypto.encrypt step 2), so `seal()` and `open()` may be handed a buffer that the caller
- *   reuses as soon as the call returns; lib/record.ts relies on it and aead_test.ts proves it.
+ *   reuses as soon as the call returns; lib/record_protection.ts relies on it and aead_test.ts
+ *   proves it.
  * - Every WebCrypto call is an asynchronous op with a fixed cost of tens of microseconds, which
  *   dominates small records: a room's relay seals one record per member for every message.
  *   After `useSynchronousCipherForSmallInputs()`, keys created from then on seal and open inputs

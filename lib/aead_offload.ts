@@ -3,9 +3,9 @@
  *
  * Deno's WebCrypto does most of an AES-GCM call on the calling thread, so a pipe that encrypts on
  * its main thread cannot read, encrypt and write at the same time. Bulk transfers move their
- * record keys here once they are under way (lib/record.ts `offload()`); the bytes produced are
- * identical, only the thread differs. One worker serves every key of the process and ends when
- * the last key is forgotten.
+ * record keys here once they are under way (lib/record_protection.ts `offload()`); the bytes
+ * produced are identical, only the thread differs. One worker serves every key of the process
+ * and ends when the last key is forgotten.
  *
  * Like `Aes256Gcm`, `seal()` and `open()` copy their inputs before they return, so callers may
  * reuse their buffers at once.

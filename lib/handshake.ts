@@ -56,12 +56,8 @@ import {
   encodeIdentityVerify,
   MESSAGE_TYPE,
 } from "./messages.ts";
-import {
-  CONTENT_TYPE,
-  MAX_RECORD_PLAINTEXT,
-  maxCiphertextLength,
-  RecordProtection,
-} from "./record.ts";
+import { CONTENT_TYPE, MAX_RECORD_PLAINTEXT, maxCiphertextLength } from "./record.ts";
+import { RecordProtection } from "./record_protection.ts";
 
 /** Section 5.3: signature context strings, one per role. */
 export const SERVER_SIGNATURE_CONTEXT = "securechat/1 server signature";

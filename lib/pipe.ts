@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { SecureConnection } from "./connection.ts";
+import type { SecureConnection } from "./secure_connection.ts";
 import { SecurechatError } from "./errors.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
 import { type ByteSink, type ByteSource, writeAll } from "./frame.ts";

@@ -1,34 +1,37 @@
 /**
- * The record layer: AES-256-GCM records with nonce = IV XOR sequence number, authenticated
- * content types, key update within AES-GCM's usage limits, and close_notify.
+ * The record layer: both directions of an established session. It chunks data into records under
+ * the peer's size limit, gives records their authenticated content types, updates keys within
+ * AES-GCM's usage limits and on the peer's request, and handles alerts and close_notify.
  *
  * It turns plaintext into frames and frames into plaintext; it never touches sockets. Methods of
- * one direction must not overlap: the caller keeps one send path and one receive path.
- * AES-256-GCM itself is lib/aead.ts, where the public vectors test it.
+ * one direction must not overlap: the caller keeps one send path and one receive path. Each
+ * direction's key, IV, nonce and sequence number are a `RecordProtection`
+ * (lib/record_protection.ts); AES-256-GCM itself is lib/aead.ts.
  *
- * Mirrors: docs/PROTOCOL.md section 8.
+ * Mirrors: docs/PROTOCOL.md section 8 (8.1 content types, 8.3 size limits, 8.4 key update, 8.5
+ * closing, 8.6 keepalive) and the alert hints of section 9.
  *
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import { RecordProtection, CONTENT_TYPE } from "./record.ts";
- * const secret = new Uint8Array(32).fill(7);
- * const sender = await RecordProtection.create(secret);
- * const receiver = await RecordProtection.create(secret);
- * const frame = await sender.seal(CONTENT_TYPE.applicationData, new TextEncoder().encode("hi"));
- * const opened = await receiver.open(frame.subarray(0, 5), frame.subarray(5));
- * deepStrictEqual(new TextDecoder().decode(opened.content), "hi");
+ * import { MAX_RECORD_PLAINTEXT, RecordLayer } from "./record.ts";
+ * const c = new Uint8Array(32).fill(1);
+ * const s = new Uint8Array(32).fill(2);
+ * const limits = { peerMaxPlaintext: MAX_RECORD_PLAINTEXT, ownMaxPlaintext: MAX_RECORD_PLAINTEXT };
+ * const client = await RecordLayer.create({ sendSecret: c, receiveSecret: s, ...limits });
+ * const server = await RecordLayer.create({ sendSecret: s, receiveSecret: c, ...limits });
+ * const [frame] = await client.sealData(new TextEncoder().encode("hi"));
+ * const event = await server.open(frame!.subarray(0, 5), frame!.subarray(5));
+ * deepStrictEqual(event, { kind: "data", data: new TextEncoder().encode("hi") });
  * ```
  *
  * @module
  */
 
-import { AEAD_TAG_LENGTH, Aes256Gcm } from "./aead.ts";
-import { OffloadedAes256Gcm } from "./aead_offload.ts";
-import { concat, own, u8, wipe } from "./bytes.ts";
-import { alertName, AuthenticationError, PeerAlertError, ProtocolError } from "./errors.ts";
-import { FRAME_HEADER_LENGTH, FRAME_TYPE, frameHeader } from "./frame.ts";
-import { nextTrafficSecret, trafficKeys } from "./key_schedule.ts";
+import { AEAD_TAG_LENGTH } from "./aead.ts";
+import { concat, u8 } from "./bytes.ts";
+import { alertName, PeerAlertError, ProtocolError } from "./errors.ts";
+import { RecordProtection } from "./record_protection.ts";
 
 /** Section 8.1 content types. */
 export const CONTENT_TYPE = {
@@ -54,220 +57,10 @@ export const KEY_UPDATE_BYTES = 2 ** 36;
 /** Section 8.4: slack a receiver allows past KEY_UPDATE_RECORDS. */
 export const KEY_UPDATE_SLACK = 1024;
 
-/**
- * Records at least this large are assembled in a reused buffer (bulk transfers, where fresh
- * buffers cost page faults); smaller ones in a fresh one, so idle room members hold nothing.
- */
-const SCRATCH_MIN = 64 * 1024;
-
-/** How far either side of the expected sequence number a failed record is probed (8.2). */
-const SEQUENCE_PROBE = 8;
-
 /** Largest record frame body a receiver accepts when it announced `maxPlaintext`. */
 export function maxCiphertextLength(maxPlaintext: number): number {
   return maxPlaintext + 1 + TAG_LENGTH;
 }
-
-/** One decrypted record. */
-export interface OpenedRecord {
-  type: number;
-  content: Uint8Array;
-}
-
-/** Protection of one direction under one traffic secret: key, IV and sequence number. */
-export class RecordProtection {
-  #aead: Aes256Gcm | OffloadedAes256Gcm;
-  #offloaded = false;
-  #iv: Uint8Array;
-  #sequence = 0n;
-  #bytes = 0;
-  /** The traffic secret, kept only to derive the next one on key update. */
-  #secret: Uint8Array;
-  #destroyed = false;
-  /** Type byte and content of the record being sealed; reused, as allocating costs page faults. */
-  #scratch = new Uint8Array(0);
-
-  private constructor(aead: Aes256Gcm, iv: Uint8Array, secret: Uint8Array) {
-    this.#aead = aead;
-    this.#iv = iv;
-    this.#secret = secret;
-  }
-
-  /** Derives key and IV from a traffic secret (section 7.3). */
-  static async create(secret: Uint8Array): Promise<RecordProtection> {
-    const { key, iv } = await trafficKeys(secret);
-    const aead = await Aes256Gcm.create(key);
-    wipe(key);
-    return new RecordProtection(aead, iv, secret.slice());
-  }
-
-  /** Records processed under this key. */
-  get sequence(): bigint {
-    return this.#sequence;
-  }
-
-  /** Content bytes processed under this key. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** The protection that follows a key update (section 8.4). */
-  async next(): Promise<RecordProtection> {
-    const secret = await nextTrafficSecret(this.#secret);
-    const next = await RecordProtection.create(secret);
-    wipe(secret, this.#secret);
-    if (this.#offloaded) await next.offload();
-    return next;
-  }
-
-  /**
-   * Moves AES-GCM for this key to the crypto worker (lib/aead_offload.ts), for bulk transfers.
-   * Records sealed before and after are identical; the key is re-derived from the traffic secret.
-   *
-   * @returns false when the worker could not start: the main thread keeps the work
-   */
-  async offload(): Promise<boolean> {
-    if (this.#offloaded) return true;
-    this.#offloaded = true;
-    const { key, iv } = await trafficKeys(this.#secret);
-    try {
-      const aead = await OffloadedAes256Gcm.create(key);
-      if (this.#destroyed) {
-        aead.destroy();
-        return false;
-      }
-      this.#aead = aead;
-      return true;
-    } catch {
-      this.#offloaded = false;
-      return false;
-    } finally {
-      wipe(key, iv);
-    }
-  }
-
-  /** Erases the key material this object holds in JavaScript memory. */
-  destroy(): void {
-    this.#destroyed = true;
-    wipe(this.#secret, this.#iv, this.#scratch);
-    if (this.#aead instanceof OffloadedAes256Gcm) this.#aead.destroy();
-  }
-
-  #nonce(sequence: bigint): Uint8Array<ArrayBuffer> {
-    const nonce = own(this.#iv);
-    for (let i = 0; i < 8; i++) {
-      nonce[11 - i]! ^= Number((sequence >> BigInt(8 * i)) & 0xffn);
-    }
-    return nonce;
-  }
-
-  /**
-   * Seals one record and advances the sequence number.
-   *
-   * @returns the whole record frame (header and ciphertext)
-   */
-  async seal(type: number, content: Uint8Array): Promise<Uint8Array> {
-    const sequence = this.#sequence++;
-    this.#bytes += content.length;
-    const length = 1 + content.length + TAG_LENGTH;
-    const header = frameHeader(FRAME_TYPE.record, length);
-    if (content.length >= SCRATCH_MIN && this.#scratch.length < 1 + content.length) {
-      this.#scratch = new Uint8Array(1 + content.length);
-    }
-    const plaintext = content.length >= SCRATCH_MIN
-      ? this.#scratch.subarray(0, 1 + content.length)
-      : new Uint8Array(1 + content.length);
-    plaintext[0] = type;
-    plaintext.set(content, 1);
-    // Reusing one buffer is safe: WebCrypto copies its input before encrypt() returns (aead.ts).
-    const sealing = this.#aead.seal(this.#nonce(sequence), plaintext, header);
-    plaintext.fill(0);
-    const ciphertext = await sealing;
-    const frame = new Uint8Array(FRAME_HEADER_LENGTH + ciphertext.length);
-    frame.set(header);
-    frame.set(ciphertext, FRAME_HEADER_LENGTH);
-    return frame;
-  }
-
-  async #tryOpen(
-    sequence: bigint,
-    header: Uint8Array,
-    ciphertext: Uint8Array,
-  ): Promise<Uint8Array | undefined> {
-    try {
-      return await this.#aead.open(this.#nonce(sequence), ciphertext, header);
-    } catch (error) {
-      if (error instanceof AuthenticationError) return undefined;
-      throw error;
-    }
-  }
-
-  /**
-   * Opens one record and advances the sequence number.
-   *
-   * @throws {AuthenticationError} `bad_record_mac` (bit flip), `record_replayed` (an earlier
-   *   sequence number: replayed, or reordered after its successor) or `record_dropped` (a later
-   *   one: dropped, or reordered ahead), told apart by probing neighbouring sequence numbers after
-   *   the failure; the record is rejected either way
-   * @throws {ProtocolError} `decode_error` for a record with no content type
-   */
-  async open(header: Uint8Array, ciphertext: Uint8Array): Promise<OpenedRecord> {
-    const sequence = this.#sequence;
-    const plaintext = await this.#tryOpen(sequence, header, ciphertext);
-    if (plaintext === undefined) throw await this.#diagnose(sequence, header, ciphertext);
-    this.#sequence++;
-    if (plaintext.length === 0) {
-      throw new ProtocolError("decode_error", "peer sent a record with no content type", {
-        alert: "decode_error",
-      });
-    }
-    this.#bytes += plaintext.length - 1;
-    return { type: plaintext[0]!, content: plaintext.subarray(1) };
-  }
-
-  async #diagnose(
-    expected: bigint,
-    header: Uint8Array,
-    ciphertext: Uint8Array,
-  ): Promise<AuthenticationError> {
-    const options = { alert: "bad_record_mac" as const };
-    for (let delta = 1n; delta <= BigInt(SEQUENCE_PROBE); delta++) {
-      if (expected - delta >= 0n && await this.#tryOpen(expected - delta, header, ciphertext)) {
-        return new AuthenticationError(
-          "record_replayed",
-          `record authentication failed: got record #${
-            expected - delta
-          } again where #${expected} was due: a record was replayed or reordered`,
-          { ...options, hints: REPLAY_HINTS },
-        );
-      }
-      if (await this.#tryOpen(expected + delta, header, ciphertext)) {
-        const missing = delta === 1n
-          ? `record #${expected} is missing`
-          : `records #${expected} to #${expected + delta - 1n} are missing`;
-        return new AuthenticationError(
-          "record_dropped",
-          `record authentication failed: got record #${
-            expected + delta
-          } where #${expected} was due: ${missing} (dropped or reordered on the way)`,
-          { ...options, hints: REPLAY_HINTS },
-        );
-      }
-    }
-    return new AuthenticationError(
-      "bad_record_mac",
-      `record authentication failed at record #${expected}: the data was altered on the way`,
-      { ...options, hints: TAMPER_HINTS },
-    );
-  }
-}
-
-const TAMPER_HINTS = [
-  "someone on the network may be tampering with the connection; nothing of the altered record was used",
-];
-const REPLAY_HINTS = [
-  "someone on the network may be replaying, reordering or dropping data; the session was ended",
-];
 
 /** What the receive side of a record layer produced. */
 export type RecordEvent =

@@ -13,7 +13,7 @@
  */
 
 import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
-import type { SecureConnection } from "./connection.ts";
+import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError, SecurechatError } from "./errors.ts";
 import type { Identity, PublicIdentity } from "./identity.ts";
 import { sanitizeName } from "./messages.ts";

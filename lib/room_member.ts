@@ -12,7 +12,7 @@
 
 import { constantTimeEqual } from "./bytes.ts";
 import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
-import type { SecureConnection } from "./connection.ts";
+import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError, SecurechatError } from "./errors.ts";
 import { type Identity, importPublicIdentity, type PublicIdentity } from "./identity.ts";
 import { sanitizeName } from "./messages.ts";

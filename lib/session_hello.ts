@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SecureConnection } from "./connection.ts";
+import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError } from "./errors.ts";
 
 /** Section 12 modes. */

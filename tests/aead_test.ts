@@ -96,7 +96,7 @@ Deno.test("Aes256Gcm seal() and open() have copied their inputs when the call re
   const nonce = NONCE.slice();
   const aad = AAD.slice();
   const sealing = aead.seal(nonce, reused, aad);
-  reused.fill(0); // what lib/record.ts does with its scratch buffer right after the call
+  reused.fill(0); // what lib/record_protection.ts does with its scratch buffer right after the call
   nonce.fill(0);
   aad.fill(0);
   eql(await sealing, expected);

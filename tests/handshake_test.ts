@@ -31,8 +31,8 @@ import {
   MAX_RECORD_PLAINTEXT,
   MAX_RECORD_PLAINTEXT_LIMIT,
   RecordLayer,
-  RecordProtection,
 } from "../lib/record.ts";
+import { RecordProtection } from "../lib/record_protection.ts";
 import { isCode } from "./_helpers/assert_error.ts";
 import {
   alice,

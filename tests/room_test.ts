@@ -5,7 +5,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
-import type { SecureConnection } from "../lib/connection.ts";
+import type { SecureConnection } from "../lib/secure_connection.ts";
 import {
   decodeRoomMessage,
   encodeChat,

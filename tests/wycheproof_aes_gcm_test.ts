@@ -1,6 +1,6 @@
 /**
  * Wycheproof `aes_gcm_test.json` through lib/aead.ts `Aes256Gcm`, the AES-256-GCM every record of
- * lib/record.ts is sealed and opened with.
+ * lib/record_protection.ts is sealed and opened with.
  *
  * Run: the groups with ivSize 96, tagSize 128 and keySize 256, the one shape records use
  * (docs/PROTOCOL.md 7.3 derives 32-byte keys, 8.1 builds 12-byte nonces).

@@ -12,7 +12,8 @@ import { ConnectionError, SecurechatError, TrustError, UsageError } from "../err
 import type { VerifiedPeer } from "../handshake.ts";
 import type { Identity } from "../identity.ts";
 import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../trust.ts";
-import { runResponder, type SecureConnection } from "../connection.ts";
+import { runResponder } from "../connection.ts";
+import type { SecureConnection } from "../secure_connection.ts";
 import { ALL_SUITES, type SuiteName } from "../kex.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";

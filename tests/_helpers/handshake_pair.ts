@@ -17,7 +17,8 @@ import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
 import { ResponderHandshake } from "../../lib/handshake_responder.ts";
 import type { Identity } from "../../lib/identity.ts";
 import { ALL_SUITES, type SuiteName } from "../../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT, RecordProtection } from "../../lib/record.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import { RecordProtection } from "../../lib/record_protection.ts";
 import { isCode } from "./assert_error.ts";
 import { ed25519Identity, splitFrames } from "./vector.ts";
 

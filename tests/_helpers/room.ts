@@ -7,7 +7,8 @@
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import type { ChatEvent, ChatSession } from "../../lib/chat_events.ts";
-import { runInitiator, runResponder, type SecureConnection } from "../../lib/connection.ts";
+import { runInitiator, runResponder } from "../../lib/connection.ts";
+import type { SecureConnection } from "../../lib/secure_connection.ts";
 import { generateIdentity, type Identity } from "../../lib/identity.ts";
 import { ALL_SUITES } from "../../lib/kex.ts";
 import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";

@@ -9,7 +9,8 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { concat, u32 } from "../../lib/bytes.ts";
-import { runInitiator, type SecureConnection } from "../../lib/connection.ts";
+import { runInitiator } from "../../lib/connection.ts";
+import type { SecureConnection } from "../../lib/secure_connection.ts";
 import { FRAME_TYPE, FrameReader, MAGIC, NOT_SECURECHAT_REPLY, writeAll } from "../../lib/frame.ts";
 import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
 import type { Identity } from "../../lib/identity.ts";
