@@ -3,8 +3,8 @@
  *
  * Importing it costs a fresh process about 35 ms (it pulls in Deno's Node compatibility layer:
  * `process`, `uv`, `async_wrap`, ...), a large part of a pipe's time to ready (issue 6). Only the
- * ffdhe3072 suite (lib/kex.ts) and file hashing (lib/file_sink.ts, lib/transfer_messages.ts) use
- * it, so sessions that need neither never load it.
+ * ffdhe3072 suite (lib/kex.ts) and file hashing (lib/file_hash.ts, lib/file_sink.ts,
+ * lib/transfer_messages.ts) use it, so sessions that need neither never load it.
  *
  * @module
  */

@@ -15,7 +15,9 @@
 import { constantTimeEqual, toHex } from "./bytes.ts";
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import { SecurechatError } from "./errors.ts";
-import { FileSink, hashFile, partPath, prefixMatches, prefixProof } from "./file_sink.ts";
+import { hashFile, prefixMatches } from "./file_hash.ts";
+import { FileSink, prefixProof } from "./file_sink.ts";
+import { partPath } from "./free_name.ts";
 import type { Identity } from "./identity.ts";
 import { hash } from "./key_schedule.ts";
 import { exists, joinPath } from "./paths.ts";
