@@ -1,30 +1,24 @@
 /**
- * The file side of a transfer, without any networking: the receiver's `.part` files that are
- * hashed as they are written and published under a free name only once their SHA-256 matches,
- * and the sender's streaming hashes.
+ * The receiver's side of a transferred file, without any networking: a `.part` file that is
+ * hashed as it is written and published under a free name only once its SHA-256 matches, and
+ * the proof of a leftover `.part` for a resume.
  *
- * Receiver ({@linkcode FileSink}): each file is written to `NAME.part` beside its final name
+ * {@linkcode FileSink}: each file is written to `NAME.part` beside its final name
  * (docs/PROTOCOL.md section 14.4), in order, never past the announced size, while a running
  * SHA-256 follows every byte. {@linkcode FileSink.finish} checks the length and the hash, fsyncs,
  * and moves the `.part` to the final name, or to "NAME (1).ext", "NAME (2).ext", ... when that is
- * taken ({@linkcode freeName}): an existing file is never overwritten, because the move is a hard
- * link, which fails atomically when the name exists, followed by removing the `.part`. A broken
+ * taken (`publish()` in `lib/free_name.ts`, which never overwrites an existing file). A broken
  * connection keeps the `.part`; {@linkcode prefixProof} gives its length and prefix hash for the
  * Resume message, and {@linkcode FileSink.open} with `resumeFrom` continues it (section 14.5).
  *
- * Sender: {@linkcode hashFile} hashes a file for the manifest and {@linkcode prefixMatches} checks
- * a receiver's Resume claim against the sender's own file.
- *
  * What it does not do: validate paths (`lib/safe_path.ts` does: call `resolveInside()` before
- * {@linkcode FileSink.open}), parse messages, or pace the sender. It refuses a symbolic link at
- * the `.part` name and does not follow one there; parent folders are created with
+ * {@linkcode FileSink.open}), pick the final name (`lib/free_name.ts`), hash the sender's files
+ * (`lib/file_hash.ts`), parse messages, or pace the sender. It refuses a symbolic link at the
+ * `.part` name and does not follow one there; parent folders are created with
  * `Deno.mkdir(..., { recursive: true })`, which does follow links, hence `resolveInside()` first.
  *
- * Runtime caveats: WebCrypto has no incremental digest, so hashing streams through `node:crypto`
- * `createHash("sha256")` in {@linkcode CHUNK_SIZE} reads; no file is ever loaded whole. On file
- * systems without hard links (FAT, some network shares) publishing falls back to an existence
- * check then `Deno.rename`, which leaves a short window in which a file appearing at that name
- * would be replaced. Modes (0600 for `.part` files) apply on POSIX only.
+ * Runtime caveats: the running hash is `node:crypto`'s (see `lib/file_hash.ts`); no file is ever
+ * loaded whole. Modes (0600 for `.part` files) apply on POSIX only.
  *
  * Ideas from croc (`receivefs/root.go`: exclusive create, refuse link components; the hash is
  * checked before the file is kept) and magic-wormhole's transfer (temporary name, then rename).
@@ -37,73 +31,11 @@
 import type { Hash } from "node:crypto";
 import { loadNodeCrypto } from "./node_crypto.ts";
 import { constantTimeEqual } from "./bytes.ts";
-import { AuthenticationError, ProtocolError, SecurechatError } from "./errors.ts";
-import { dirName, exists } from "./paths.ts";
+import { AuthenticationError, ProtocolError } from "./errors.ts";
+import { digest, hashPrefix, SHA256_LENGTH } from "./file_hash.ts";
+import { partPath, publish } from "./free_name.ts";
+import { dirName } from "./paths.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
-
-/** Bytes read at a time when hashing. */
-export const CHUNK_SIZE = 1024 * 1024;
-/** Suffix of the file a transfer writes before its hash is verified. */
-export const PART_SUFFIX = ".part";
-/** How many "name (n).ext" candidates {@linkcode freeName} tries before giving up. */
-export const MAX_FREE_NAME_TRIES = 10_000;
-
-const SHA256_LENGTH = 32;
-
-/**
- * The temporary name a file is written under before its hash is verified.
- *
- * @param finalPath the name the file will have
- * @returns `finalPath + ".part"`
- */
-export function partPath(finalPath: string): string {
-  return finalPath + PART_SUFFIX;
-}
-
-/**
- * A name at which nothing exists: `path` itself, else "name (1).ext", "name (2).ext", ...
- *
- * The extension is what follows the last dot ("report.pdf" → "report (1).pdf",
- * "a.tar.gz" → "a.tar (1).gz"); a name without one, or a dotfile, gets the number at the end
- * ("Makefile (1)", ".bashrc (1)"). Existence is checked with lstat, so a dangling link counts as
- * taken. When the numbered name would exceed 255 UTF-8 bytes, the stem is shortened.
- *
- * @param path the wanted path
- * @returns `path` or the first free numbered variant
- * @throws {SecurechatError} code "no_free_name" when {@linkcode MAX_FREE_NAME_TRIES} numbered
- *   names are all taken
- */
-export async function freeName(path: string): Promise<string> {
-  if (!await exists(path)) return path;
-  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1;
-  const folder = path.slice(0, cut);
-  const base = path.slice(cut);
-  const dot = base.lastIndexOf(".");
-  const stem = dot > 0 ? base.slice(0, dot) : base;
-  const extension = dot > 0 ? base.slice(dot) : "";
-  for (let n = 1; n <= MAX_FREE_NAME_TRIES; n++) {
-    const candidate = folder + fitName(stem, ` (${n})${extension}`);
-    if (!await exists(candidate)) return candidate;
-  }
-  throw new SecurechatError(
-    "no_free_name",
-    `cannot find a free name for "${sanitizeDisplayName(path)}": ` +
-      `"${base}" and its numbered variants up to (${MAX_FREE_NAME_TRIES}) are all taken`,
-    1,
-    { hints: ["move or remove some of those files, or receive into another folder"] },
-  );
-}
-
-/** `stem + tail`, with the stem cut by code points until the name fits in 255 UTF-8 bytes. */
-function fitName(stem: string, tail: string): string {
-  const encoder = new TextEncoder();
-  let chars = [...stem];
-  const tailBytes = encoder.encode(tail).length;
-  while (chars.length > 1 && encoder.encode(chars.join("")).length + tailBytes > 255) {
-    chars = chars.slice(0, -1);
-  }
-  return chars.join("") + tail;
-}
 
 /**
  * Length and SHA-256 of the prefix of a leftover `.part`, for the Resume message.
@@ -330,7 +262,7 @@ export class FileSink {
    * Verifies the file and moves it to its final name.
    *
    * @returns the final path: the one given to {@linkcode FileSink.open}, or a numbered variant
-   *   when that name was taken meanwhile (see {@linkcode freeName})
+   *   when that name was taken meanwhile (see `freeName()` in `lib/free_name.ts`)
    * @throws {ProtocolError} code "truncated_file" when fewer than the announced bytes arrived
    *   (the `.part` is kept, so a resend can resume)
    * @throws {AuthenticationError} code "file_hash_mismatch" when the SHA-256 differs from the
@@ -412,96 +344,6 @@ export class FileSink {
   #name(): string {
     return sanitizeDisplayName(this.#finalPath);
   }
-}
-
-/**
- * Moves `part` to a free name based on `finalPath`: a hard link fails with AlreadyExists rather
- * than replace a file that appeared since {@linkcode freeName} looked, so loop until one sticks.
- */
-async function publish(part: string, finalPath: string): Promise<string> {
-  for (let attempt = 0; attempt < MAX_FREE_NAME_TRIES; attempt++) {
-    const target = await freeName(finalPath);
-    try {
-      await Deno.link(part, target);
-    } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) continue;
-      // No hard links here (FAT, some shares): check, then rename (see the module doc).
-      if (await exists(target)) continue;
-      await Deno.rename(part, target);
-      return target;
-    }
-    await Deno.remove(part);
-    return target;
-  }
-  throw new SecurechatError(
-    "no_free_name",
-    `cannot find a free name for "${sanitizeDisplayName(finalPath)}": names keep appearing`,
-  );
-}
-
-/**
- * Size and SHA-256 of a file, read in {@linkcode CHUNK_SIZE} chunks (sender side, for the
- * manifest).
- *
- * @param path the file
- * @param onProgress called after each chunk with the bytes hashed so far
- * @returns the number of bytes read and their SHA-256
- * @throws {Deno.errors.NotFound} and other I/O errors
- */
-export async function hashFile(
-  path: string,
-  onProgress?: (bytes: number) => void,
-): Promise<{ size: number; sha256: Uint8Array }> {
-  using file = await Deno.open(path, { read: true });
-  const hash = (await loadNodeCrypto()).createHash("sha256");
-  const size = await hashPrefix(file, Infinity, hash, onProgress);
-  return { size, sha256: digest(hash) };
-}
-
-/**
- * Whether the first `length` bytes of a file hash to `sha256` (sender side: checks a receiver's
- * Resume claim before continuing from `length`). Any malformed claim is simply false.
- *
- * @param path the sender's file
- * @param length the prefix length the receiver claims
- * @param sha256 the SHA-256 the receiver claims for that prefix
- * @returns true only when the file holds at least `length` bytes and their hash matches
- * @throws {Deno.errors.NotFound} and other I/O errors
- */
-export async function prefixMatches(
-  path: string,
-  length: number,
-  sha256: Uint8Array,
-): Promise<boolean> {
-  if (!Number.isSafeInteger(length) || length < 0 || sha256.length !== SHA256_LENGTH) return false;
-  using file = await Deno.open(path, { read: true });
-  if ((await file.stat()).size < length) return false;
-  const hash = (await loadNodeCrypto()).createHash("sha256");
-  if (await hashPrefix(file, length, hash) !== length) return false;
-  return constantTimeEqual(digest(hash), sha256);
-}
-
-/** Feeds up to `length` bytes from the file's current position into `hash`; returns the count. */
-async function hashPrefix(
-  file: Deno.FsFile,
-  length: number,
-  hash: Hash,
-  onProgress?: (bytes: number) => void,
-): Promise<number> {
-  const buffer = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(length, 1)));
-  let total = 0;
-  while (total < length) {
-    const n = await file.read(buffer.subarray(0, Math.min(buffer.length, length - total)));
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-    total += n;
-    onProgress?.(total);
-  }
-  return total;
-}
-
-function digest(hash: Hash): Uint8Array {
-  return new Uint8Array(hash.digest());
 }
 
 async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {

@@ -3,9 +3,9 @@
  *
  * Importing it costs a fresh process about 35 ms (it pulls in Deno's Node compatibility layer:
  * `process`, `uv`, `async_wrap`, ...), a large part of a pipe's time to ready (issue 6). Only the
- * ffdhe3072 suite (lib/kex.ts), file hashing (lib/file_sink.ts, lib/transfer_messages.ts) and a
- * room's relay (small records, lib/aead.ts) use it, so a dial that needs none of them never
- * loads it.
+ * ffdhe3072 suite (lib/kex.ts), file hashing (lib/file_hash.ts, lib/file_sink.ts,
+ * lib/transfer_messages.ts) and a room's relay (small records, lib/aead.ts) use it, so a dial that
+ * needs none of them never loads it.
  *
  * @module
  */

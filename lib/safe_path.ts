@@ -20,7 +20,7 @@
  * What it does not do:
  * - It does not detect collisions between two manifest entries that one file system treats as
  *   one name ("a.txt" and "A.txt" on a case-insensitive disk, NFC and NFD spellings on macOS).
- *   The receiver never overwrites (`lib/file_sink.ts` picks "name (1).ext"), so a collision
+ *   The receiver never overwrites (`lib/free_name.ts` picks "name (1).ext"), so a collision
  *   costs a renamed file, not a lost one. Names are not Unicode-normalized.
  * - It does not close the race between this check and the later open: a local process that can
  *   write into the target folder could swap a folder for a link in between. Deno has no

@@ -1,24 +1,17 @@
 /**
  * lib/file_sink.ts: a received file reaches its final name only whole and with the announced
  * SHA-256; oversize, misplaced and wrong data are refused and leave no final file; a `.part` kept
- * after a broken connection resumes to an identical file; names are never reused; the sender's
- * streaming hashes agree with WebCrypto's one-shot digest. Each test works in its own temporary
- * folder, removed afterwards. Random content comes from a seeded PRNG so failures reproduce.
+ * after a broken connection resumes to an identical file; names are never reused. Each test works
+ * in its own temporary folder, removed afterwards. Random content comes from a seeded PRNG so
+ * failures reproduce. (Naming: free_name_test.ts; the sender's hashes: file_hash_test.ts.)
  */
 
 import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
 import { sha256 } from "../lib/bytes.ts";
-import { AuthenticationError, ProtocolError, SecurechatError } from "../lib/errors.ts";
-import {
-  CHUNK_SIZE,
-  FileSink,
-  freeName,
-  hashFile,
-  MAX_FREE_NAME_TRIES,
-  partPath,
-  prefixMatches,
-  prefixProof,
-} from "../lib/file_sink.ts";
+import { AuthenticationError, ProtocolError, type SecurechatError } from "../lib/errors.ts";
+import { CHUNK_SIZE, prefixMatches } from "../lib/file_hash.ts";
+import { FileSink, prefixProof } from "../lib/file_sink.ts";
+import { partPath } from "../lib/free_name.ts";
 import { exists, joinPath } from "../lib/paths.ts";
 
 const POSIX = Deno.build.os !== "windows";
@@ -91,83 +84,6 @@ function isError(
 
 const MIB = 1024 * 1024;
 const text = (s: string) => new TextEncoder().encode(s);
-
-// ---------------------------------------------------------------------------------------------
-// partPath() and freeName()
-
-Deno.test("partPath() appends .part", () => {
-  strictEqual(partPath("/x/report.pdf"), "/x/report.pdf.part");
-  strictEqual(partPath("Makefile"), "Makefile.part");
-});
-
-Deno.test("freeName() returns the path itself when nothing is there", async () => {
-  await using dir = await tempDir();
-  const path = joinPath(dir.path, "report.pdf");
-  strictEqual(await freeName(path), path);
-});
-
-Deno.test("freeName() numbers taken names before the extension, in sequence", async () => {
-  await using dir = await tempDir();
-  const cases: [string, string[]][] = [
-    ["report.pdf", ["report (1).pdf", "report (2).pdf", "report (3).pdf"]],
-    ["Makefile", ["Makefile (1)", "Makefile (2)"]],
-    [".bashrc", [".bashrc (1)", ".bashrc (2)"]],
-    [".config.json", [".config (1).json"]],
-    ["archive.tar.gz", ["archive.tar (1).gz"]],
-    ["café ☕.txt", ["café ☕ (1).txt"]],
-  ];
-  for (const [name, expected] of cases) {
-    const path = joinPath(dir.path, name);
-    await Deno.writeTextFile(path, "taken");
-    for (const next of expected) {
-      const free = await freeName(path);
-      strictEqual(free, joinPath(dir.path, next), name);
-      await Deno.writeTextFile(free, "taken");
-    }
-  }
-});
-
-Deno.test("freeName() skips a gap-free run and counts folders as taken", async () => {
-  await using dir = await tempDir();
-  await Deno.writeTextFile(joinPath(dir.path, "a.txt"), "");
-  await Deno.mkdir(joinPath(dir.path, "a (1).txt"));
-  await Deno.writeTextFile(joinPath(dir.path, "a (3).txt"), "");
-  strictEqual(await freeName(joinPath(dir.path, "a.txt")), joinPath(dir.path, "a (2).txt"));
-});
-
-Deno.test({
-  name: "freeName() counts a dangling symbolic link as taken (lstat)",
-  ignore: !POSIX,
-  fn: async () => {
-    await using dir = await tempDir();
-    await Deno.symlink(joinPath(dir.path, "nowhere"), joinPath(dir.path, "x.txt"));
-    strictEqual(await freeName(joinPath(dir.path, "x.txt")), joinPath(dir.path, "x (1).txt"));
-  },
-});
-
-Deno.test("freeName() keeps a numbered 255-byte name within 255 bytes", async () => {
-  await using dir = await tempDir();
-  const name = "é".repeat(125) + ".txt"; // 250 + 4 bytes
-  await Deno.writeTextFile(joinPath(dir.path, name), "");
-  const free = await freeName(joinPath(dir.path, name));
-  const base = free.slice(dir.path.length + 1);
-  ok(base.endsWith(" (1).txt"), base);
-  ok(new TextEncoder().encode(base).length <= 255, base);
-  ok(base.isWellFormed());
-  await Deno.writeTextFile(free, "");
-});
-
-Deno.test("freeName() gives up after 10,000 numbered names", async () => {
-  await using dir = await tempDir();
-  strictEqual(MAX_FREE_NAME_TRIES, 10_000);
-  await Deno.writeTextFile(joinPath(dir.path, "f"), "");
-  for (let n = 1; n <= MAX_FREE_NAME_TRIES; n++) {
-    using _ = await Deno.open(joinPath(dir.path, `f (${n})`), { write: true, createNew: true });
-  }
-  await rejects(freeName(joinPath(dir.path, "f")), isError(SecurechatError, "no_free_name"));
-  await Deno.remove(joinPath(dir.path, "f (10000)"));
-  strictEqual(await freeName(joinPath(dir.path, "f")), joinPath(dir.path, "f (10000)"));
-});
 
 // ---------------------------------------------------------------------------------------------
 // FileSink: whole files
@@ -501,43 +417,4 @@ Deno.test("prefixProof() is undefined without a regular .part and caps at maxLen
     const length = Math.min(max, data.length);
     eql(proof, { length, sha256: await sha256(data.subarray(0, length)) }, `${max}`);
   }
-});
-
-// ---------------------------------------------------------------------------------------------
-// Sender side: hashFile() and prefixMatches()
-
-Deno.test("hashFile() matches WebCrypto's digest of the whole buffer and reports progress", async () => {
-  await using dir = await tempDir();
-  for (const size of [0, 1, 55, 64, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * MIB + 3]) {
-    const data = randomBytes(size, 100 + size);
-    const path = joinPath(dir.path, `f${size}`);
-    await Deno.writeFile(path, data);
-    const progress: number[] = [];
-    const result = await hashFile(path, (bytes) => progress.push(bytes));
-    eql(result, { size, sha256: await sha256(data) }, `${size}`);
-    ok(progress.every((value, i) => i === 0 || value > progress[i - 1]!), `${progress}`);
-    strictEqual(progress.at(-1) ?? 0, size);
-    strictEqual(progress.length, Math.ceil(size / CHUNK_SIZE));
-  }
-  await rejects(hashFile(joinPath(dir.path, "missing")), Deno.errors.NotFound);
-});
-
-Deno.test("prefixMatches() accepts only the true prefix hash", async () => {
-  await using dir = await tempDir();
-  const data = randomBytes(2 * MIB + 10, 15);
-  const path = joinPath(dir.path, "f");
-  await Deno.writeFile(path, data);
-  for (const length of [0, 1, 1000, CHUNK_SIZE, 2 * MIB + 9, 2 * MIB + 10]) {
-    const hash = await sha256(data.subarray(0, length));
-    ok(await prefixMatches(path, length, hash), `${length}`);
-    const wrong = hash.slice();
-    wrong[31]! ^= 1;
-    ok(!await prefixMatches(path, length, wrong), `${length} wrong hash`);
-    if (length > 0) ok(!await prefixMatches(path, length - 1, hash), `${length} off by one`);
-  }
-  const whole = await sha256(data);
-  ok(!await prefixMatches(path, data.length + 1, whole), "longer than the file");
-  ok(!await prefixMatches(path, -1, whole), "negative");
-  ok(!await prefixMatches(path, 1.5, whole), "fraction");
-  ok(!await prefixMatches(path, data.length, whole.subarray(0, 31)), "short hash");
 });

@@ -14,7 +14,7 @@ import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { joinRoom } from "../room_member.ts";
-import { collectFiles } from "../transfer.ts";
+import { collectFiles } from "../transfer_outgoing.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost, parseFingerprint } from "../trust.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DIAL_FLAGS } from "./flags.ts";
