@@ -11,7 +11,7 @@
 import { ConnectionError, SecurechatError, TrustError, UsageError } from "../errors.ts";
 import type { VerifiedPeer } from "../handshake.ts";
 import type { Identity } from "../identity.ts";
-import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../trust.ts";
+import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../authorized_keys.ts";
 import { runResponder, type SecureConnection } from "../connection.ts";
 import { ALL_SUITES, type SuiteName } from "../kex.ts";
 import { runPipe } from "../pipe.ts";
