@@ -16,7 +16,8 @@
  * genpkey -algorithm RSA-PSS` writes; accepted when its parameters allow SHA-256, MGF1-SHA-256
  * and salt length 32) gets the fingerprint of its `rsaEncryption` form, which is what we send.
  *
- * It does not check trust (lib/trust.ts) and never prompts: passphrases come from a callback.
+ * It does not check trust (lib/known_hosts.ts, lib/authorized_keys.ts) and never prompts:
+ * passphrases come from a callback.
  *
  * WebCrypto quirks handled here:
  * - WebCrypto cannot derive a public key from a private one; we export the private key as JWK

@@ -11,13 +11,14 @@
 import { ConnectionError, SecurechatError, TrustError, UsageError } from "../errors.ts";
 import type { VerifiedPeer } from "../handshake.ts";
 import type { Identity } from "../identity.ts";
-import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../trust.ts";
+import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../authorized_keys.ts";
 import { runResponder } from "../connection.ts";
 import type { SecureConnection } from "../secure_connection.ts";
 import { ALL_SUITES, type SuiteName } from "../kex.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
-import { DEFAULT_MAX_MEMBERS, RoomHub } from "../room.ts";
+import { RoomHub } from "../room.ts";
+import { DEFAULT_MAX_MEMBERS } from "../room_limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { LISTEN_FLAGS } from "./flags.ts";

@@ -6,101 +6,21 @@ import {
   strictEqual,
   throws,
 } from "node:assert/strict";
-import { sha256, toBase64, utf8 } from "../lib/bytes.ts";
+import { utf8 } from "../lib/bytes.ts";
 import { SecurechatError, TrustError } from "../lib/errors.ts";
 import {
   addKnownHost,
-  authorizedKeysPath,
   canonicalHostPort,
   checkKnownHost,
-  findAuthorizedKey,
   knownHostsPath,
-  parseFingerprint,
-  readAuthorizedKeys,
-} from "../lib/trust.ts";
+} from "../lib/known_hosts.ts";
+import { fingerprintOf, isError, withFile, withTempDir } from "./_helpers/trust_files.ts";
 
 const POSIX = Deno.build.os !== "windows";
-
-/** A real fingerprint: SHA-256 of `seed`, unpadded standard base64. */
-async function fingerprintOf(seed: string): Promise<string> {
-  return "SHA256:" + toBase64(await sha256(utf8(seed))).replace(/=+$/, "");
-}
 
 const FP_A = await fingerprintOf("key a");
 const FP_B = await fingerprintOf("key b");
 const FP_C = await fingerprintOf("key c");
-
-/** Runs `fn` with a fresh temporary folder, removed afterwards. */
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "securechat_trust_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Runs `fn` with `name` written to a temporary folder holding `content`. */
-function withFile(
-  content: string | Uint8Array,
-  fn: (file: string, dir: string) => Promise<void>,
-): Promise<void> {
-  return withTempDir(async (dir) => {
-    const file = `${dir}/trust_file`;
-    await Deno.writeFile(file, typeof content === "string" ? utf8(content) : content);
-    await fn(file, dir);
-  });
-}
-
-function isError(code: string, message?: string | RegExp) {
-  return (error: unknown) => {
-    ok(error instanceof SecurechatError, `expected a SecurechatError, got ${error}`);
-    strictEqual(error.code, code);
-    if (typeof message === "string") strictEqual(error.message, message);
-    else if (message) match(error.message, message);
-    return true;
-  };
-}
-
-// --- parseFingerprint -------------------------------------------------------------------------
-
-Deno.test("parseFingerprint() accepts SHA-256 fingerprints in unpadded base64", async () => {
-  for (let i = 0; i < 64; i++) {
-    const fingerprint = await fingerprintOf(`seed ${i}`);
-    strictEqual(parseFingerprint(fingerprint), fingerprint);
-  }
-});
-
-Deno.test("parseFingerprint() rejects a wrong prefix, length, padding or alphabet", () => {
-  const body = FP_A.slice("SHA256:".length);
-  const cases: [string, string, RegExp][] = [
-    ["no prefix", body, /: it does not start with "SHA256:"$/],
-    ["lowercase prefix", `sha256:${body}`, /: it does not start with "SHA256:"$/],
-    ["md5 prefix", `MD5:${body}`, /: it does not start with "SHA256:"$/],
-    ["empty", "", /^invalid fingerprint "": it does not start with "SHA256:"$/],
-    ["padding", `${FP_A}=`, /: remove the "=" padding: expected 43 base64 characters$/],
-    ["one short", FP_A.slice(0, -1), /: expected 43 base64 characters after "SHA256:", found 42$/],
-    ["one long", `${FP_A}A`, /found 44$/],
-    ["prefix only", "SHA256:", /found 0$/],
-    ["base64url", `SHA256:-${body.slice(1)}`, /: "-" is not a standard base64 character$/],
-    ["non-base64", `SHA256:!${body.slice(1)}`, /: "!" is not a standard base64 character$/],
-    ["space inside", `SHA256: ${body.slice(1)}`, /" " is not a standard base64 character$/],
-    ["trailing newline", `${FP_A}\n`, /"\\u000a" is not a standard base64 character$/],
-    ["leading space", ` ${FP_A}`, /does not start with "SHA256:"$/],
-    ["last character has low bits set", `${FP_A.slice(0, -1)}B`, /"B" cannot end a SHA-256/],
-  ];
-  for (const [name, text, message] of cases) {
-    throws(() => parseFingerprint(text), (error: unknown) => {
-      ok(error instanceof SecurechatError, name);
-      strictEqual(error.code, "bad_fingerprint", name);
-      strictEqual(error.exitCode, 2, name);
-      match(error.message, /^invalid fingerprint "/, name);
-      match(error.message, message, name);
-      match(error.hints[0] ?? "", /43 base64 characters/, name);
-      return true;
-    });
-  }
-});
 
 // --- canonicalHostPort ------------------------------------------------------------------------
 
@@ -401,111 +321,11 @@ Deno.test({
   },
 });
 
-// --- authorized_keys --------------------------------------------------------------------------
-
-Deno.test("readAuthorizedKeys() reads fingerprints with their names and line numbers", async () => {
-  const content = [
-    "\uFEFF# people I talk to",
-    "",
-    `${FP_A} alice`,
-    `  ${FP_B}\tbob@desk   work laptop, added 2024  `,
-    "   # indented comment",
-    `${FP_C} Zoë\r`,
-    `${FP_A} alice-phone`,
-  ].join("\n");
-  await withFile(content, async (file) => {
-    const keys = await readAuthorizedKeys(file);
-    eql(keys, [
-      { fingerprint: FP_A, name: "alice", line: 3 },
-      { fingerprint: FP_B, name: "bob@desk", line: 4 },
-      { fingerprint: FP_C, name: "Zoë", line: 6 },
-      { fingerprint: FP_A, name: "alice-phone", line: 7 },
-    ]);
-    strictEqual(findAuthorizedKey(keys, FP_B)?.name, "bob@desk");
-    strictEqual(findAuthorizedKey(keys, FP_A)?.name, "alice", "the first entry wins");
-    strictEqual(findAuthorizedKey(keys, await fingerprintOf("stranger")), undefined);
-  });
-});
-
-Deno.test("readAuthorizedKeys() reads an empty file as admitting nobody", async () => {
-  await withFile("# nobody yet\n", async (file) => eql(await readAuthorizedKeys(file), []));
-});
-
-Deno.test("readAuthorizedKeys() rejects malformed lines with the file and line number", async () => {
-  const cases: [string, string, string, RegExp?][] = [
-    ["no name", FP_B, `expected "SHA256:<fingerprint> NAME", found no NAME`, /add the name/],
-    ["reversed", `bob ${FP_B}`, `expected "SHA256:<fingerprint> NAME"`, /comes first: write "/],
-    ["pasted key", "ssh-ed25519 AAAAC3Nza bob", `expected "SHA256:<fingerprint> NAME"`, /not keys/],
-    ["garbage", "hello", `expected "SHA256:<fingerprint> NAME"`],
-    [
-      "bad fingerprint",
-      `SHA256:abc= bob`,
-      `invalid fingerprint "SHA256:abc=": remove the "=" padding: expected 43 base64 characters`,
-    ],
-    [
-      "long name",
-      `${FP_B} ${"n".repeat(65)}`,
-      `invalid name "${
-        "n".repeat(65)
-      }": expected 1 to 64 printable characters, not starting with "#"`,
-    ],
-    [
-      "hash name",
-      `${FP_B} #bob`,
-      `invalid name "#bob": expected 1 to 64 printable characters, not starting with "#"`,
-    ],
-    [
-      "control in name",
-      `${FP_B} b\u0007ob`,
-      `invalid name "b\\u0007ob": expected 1 to 64 printable characters, not starting with "#"`,
-    ],
-  ];
-  for (const [name, bad, detail, hint] of cases) {
-    await withFile(`# keys\n${FP_A} alice\n${bad}\n`, async (file) => {
-      await rejects(readAuthorizedKeys(file), (error: unknown) => {
-        ok(error instanceof SecurechatError, name);
-        strictEqual(error.code, "bad_authorized_keys", name);
-        strictEqual(
-          error.message,
-          `cannot read authorized keys "${file}": line 3: ${detail}`,
-          name,
-        );
-        strictEqual(
-          error.hints.at(-1),
-          `each line reads "SHA256:<fingerprint> NAME [comment]"; fix line 3 of "${file}"`,
-          name,
-        );
-        if (hint) match(error.hints[0] ?? "", hint, name);
-        return true;
-      });
-    });
-  }
-  // 64 characters is the longest name.
-  await withFile(`${FP_B} ${"n".repeat(64)}\n`, async (file) => {
-    strictEqual((await readAuthorizedKeys(file))[0]?.name.length, 64);
-  });
-});
-
-Deno.test("readAuthorizedKeys() reports a missing file as authorized_keys_unreadable", async () => {
-  await withTempDir(async (dir) => {
-    const file = `${dir}/authorized_keys`;
-    await rejects(readAuthorizedKeys(file), (error: unknown) => {
-      ok(error instanceof SecurechatError);
-      strictEqual(error.code, "authorized_keys_unreadable");
-      strictEqual(error.message, `cannot read authorized keys "${file}": it does not exist`);
-      match(error.hints[0] ?? "", /securechat fingerprint/);
-      return true;
-    });
-    await rejects(readAuthorizedKeys(dir), isError("authorized_keys_unreadable"));
-  });
-});
-
-Deno.test("knownHostsPath() and authorizedKeysPath() live in SECURECHAT_HOME", () => {
+Deno.test("knownHostsPath() lives in SECURECHAT_HOME", () => {
   const saved = Deno.env.get("SECURECHAT_HOME");
   try {
     Deno.env.set("SECURECHAT_HOME", "/tmp/securechat-home");
     match(knownHostsPath(), /securechat-home[\\/]known_hosts$/);
-    match(authorizedKeysPath(), /securechat-home[\\/]authorized_keys$/);
   } finally {
     if (saved === undefined) Deno.env.delete("SECURECHAT_HOME");
     else Deno.env.set("SECURECHAT_HOME", saved);
