@@ -112,9 +112,11 @@ export class RoomHost {
     }
   }
 
-  /** Tells the host's session something. */
+  /** Tells the host's session something (with --relay-only there is none, so nothing is kept). */
   emit(event: ChatEvent): void {
-    this.#events.emit(event);
+    // EventHub keeps what it is told until someone listens; with --relay-only nobody ever can
+    // (session() throws), so a long-lived relay would keep every join and leave it ever saw.
+    if (this.info) this.#events.emit(event);
   }
 
   /** A member joined: the host is told, with the verification code of its connection. */
