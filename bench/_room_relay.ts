@@ -5,7 +5,8 @@
  * @module
  */
 
-import { generateIdentity, writeIdentity } from "../lib/identity.ts";
+import { generateIdentity } from "../lib/identity.ts";
+import { writeIdentity } from "../lib/identity_file.ts";
 import { cliCommand } from "../tests/_helpers/cli.ts";
 
 async function output(cmd: string, args: string[]): Promise<string> {

@@ -14,12 +14,14 @@
  */
 
 import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
+import { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { sanitizeName } from "./messages.ts";
 import { authorOf, CHAT_KIND, encodeChat, type SignedChat } from "./room_messages.ts";
 import type { MemberOutbox } from "./room_delivery.ts";
-import { ChatSigner, EventHub, pickRecipient, Roster } from "./room_member.ts";
+import { EventHub, pickRecipient } from "./room_member.ts";
+import { Roster } from "./room_roster.ts";
 import { TransferManager } from "./transfer.ts";
 import { partyOf, withParty } from "./transfer_messages.ts";
 

@@ -2,7 +2,7 @@
  * Room messages (Welcome, Joined, Left, Chat, Notice) and the signatures that make a chat message
  * unforgeable by the relay: encoders, strict decoders, and sign/verify over the canonical form.
  *
- * It does not keep state (rosters, counters, limits): room_member.ts and room.ts do.
+ * It does not keep state (rosters, counters, limits): room_roster.ts, chat_signer.ts and room.ts do.
  *
  * Mirrors: docs/PROTOCOL.md sections 13.1 and 13.2.
  *

@@ -13,9 +13,10 @@
  */
 
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
+import type { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
-import type { ChatSigner, Roster } from "./room_member.ts";
+import type { Roster } from "./room_roster.ts";
 
 /** How often progress events are emitted per transfer. */
 const PROGRESS_INTERVAL_MS = 250;

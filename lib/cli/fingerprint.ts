@@ -7,7 +7,7 @@
  * @module
  */
 
-import { loadPublicIdentityFile } from "../identity.ts";
+import { loadPublicIdentityFile } from "../identity_file.ts";
 import { SecurechatError } from "../errors.ts";
 import { passphraseSource } from "../passphrase.ts";
 import { joinPath, securechatHome } from "../paths.ts";

@@ -13,14 +13,8 @@
 
 import { wipe } from "../bytes.ts";
 import { UsageError } from "../errors.ts";
-import {
-  commentProblem,
-  generateIdentity,
-  type KeyType,
-  MAX_COMMENT_LENGTH,
-  refuseExistingIdentity,
-  writeIdentity,
-} from "../identity.ts";
+import { commentProblem, generateIdentity, type KeyType, MAX_COMMENT_LENGTH } from "../identity.ts";
+import { refuseExistingIdentity, writeIdentity } from "../identity_file.ts";
 import { newPassphrase } from "../passphrase.ts";
 import { isWithin, joinPath, securechatHome } from "../paths.ts";
 import { RSA_BITS } from "../spki.ts";
