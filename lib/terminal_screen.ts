@@ -10,7 +10,7 @@
  * - `TerminalScreen` writes CR LF: raw mode may turn off output post-processing (OPOST), and then
  *   a bare LF moves down without returning to the first column.
  * - The status area is erased by moving up as many rows as were drawn, so its lines must be
- *   narrower than the terminal (`renderTransferStatus()` in `lib/chat_view.ts` sees to that).
+ *   narrower than the terminal (`renderTransferStatus()` in `lib/transfer_view.ts` sees to that).
  *   A terminal that reflows rows when it is made narrower can leave a stale status row above the
  *   new one after a resize; the next output is right again.
  *
