@@ -2,10 +2,10 @@
  * The two chat front ends over a `ChatSession` (`lib/chat_events.ts`):
  * - `runTerminalChat`: the interactive chat. Keys are decoded and edited by `lib/line_editor.ts`,
  *   events rendered by `lib/chat_view.ts` and printed above the prompt by `TerminalScreen`
- *   (`lib/tty.ts`), so incoming messages never garble the line being typed. Progress of running
- *   transfers ("sending", "receiving") is not printed but kept in a status area right above the
- *   prompt, redrawn in place, one line per transfer; the other transfer states are printed once
- *   and take the transfer out of the status area.
+ *   (`lib/terminal_screen.ts`), so incoming messages never garble the line being typed. Progress
+ *   of running transfers ("sending", "receiving") is not printed but kept in a status area right
+ *   above the prompt (`lib/transfer_view.ts`), redrawn in place, one line per transfer; the other
+ *   transfer states are printed once and take the transfer out of the status area.
  * - `runJsonChat`: the `--json` mode. Every event is one JSON line on the output; input lines are
  *   the same commands as typed lines, and local replies (/who, /verify, /help, errors) are events
  *   too.
@@ -31,14 +31,15 @@ import {
   displayName,
   renderEvent,
   renderHelp,
-  renderTransferStatus,
   type TransferEvent,
   type ViewOptions,
 } from "./chat_view.ts";
 import { SecurechatError } from "./errors.ts";
 import { writeAll } from "./frame.ts";
 import { KeyParser, LineEditor } from "./line_editor.ts";
-import { type RawMode, type Reader, TerminalScreen, type Writer } from "./tty.ts";
+import { type RawMode, TerminalScreen } from "./terminal_screen.ts";
+import { renderTransferStatus } from "./transfer_view.ts";
+import type { Reader, Writer } from "./tty.ts";
 
 /** Longest input line `runJsonChat` buffers, in characters; a longer line is an error. */
 export const MAX_JSON_INPUT_LINE = 64 * 1024;

@@ -19,8 +19,8 @@
  * - Names are cut at {@linkcode MAX_NAME_DISPLAY} code points. Look-alike names are not detected:
  *   the fingerprint (shown by /who and on join) is what identifies a member.
  *
- * {@linkcode renderTransferStatus} renders the live status area of running transfers (one line
- * each, fitted to the terminal width), which `TerminalScreen` redraws in place above the prompt.
+ * The progress text of a transfer line is built here and shared with the live status area above
+ * the prompt (`renderTransferStatus()` in `lib/transfer_view.ts`).
  *
  * The verified mark is "✓" with and without colours (green with): every `message` event is
  * verified by construction, so it is there on every message line and absent from the red
@@ -30,7 +30,6 @@
  */
 
 import { CHAT_HELP, type ChatEvent, type MemberInfo } from "./chat_events.ts";
-import { charWidth } from "./line_editor.ts";
 
 /** The mark after a verified author's name. */
 export const VERIFIED_MARK = "\u2713";
@@ -228,169 +227,32 @@ function renderTransfer(event: TransferEvent, style: Style): string {
   }
 }
 
-/** Cells of a progress bar: at full size, and the least the status area shrinks it to. */
-const BAR_WIDTH = 20;
-const MIN_BAR_WIDTH = 10;
+/** Cells of a progress bar at full size (the status area, `lib/transfer_view.ts`, shrinks it). */
+export const BAR_WIDTH = 20;
 
 /** "to" for a send, "from" for a receive: the direction, before the peer's name. */
-function arrowOf(event: TransferEvent): string {
+export function arrowOf(event: TransferEvent): string {
   return event.direction === "send" ? "to" : "from";
 }
 
 /** Which parts of a progress text to keep, after the bar and the percent. */
-interface Keep {
+export interface Keep {
   bytes: boolean;
   rate: boolean;
   eta: boolean;
 }
 
-const KEEP_ALL: Keep = { bytes: true, rate: true, eta: true };
+/** A progress text in full: bytes, rate and ETA. */
+export const KEEP_ALL: Keep = { bytes: true, rate: true, eta: true };
 
 /** "[bar] 42% 1.2 MiB of 3.0 MiB 512.0 KiB/s ETA 0:04": rate and ETA only when known. */
-function progressText(event: TransferEvent, bar: number, keep: Keep): string {
+export function progressText(event: TransferEvent, bar: number, keep: Keep): string {
   const fraction = event.total === 0 ? 1 : event.bytes / event.total;
   let text = `${progressBar(fraction, bar)} ${Math.floor(fraction * 100)}%`;
   if (keep.bytes) text += ` ${formatBytes(event.bytes)} of ${formatBytes(event.total)}`;
   if (keep.rate && event.rate !== undefined) text += ` ${formatBytes(event.rate)}/s`;
   if (keep.eta && event.eta !== undefined) text += ` ETA ${formatDuration(event.eta)}`;
   return text;
-}
-
-/** What a status line gives up, in order, once the name is as short as it gets. */
-const STATUS_FALLBACKS: readonly Keep[] = [
-  KEEP_ALL,
-  { bytes: true, rate: true, eta: false },
-  { bytes: true, rate: false, eta: false },
-  { bytes: false, rate: false, eta: false },
-];
-
-/** Transfers the status area shows one line each; the rest are counted in a "+N more" line. */
-export const MAX_STATUS_TRANSFERS = 3;
-
-/** Columns a file name keeps before the status line gives up anything else. */
-const MIN_STATUS_NAME = 12;
-
-/** Longest peer name on a status line, in code points (as in the chat prompt). */
-const MAX_STATUS_PEER = 16;
-
-/** Options for {@linkcode renderTransferStatus}. */
-export interface StatusOptions {
-  /** ANSI colours on or off. */
-  colors: boolean;
-  /** Terminal width in columns; every line stays narrower (the last column is left free). */
-  columns: number;
-}
-
-/**
- * Renders the status area of running transfers: one line each for the first
- * {@linkcode MAX_STATUS_TRANSFERS}, then "+N more" for the rest. A line has the name, the
- * direction and peer, a progress bar, percent, bytes of total, rate and ETA, as the progress line
- * of {@linkcode renderEvent} does, without the time and with the peer's name cut at 16 code
- * points. To fit `columns - 1` columns (the last column stays free, so no terminal wraps), a line
- * gives up, in order: the end of the file name (down to 12 columns, cut with "…"), bar cells
- * (down to 10), the ETA, the rate, the bytes, and at last its own end. Widths are measured with
- * `charWidth()` from `lib/line_editor.ts`.
- *
- * @param transfers `transfer` events in the "sending" or "receiving" state, in display order
- * @param options colours and the terminal width
- * @returns the status lines, without line endings; none for no transfers
- *
- * @example
- * ```ts
- * import { renderTransferStatus } from "./chat_view.ts";
- * import assert from "node:assert/strict";
- *
- * const peer = { name: "bob", fingerprint: "SHA256:bbb" };
- * const event = {
- *   type: "transfer", time: 0, id: "a1", direction: "send", peer, name: "notes.txt",
- *   state: "sending", bytes: 512, total: 1024, rate: 256, eta: 2,
- * } as const;
- * assert.deepEqual(renderTransferStatus([event], { colors: false, columns: 100 }), [
- *   '"notes.txt" to bob: [##########..........] 50% 512 B of 1.0 KiB 256 B/s ETA 0:02',
- * ]);
- * ```
- */
-export function renderTransferStatus(
-  transfers: readonly TransferEvent[],
-  options: StatusOptions,
-): string[] {
-  const style = styler(options.colors);
-  const width = Math.max(1, options.columns - 1);
-  const lines = transfers.slice(0, MAX_STATUS_TRANSFERS).map((event) =>
-    paint(fitStatusLine(event, width), style)
-  );
-  const more = transfers.length - MAX_STATUS_TRANSFERS;
-  if (more > 0) lines.push(paint(cutToWidth([[undefined, `+${more} more`]], width), style));
-  return lines;
-}
-
-/** Text in a style (SGR codes, or none): widths are measured before the codes are added. */
-type Segment = [codes: string | undefined, text: string];
-
-function fitStatusLine(event: TransferEvent, width: number): Segment[] {
-  const fileName = sanitize(event.name);
-  const nameWidth = textWidth(fileName);
-  const pieces = (shown: string, bar: number, keep: Keep): Segment[] => [
-    [undefined, `"${shown}" ${arrowOf(event)} `],
-    [event.peer.self ? "1;36" : "1", displayName(event.peer.name, MAX_STATUS_PEER)],
-    [undefined, `: ${progressText(event, bar, keep)}`],
-  ];
-  for (const keep of STATUS_FALLBACKS) {
-    const fixed = segmentsWidth(pieces("", BAR_WIDTH, keep));
-    // The name gives up columns first, down to MIN_STATUS_NAME; then the bar gives up cells.
-    const shown = cutText(fileName, Math.max(width - fixed, Math.min(nameWidth, MIN_STATUS_NAME)));
-    const bar = BAR_WIDTH - Math.max(0, fixed + textWidth(shown) - width);
-    if (bar >= MIN_BAR_WIDTH) return pieces(shown, bar, keep);
-  }
-  const last = STATUS_FALLBACKS[STATUS_FALLBACKS.length - 1]!;
-  return cutToWidth(pieces(cutText(fileName, MIN_STATUS_NAME), MIN_BAR_WIDTH, last), width);
-}
-
-function paint(segments: Segment[], style: Style): string {
-  return segments.map(([codes, text]) => codes === undefined ? text : style(codes, text)).join(
-    "",
-  );
-}
-
-function textWidth(text: string): number {
-  let width = 0;
-  for (const char of text) width += charWidth(char);
-  return width;
-}
-
-function segmentsWidth(segments: Segment[]): number {
-  return segments.reduce((sum, [, text]) => sum + textWidth(text), 0);
-}
-
-/** `text` when it fits `width` columns (and `cut` is off), else what fits with "…" after it. */
-function cutText(text: string, width: number, cut = false): string {
-  if (!cut && textWidth(text) <= width) return text;
-  let kept = "";
-  let used = 0;
-  for (const char of text) {
-    const w = charWidth(char);
-    if (used + w > width - 1) break;
-    kept += char;
-    used += w;
-  }
-  return kept + "\u2026";
-}
-
-/** Segments cut to `width` columns, ending with "…" where they were cut. */
-function cutToWidth(segments: Segment[], width: number): Segment[] {
-  if (segmentsWidth(segments) <= width) return segments;
-  const out: Segment[] = [];
-  let room = width;
-  for (const [codes, text] of segments) {
-    const w = textWidth(text);
-    if (w >= room) {
-      out.push([codes, cutText(text, room, true)]);
-      break;
-    }
-    out.push([codes, text]);
-    room -= w;
-  }
-  return out;
 }
 
 function formatDuration(seconds: number): string {
@@ -409,9 +271,11 @@ export function renderHelp(options: ViewOptions): string[] {
   return [style("1", "commands:"), ...CHAT_HELP.map((entry) => `  ${entry}`)];
 }
 
-type Style = (codes: string, text: string) => string;
+/** Puts text in a style given as SGR codes (e.g. "1;31"), or leaves it plain. */
+export type Style = (codes: string, text: string) => string;
 
-function styler(colors: boolean): Style {
+/** The {@linkcode Style} for colours on (ANSI SGR sequences) or off (text unchanged). */
+export function styler(colors: boolean): Style {
   return colors ? (codes, text) => `\x1b[${codes}m${text}\x1b[0m` : (_codes, text) => text;
 }
 

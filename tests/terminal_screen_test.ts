@@ -1,6 +1,6 @@
 import { deepStrictEqual as eql, equal, ok, rejects } from "node:assert/strict";
 import { LineEditor, parseKeys } from "../lib/line_editor.ts";
-import { colorEnabled, TerminalScreen } from "../lib/tty.ts";
+import { TerminalScreen } from "../lib/terminal_screen.ts";
 
 const CLEAR = "\r\x1b[2K";
 
@@ -37,20 +37,6 @@ function setup(prompt = "bob> ") {
 
 /** Moves up `rows` status rows from the prompt row and clears to the end of the screen. */
 const up = (rows: number) => `\r\x1b[${rows}A\x1b[J`;
-
-Deno.test("`colorEnabled()` follows NO_COLOR, TERM=dumb and whether stdout is a terminal", () => {
-  const env = (vars: Record<string, string>) => (name: string) => vars[name];
-  const cases: [string, boolean, Record<string, string>, boolean][] = [
-    ["a terminal", true, { TERM: "xterm-256color" }, true],
-    ["not a terminal", false, { TERM: "xterm-256color" }, false],
-    ["NO_COLOR=1", true, { NO_COLOR: "1" }, false],
-    ["NO_COLOR empty counts as unset", true, { NO_COLOR: "" }, true],
-    ["TERM=dumb", true, { TERM: "dumb" }, false],
-  ];
-  for (const [name, isTerminal, vars, expected] of cases) {
-    equal(colorEnabled({ isTerminal, env: env(vars) }), expected, name);
-  }
-});
 
 Deno.test("`TerminalScreen` draws the prompt, prints above it and restores the terminal", async () => {
   const { output, raw, screen, type } = setup();

@@ -1,6 +1,6 @@
-import { rejects, strictEqual } from "node:assert/strict";
+import { equal, rejects, strictEqual } from "node:assert/strict";
 import { SecurechatError } from "../lib/errors.ts";
-import { MAX_SECRET_LENGTH, type Reader, readSecretLine } from "../lib/tty.ts";
+import { colorEnabled, MAX_SECRET_LENGTH, type Reader, readSecretLine } from "../lib/tty.ts";
 
 /** A reader that hands out `chunks` one per read (split when too big), then end of input. */
 function scripted(...chunks: (string | number[])[]): Reader {
@@ -59,4 +59,18 @@ Deno.test("`readSecretLine()` refuses a line longer than MAX_SECRET_LENGTH", asy
     readSecretLine(scripted("x".repeat(MAX_SECRET_LENGTH), "x\r")),
     (error: unknown) => (error as SecurechatError).code === "secret_too_long",
   );
+});
+
+Deno.test("`colorEnabled()` follows NO_COLOR, TERM=dumb and whether stdout is a terminal", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const cases: [string, boolean, Record<string, string>, boolean][] = [
+    ["a terminal", true, { TERM: "xterm-256color" }, true],
+    ["not a terminal", false, { TERM: "xterm-256color" }, false],
+    ["NO_COLOR=1", true, { NO_COLOR: "1" }, false],
+    ["NO_COLOR empty counts as unset", true, { NO_COLOR: "" }, true],
+    ["TERM=dumb", true, { TERM: "dumb" }, false],
+  ];
+  for (const [name, isTerminal, vars, expected] of cases) {
+    equal(colorEnabled({ isTerminal, env: env(vars) }), expected, name);
+  }
 });
