@@ -1,5 +1,6 @@
 /**
- * The async driver: runs `handshake.ts` over a `Deno.Conn` under a deadline, asks the caller to
+ * The async driver: runs the handshake machines (`handshake_initiator.ts`,
+ * `handshake_responder.ts`) over a `Deno.Conn` under a deadline, asks the caller to
  * decide trust between steps, and turns the finished handshake into a `SecureConnection`
  * (lib/secure_connection.ts) that sends and receives application data through `record.ts`.
  *

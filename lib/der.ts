@@ -11,7 +11,7 @@
  * the network) or a file error (bytes from disk).
  *
  * It does not know any ASN.1 module: callers walk the structure by hand, which keeps each
- * accepted shape visible where it is used (lib/pkcs8.ts, lib/identity.ts).
+ * accepted shape visible where it is used (lib/pkcs8.ts, lib/spki.ts).
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * The magic prefix and length-prefixed frames, with a buffered reader that checks every length
  * against the cap of its frame type before allocating anything for the body.
  *
- * It does not know what frames mean: handshake.ts and record.ts interpret them.
+ * It does not know what frames mean: the handshake modules and the record layer interpret them.
  *
  * Mirrors: docs/PROTOCOL.md section 3.
  *

@@ -25,6 +25,7 @@ import { decodeTransfer, isTransferType, TRANSFER_MESSAGE } from "../../lib/tran
 import { Prng } from "../_helpers/prng.ts";
 import { identities, join, type TestMember } from "../_helpers/room.ts";
 import { fuzzCount, fuzzSeed, hex, iterationFailure, mutateMany, summary } from "./_fuzz.ts";
+import { NO_RECIPIENT } from "../../lib/room_roster.ts";
 
 const [relayIdentity, aliceIdentity, bobIdentity, ...attackers] = await identities(6) as [
   Identity,
@@ -75,8 +76,6 @@ function messages(events: ChatEvent[]) {
     e.type === "message" && !e.from.self
   );
 }
-
-const NO_RECIPIENT = new Uint8Array(32);
 
 /** A chat text longer than 4096 bytes: the encoders refuse it, so it is written by hand (13.2). */
 function oversizedChat(author: Uint8Array, counter: bigint, length: number): Uint8Array {
