@@ -14,12 +14,9 @@ import { addKnownHost, canonicalHostPort, checkKnownHost } from "../known_hosts.
 import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
-import { joinRoom } from "../room_member.ts";
-import { collectFiles } from "../transfer_outgoing.ts";
 import { parseFingerprint } from "../trust_file.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-import { DIAL_FLAGS } from "./flags.ts";
-import { DEFAULT_PORT } from "./listen.ts";
+import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
 import { followTransfer, sizeFlag } from "./transfer_cli.ts";
 import {
@@ -97,7 +94,9 @@ export async function run(args: string[]): Promise<number> {
   const name = nameFlag(parsed);
   const sendPath = stringFlag(parsed, "send");
   // Check the path before dialing: a typo should not cost a handshake.
-  if (sendPath !== undefined) await collectFiles(sendPath);
+  if (sendPath !== undefined) {
+    await (await import("../transfer_outgoing.ts")).collectFiles(sendPath);
+  }
   const acceptDir = await folderFlag(parsed, "accept-files");
   const maxFileSize = sizeFlag(parsed, "max-file-size");
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
@@ -161,6 +160,8 @@ export async function run(args: string[]): Promise<number> {
     status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
     return 0;
   }
+  // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
+  const { joinRoom } = await import("../room_member.ts");
   const session = await joinRoom(secure, {
     identity,
     ...(acceptDir === undefined ? {} : { receiveDir: acceptDir, autoAccept: true }),

@@ -9,6 +9,9 @@
 
 import type { FlagSpec } from "./args.ts";
 
+/** Default port, as the two-party chat we grew from used. */
+export const DEFAULT_PORT = 65432;
+
 /** Flags both `listen` and `dial` take. */
 export const SESSION_FLAGS: Record<string, FlagSpec> = {
   identity: { type: "string", short: "i" },

@@ -21,7 +21,7 @@ import { RoomHub } from "../room.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room_limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
-import { LISTEN_FLAGS } from "./flags.ts";
+import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
 import { followTransfer, type ProgressLine, sizeFlag } from "./transfer_cli.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
@@ -39,9 +39,6 @@ import {
   suitesFlag,
 } from "./session.ts";
 import { USAGE } from "./usage.ts";
-
-/** Default port, as the two-party chat we grew from used. */
-export const DEFAULT_PORT = 65432;
 
 /** Handshakes in progress at once before new connections are dropped unseen. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;

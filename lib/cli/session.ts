@@ -7,7 +7,6 @@
  */
 
 import type { ChatSession } from "../chat_events.ts";
-import { runJsonChat, runTerminalChat } from "../chat_terminal.ts";
 import { UsageError } from "../errors.ts";
 import type { VerifiedPeer } from "../handshake.ts";
 import { commentProblem, type Identity } from "../identity.ts";
@@ -153,6 +152,8 @@ export function progressLine(parsed: ParsedArgs): ProgressLine | undefined {
  * @returns the exit code: 0, or the code of the error that ended the session
  */
 export async function runChatUi(session: ChatSession, mode: "terminal" | "json"): Promise<number> {
+  // Loaded here, not at start-up: pipe mode needs no chat UI.
+  const { runJsonChat, runTerminalChat } = await import("../chat_terminal.ts");
   if (mode === "terminal") {
     await runTerminalChat(session, {
       input: Deno.stdin,
