@@ -68,20 +68,33 @@ function shortText(text: string, max: number): Uint8Array {
   return bytes;
 }
 
+/** Section 13.1: names are 1 to 64 bytes (the relay never hands out an empty one). */
+function encodeName(name: string): Uint8Array {
+  const bytes = shortText(name, MAX_ROOM_NAME_BYTES);
+  if (bytes.length === 0) throw new RangeError("a name must not be empty");
+  return bytes;
+}
+
+function readName(r: FieldReader): string {
+  const length = r.u8("name_length");
+  if (length === 0) r.fail("empty name");
+  return r.text(length, MAX_ROOM_NAME_BYTES, "name");
+}
+
 /** Encodes a Welcome. */
 export function encodeWelcome(roomId: Uint8Array, name: string): Uint8Array {
-  const nameBytes = shortText(name, MAX_ROOM_NAME_BYTES);
-  return concat(u8(ROOM_MESSAGE.welcome), roomId, u8(nameBytes.length), nameBytes);
+  const encoded = encodeName(name);
+  return concat(u8(ROOM_MESSAGE.welcome), roomId, u8(encoded.length), encoded);
 }
 
 /** Encodes a Joined. */
 export function encodeJoined(flags: number, name: string, spki: Uint8Array): Uint8Array {
-  const nameBytes = shortText(name, MAX_ROOM_NAME_BYTES);
+  const encoded = encodeName(name);
   return concat(
     u8(ROOM_MESSAGE.joined),
     u8(flags),
-    u8(nameBytes.length),
-    nameBytes,
+    u8(encoded.length),
+    encoded,
     u16(spki.length),
     spki,
   );
@@ -161,12 +174,12 @@ export function decodeRoomMessage(
   switch (type) {
     case ROOM_MESSAGE.welcome: {
       const roomId = r.take(ROOM_ID_LENGTH, "room_id");
-      message = { type: "welcome", roomId, name: r.text(r.u8("name_length"), 64, "name") };
+      message = { type: "welcome", roomId, name: readName(r) };
       break;
     }
     case ROOM_MESSAGE.joined: {
       const flags = r.u8("flags");
-      const name = r.text(r.u8("name_length"), MAX_ROOM_NAME_BYTES, "name");
+      const name = readName(r);
       const spki = r.take(r.u16("spki_length"), "spki");
       message = { type: "joined", flags, name, spki };
       break;

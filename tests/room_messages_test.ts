@@ -289,9 +289,11 @@ Deno.test("authorOf() and fingerprintOfAuthor() convert between fingerprints and
 
 // --- encoders refuse what does not fit ---
 
-Deno.test("encoders refuse oversized names, reasons, notices and texts with RangeError", async () => {
+Deno.test("encoders refuse empty or oversized names, and oversized reasons, notices and texts, with RangeError", async () => {
   throws(() => encodeWelcome(ROOM, "n".repeat(MAX_ROOM_NAME_BYTES + 1)), RangeError);
   throws(() => encodeJoined(0, "é".repeat(33), bob.spki), RangeError);
+  throws(() => encodeWelcome(ROOM, ""), RangeError, "names are 1 to 64 bytes");
+  throws(() => encodeJoined(0, "", bob.spki), RangeError);
   throws(() => encodeLeft(AUTHOR, "r".repeat(256)), RangeError);
   throws(() => encodeNotice(1, "t".repeat(MAX_NOTICE_BYTES + 1)), RangeError);
   const chat = await signed();
@@ -453,13 +455,9 @@ Deno.test("decodeRoomMessage() copies its fields out of the input", () => {
   deepStrictEqual(decoded.message.signature, new Uint8Array(64).fill(0x5a));
 });
 
-// Ignored: PROTOCOL.md 13.1 says "Names are 1 to 64 bytes", but decodeRoomMessage() accepts a
-// zero-length name in a Welcome and a Joined (it checks only the upper bound). Left for the lead
-// to decide whether the decoder or the spec changes; this test is the expectation if it is the
-// decoder.
+// Regression: the decoder checked only the upper bound and accepted a zero-length name.
 Deno.test({
   name: "decodeRoomMessage() rejects an empty name in a Welcome or a Joined (13.1: 1 to 64 bytes)",
-  ignore: true,
   fn() {
     throws(
       () => decodeRoomMessage(Uint8Array.from(welcomeBytes(ROOM, new Uint8Array(0)))),

@@ -457,8 +457,8 @@ export function boundaryTable(): Boundary[] {
       valid,
     );
   }
-  // 13.1 names 1..64 (the decoder allows 0: the relay names members), notices <= 512, texts 1..4096.
-  for (const [n, valid] of [[0, true], [64, true], [65, false]] as const) {
+  // 13.1 names 1..64, notices <= 512, texts 1..4096.
+  for (const [n, valid] of [[0, false], [1, true], [64, true], [65, false]] as const) {
     const name = new Uint8Array(n).fill(0x62);
     row(`Welcome name ${n}`, room, new Layout().int(1, 1).bytes(roomId).sized(1, name, 255), valid);
     row(
