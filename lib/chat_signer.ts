@@ -46,7 +46,8 @@ export class ChatSigner {
       counter: this.#counter,
       timestamp: this.#now(),
       kind,
-      recipient: recipient ? authorOf(recipient) : NO_RECIPIENT,
+      // A fresh array: the shared constant must stay all zero whatever callers do with this one.
+      recipient: recipient ? authorOf(recipient) : NO_RECIPIENT.slice(),
       text,
     });
   }

@@ -182,3 +182,11 @@ Deno.test("ChatSigner.sign() refuses a text over 4096 bytes", async () => {
   const fits = await signer.sign(CHAT_KIND.text, "x".repeat(MAX_TEXT_BYTES));
   strictEqual(await verifyChat(alice, ROOM, fits), true);
 });
+
+Deno.test("ChatSigner.sign() hands out its own all-zero recipient, never the shared NO_RECIPIENT", async () => {
+  const signer = new ChatSigner(alice, ROOM, clock(T0).now);
+  const chat = await signer.sign(CHAT_KIND.text, "hello");
+  deepStrictEqual(chat.recipient, new Uint8Array(32));
+  chat.recipient.fill(0xff); // what a careless caller might do
+  deepStrictEqual(NO_RECIPIENT, new Uint8Array(32), "the constant every roster compares with");
+});
