@@ -106,15 +106,19 @@ Deno.test("Aes256Gcm seal() and open() have copied their inputs when the call re
   eql(await opening, plaintext);
 });
 
-Deno.test("Aes256Gcm's synchronous path for small inputs gives WebCrypto's bytes on both sides of the limit, and fails closed", async () => {
-  const viaWebCrypto = await Aes256Gcm.create(KEY);
+/** A key on the synchronous small-input path; keys created afterwards are on WebCrypto again. */
+async function createSynchronous(key: Uint8Array): Promise<Aes256Gcm> {
   await useSynchronousCipherForSmallInputs(true);
-  let synchronous: Aes256Gcm;
   try {
-    synchronous = await Aes256Gcm.create(KEY);
+    return await Aes256Gcm.create(key);
   } finally {
     await useSynchronousCipherForSmallInputs(false);
   }
+}
+
+Deno.test("Aes256Gcm's synchronous path for small inputs gives WebCrypto's bytes on both sides of the limit, and fails closed", async () => {
+  const viaWebCrypto = await Aes256Gcm.create(KEY);
+  const synchronous = await createSynchronous(KEY);
   strictEqual(viaWebCrypto.synchronousInputLimit, 0);
   strictEqual(synchronous.synchronousInputLimit, SMALL_INPUT_LIMIT);
   strictEqual((await Aes256Gcm.create(KEY)).synchronousInputLimit, 0, "switched back");
@@ -137,13 +141,7 @@ Deno.test("Aes256Gcm's synchronous path for small inputs gives WebCrypto's bytes
 });
 
 Deno.test("Aes256Gcm's synchronous path reads its inputs at the call, so the caller may reuse them at once", async () => {
-  await useSynchronousCipherForSmallInputs(true);
-  let aead: Aes256Gcm;
-  try {
-    aead = await Aes256Gcm.create(KEY);
-  } finally {
-    await useSynchronousCipherForSmallInputs(false);
-  }
+  const aead = await createSynchronous(KEY);
   const buffer = pattern(100);
   const sealing = aead.seal(NONCE, buffer, AAD);
   buffer.fill(0);
