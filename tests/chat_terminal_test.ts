@@ -6,11 +6,9 @@ import {
   type MemberInfo,
 } from "../lib/chat_events.ts";
 import { MAX_JSON_INPUT_LINE, runJsonChat, runTerminalChat } from "../lib/chat_terminal.ts";
+import type { TransferEvent } from "../lib/chat_view.ts";
 import { SecurechatError } from "../lib/errors.ts";
-
-const TIME = Date.UTC(2024, 0, 2, 9, 5);
-const alice: MemberInfo = { name: "alice", fingerprint: "SHA256:aaa", self: true };
-const bob: MemberInfo = { name: "bob", fingerprint: "SHA256:bbb", host: true };
+import { alice, bob, carol, KIB, MIB, sendingTransfer, TIME } from "./_helpers/chat_fixtures.ts";
 
 /**
  * A test double of our own ChatSession interface (not of the network or the crypto): it records
@@ -146,26 +144,9 @@ function startTerminal(session = new FakeSession(), columns = 80) {
 const CLEAR = "\r\x1b[2K";
 /** Back to the first of `rows` status rows above the prompt row, and clear to the end. */
 const up = (rows: number) => `\r\x1b[${rows}A\x1b[J`;
-const KIB = 1024;
-const MIB = 1024 * KIB;
-
 /** A `transfer` event of "a.bin" (4 MiB) to bob, sending, without rate and ETA yet. */
-function transfer(
-  bytes: number,
-  extra: Partial<ChatEvent & { type: "transfer" }> = {},
-): ChatEvent & { type: "transfer" } {
-  return {
-    type: "transfer",
-    time: TIME,
-    id: "a1b2c3d4",
-    direction: "send",
-    peer: bob,
-    name: "a.bin",
-    state: "sending",
-    bytes,
-    total: 4 * MIB,
-    ...extra,
-  };
+function transfer(bytes: number, extra: Partial<TransferEvent> = {}): TransferEvent {
+  return sendingTransfer("a.bin", bytes, extra);
 }
 
 /** The write at index `from`, once it lands. */
@@ -467,7 +448,6 @@ Deno.test("`runTerminalChat()` shows transfer progress on a status line above th
 Deno.test("`runTerminalChat()` shows at most 3 transfers in the status area, then +N more", async () => {
   const { session, keys, output, done } = startTerminal();
   await until(() => output.text.includes("alice> "), "the prompt");
-  const carol: MemberInfo = { name: "carol", fingerprint: "SHA256:ccc" };
   // The same short id from two peers is two transfers.
   const events = [
     transfer(0, { id: "x", name: "1.bin" }),

@@ -10,14 +10,8 @@ import {
   type TransferEvent,
   VERIFIED_MARK,
 } from "../lib/chat_view.ts";
+import { alice, bob, carol, MIB, SGR, TIME, transferWithRate } from "./_helpers/chat_fixtures.ts";
 
-const alice: MemberInfo = { name: "alice", fingerprint: "SHA256:aaa", self: true };
-const bob: MemberInfo = { name: "bob", fingerprint: "SHA256:bbb", host: true };
-const carol: MemberInfo = { name: "carol", fingerprint: "SHA256:ccc" };
-/** 2024-01-02 09:05 UTC. */
-const TIME = Date.UTC(2024, 0, 2, 9, 5);
-// deno-lint-ignore no-control-regex
-const SGR = /\x1b\[[0-9;]*m/g;
 const plain = { colors: false, timeZone: "UTC" };
 const colored = { colors: true, timeZone: "UTC" };
 
@@ -246,30 +240,6 @@ Deno.test("`renderHelp()` lists CHAT_HELP under a heading", () => {
   eql(renderHelp(colored)[0], "\x1b[1mcommands:\x1b[0m");
 });
 
-function transfer(
-  name: string,
-  bytes: number,
-  extra: Partial<TransferEvent> = {},
-): TransferEvent {
-  return {
-    type: "transfer",
-    time: TIME,
-    id: "a1b2c3d4",
-    direction: "send",
-    peer: bob,
-    name,
-    state: "sending",
-    bytes,
-    total: 4 * MIB,
-    rate: 800 * KIB,
-    eta: 3,
-    ...extra,
-  };
-}
-
-const KIB = 1024;
-const MIB = 1024 * KIB;
-
 Deno.test("`renderEvent()` prints offers and every transfer state on lines of their own", () => {
   const offer: ChatEvent = {
     type: "offer",
@@ -287,22 +257,26 @@ Deno.test("`renderEvent()` prints offers and every transfer state on lines of th
   const cases: [string, TransferEvent, string][] = [
     [
       "waiting",
-      transfer("a.bin", 0, { state: "waiting" }),
+      transferWithRate("a.bin", 0, { state: "waiting" }),
       '09:05 -- "a.bin" to bob: waiting for them to accept (4.0 MiB)',
     ],
     [
       "sending",
-      transfer("a.bin", 1.5 * MIB),
+      transferWithRate("a.bin", 1.5 * MIB),
       '09:05 -- "a.bin" to bob: [########............] 37% 1.5 MiB of 4.0 MiB 800.0 KiB/s ETA 0:03',
     ],
     [
       "done",
-      transfer("a.bin", 4 * MIB, { direction: "receive", state: "done", path: "/in/a.bin" }),
+      transferWithRate("a.bin", 4 * MIB, {
+        direction: "receive",
+        state: "done",
+        path: "/in/a.bin",
+      }),
       '09:05 -- "a.bin" from bob: done, 4.0 MiB verified saved to /in/a.bin',
     ],
     [
       "cancelled",
-      transfer("a.bin", MIB, { state: "cancelled", reason: "cancelled by the other side" }),
+      transferWithRate("a.bin", MIB, { state: "cancelled", reason: "cancelled by the other side" }),
       '09:05 -- "a.bin" to bob: cancelled: cancelled by the other side',
     ],
   ];

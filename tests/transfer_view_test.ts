@@ -1,39 +1,7 @@
 import { deepStrictEqual as eql, equal, ok } from "node:assert/strict";
-import type { MemberInfo } from "../lib/chat_events.ts";
-import type { TransferEvent } from "../lib/chat_view.ts";
 import { charWidth } from "../lib/line_editor.ts";
 import { MAX_STATUS_TRANSFERS, renderTransferStatus } from "../lib/transfer_view.ts";
-
-const bob: MemberInfo = { name: "bob", fingerprint: "SHA256:bbb", host: true };
-const carol: MemberInfo = { name: "carol", fingerprint: "SHA256:ccc" };
-/** 2024-01-02 09:05 UTC. */
-const TIME = Date.UTC(2024, 0, 2, 9, 5);
-// deno-lint-ignore no-control-regex
-const SGR = /\x1b\[[0-9;]*m/g;
-
-function transfer(
-  name: string,
-  bytes: number,
-  extra: Partial<TransferEvent> = {},
-): TransferEvent {
-  return {
-    type: "transfer",
-    time: TIME,
-    id: "a1b2c3d4",
-    direction: "send",
-    peer: bob,
-    name,
-    state: "sending",
-    bytes,
-    total: 4 * MIB,
-    rate: 800 * KIB,
-    eta: 3,
-    ...extra,
-  };
-}
-
-const KIB = 1024;
-const MIB = 1024 * KIB;
+import { carol, MIB, SGR, transferWithRate } from "./_helpers/chat_fixtures.ts";
 
 /** Display width of a rendered line: SGR codes take no columns. */
 function columnsOf(line: string): number {
@@ -41,8 +9,8 @@ function columnsOf(line: string): number {
 }
 
 Deno.test("`renderTransferStatus()` renders one line per transfer: direction, name, peer, bar, percent, bytes, rate, ETA", () => {
-  const send = transfer("a.bin", 1.5 * MIB);
-  const receive = transfer("b.txt", 0, {
+  const send = transferWithRate("a.bin", 1.5 * MIB);
+  const receive = transferWithRate("b.txt", 0, {
     id: "e5f6",
     direction: "receive",
     state: "receiving",
@@ -62,7 +30,7 @@ Deno.test("`renderTransferStatus()` renders one line per transfer: direction, na
 });
 
 Deno.test("`renderTransferStatus()` cuts the name first to fit the width, then the bar, ETA, rate and bytes", () => {
-  const event = transfer("holiday-photos-2024.tar", 1.5 * MIB);
+  const event = transferWithRate("holiday-photos-2024.tar", 1.5 * MIB);
   const line = (columns: number) => renderTransferStatus([event], { colors: false, columns })[0];
   const cases: [number, string][] = [
     [
@@ -91,7 +59,7 @@ Deno.test("`renderTransferStatus()` cuts the name first to fit the width, then t
 });
 
 Deno.test("`renderTransferStatus()` measures wide characters and colours, and sanitizes names", () => {
-  const wide = transfer("中文文件名字很长的文件.pdf", MIB, {
+  const wide = transferWithRate("中文文件名字很长的文件.pdf", MIB, {
     peer: { name: "x".repeat(40) + "\x1b[2J", fingerprint: "f" },
   });
   for (const colors of [false, true]) {
@@ -109,13 +77,16 @@ Deno.test("`renderTransferStatus()` measures wide characters and colours, and sa
     "a wide name is cut by columns (to 11 here: 12 would split a character), the peer's at 16",
   );
   equal(
-    renderTransferStatus([transfer("a\x1b]0;x\x07\nb", 0)], { colors: false, columns: 80 })[0],
+    renderTransferStatus([transferWithRate("a\x1b]0;x\x07\nb", 0)], {
+      colors: false,
+      columns: 80,
+    })[0],
     '"a]0;x b" to bob: [....................] 0% 0 B of 4.0 MiB 800.0 KiB/s ETA 0:03',
   );
 });
 
 Deno.test("`renderTransferStatus()` shows at most MAX_STATUS_TRANSFERS lines, then +N more", () => {
-  const events = ["a", "b", "c", "d", "e"].map((name) => transfer(name, 0, { id: name }));
+  const events = ["a", "b", "c", "d", "e"].map((name) => transferWithRate(name, 0, { id: name }));
   const lines = renderTransferStatus(events, { colors: false, columns: 80 });
   equal(MAX_STATUS_TRANSFERS, 3);
   equal(lines.length, 4);
