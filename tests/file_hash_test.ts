@@ -8,18 +8,7 @@ import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/st
 import { sha256 } from "../lib/bytes.ts";
 import { CHUNK_SIZE, hashFile, prefixMatches } from "../lib/file_hash.ts";
 import { joinPath } from "../lib/paths.ts";
-import { seededRandom } from "./_helpers/files.ts";
-
-/** A temporary folder, removed with everything in it when the test leaves its scope. */
-async function tempDir(prefix = "securechat_file_hash_test_") {
-  const path = await Deno.makeTempDir({ prefix });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
+import { seededRandom, tempDir } from "./_helpers/files.ts";
 
 function randomBytes(length: number, seed: number): Uint8Array {
   const next = seededRandom(seed);

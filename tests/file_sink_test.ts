@@ -13,19 +13,9 @@ import { CHUNK_SIZE, prefixMatches } from "../lib/file_hash.ts";
 import { FileSink, prefixProof } from "../lib/file_sink.ts";
 import { partPath } from "../lib/free_name.ts";
 import { exists, joinPath } from "../lib/paths.ts";
+import { tempDir } from "./_helpers/files.ts";
 
 const POSIX = Deno.build.os !== "windows";
-
-/** A temporary folder, removed with everything in it when the test leaves its scope. */
-async function tempDir(prefix = "securechat_file_sink_test_") {
-  const path = await Deno.makeTempDir({ prefix });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
 
 /** Sorted entry names of a folder. */
 async function names(dir: string): Promise<string[]> {

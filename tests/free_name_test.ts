@@ -9,19 +9,9 @@ import { SecurechatError } from "../lib/errors.ts";
 import { freeName, MAX_FREE_NAME_TRIES, partPath } from "../lib/free_name.ts";
 import { joinPath } from "../lib/paths.ts";
 import { isCode } from "./_helpers/assert_error.ts";
+import { tempDir } from "./_helpers/files.ts";
 
 const POSIX = Deno.build.os !== "windows";
-
-/** A temporary folder, removed with everything in it when the test leaves its scope. */
-async function tempDir(prefix = "securechat_free_name_test_") {
-  const path = await Deno.makeTempDir({ prefix });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
 
 Deno.test("partPath() appends .part", () => {
   strictEqual(partPath("/x/report.pdf"), "/x/report.pdf.part");

@@ -1,34 +1,19 @@
 import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
-import { utf8 } from "../lib/bytes.ts";
 import { DerReader } from "../lib/der.ts";
 import { SecurechatError } from "../lib/errors.ts";
-import {
-  generateIdentity,
-  type Identity,
-  signTranscript,
-  verifyTranscript,
-} from "../lib/identity.ts";
+import { signTranscript, verifyTranscript } from "../lib/identity.ts";
 import { loadIdentity, loadPublicIdentityFile, writeIdentity } from "../lib/identity_file.ts";
-import { HAS_OPENSSL, NEEDS_OPENSSL, openssl, opensslFingerprint } from "./_helpers/openssl.ts";
+import { withTempDir } from "./_helpers/files.ts";
+import { MESSAGE, testKeys } from "./_helpers/identity_keys.ts";
+import {
+  HAS_OPENSSL,
+  NEEDS_OPENSSL,
+  openssl,
+  opensslFingerprint,
+  PKCS8_PBES2_ARGS,
+} from "./_helpers/openssl.ts";
 
 const POSIX = Deno.build.os !== "windows";
-const MESSAGE = utf8("securechat/1 server signature\0transcript hash goes here");
-
-// One key of each type for the whole file: RSA 3072 keygen costs about a second.
-const keys: Promise<Record<"rsa-pss" | "ed25519", { identity: Identity; pkcs8: Uint8Array }>> =
-  (async () => ({
-    "rsa-pss": await generateIdentity({ type: "rsa-pss", comment: "alice@laptop" }),
-    "ed25519": await generateIdentity({ type: "ed25519", comment: "bob" }),
-  }))();
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-identity-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function hasCode(code: string, message?: string) {
   return (error: unknown) => {
@@ -43,7 +28,7 @@ const noPassphrase = () => Promise.reject(new Error("the passphrase must not be 
 
 Deno.test("`writeIdentity()` and `loadIdentity()` round-trip plain and encrypted keys", async () => {
   await withTempDir(async (dir) => {
-    for (const { identity, pkcs8 } of Object.values(await keys)) {
+    for (const { identity, pkcs8 } of Object.values(await testKeys)) {
       const plain = `${dir}/${identity.type}-plain`;
       const sealed = `${dir}/${identity.type}-sealed`;
       await writeIdentity(plain, pkcs8, identity, { force: false });
@@ -71,7 +56,7 @@ Deno.test({
   ignore: !POSIX,
   fn: () =>
     withTempDir(async (dir) => {
-      const { identity, pkcs8 } = (await keys).ed25519;
+      const { identity, pkcs8 } = (await testKeys).ed25519;
       const path = `${dir}/new/home/id`;
       await writeIdentity(path, pkcs8, identity, { force: false });
       strictEqual((await Deno.stat(path)).mode! & 0o777, 0o600);
@@ -84,7 +69,7 @@ Deno.test({
 
 Deno.test("`writeIdentity()` refuses to replace either file without force", async () => {
   await withTempDir(async (dir) => {
-    const { ed25519, "rsa-pss": rsa } = await keys;
+    const { ed25519, "rsa-pss": rsa } = await testKeys;
     const path = `${dir}/id`;
     await writeIdentity(path, ed25519.pkcs8, ed25519.identity, { force: false });
     await rejects(
@@ -109,7 +94,7 @@ Deno.test({
   ignore: !POSIX,
   fn: () =>
     withTempDir(async (dir) => {
-      const { identity, pkcs8 } = (await keys).ed25519;
+      const { identity, pkcs8 } = (await testKeys).ed25519;
       const path = `${dir}/id`;
       await writeIdentity(path, pkcs8, identity, { force: false });
       for (const mode of [0o644, 0o640, 0o604]) {
@@ -143,7 +128,7 @@ Deno.test("`loadIdentity()` reports a missing file as no_identity with a keygen 
 
 Deno.test("`loadIdentity()` says bad_passphrase, naming the file, for a wrong passphrase", async () => {
   await withTempDir(async (dir) => {
-    const { identity, pkcs8 } = (await keys).ed25519;
+    const { identity, pkcs8 } = (await testKeys).ed25519;
     const path = `${dir}/id`;
     await writeIdentity(path, pkcs8, identity, { force: false, passphrase: "right" });
     await rejects(
@@ -158,7 +143,7 @@ Deno.test("`loadIdentity()` says bad_passphrase, naming the file, for a wrong pa
 
 Deno.test("`loadIdentity()` refuses public keys, other PEM labels and broken files", async () => {
   await withTempDir(async (dir) => {
-    const { identity, pkcs8 } = (await keys).ed25519;
+    const { identity, pkcs8 } = (await testKeys).ed25519;
     await writeIdentity(`${dir}/id`, pkcs8, identity, { force: false });
     const write = async (name: string, text: string) => {
       await Deno.writeTextFile(`${dir}/${name}`, text, { mode: 0o600 });
@@ -193,7 +178,7 @@ Deno.test("`loadIdentity()` refuses public keys, other PEM labels and broken fil
 
 Deno.test("`loadPublicIdentityFile()` reads .pub files and derives the public part of private keys", async () => {
   await withTempDir(async (dir) => {
-    for (const { identity, pkcs8 } of Object.values(await keys)) {
+    for (const { identity, pkcs8 } of Object.values(await testKeys)) {
       const path = `${dir}/${identity.type}`;
       await writeIdentity(path, pkcs8, identity, { force: false, passphrase: "pw" });
       const fromPub = await loadPublicIdentityFile(`${path}.pub`);
@@ -215,7 +200,7 @@ Deno.test({
   ignore: !HAS_OPENSSL,
   fn: () =>
     withTempDir(async (dir) => {
-      for (const { identity, pkcs8 } of Object.values(await keys)) {
+      for (const { identity, pkcs8 } of Object.values(await testKeys)) {
         const path = `${dir}/${identity.type}`;
         await writeIdentity(path, pkcs8, identity, { force: false, passphrase: "pass word" });
         await openssl(["pkey", "-in", path, "-passin", "pass:pass word", "-noout"]);
@@ -240,12 +225,7 @@ Deno.test({
         const path = `${dir}/${name}`;
         await openssl(["genpkey", ...args, "-out", path]);
         await openssl([
-          "pkcs8",
-          "-topk8",
-          "-v2",
-          "aes-256-cbc",
-          "-v2prf",
-          "hmacWithSHA256",
+          ...PKCS8_PBES2_ARGS,
           "-in",
           path,
           "-passout",

@@ -1,38 +1,22 @@
 import { deepStrictEqual as eql, ok, rejects, strictEqual } from "node:assert/strict";
-import { fromBase64, own, utf8 } from "../lib/bytes.ts";
+import { fromBase64, own } from "../lib/bytes.ts";
 import {
   fingerprintOf,
   generateIdentity,
-  type Identity,
   signTranscript,
   verifyTranscript,
 } from "../lib/identity.ts";
 import { writeIdentity } from "../lib/identity_file.ts";
+import { withTempDir } from "./_helpers/files.ts";
+import { MESSAGE, testKeys } from "./_helpers/identity_keys.ts";
 import { HAS_OPENSSL, NEEDS_OPENSSL, openssl, opensslFingerprint } from "./_helpers/openssl.ts";
 
-const MESSAGE = utf8("securechat/1 server signature\0transcript hash goes here");
 const ED25519_RFC8410_SPKI = fromBase64(
   "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=",
 );
 
-// One key of each type for the whole file: RSA 3072 keygen costs about a second.
-const keys: Promise<Record<"rsa-pss" | "ed25519", { identity: Identity; pkcs8: Uint8Array }>> =
-  (async () => ({
-    "rsa-pss": await generateIdentity({ type: "rsa-pss", comment: "alice@laptop" }),
-    "ed25519": await generateIdentity({ type: "ed25519", comment: "bob" }),
-  }))();
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-identity-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("`generateIdentity()` makes RSA-PSS 3072 and Ed25519 keys that sign and verify", async () => {
-  const all = await keys;
+  const all = await testKeys;
   strictEqual(all["rsa-pss"].identity.bits, 3072);
   strictEqual(all.ed25519.identity.bits, undefined);
   for (const { identity } of Object.values(all)) {
@@ -53,7 +37,7 @@ Deno.test("`generateIdentity()` refuses bad sizes, bits for Ed25519 and bad comm
 });
 
 Deno.test("`signTranscript()` signs RSA-PSS with SHA-256 and salt 32, and Ed25519 deterministically", async () => {
-  const { "rsa-pss": rsa, ed25519 } = await keys;
+  const { "rsa-pss": rsa, ed25519 } = await testKeys;
   const signature = await signTranscript(rsa.identity, MESSAGE);
   strictEqual(signature.length, 384);
   const verify = (saltLength: number) =>
@@ -72,7 +56,7 @@ Deno.test("`signTranscript()` signs RSA-PSS with SHA-256 and salt 32, and Ed2551
 });
 
 Deno.test("`verifyTranscript()` returns false, never throws, on altered messages and signatures", async () => {
-  const all = await keys;
+  const all = await testKeys;
   for (const { identity } of Object.values(all)) {
     const signature = await signTranscript(identity, MESSAGE);
     const altered = MESSAGE.slice();
@@ -102,7 +86,7 @@ Deno.test("`fingerprintOf()` matches OpenSSH's format", async () => {
     await fingerprintOf(ED25519_RFC8410_SPKI),
     "SHA256:oekVYFTgT6yJmunydRMs3Ael28TqLCrTof/G4NJTaB8",
   );
-  const { identity } = (await keys)["rsa-pss"];
+  const { identity } = (await testKeys)["rsa-pss"];
   ok(/^SHA256:[A-Za-z0-9+/]{43}$/.test(identity.fingerprint));
   strictEqual(identity.fingerprint, await fingerprintOf(identity.spki));
 });
@@ -113,7 +97,7 @@ Deno.test({
   ignore: !HAS_OPENSSL,
   fn: () =>
     withTempDir(async (dir) => {
-      for (const { identity, pkcs8 } of Object.values(await keys)) {
+      for (const { identity, pkcs8 } of Object.values(await testKeys)) {
         await writeIdentity(`${dir}/${identity.type}`, pkcs8, identity, { force: false });
         strictEqual(await opensslFingerprint(`${dir}/${identity.type}.pub`), identity.fingerprint);
       }
@@ -126,7 +110,7 @@ Deno.test({
   fn: () =>
     withTempDir(async (dir) => {
       await Deno.writeFile(`${dir}/message`, MESSAGE);
-      for (const { identity, pkcs8 } of Object.values(await keys)) {
+      for (const { identity, pkcs8 } of Object.values(await testKeys)) {
         const path = `${dir}/${identity.type}`;
         await writeIdentity(path, pkcs8, identity, { force: false });
         await Deno.writeFile(`${dir}/signature`, await signTranscript(identity, MESSAGE));

@@ -16,7 +16,7 @@ import {
   parsePrivateKeyInfo,
   PBKDF2_ITERATIONS,
 } from "../lib/pkcs8.ts";
-import { HAS_OPENSSL, NEEDS_OPENSSL, openssl } from "./_helpers/openssl.ts";
+import { HAS_OPENSSL, NEEDS_OPENSSL, openssl, PKCS8_PBES2_ARGS } from "./_helpers/openssl.ts";
 
 /** A fresh Ed25519 PrivateKeyInfo from WebCrypto. */
 async function ed25519Pkcs8(): Promise<Uint8Array> {
@@ -174,12 +174,7 @@ Deno.test({
       const plain = await openssl(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER"], pem);
       const sealed = await openssl(
         [
-          "pkcs8",
-          "-topk8",
-          "-v2",
-          "aes-256-cbc",
-          "-v2prf",
-          "hmacWithSHA256",
+          ...PKCS8_PBES2_ARGS,
           "-passout",
           "pass:s3cret",
           "-outform",

@@ -16,6 +16,7 @@ import {
   safeRelativePath,
   sanitizeDisplayName,
 } from "../lib/safe_path.ts";
+import { tempDir } from "./_helpers/files.ts";
 
 const POSIX = Deno.build.os !== "windows";
 
@@ -246,17 +247,6 @@ Deno.test("sanitizeDisplayName() caps names at 200 code points, ending with …"
 
 // ---------------------------------------------------------------------------------------------
 // resolveInside()
-
-/** A temporary folder, removed with everything in it when the test leaves its scope. */
-async function tempDir(prefix = "securechat_safe_path_test_") {
-  const path = await Deno.makeTempDir({ prefix });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true });
-    },
-  };
-}
 
 /** Sorted names of everything below `dir`, as slash paths. */
 async function tree(dir: string, prefix = ""): Promise<string[]> {

@@ -1,5 +1,5 @@
 /**
- * File fixtures for transfer tests: big random files written in 1 MiB chunks and hashed as they
+ * File fixtures: temporary folders, and for transfer tests big random files written in 1 MiB chunks and hashed as they
  * are written (never held whole in memory), trees of small files with nested folders, empty files
  * and non-ASCII names, and streaming SHA-256 of whole files and trees, computed here
  * independently of `lib/` so a test compares against its own digest.
@@ -17,6 +17,25 @@ export const CHUNK = 1024 * 1024;
 
 /** 1 MiB, for readable sizes. */
 export const MiB = 1024 * 1024;
+
+/** A temporary folder, removed with everything in it when the test leaves its scope. */
+export async function tempDir(
+  prefix = "securechat_test_",
+): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  await using dir = await tempDir();
+  await fn(dir.path);
+}
 
 /** Fills `buffer` with random bytes (getRandomValues fills at most 64 KiB per call). */
 function fillRandom(buffer: Uint8Array): void {

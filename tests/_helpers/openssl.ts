@@ -26,6 +26,16 @@ export const HAS_OPENSSL: boolean = await (async () => {
 /** Suffix for the names of tests that need openssl, saying why they were skipped. */
 export const NEEDS_OPENSSL: string = HAS_OPENSSL ? "" : " [ignored: OpenSSL 3 binary not found]";
 
+/** `openssl` arguments that encrypt a key as PKCS#8 PBES2: AES-256-CBC, PBKDF2 with HMAC-SHA256. */
+export const PKCS8_PBES2_ARGS: readonly string[] = [
+  "pkcs8",
+  "-topk8",
+  "-v2",
+  "aes-256-cbc",
+  "-v2prf",
+  "hmacWithSHA256",
+];
+
 /** Runs `openssl args...`, feeding `stdin`; throws with its stderr when it fails. */
 export async function openssl(args: string[], stdin?: Uint8Array): Promise<Uint8Array> {
   const child = new Deno.Command("openssl", {
