@@ -6,7 +6,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { ChatSigner, firstCounter } from "../lib/chat_signer.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
+import type { Identity } from "../lib/identity.ts";
 import {
   authorOf,
   CHAT_KIND,
@@ -16,12 +16,9 @@ import {
   verifyChat,
 } from "../lib/room_messages.ts";
 import { NO_RECIPIENT, Roster } from "../lib/room_roster.ts";
+import { identities } from "./_helpers/room.ts";
 
-const [alice, bob] = await Promise.all(
-  ["alice", "bob"].map((comment) =>
-    generateIdentity({ type: "ed25519", comment }).then((pair) => pair.identity)
-  ),
-) as [Identity, Identity];
+const [alice, bob] = await identities(2) as [Identity, Identity];
 
 const ROOM = new Uint8Array(16).fill(0x42);
 const OTHER_ROOM = new Uint8Array(16).fill(0x43);

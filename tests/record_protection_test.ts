@@ -5,21 +5,9 @@ import { trafficKeys } from "../lib/key_schedule.ts";
 import { CONTENT_TYPE, MAX_RECORD_PLAINTEXT, TAG_LENGTH } from "../lib/record.ts";
 import { RecordProtection } from "../lib/record_protection.ts";
 import { isCode } from "./_helpers/assert_error.ts";
+import { pattern, secret, splitFrame } from "./_helpers/records.ts";
 
 const encoder = new TextEncoder();
-
-/** A fixed traffic secret per name, so each test is reproducible. */
-async function secret(name: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(name)));
-}
-
-function split(frame: Uint8Array): [Uint8Array, Uint8Array] {
-  return [frame.subarray(0, FRAME_HEADER_LENGTH), frame.subarray(FRAME_HEADER_LENGTH)];
-}
-
-function pattern(length: number, seed = 0): Uint8Array {
-  return new Uint8Array(length).map((_, i) => (i * 13 + seed) & 0xff);
-}
 
 /** Sender and receiver protections of one direction under the same secret. */
 async function direction(name = "direction") {
@@ -37,7 +25,7 @@ async function webCryptoOpen(
   nonce: Uint8Array,
   frame: Uint8Array,
 ): Promise<Uint8Array> {
-  const [header, body] = split(frame);
+  const [header, body] = splitFrame(frame);
   const cryptoKey = await crypto.subtle.importKey("raw", Uint8Array.from(key), "AES-GCM", false, [
     "decrypt",
   ]);
@@ -73,7 +61,7 @@ Deno.test("RecordProtection.seal() and open() round-trip every content type and 
     const length = new DataView(frame.buffer, frame.byteOffset).getUint32(1);
     strictEqual(length, 1 + content.length + TAG_LENGTH);
     strictEqual(frame.length, FRAME_HEADER_LENGTH + length);
-    const opened = await receiver.open(...split(frame));
+    const opened = await receiver.open(...splitFrame(frame));
     strictEqual(opened.type, type, `record ${i}`);
     eql(opened.content, content, `record ${i}`);
   }
@@ -112,7 +100,7 @@ Deno.test("RecordProtection.open() rejects a single flipped bit anywhere with ba
       altered[position]! ^= 1 << bit;
       const receiver = await RecordProtection.create(s);
       await rejects(
-        receiver.open(...split(altered)),
+        receiver.open(...splitFrame(altered)),
         isCode(AuthenticationError, "bad_record_mac", "bad_record_mac"),
         `byte ${position} bit ${bit}`,
       );
@@ -125,14 +113,14 @@ Deno.test("RecordProtection.open() reports a replayed record as record_replayed"
   const { sender, receiver } = await direction();
   const first = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("one"));
   const second = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("two"));
-  await receiver.open(...split(first));
+  await receiver.open(...splitFrame(first));
   await rejects(
-    receiver.open(...split(first)),
+    receiver.open(...splitFrame(first)),
     isCode(AuthenticationError, "record_replayed", "bad_record_mac"),
   );
-  await receiver.open(...split(second));
+  await receiver.open(...splitFrame(second));
   await rejects(
-    receiver.open(...split(second)),
+    receiver.open(...splitFrame(second)),
     isCode(AuthenticationError, "record_replayed", "bad_record_mac"),
   );
 });
@@ -143,9 +131,9 @@ Deno.test("RecordProtection.open() reports a dropped record as record_dropped", 
   for (let i = 0; i < 4; i++) {
     frames.push(await sender.seal(CONTENT_TYPE.applicationData, pattern(i)));
   }
-  await receiver.open(...split(frames[0]!));
+  await receiver.open(...splitFrame(frames[0]!));
   await rejects(
-    receiver.open(...split(frames[2]!)),
+    receiver.open(...splitFrame(frames[2]!)),
     isCode(AuthenticationError, "record_dropped", "bad_record_mac"),
   );
   // Two missing records are told apart from one.
@@ -154,7 +142,7 @@ Deno.test("RecordProtection.open() reports a dropped record as record_dropped", 
   for (let i = 0; i < 4; i++) {
     more.push(await other.sender.seal(CONTENT_TYPE.applicationData, pattern(i)));
   }
-  await rejects(other.receiver.open(...split(more[2]!)), (error) => {
+  await rejects(other.receiver.open(...splitFrame(more[2]!)), (error) => {
     ok(error instanceof AuthenticationError);
     strictEqual(error.code, "record_dropped");
     ok(error.message.includes("#0 to #1"), error.message);
@@ -166,22 +154,22 @@ Deno.test("RecordProtection.open() rejects two swapped records", async () => {
   const { sender, receiver } = await direction();
   const first = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("first"));
   const second = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("second"));
-  await rejects(receiver.open(...split(second)), (error) => {
+  await rejects(receiver.open(...splitFrame(second)), (error) => {
     ok(error instanceof AuthenticationError);
     ok(["record_dropped", "record_replayed", "record_reordered"].includes(error.code), error.code);
     strictEqual(error.alert, "bad_record_mac");
     return true;
   });
   // The swapped pair never opens as "second, first" even after the failure.
-  await receiver.open(...split(first));
-  await rejects(receiver.open(...split(first)), AuthenticationError);
+  await receiver.open(...splitFrame(first));
+  await rejects(receiver.open(...splitFrame(first)), AuthenticationError);
 });
 
 Deno.test("RecordProtection.open() rejects a record from another key with bad_record_mac", async () => {
   const sender = await RecordProtection.create(await secret("one key"));
   const receiver = await RecordProtection.create(await secret("another key"));
   const frame = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("x"));
-  await rejects(receiver.open(...split(frame)), isCode(AuthenticationError, "bad_record_mac"));
+  await rejects(receiver.open(...splitFrame(frame)), isCode(AuthenticationError, "bad_record_mac"));
 });
 
 Deno.test("RecordProtection.open() rejects an authentic record with no content type as decode_error", async () => {
@@ -204,16 +192,16 @@ Deno.test("RecordProtection.open() rejects an authentic record with no content t
 
 Deno.test("RecordProtection.next() moves both ends to the same new key and resets the sequence", async () => {
   const { sender, receiver } = await direction();
-  await receiver.open(...split(await sender.seal(CONTENT_TYPE.applicationData, pattern(3))));
+  await receiver.open(...splitFrame(await sender.seal(CONTENT_TYPE.applicationData, pattern(3))));
   const nextSender = await sender.next();
   const nextReceiver = await receiver.next();
   strictEqual(nextSender.sequence, 0n);
   const frame = await nextSender.seal(CONTENT_TYPE.applicationData, pattern(4));
-  eql((await nextReceiver.open(...split(frame))).content, pattern(4));
+  eql((await nextReceiver.open(...splitFrame(frame))).content, pattern(4));
   // A record under the old key is not accepted under the new one.
   const stale = await (await RecordProtection.create(await secret("direction"))).seal(
     CONTENT_TYPE.applicationData,
     pattern(1),
   );
-  await rejects(nextReceiver.open(...split(stale)), AuthenticationError);
+  await rejects(nextReceiver.open(...splitFrame(stale)), AuthenticationError);
 });

@@ -13,21 +13,9 @@ import {
 } from "../lib/record.ts";
 import { RecordProtection } from "../lib/record_protection.ts";
 import { isCode } from "./_helpers/assert_error.ts";
+import { pattern, secret, splitFrame } from "./_helpers/records.ts";
 
 const encoder = new TextEncoder();
-
-/** A fixed traffic secret per name, so each test is reproducible. */
-async function secret(name: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(name)));
-}
-
-function split(frame: Uint8Array): [Uint8Array, Uint8Array] {
-  return [frame.subarray(0, FRAME_HEADER_LENGTH), frame.subarray(FRAME_HEADER_LENGTH)];
-}
-
-function pattern(length: number, seed = 0): Uint8Array {
-  return new Uint8Array(length).map((_, i) => (i * 13 + seed) & 0xff);
-}
 
 /** The two ends of a session, `a` (initiator) and `b` (responder). */
 async function layers(
@@ -59,7 +47,7 @@ async function layers(
 
 async function openAll(layer: RecordLayer, frames: Uint8Array[]): Promise<RecordEvent[]> {
   const events: RecordEvent[] = [];
-  for (const frame of frames) events.push(await layer.open(...split(frame)));
+  for (const frame of frames) events.push(await layer.open(...splitFrame(frame)));
   return events;
 }
 
@@ -152,7 +140,7 @@ Deno.test("RecordLayer.sealKeyUpdate(true) sets the receiver's keyUpdatePending,
   const { a, b } = await layers();
   strictEqual(b.keyUpdatePending, false);
   const update = await a.sealKeyUpdate(true);
-  eql(await b.open(...split(update)), { kind: "keyUpdate", updateRequested: true });
+  eql(await b.open(...splitFrame(update)), { kind: "keyUpdate", updateRequested: true });
   strictEqual(b.keyUpdatePending, true);
   // b's next data goes out after a key_update(0) of its own, and a follows both.
   const reply = await b.sealData(encoder.encode("reply"));
@@ -170,7 +158,7 @@ Deno.test("RecordLayer.sealKeyUpdate(true) sets the receiver's keyUpdatePending,
 
 Deno.test("RecordLayer.sealKeyUpdate(false) switches keys without asking the peer", async () => {
   const { a, b } = await layers();
-  eql(await b.open(...split(await a.sealKeyUpdate(false))), {
+  eql(await b.open(...splitFrame(await a.sealKeyUpdate(false))), {
     kind: "keyUpdate",
     updateRequested: false,
   });
@@ -184,7 +172,7 @@ Deno.test("RecordLayer.open() returns close for close_notify and rejects any lat
   const close = await a.sealCloseNotify();
   strictEqual(a.sentClose, true);
   await openAll(b, data);
-  eql(await b.open(...split(close)), { kind: "close" });
+  eql(await b.open(...splitFrame(close)), { kind: "close" });
   strictEqual(b.receivedClose, true);
   // An authentic record after close_notify: made under a's key with the sequence number it
   // would have had (a itself refuses to send it).
@@ -193,7 +181,7 @@ Deno.test("RecordLayer.open() returns close for close_notify and rejects any lat
   await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
   const late = await forger.seal(CONTENT_TYPE.applicationData, encoder.encode("more"));
   await rejects(
-    b.open(...split(late)),
+    b.open(...splitFrame(late)),
     isCode(ProtocolError, "record_after_close", "unexpected_message"),
   );
   // The half-closed side can still send.
@@ -209,7 +197,7 @@ Deno.test("RecordLayer.open() turns a fatal alert into PeerAlertError", async ()
     const { a, b } = await layers();
     const frame = await a.sealAlert(ALERT[name]);
     strictEqual(a.sentClose, true);
-    await rejects(b.open(...split(frame)), (error) => {
+    await rejects(b.open(...splitFrame(frame)), (error) => {
       ok(error instanceof PeerAlertError, `${name}: ${error}`);
       strictEqual(error.received, name);
       strictEqual(error.code, `peer_alert_${name}`);
@@ -224,7 +212,7 @@ Deno.test("RecordLayer.open() rejects an unknown or misplaced content type with 
     const sender = await RecordProtection.create(c);
     const frame = await sender.seal(type, pattern(3));
     await rejects(
-      b.open(...split(frame)),
+      b.open(...splitFrame(frame)),
       isCode(ProtocolError, "unexpected_message", "unexpected_message"),
       `type 0x${type.toString(16)}`,
     );
@@ -243,7 +231,7 @@ Deno.test("RecordLayer.open() rejects a malformed key_update or alert with decod
     const { b, c } = await layers();
     const sender = await RecordProtection.create(c);
     await rejects(
-      b.open(...split(await sender.seal(type, content))),
+      b.open(...splitFrame(await sender.seal(type, content))),
       isCode(ProtocolError, "decode_error", "decode_error"),
       `type 0x${type.toString(16)} content ${content.length} bytes`,
     );
@@ -256,11 +244,11 @@ Deno.test("RecordLayer.open() rejects a peer that keeps one key past keyUpdateRe
   const limit = 1 + KEY_UPDATE_SLACK;
   for (let i = 0; i < limit; i++) {
     await b.open(
-      ...split(await sender.seal(CONTENT_TYPE.applicationData, Uint8Array.of(i & 0xff))),
+      ...splitFrame(await sender.seal(CONTENT_TYPE.applicationData, Uint8Array.of(i & 0xff))),
     );
   }
   await rejects(
-    b.open(...split(await sender.seal(CONTENT_TYPE.applicationData, Uint8Array.of(0)))),
+    b.open(...splitFrame(await sender.seal(CONTENT_TYPE.applicationData, Uint8Array.of(0)))),
     isCode(ProtocolError, "key_usage_exceeded", "unexpected_message"),
   );
 });
@@ -272,12 +260,12 @@ Deno.test("RecordLayer.open() rejects tampered, replayed and dropped records", a
     ...await a.sealData(encoder.encode("1")),
     ...await a.sealData(encoder.encode("2")),
   ];
-  await b.open(...split(frames[0]!));
-  await rejects(b.open(...split(frames[0]!)), isCode(AuthenticationError, "record_replayed"));
-  await rejects(b.open(...split(frames[2]!)), isCode(AuthenticationError, "record_dropped"));
+  await b.open(...splitFrame(frames[0]!));
+  await rejects(b.open(...splitFrame(frames[0]!)), isCode(AuthenticationError, "record_replayed"));
+  await rejects(b.open(...splitFrame(frames[2]!)), isCode(AuthenticationError, "record_dropped"));
   const flipped = frames[1]!.slice();
   flipped[FRAME_HEADER_LENGTH]! ^= 1;
-  await rejects(b.open(...split(flipped)), isCode(AuthenticationError, "bad_record_mac"));
+  await rejects(b.open(...splitFrame(flipped)), isCode(AuthenticationError, "bad_record_mac"));
 });
 
 Deno.test("RecordLayer.sealData(), sealKeyUpdate() and sealCloseNotify() throw RangeError after close_notify", async () => {

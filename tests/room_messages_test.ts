@@ -7,7 +7,7 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { own } from "../lib/bytes.ts";
 import { ProtocolError } from "../lib/errors.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
+import type { Identity } from "../lib/identity.ts";
 import {
   AUTHOR_LENGTH,
   authorOf,
@@ -31,12 +31,9 @@ import {
   verifyChat,
 } from "../lib/room_messages.ts";
 import { isCode } from "./_helpers/assert_error.ts";
+import { identities } from "./_helpers/room.ts";
 
-const [alice, bob] = await Promise.all(
-  ["alice", "bob"].map((comment) =>
-    generateIdentity({ type: "ed25519", comment }).then((pair) => pair.identity)
-  ),
-) as [Identity, Identity];
+const [alice, bob] = await identities(2) as [Identity, Identity];
 
 const encoder = new TextEncoder();
 const ROOM = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
