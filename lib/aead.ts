@@ -119,10 +119,11 @@ export class Aes256Gcm {
       "decrypt",
     ]);
     const cipher = smallInputCipher;
-    return new Aes256Gcm(
-      cryptoKey,
-      cipher && { cipher, key: cipher.createSecretKey(own(key)) },
-    );
+    if (cipher === undefined) return new Aes256Gcm(cryptoKey, undefined);
+    const copy = own(key); // createSecretKey copies it into native memory; ours is wiped
+    const small = { cipher, key: cipher.createSecretKey(copy) };
+    wipe(copy);
+    return new Aes256Gcm(cryptoKey, small);
   }
 
   /**
