@@ -199,44 +199,49 @@ export async function rawConnection(
   prng: Prng,
   note: (s: string) => void,
 ): Promise<void> {
+  const style = prng.int(5);
+  let bytes: Uint8Array;
+  if (style === 0) bytes = prng.bytes(prng.length(3000));
+  else if (style === 1) {
+    bytes = new TextEncoder().encode(
+      prng.pick([
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "SSH-2.0-OpenSSH_9.6\r\n",
+        "securechat\r",
+        "\r\n",
+      ]),
+    );
+  } else if (style === 2) {
+    // The magic, then random frames of random types.
+    const frames = Array.from({ length: prng.between(1, 4) }, () => {
+      const length = prng.length(600);
+      return concat(Uint8Array.of(prng.int(256)), u32(length), prng.bytes(length));
+    });
+    bytes = concat(MAGIC, ...frames);
+  } else {
+    // The magic and a header at a length boundary of its type's cap, with some of the body.
+    const type = prng.pick([0x01, 0x02, 0x15, 0x17, prng.int(256)]);
+    const cap = type === 0x15 ? 1 : type === 0x17 ? HANDSHAKE_RECORD_CAP : 4096;
+    const length = prng.pick([0, 1, cap - 1, cap, cap + 1, 2 ** 32 - 1]);
+    bytes = concat(
+      MAGIC,
+      Uint8Array.of(type),
+      u32(length),
+      prng.bytes(Math.min(length, prng.length(5000))),
+    );
+  }
+  note(`raw ${hex(bytes)}`);
+  await sendOneMessage(run, bytes, "raw");
+}
+
+/** Sends one unsolicited message on a fresh connection, ends our side, checks the answer. */
+async function sendOneMessage(run: Run, bytes: Uint8Array, kind: "raw" | "hello"): Promise<void> {
   const conn = await dial(run.port);
   try {
-    const style = prng.int(5);
-    let bytes: Uint8Array;
-    if (style === 0) bytes = prng.bytes(prng.length(3000));
-    else if (style === 1) {
-      bytes = new TextEncoder().encode(
-        prng.pick([
-          "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-          "SSH-2.0-OpenSSH_9.6\r\n",
-          "securechat\r",
-          "\r\n",
-        ]),
-      );
-    } else if (style === 2) {
-      // The magic, then random frames of random types.
-      const frames = Array.from({ length: prng.between(1, 4) }, () => {
-        const length = prng.length(600);
-        return concat(Uint8Array.of(prng.int(256)), u32(length), prng.bytes(length));
-      });
-      bytes = concat(MAGIC, ...frames);
-    } else {
-      // The magic and a header at a length boundary of its type's cap, with some of the body.
-      const type = prng.pick([0x01, 0x02, 0x15, 0x17, prng.int(256)]);
-      const cap = type === 0x15 ? 1 : type === 0x17 ? HANDSHAKE_RECORD_CAP : 4096;
-      const length = prng.pick([0, 1, cap - 1, cap, cap + 1, 2 ** 32 - 1]);
-      bytes = concat(
-        MAGIC,
-        Uint8Array.of(type),
-        u32(length),
-        prng.bytes(Math.min(length, prng.length(5000))),
-      );
-    }
-    note(`raw ${hex(bytes)}`);
     if (await send(conn, bytes, run.stats)) run.stats.messages++;
     await conn.closeWrite().catch(() => {});
     checkAnswer(bytes, await drain(conn));
-    run.stats.connections.raw++;
+    run.stats.connections[kind]++;
   } finally {
     conn.close();
   }
@@ -298,15 +303,7 @@ export async function helloConnection(
     ? mutateMany(prng, concat(MAGIC, mutated)).bytes
     : concat(MAGIC, mutated);
   note(`hello for ${set.join(",")}: ${how}: ${hex(bytes)}`);
-  const conn = await dial(run.port);
-  try {
-    if (await send(conn, bytes, run.stats)) run.stats.messages++;
-    await conn.closeWrite().catch(() => {});
-    checkAnswer(bytes, await drain(conn));
-    run.stats.connections.hello++;
-  } finally {
-    conn.close();
-  }
+  await sendOneMessage(run, bytes, "hello");
 }
 
 /** A real handshake up to our flight; the flight's records go out altered. */
