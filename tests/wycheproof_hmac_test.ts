@@ -47,10 +47,9 @@ async function outcome(v: MacCase): Promise<Outcome> {
 Deno.test({
   name:
     "hmac() and constantTimeEqual() accept every valid and refuse every invalid Wycheproof HMAC-SHA-256 full-length tag",
-  ignore: groups === undefined,
   async fn() {
-    const tally = new WycheproofTally(FILE, groups!, { acceptable: "rejected" });
-    for (const group of groups!) {
+    const tally = new WycheproofTally(FILE, groups, { acceptable: "rejected" });
+    for (const group of groups) {
       if (group.tagSize !== 256) {
         tally.skip(`${group.tagSize}-bit truncated tag, never used`, group.tests.length);
         continue;

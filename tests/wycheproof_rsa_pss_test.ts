@@ -68,10 +68,9 @@ for (
   Deno.test({
     name:
       `importPublicIdentity() and verifyTranscript() accept every valid and refuse every invalid signature of ${file}`,
-    ignore: groups === undefined,
     async fn() {
-      const tally = new WycheproofTally(file, groups!, { acceptable: "rejected" });
-      for (const group of groups!) {
+      const tally = new WycheproofTally(file, groups, { acceptable: "rejected" });
+      for (const group of groups) {
         const ours = group.sha === "SHA-256" && group.mgf === "MGF1" &&
           group.mgfSha === "SHA-256" && group.sLen === 32;
         if (!ours) {
@@ -88,7 +87,7 @@ for (
           tally.record(v, verified ? "accepted" : "rejected");
         }
       }
-      ok(groups!.length > 0);
+      ok(groups.length > 0);
       tally.finish();
     },
   });

@@ -1,7 +1,7 @@
 /**
- * Loads Project Wycheproof vectors from `../shared/vectors/wycheproof/` (beside the repository
- * root). Where that folder is absent (a clone outside this team), the caller gets `undefined`
- * and a visible notice, so the tests that need it are skipped, never silently passed.
+ * Loads Project Wycheproof vectors from `tests/vectors/wycheproof/`, the copies the repository
+ * carries (see the README.md there for their source). A file that is not there throws, naming its
+ * path, so the test file that needs it fails: a vector test is never skipped.
  *
  * Also keeps the score of one file's run: {@linkcode WycheproofTally} compares what our wrapper
  * did with each case against the case's `result`, and prints the one summary line the README
@@ -11,9 +11,10 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 
 /** The folder the vectors are read from. */
-export const WYCHEPROOF_DIR = new URL("../../../shared/vectors/wycheproof/", import.meta.url);
+export const WYCHEPROOF_DIR = new URL("../vectors/wycheproof/", import.meta.url);
 
 /** The fields every Wycheproof test case has. */
 export interface WycheproofCase {
@@ -25,31 +26,29 @@ export interface WycheproofCase {
 
 /**
  * Reads every group of one Wycheproof file (with the group's own fields, such as `ivSize` or
- * `publicKeyDer`), or undefined when it is absent.
+ * `publicKeyDer`). Throws when the file is missing.
  */
 export async function loadWycheproofGroups<G extends { tests: unknown[] }>(
   file: string,
-): Promise<G[] | undefined> {
+): Promise<G[]> {
+  const url = new URL(file, WYCHEPROOF_DIR);
   let text: string;
   try {
-    text = await Deno.readTextFile(new URL(file, WYCHEPROOF_DIR));
+    text = await Deno.readTextFile(url);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-    // deno-lint-ignore no-console
-    console.warn(
-      `warning: skipping Wycheproof ${file}: folder ${
-        decodeURIComponent(WYCHEPROOF_DIR.pathname)
-      } not found (public vectors live in ../shared/vectors/, see STYLE.md)`,
+    throw new Error(
+      `Wycheproof vector file ${fileURLToPath(url)} is missing: the tests read ` +
+        `the files committed in tests/vectors/wycheproof/ (see the README.md there)`,
     );
-    return undefined;
   }
   return (JSON.parse(text) as { testGroups: G[] }).testGroups;
 }
 
-/** Reads every test of every group of one Wycheproof file, or undefined when it is absent. */
-export async function loadWycheproof<T>(file: string): Promise<T[] | undefined> {
+/** Reads every test of every group of one Wycheproof file. Throws when the file is missing. */
+export async function loadWycheproof<T>(file: string): Promise<T[]> {
   const groups = await loadWycheproofGroups<{ tests: T[] }>(file);
-  return groups?.flatMap((group) => group.tests);
+  return groups.flatMap((group) => group.tests);
 }
 
 /**
