@@ -187,15 +187,6 @@ Deno.test("chat messages sent during a transfer arrive before it ends", async ()
   });
 });
 
-async function exists(path: string) {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function listDir(path: string): Promise<string[]> {
   const names = [];
   for await (const entry of Deno.readDir(path)) names.push(entry.name);

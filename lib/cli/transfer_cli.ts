@@ -123,7 +123,7 @@ export async function followTransfer(
       : `${verb} ${what} ${outcome?.state === "cancelled" ? "was cancelled" : "failed"}: ${reason}`,
     1,
     outcome?.state === "failed"
-      ? { hints: ["any .part file is kept: running the same transfer again resumes it"] }
+      ? { hints: ["the part file is kept: sending the same file again resumes it"] }
       : {},
   );
 }
