@@ -122,7 +122,8 @@ export async function followTransfer(
       ? `${what} was rejected: ${reason}`
       : `${verb} ${what} ${outcome?.state === "cancelled" ? "was cancelled" : "failed"}: ${reason}`,
     1,
-    outcome?.state === "failed"
+    // A refused offer ("file offer ... refused") wrote nothing: there is nothing to resume.
+    outcome?.state === "failed" && !reason.startsWith("file offer ")
       ? { hints: ["the part file is kept: sending the same file again resumes it"] }
       : {},
   );

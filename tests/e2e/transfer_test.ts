@@ -244,7 +244,8 @@ async function sendTree(count: number): Promise<number> {
   ok(tree.empty >= count / 40, `the tree has only ${tree.empty} empty files`);
   ok([...tree.files.keys()].some((path) => path.endsWith("/café.txt")));
   const dir = await fx.folder("in");
-  const listener = await fx.listen(["--receive", dir]);
+  // The tree holds ".hidden": accepted only with the flag (its refusal: transfer_hostile_test.ts).
+  const listener = await fx.listen(["--receive", dir, "--allow-hidden-files"]);
   const dialer = fx.dial(listener.port, ["--send", `${fx.root}/out/tree`]);
 
   const [sent, received] = await Promise.all([dialer.finished(), listener.finished()]);
