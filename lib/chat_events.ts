@@ -60,10 +60,14 @@ export type ChatEvent =
     /** Short id to /accept, /reject or /cancel it. */
     id: string;
     from: MemberInfo;
-    /** The file or folder name the sender gave (sanitized). */
+    /** The file or folder name the sender gave (sanitized): every path received lies under it. */
     name: string;
     files: number;
     size: number;
+    /** The folder it will be saved into. */
+    folder: string;
+    /** Whether hidden (dot) files inside are accepted (`--allow-hidden-files`) or refused. */
+    hidden: "allowed" | "refused";
   }
   | {
     type: "transfer";

@@ -174,11 +174,26 @@ export function renderEvent(event: ChatEvent, options: ViewOptions): string[] {
             sanitize(event.name)
           }" (${event.files} ${event.files === 1 ? "file" : "files"}, ${formatBytes(event.size)})`,
         ),
+        info(offerDetails(event)),
         info(`type /accept ${event.id} or /reject ${event.id}`),
       ];
     case "transfer":
       return [info(renderTransfer(event, style))];
   }
+}
+
+/**
+ * Where an offer would be saved and what it may hold: every path lies under its name (the
+ * recipient refuses others), hidden files only with --allow-hidden-files, and nothing received
+ * is ever executable (the manifest carries no modes; files are created 0600).
+ */
+export function offerDetails(event: ChatEvent & { type: "offer" }): string {
+  const hidden = event.hidden === "allowed"
+    ? "hidden (dot) files allowed"
+    : "hidden (dot) files refused";
+  return `saved into "${sanitize(event.folder)}" as "${
+    sanitize(event.name)
+  }"; ${hidden}; no file is made executable`;
 }
 
 /** Bytes as B, KiB, MiB or GiB with one decimal. */

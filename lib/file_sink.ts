@@ -1,24 +1,27 @@
 /**
- * The receiver's side of a transferred file, without any networking: a `.part` file that is
+ * The receiver's side of a transferred file, without any networking: a part file that is
  * hashed as it is written and published under a free name only once its SHA-256 matches, and
- * the proof of a leftover `.part` for a resume.
+ * the proof of a leftover part file for a resume.
  *
- * {@linkcode FileSink}: each file is written to `NAME.part` beside its final name
- * (docs/PROTOCOL.md section 14.4), in order, never past the announced size, while a running
- * SHA-256 follows every byte. {@linkcode FileSink.finish} checks the length and the hash, fsyncs,
- * and moves the `.part` to the final name, or to "NAME (1).ext", "NAME (2).ext", ... when that is
- * taken (`publish()` in `lib/free_name.ts`, which never overwrites an existing file). A broken
- * connection keeps the `.part`; {@linkcode prefixProof} gives its length and prefix hash for the
+ * {@linkcode FileSink}: each file is written to `NAME.securechat-part` beside its final name
+ * (docs/PROTOCOL.md section 14.4), with its resume record (`lib/part_record.ts`) beside it, in
+ * order, never past the announced size, while a running SHA-256 follows every byte.
+ * {@linkcode FileSink.finish} checks the length and the hash, fsyncs, and moves the part file to
+ * the final name, or to "NAME (1).ext", "NAME (2).ext", ... when that is taken (`publish()` in
+ * `lib/free_name.ts`, which never overwrites an existing file). A broken connection keeps the
+ * part file and its record; {@linkcode prefixProof} gives its length and prefix hash for the
  * Resume message, and {@linkcode FileSink.open} with `resumeFrom` continues it (section 14.5).
+ * It never removes or reuses a file it finds at the part name when not resuming: the caller
+ * checks the record (`ownsPart()`) and clears only its own.
  *
  * What it does not do: validate paths (`lib/safe_path.ts` does: call `resolveInside()` before
  * {@linkcode FileSink.open}), pick the final name (`lib/free_name.ts`), hash the sender's files
  * (`lib/file_hash.ts`), parse messages, or pace the sender. It refuses a symbolic link at the
- * `.part` name and does not follow one there; parent folders are created with
+ * part file name and does not follow one there; parent folders are created with
  * `Deno.mkdir(..., { recursive: true })`, which does follow links, hence `resolveInside()` first.
  *
  * Runtime caveats: the running hash is `node:crypto`'s (see `lib/file_hash.ts`); no file is ever
- * loaded whole. Modes (0600 for `.part` files) apply on POSIX only.
+ * loaded whole. Modes (0600 for part files and records) apply on POSIX only.
  *
  * Ideas from croc (`receivefs/root.go`: exclusive create, refuse link components; the hash is
  * checked before the file is kept) and magic-wormhole's transfer (temporary name, then rename).
@@ -33,14 +36,16 @@ import { loadNodeCrypto } from "./node_crypto.ts";
 import { constantTimeEqual } from "./bytes.ts";
 import { AuthenticationError, ProtocolError } from "./errors.ts";
 import { digest, hashPrefix, SHA256_LENGTH } from "./file_hash.ts";
-import { partPath, publish } from "./free_name.ts";
+import { partPath, publish, recordPath } from "./free_name.ts";
 import { dirName } from "./paths.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
 
 /**
- * Length and SHA-256 of the prefix of a leftover `.part`, for the Resume message.
+ * Length and SHA-256 of the prefix of a leftover part file, for the Resume message. Call it only
+ * on a part file that `ownsPart()` (`lib/part_record.ts`) says is ours for this sender and
+ * manifest entry: anything else must not be read.
  *
- * @param part path of the `.part` file
+ * @param part path of the part file
  * @param maxLength longest prefix to consider (the file's announced size)
  * @returns the prefix length (the file's length capped at `maxLength`) and its SHA-256, or
  *   undefined when `part` does not exist or is not a regular file (a symbolic link, a folder)
@@ -65,14 +70,19 @@ export interface FileSinkOptions {
   size: number;
   /** Announced SHA-256 of the whole file (32 bytes). */
   sha256: Uint8Array;
-  /** Keep the first `resumeFrom` bytes of the existing `.part` and continue after them. */
+  /** Keep the first `resumeFrom` bytes of the existing part file and continue after them. */
   resumeFrom?: number;
+  /**
+   * The resume record (`encodePartRecord()`): written beside a new part file, kept while it is,
+   * and removed with it. With `resumeFrom`, the caller has checked the one already there.
+   */
+  record?: Uint8Array;
 }
 
 type SinkState = "open" | "failed" | "done" | "aborted";
 
 /**
- * Receives one file: `.part`, in-order writes with a running SHA-256, verified publish.
+ * Receives one file: part file, in-order writes with a running SHA-256, verified publish.
  *
  * @example
  * ```ts
@@ -93,6 +103,7 @@ type SinkState = "open" | "failed" | "done" | "aborted";
 export class FileSink {
   readonly #finalPath: string;
   readonly #part: string;
+  readonly #record: string | undefined;
   readonly #size: number;
   readonly #expected: Uint8Array;
   readonly #hash: Hash;
@@ -110,6 +121,7 @@ export class FileSink {
   ) {
     this.#finalPath = finalPath;
     this.#part = partPath(finalPath);
+    this.#record = options.record === undefined ? undefined : recordPath(finalPath);
     this.#size = options.size;
     this.#expected = options.sha256.slice();
     this.#file = file;
@@ -118,13 +130,14 @@ export class FileSink {
   }
 
   /**
-   * Opens `finalPath + ".part"` for writing, creating parent folders.
+   * Opens `finalPath + ".securechat-part"` for writing, creating parent folders.
    *
-   * Without `resumeFrom` (or with 0) any leftover `.part` is removed and a new one is created
-   * exclusively with mode 0600. With `resumeFrom > 0` the existing `.part` is truncated to that
-   * length, its first `resumeFrom` bytes are read back into the running hash, and writing goes on
-   * from there. Either way a symbolic link or anything but a regular file at the `.part` name is
-   * refused, never followed.
+   * Without `resumeFrom` (or with 0) the part file (and the record, when given) is created
+   * exclusively with mode 0600: anything already at either name is refused and left as it is.
+   * With `resumeFrom > 0` the existing part file is truncated to that length, its first
+   * `resumeFrom` bytes are read back into the running hash, and writing goes on from there.
+   * Either way a symbolic link or anything but a regular file at the part name is refused, never
+   * followed.
    *
    * @param finalPath the verified name the file should get (from `resolveInside()`)
    * @param options announced size and SHA-256, and where to resume
@@ -132,9 +145,9 @@ export class FileSink {
    * @throws {RangeError} when `size` or `resumeFrom` is not a safe non-negative integer, or
    *   `resumeFrom` exceeds `size`
    * @throws {TypeError} when `sha256` is not 32 bytes
-   * @throws {ProtocolError} code "unsafe_path" when the `.part` name holds a symbolic link, a
-   *   non-regular file or a file with other hard links; code "bad_offset" when resuming from more
-   *   bytes than the `.part` holds
+   * @throws {ProtocolError} code "unsafe_path" when the part name holds a symbolic link, a
+   *   non-regular file or a file with other hard links, or (not resuming) anything at all at the
+   *   part or record name; code "bad_offset" when resuming from more bytes than the part holds
    */
   static async open(finalPath: string, options: FileSinkOptions): Promise<FileSink> {
     const { size, sha256 } = options;
@@ -161,9 +174,21 @@ export class FileSink {
     }
     const hash = (await loadNodeCrypto()).createHash("sha256");
     if (resumeFrom === 0) {
-      if (info !== undefined) await Deno.remove(part);
-      const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 });
-      return new FileSink(finalPath, file, hash, 0, options);
+      if (info !== undefined) throw occupied(part);
+      if (options.record !== undefined) {
+        const record = options.record;
+        await createNew(recordPath(finalPath), async (file) => {
+          let done = 0;
+          while (done < record.length) done += await file.write(record.subarray(done));
+        });
+      }
+      try {
+        const file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 });
+        return new FileSink(finalPath, file, hash, 0, options);
+      } catch (error) {
+        if (options.record !== undefined) await Deno.remove(recordPath(finalPath));
+        throw error instanceof Deno.errors.AlreadyExists ? occupied(part) : error;
+      }
     }
     if (info === undefined || info.size < resumeFrom) {
       throw new ProtocolError(
@@ -204,12 +229,12 @@ export class FileSink {
     return new FileSink(finalPath, file, hash, resumeFrom, options);
   }
 
-  /** Bytes in the `.part` so far (including resumed ones): the offset the next write must use. */
+  /** Bytes in the part file so far (including resumed ones): the offset the next write must use. */
   get written(): number {
     return this.#written;
   }
 
-  /** Path of the `.part` file this sink writes. */
+  /** Path of the part file this sink writes. */
   get part(): string {
     return this.#part;
   }
@@ -264,9 +289,9 @@ export class FileSink {
    * @returns the final path: the one given to {@linkcode FileSink.open}, or a numbered variant
    *   when that name was taken meanwhile (see `freeName()` in `lib/free_name.ts`)
    * @throws {ProtocolError} code "truncated_file" when fewer than the announced bytes arrived
-   *   (the `.part` is kept, so a resend can resume)
+   *   (the part file is kept, so a resend can resume)
    * @throws {AuthenticationError} code "file_hash_mismatch" when the SHA-256 differs from the
-   *   announced one (the `.part` is deleted: its content is wrong)
+   *   announced one (the part file and its record are deleted: its content is wrong)
    * @throws {Error} when the sink is finished, aborted or failed
    */
   async finish(): Promise<string> {
@@ -284,6 +309,7 @@ export class FileSink {
       this.#state = "failed";
       this.#close();
       await Deno.remove(this.#part).catch(() => {});
+      await this.#removeRecord().catch(() => {});
       throw new AuthenticationError(
         "file_hash_mismatch",
         `receiving "${this.#name()}" failed: its SHA-256 does not match the announced one; ` +
@@ -300,6 +326,7 @@ export class FileSink {
     try {
       const published = await publish(this.#part, this.#finalPath);
       this.#state = "done";
+      await this.#removeRecord();
       return published;
     } catch (error) {
       this.#state = "failed";
@@ -308,11 +335,11 @@ export class FileSink {
   }
 
   /**
-   * Stops receiving: closes the `.part` and, with `removePart`, deletes it. Keep it when the
+   * Stops receiving: closes the part file and, with `removePart`, deletes it and its record. Keep it when the
    * connection broke (a resend can resume); delete it when either side cancelled. Idempotent,
    * and a no-op after a successful {@linkcode FileSink.finish}.
    *
-   * @param removePart delete the `.part` file
+   * @param removePart delete the part file and its record
    * @throws {Deno.errors.PermissionDenied} and other errors from deleting, except NotFound
    */
   async abort(removePart: boolean): Promise<void> {
@@ -322,6 +349,16 @@ export class FileSink {
     if (!removePart) return;
     try {
       await Deno.remove(this.#part);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    await this.#removeRecord();
+  }
+
+  async #removeRecord(): Promise<void> {
+    if (this.#record === undefined) return;
+    try {
+      await Deno.remove(this.#record);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -343,6 +380,30 @@ export class FileSink {
 
   #name(): string {
     return sanitizeDisplayName(this.#finalPath);
+  }
+}
+
+/** The error for a name already taken where a new part file or record would go. */
+function occupied(path: string): ProtocolError {
+  return new ProtocolError(
+    "unsafe_path",
+    `refusing to write "${sanitizeDisplayName(path)}": something is already there`,
+    { hints: ["securechat never reuses or deletes a file it did not create for this transfer"] },
+  );
+}
+
+/** Creates `path` exclusively with mode 0600, writes it through `fill`, and closes it. */
+async function createNew(path: string, fill: (file: Deno.FsFile) => Promise<void>): Promise<void> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  } catch (error) {
+    throw error instanceof Deno.errors.AlreadyExists ? occupied(path) : error;
+  }
+  try {
+    await fill(file);
+  } finally {
+    file.close();
   }
 }
 

@@ -1,9 +1,11 @@
 /**
- * The names a received file goes by: `NAME.part` while it is written ({@linkcode partPath}), then
- * its final name or, when that is taken, "NAME (1).ext", "NAME (2).ext", ... ({@linkcode freeName}),
- * and the move that publishes a verified `.part` there ({@linkcode publish}). An existing file is
- * never overwritten, because the move is a hard link, which fails atomically when the name exists,
- * followed by removing the `.part`.
+ * The names a received file goes by: `NAME.securechat-part` while it is written
+ * ({@linkcode partPath}), with its resume record `NAME.securechat-resume` beside it
+ * ({@linkcode recordPath}, `lib/part_record.ts`), then its final name or, when that is taken,
+ * "NAME (1).ext", "NAME (2).ext", ... ({@linkcode freeName}), and the move that publishes a
+ * verified part file there ({@linkcode publish}). An existing file is never overwritten, because
+ * the move is a hard link, which fails atomically when the name exists, followed by removing the
+ * part file.
  *
  * What it does not do: validate paths (`lib/safe_path.ts`), or write, hash and verify the file
  * (`lib/file_sink.ts` calls {@linkcode publish} only once the SHA-256 matches).
@@ -14,7 +16,7 @@
  *
  * Idea from magic-wormhole's transfer (temporary name, then rename).
  *
- * Mirrors: docs/PROTOCOL.md section 14.4 (Data, resume: `.part`, then rename to a free name).
+ * Mirrors: docs/PROTOCOL.md section 14.4 (Data, resume: part file, then rename to a free name).
  *
  * @module
  */
@@ -23,8 +25,13 @@ import { SecurechatError } from "./errors.ts";
 import { exists } from "./paths.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
 
-/** Suffix of the file a transfer writes before its hash is verified. */
-export const PART_SUFFIX = ".part";
+/**
+ * Suffix of the file a transfer writes before its hash is verified. Not the common ".part": a
+ * browser's or downloader's half download must never be mistaken for ours (14.4).
+ */
+export const PART_SUFFIX = ".securechat-part";
+/** Suffix of the resume record kept beside a part file (`lib/part_record.ts`). */
+export const RECORD_SUFFIX = ".securechat-resume";
 /** How many "name (n).ext" candidates {@linkcode freeName} tries before giving up. */
 export const MAX_FREE_NAME_TRIES = 10_000;
 
@@ -32,10 +39,20 @@ export const MAX_FREE_NAME_TRIES = 10_000;
  * The temporary name a file is written under before its hash is verified.
  *
  * @param finalPath the name the file will have
- * @returns `finalPath + ".part"`
+ * @returns `finalPath + ".securechat-part"`
  */
 export function partPath(finalPath: string): string {
   return finalPath + PART_SUFFIX;
+}
+
+/**
+ * The resume record kept beside a part file: who sent it and for which manifest entry.
+ *
+ * @param finalPath the name the file will have
+ * @returns `finalPath + ".securechat-resume"`
+ */
+export function recordPath(finalPath: string): string {
+  return finalPath + RECORD_SUFFIX;
 }
 
 /**
@@ -87,7 +104,7 @@ function fitName(stem: string, tail: string): string {
  * Moves `part` to a free name based on `finalPath`: a hard link fails with AlreadyExists rather
  * than replace a file that appeared since {@linkcode freeName} looked, so loop until one sticks.
  *
- * @param part the `.part` file, already verified
+ * @param part the part file, already verified
  * @param finalPath the name it should get
  * @returns the name it got: `finalPath` or a numbered variant (see {@linkcode freeName})
  * @throws {SecurechatError} code "no_free_name" when every name tried was taken meanwhile

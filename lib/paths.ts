@@ -26,6 +26,30 @@ export function securechatHome(): string {
   return joinPath(home, ".securechat");
 }
 
+/**
+ * Where a chat saves accepted files unless told otherwise: `$XDG_DOWNLOAD_DIR/securechat`, else
+ * `~/Downloads/securechat`. A folder of its own, never the folder the chat was started from: a
+ * file offer must not land among the user's dotfiles. The receiver creates it (0700) on the
+ * first accept.
+ *
+ * @throws {SecurechatError} code "no_home" when neither HOME nor USERPROFILE is set
+ */
+export function downloadsFolder(): string {
+  // The XDG spec allows only absolute paths there; a relative one would mean the current folder.
+  const xdg = Deno.env.get("XDG_DOWNLOAD_DIR");
+  if (xdg && /^(?:\/|[A-Za-z]:[\\/])/u.test(xdg)) return joinPath(xdg, "securechat");
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
+  if (!home) {
+    throw new SecurechatError(
+      "no_home",
+      "cannot find your home folder for received files: neither HOME nor USERPROFILE is set",
+      1,
+      { hints: ['choose a folder with "--accept-files DIR"'] },
+    );
+  }
+  return joinPath(home, "Downloads", "securechat");
+}
+
 /** Joins path segments with the platform separator. */
 export function joinPath(...parts: string[]): string {
   const separator = Deno.build.os === "windows" ? "\\" : "/";

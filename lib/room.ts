@@ -65,8 +65,10 @@ export interface RoomOptions {
   maxTextBytes?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
-  /** Where the host's accepted files go (default: the current folder). */
+  /** Where the host's accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
   receiveDir?: string;
+  /** The host accepts hidden (dot) files in offers (`--allow-hidden-files`). */
+  allowHidden?: boolean;
   /** The host accepts verified file offers without asking (`listen --receive`). */
   autoAccept?: boolean;
   /** The host rejects offers larger than this. */
@@ -112,6 +114,7 @@ export class RoomHub {
       participates: options.hostParticipates,
       now: this.#now,
       receiveDir: options.receiveDir,
+      allowHidden: options.allowHidden,
       autoAccept: options.autoAccept,
       maxFileSize: options.maxFileSize,
       link: {

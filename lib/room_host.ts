@@ -52,8 +52,10 @@ export interface RoomHostOptions {
   participates: boolean;
   /** Milliseconds clock. */
   now: () => number;
-  /** Where the host's accepted files go (default: the current folder). */
+  /** Where the host's accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
   receiveDir?: string | undefined;
+  /** The host accepts hidden (dot) files in offers (`--allow-hidden-files`). */
+  allowHidden?: boolean | undefined;
   /** The host accepts verified file offers without asking (`listen --receive`). */
   autoAccept?: boolean | undefined;
   /** The host rejects offers larger than this. */
@@ -108,6 +110,7 @@ export class RoomHost {
         emit: (event) => this.emit(event),
         now: this.#now,
         ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
+        ...(options.allowHidden === undefined ? {} : { allowHidden: options.allowHidden }),
         ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
         ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
       });

@@ -51,8 +51,10 @@ export class EventHub {
 export interface JoinOptions {
   identity: Identity;
   now?: () => number;
-  /** Where accepted files go (default: the current folder). */
+  /** Where accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
   receiveDir?: string;
+  /** Accept hidden (dot) files in offers (`--allow-hidden-files`). */
+  allowHidden?: boolean;
   /** Accept verified file offers without asking. */
   autoAccept?: boolean;
   /** Reject offers larger than this. */
@@ -116,6 +118,7 @@ export async function joinRoom(
     emit: (event) => hub.emit(event),
     now,
     ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
+    ...(options.allowHidden === undefined ? {} : { allowHidden: options.allowHidden }),
     ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
     ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
   });

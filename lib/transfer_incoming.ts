@@ -1,9 +1,11 @@
 /**
  * The recipient's side of file transfers: verify the signed Offer against the roster and its
  * counter, wait for the user (or accept at once with `autoAccept`), check the manifest against the
- * Offer and every path in it, prove the prefixes of leftover `.part` files in a Resume, and write
- * each file through {@linkcode FileSink}, which renames it only once its SHA-256 matches. Progress
- * is reported through {@linkcode TransferEvents}; how messages travel is injected (`send`).
+ * Offer and every path in it (each under the one name the offer showed, no hidden segment unless
+ * `allowHidden`), prove the prefixes of the part files it left itself for this sender and
+ * manifest (`lib/part_record.ts`) in a Resume, and write each file through {@linkcode FileSink},
+ * which renames it only once its SHA-256 matches. Progress is reported through
+ * {@linkcode TransferEvents}; how messages travel is injected (`send`).
  *
  * It never decides for the user: offers wait for `accept()` unless the context has `autoAccept`
  * (`listen --receive DIR`). What it does not do: route messages (`lib/transfer.ts`), send files
@@ -16,8 +18,9 @@
 
 import { constantTimeEqual } from "./bytes.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
-import { partPath } from "./free_name.ts";
-import { exists, joinPath } from "./paths.ts";
+import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
+import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
+import { downloadsFolder, exists, joinPath } from "./paths.ts";
 import { authorOf, fingerprintOfAuthor } from "./room_messages.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
 import {
@@ -43,7 +46,12 @@ export interface Incoming extends Progress {
   state: "offered" | "manifest" | "receiving";
   manifest: ManifestParser;
   manifestLength: number;
-  files: { entry: ManifestEntry; path: string; segments: string[] }[];
+  /** `slot`: which name the file is received at (0: its own, n: "NAME (n)"). */
+  files: { entry: ManifestEntry; path: string; segments: string[]; slot: number }[];
+  /** Where it is saved (fixed when it is offered). */
+  folder: string;
+  /** The name of the single file received, once published (it may be numbered). */
+  published?: string;
   resumeFrom: Map<number, number>;
   index: number;
   sink: FileSink | undefined;
@@ -93,6 +101,12 @@ export class IncomingTransfers {
     if (!this.#context.roster.checkCounter(senderPrint, message.offer.counter)) {
       return reject("a file offer that was replayed");
     }
+    let folder: string;
+    try {
+      folder = this.#context.receiveDir ?? downloadsFolder();
+    } catch (error) {
+      return reject(error instanceof Error ? error.message : String(error));
+    }
     const inc: Incoming = {
       id: message.transferId,
       short: key,
@@ -114,12 +128,14 @@ export class IncomingTransfers {
       index: 0,
       sink: undefined,
       lastAck: 0,
+      folder,
     };
     this.#transfers.set(key, inc);
     const max = this.#context.maxFileSize;
-    if (max !== undefined && inc.total > max) {
+    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true);
+    if (refused !== undefined || (max !== undefined && inc.total > max)) {
       inc.finished = true;
-      const reason = `larger than the recipient's limit of ${max} bytes`;
+      const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
       return this.#events.emit(inc, "receive", "rejected", { reason });
     }
@@ -131,6 +147,8 @@ export class IncomingTransfers {
       name: inc.name,
       files: message.offer.fileCount,
       size: inc.total,
+      folder,
+      hidden: this.#context.allowHidden ? "allowed" : "refused",
     });
     if (this.#context.autoAccept) await this.accept(key);
   }
@@ -144,6 +162,10 @@ export class IncomingTransfers {
     );
     inc.state = "manifest";
     inc.started = this.#now();
+    // The default downloads folder is ours to create, private; a folder the user named must exist.
+    if (this.#context.receiveDir === undefined) {
+      await Deno.mkdir(inc.folder, { recursive: true, mode: 0o700 });
+    }
     await this.#context.send(encodeTransfer.accept(inc.party, inc.id));
     this.#events.emit(inc, "receive", "receiving");
   }
@@ -177,29 +199,21 @@ export class IncomingTransfers {
     if (entries.reduce((sum, e) => sum + e.size, 0) !== inc.total) {
       throw new TransferFailure("the manifest sizes do not add up to the offer");
     }
-    const root = this.#context.receiveDir ?? Deno.cwd();
-    const seen = new Set<string>();
+    const root = inc.folder;
+    const checked = checkManifestPaths(inc.offer.name, entries, this.#context.allowHidden === true);
     const points = [];
     for (const [index, entry] of entries.entries()) {
-      const segments = safeRelativePath(entry.path);
-      // One spelling per name, as case-insensitive and normalizing file systems see it.
-      const key = segments.join("/").normalize("NFC").toLowerCase();
-      if (seen.has(key)) throw new TransferFailure(`the manifest lists "${entry.path}" twice`);
-      seen.add(key);
+      const segments = checked[index]!;
       const path = await resolveInside(root, segments);
-      inc.files.push({ entry, path, segments });
-      const proof = await prefixProof(`${path}.part`, entry.size);
+      const owner = this.#owner(inc, index);
+      // Only a part file this securechat left for this sender and this very file is read.
+      const slot = await ownedSlot(path, owner);
+      inc.files.push({ entry, path, segments, slot: slot ?? 0 });
+      if (slot === undefined) continue;
+      const proof = await prefixProof(partPath(numbered(path, slot)), entry.size);
       if (proof && proof.length > 0) {
         inc.resumeFrom.set(index, proof.length);
         points.push({ fileIndex: index, length: proof.length, sha256: proof.sha256 });
-      }
-    }
-    // A file named like another's part file would be clobbered by that part: refuse the pair.
-    for (const key of seen) {
-      if (seen.has(`${key}.part`)) {
-        throw new TransferFailure(
-          `the manifest lists both "${key}" and its part file "${key}.part"`,
-        );
       }
     }
     inc.state = "receiving";
@@ -212,12 +226,13 @@ export class IncomingTransfers {
       const file = inc.files[inc.index]!;
       if (inc.sink === undefined) {
         if (file.entry.size !== 0) throw new TransferFailure(`"${file.entry.path}" was skipped`);
-        inc.sink = await FileSink.open(await this.#target(file, 0), {
+        inc.sink = await FileSink.open(await this.#target(inc, inc.index, 0), {
           size: 0,
           sha256: file.entry.sha256,
+          record: encodePartRecord(this.#owner(inc, inc.index)),
         });
       }
-      await inc.sink.finish();
+      await this.#published(inc, await inc.sink.finish());
       inc.sink = undefined;
       inc.index++;
     }
@@ -234,7 +249,7 @@ export class IncomingTransfers {
         throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
       }
       if (inc.sink) {
-        await inc.sink.finish();
+        await this.#published(inc, await inc.sink.finish());
         inc.sink = undefined;
         inc.index++;
       }
@@ -245,9 +260,10 @@ export class IncomingTransfers {
       const resume = inc.resumeFrom.get(inc.index) ?? 0;
       const from = message.offset === resume ? resume : 0;
       if (message.offset !== from) throw new TransferFailure("data does not start where agreed");
-      inc.sink = await FileSink.open(await this.#target(file, from), {
+      inc.sink = await FileSink.open(await this.#target(inc, inc.index, from), {
         size: file.entry.size,
         sha256: file.entry.sha256,
+        record: encodePartRecord(this.#owner(inc, inc.index)),
         ...(from > 0 ? { resumeFrom: from } : {}),
       });
       inc.resumed += from;
@@ -261,24 +277,52 @@ export class IncomingTransfers {
       await this.#context.send(encodeTransfer.ack(inc.party, inc.id, received));
     }
     if (inc.sink.written === file.entry.size) {
-      await inc.sink.finish();
+      await this.#published(inc, await inc.sink.finish());
       inc.sink = undefined;
       inc.index++;
     }
     this.#events.progress(inc, "receive");
   }
 
+  /** Who a part file of this transfer's file `index` belongs to (its resume record). */
+  #owner(inc: Incoming, index: number): PartOwner {
+    const entry = inc.manifest.entries[index]!;
+    return {
+      sender: inc.peer.fingerprint,
+      manifestSha256: inc.offer.manifestSha256,
+      fileIndex: index,
+      size: entry.size,
+      sha256: entry.sha256,
+    };
+  }
+
+  /** Notes where a single file ended up ("NAME (1)" when its name was taken). */
+  #published(inc: Incoming, path: string): void {
+    if (inc.files.length === 1) inc.published = path;
+  }
+
   /**
    * The path to receive a file at, resolved again right before creating it (safe_path.ts: folders
-   * change). A `.part` we are not resuming may be someone else's (a browser's half download): it
-   * is never deleted; the file is received under the next free name instead (14.4).
+   * change). When resuming, the slot whose part file was proven ours. Otherwise our own part file
+   * for this very file (the sender declined the resume) is started over; anything else at a part
+   * or record name may be someone else's (a browser's half download): it is never read, changed
+   * or deleted, and the file is received under the next free name instead (14.4).
    */
-  async #target(file: { segments: string[] }, resumeFrom: number): Promise<string> {
-    const path = await resolveInside(this.#context.receiveDir ?? Deno.cwd(), file.segments);
-    if (resumeFrom > 0 || !(await exists(partPath(path)))) return path;
-    for (let n = 1;; n++) {
+  async #target(inc: Incoming, index: number, resumeFrom: number): Promise<string> {
+    const file = inc.files[index]!;
+    const path = await resolveInside(inc.folder, file.segments);
+    if (resumeFrom > 0) return numbered(path, file.slot);
+    const owner = this.#owner(inc, index);
+    for (let n = 0;; n++) {
       const candidate = numbered(path, n);
-      if (!(await exists(candidate)) && !(await exists(partPath(candidate)))) return candidate;
+      if (await ownsPart(candidate, owner)) {
+        await Deno.remove(partPath(candidate));
+        await Deno.remove(recordPath(candidate));
+        return candidate;
+      }
+      const taken = (n > 0 && await exists(candidate)) || await exists(partPath(candidate)) ||
+        await exists(recordPath(candidate));
+      if (!taken) return candidate;
     }
   }
 
@@ -289,10 +333,8 @@ export class IncomingTransfers {
     await this.#advanceTo(inc, inc.files.length);
     inc.finished = true;
     await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
-    const root = this.#context.receiveDir ?? Deno.cwd();
-    const top = inc.files.length === 1
-      ? inc.files[0]!.path
-      : joinPath(root, inc.files[0]!.entry.path.split("/")[0]!);
+    // Every path lies under the offer's name (checkManifestPaths), so that is what was received.
+    const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
     this.#events.emit(inc, "receive", "done", { path: top });
   }
 
@@ -313,8 +355,101 @@ export class IncomingTransfers {
   }
 }
 
-/** "dir/report.pdf" -> "dir/report (n).pdf"; dotfiles and names without extension get a suffix. */
+/**
+ * The first slot (0: `path` itself, n: "NAME (n)") whose part file is ours for `owner`, looking
+ * only where part files or records exist; undefined when there is none.
+ */
+async function ownedSlot(path: string, owner: PartOwner): Promise<number | undefined> {
+  for (let n = 0;; n++) {
+    const candidate = numbered(path, n);
+    if (await ownsPart(candidate, owner)) return n;
+    if (!(await exists(partPath(candidate))) && !(await exists(recordPath(candidate)))) {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Why an offer's name cannot be accepted, or undefined: it must be one safe path segment (the
+ * folder or file everything is received under), and not hidden unless `allowHidden`.
+ */
+export function offerNameProblem(name: string, allowHidden: boolean): string | undefined {
+  const shown = sanitizeDisplayName(name);
+  let segments: string[];
+  try {
+    segments = safeRelativePath(name);
+  } catch (error) {
+    return `file offer "${shown}" refused: its name is not a plain file or folder name (${
+      error instanceof Error ? error.message : String(error)
+    })`;
+  }
+  if (segments.length !== 1) {
+    return `file offer "${shown}" refused: its name is a path, not a file or folder name`;
+  }
+  if (name.startsWith(".") && !allowHidden) {
+    return `file offer "${shown}" refused: it is a hidden (dot) file; ` +
+      `to accept hidden files, start securechat with --allow-hidden-files`;
+  }
+  if (reservedSuffix(name)) {
+    return `file offer "${shown}" refused: its name ends like securechat's own part files`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks every manifest path against the offer (14.3): a safe relative path, listed once, under
+ * the offer's name (or equal to it for a single file), without hidden segments unless
+ * `allowHidden`, and not named like a part file or resume record. Returns the segments of each.
+ *
+ * @throws {TransferFailure} naming the offer and the path
+ */
+function checkManifestPaths(
+  name: string,
+  entries: ManifestEntry[],
+  allowHidden: boolean,
+): string[][] {
+  const shown = sanitizeDisplayName(name);
+  const refuse = (why: string) => new TransferFailure(`file offer "${shown}" refused: ${why}`);
+  const seen = new Set<string>();
+  const checked = [];
+  for (const entry of entries) {
+    const segments = safeRelativePath(entry.path);
+    const path = sanitizeDisplayName(entry.path);
+    const single = entries.length === 1 && segments.length === 1;
+    if (segments[0] !== name || (segments.length === 1 && !single)) {
+      throw refuse(`its manifest holds "${path}", outside "${shown}"`);
+    }
+    const hidden = segments.find((segment) => segment.startsWith("."));
+    if (hidden !== undefined && !allowHidden) {
+      throw refuse(
+        `its manifest holds the hidden (dot) file or folder "${path}"; ` +
+          `to accept hidden files, start securechat with --allow-hidden-files`,
+      );
+    }
+    if (segments.some(reservedSuffix)) {
+      throw refuse(`its manifest holds "${path}", named like securechat's own part files`);
+    }
+    // One spelling per name, as case-insensitive and normalizing file systems see it.
+    const key = segments.join("/").normalize("NFC").toLowerCase();
+    if (seen.has(key)) throw refuse(`its manifest lists "${path}" twice`);
+    seen.add(key);
+    checked.push(segments);
+  }
+  return checked;
+}
+
+/** True for a name ending like a part file or a resume record, in any case. */
+function reservedSuffix(segment: string): boolean {
+  const lower = segment.toLowerCase();
+  return lower.endsWith(PART_SUFFIX) || lower.endsWith(RECORD_SUFFIX);
+}
+
+/**
+ * "dir/report.pdf" -> "dir/report (n).pdf" (n = 0: the path itself); dotfiles and names without
+ * extension get a suffix.
+ */
 function numbered(path: string, n: number): string {
+  if (n === 0) return path;
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   const name = path.slice(slash + 1);
   const dot = name.lastIndexOf(".");

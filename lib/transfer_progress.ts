@@ -31,8 +31,10 @@ export interface TransferContext {
   send(message: Uint8Array): Promise<void>;
   emit(event: ChatEvent): void;
   now?: () => number;
-  /** Where accepted files are written (default: the current folder). */
+  /** Where accepted files are written (default: `downloadsFolder()`, lib/paths.ts). */
   receiveDir?: string;
+  /** Accept files and folders whose names start with "." (refused by default: dotfiles). */
+  allowHidden?: boolean;
   /** Accept every verified offer at once (one-shot `listen --receive DIR`). */
   autoAccept?: boolean;
   /** Reject offers larger than this many bytes. */

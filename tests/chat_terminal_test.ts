@@ -507,11 +507,15 @@ Deno.test("`runTerminalChat()` prints offers and the other transfer states once,
     name: "photos",
     files: 2,
     size: 3 * MIB,
+    folder: "/in",
+    hidden: "refused",
   });
   await until(() => output.text.includes("/reject e5f6"), "the offer");
   equal(
     output.last,
     `${CLEAR}09:05 -- bob ✓ offers "photos" (2 files, 3.0 MiB)\r\n` +
+      `09:05 -- saved into "/in" as "photos"; hidden (dot) files refused; ` +
+      `no file is made executable\r\n` +
       `09:05 -- type /accept e5f6 or /reject e5f6\r\nalice> \r\x1b[7C`,
   );
   const photos = { id: "e5f6", name: "photos", direction: "receive", total: 3 * MIB } as const;

@@ -1,4 +1,4 @@
-import { deepStrictEqual as eql, equal, ok } from "node:assert/strict";
+import { deepStrictEqual as eql, equal, match, ok } from "node:assert/strict";
 import { CHAT_HELP, type ChatEvent, type MemberInfo } from "../lib/chat_events.ts";
 import {
   displayName,
@@ -249,11 +249,16 @@ Deno.test("`renderEvent()` prints offers and every transfer state on lines of th
     name: "photos",
     files: 3,
     size: 4 * MIB,
+    folder: "/home/bob/Downloads/securechat",
+    hidden: "refused",
   };
   eql(renderEvent(offer, plain), [
     '09:05 -- bob ✓ offers "photos" (3 files, 4.0 MiB)',
+    '09:05 -- saved into "/home/bob/Downloads/securechat" as "photos"; ' +
+    "hidden (dot) files refused; no file is made executable",
     "09:05 -- type /accept a1b2c3d4 or /reject a1b2c3d4",
   ]);
+  match(renderEvent({ ...offer, hidden: "allowed" }, plain)[1]!, /hidden \(dot\) files allowed/);
   const cases: [string, TransferEvent, string][] = [
     [
       "waiting",

@@ -11,7 +11,7 @@ import { sha256 } from "../lib/bytes.ts";
 import { AuthenticationError, ProtocolError, type SecurechatError } from "../lib/errors.ts";
 import { CHUNK_SIZE, prefixMatches } from "../lib/file_hash.ts";
 import { FileSink, prefixProof } from "../lib/file_sink.ts";
-import { partPath } from "../lib/free_name.ts";
+import { partPath, recordPath } from "../lib/free_name.ts";
 import { exists, joinPath } from "../lib/paths.ts";
 import { tempDir } from "./_helpers/files.ts";
 
@@ -198,31 +198,37 @@ Deno.test("FileSink.finish() refuses a short file and keeps the .part for a resu
     isError(ProtocolError, "truncated_file", "got 999 of the announced 1000"),
   );
   await sink.abort(false);
-  eql(await names(dir.path), ["short.bin.part"]);
+  eql(await names(dir.path), ["short.bin.securechat-part"]);
 });
 
 Deno.test("FileSink.abort() keeps or deletes the .part, is idempotent, and is a no-op when done", async () => {
   await using dir = await tempDir();
   const data = text("hello");
   const hash = await sha256(data);
-  const kept = await FileSink.open(joinPath(dir.path, "kept"), { size: 5, sha256: hash });
+  const record = text("securechat part 1\n");
+  const kept = await FileSink.open(joinPath(dir.path, "kept"), { size: 5, sha256: hash, record });
   await kept.write(0, data.subarray(0, 2));
   await kept.abort(false);
   await kept.abort(false);
   await rejects(kept.write(2, data.subarray(2)), /the file sink is aborted/);
-  eql(await Deno.readFile(joinPath(dir.path, "kept.part")), data.subarray(0, 2));
+  eql(await Deno.readFile(partPath(joinPath(dir.path, "kept"))), data.subarray(0, 2));
+  eql(await Deno.readFile(recordPath(joinPath(dir.path, "kept"))), record);
 
-  const removed = await FileSink.open(joinPath(dir.path, "removed"), { size: 5, sha256: hash });
+  const removed = await FileSink.open(joinPath(dir.path, "removed"), {
+    size: 5,
+    sha256: hash,
+    record,
+  });
   await removed.write(0, data.subarray(0, 2));
   await removed.abort(true);
   await removed.abort(true);
 
-  const done = await FileSink.open(joinPath(dir.path, "done"), { size: 5, sha256: hash });
+  const done = await FileSink.open(joinPath(dir.path, "done"), { size: 5, sha256: hash, record });
   await done.write(0, data);
   await done.finish();
   await done.abort(true);
   await rejects(done.finish(), /the file sink is done/);
-  eql(await names(dir.path), ["done", "kept.part"]);
+  eql(await names(dir.path), ["done", "kept.securechat-part", "kept.securechat-resume"]);
 });
 
 Deno.test("FileSink.write() refuses a second write before the first finished", async () => {
@@ -253,16 +259,22 @@ Deno.test("FileSink.open() checks its arguments", async () => {
   eql(await names(dir.path), []);
 });
 
-Deno.test("FileSink.open() replaces a stale .part when not resuming", async () => {
+Deno.test("FileSink.open() never replaces, reads or deletes a file at the part or record name", async () => {
   await using dir = await tempDir();
   const final = joinPath(dir.path, "x.txt");
-  await Deno.writeTextFile(partPath(final), "stale content that is longer");
   const data = text("fresh");
-  const sink = await FileSink.open(final, { size: 5, sha256: await sha256(data) });
-  strictEqual((await Deno.stat(partPath(final))).size, 0);
-  await sink.write(0, data);
-  await sink.finish();
-  strictEqual(await Deno.readTextFile(final), "fresh");
+  for (const taken of [partPath(final), recordPath(final)]) {
+    await Deno.writeTextFile(taken, "someone else's content");
+    const before = await Deno.stat(taken);
+    await rejects(
+      FileSink.open(final, { size: 5, sha256: await sha256(data), record: text("r") }),
+      isError(ProtocolError, "unsafe_path", "something is already there"),
+    );
+    strictEqual(await Deno.readTextFile(taken), "someone else's content");
+    strictEqual((await Deno.stat(taken)).mtime?.getTime(), before.mtime?.getTime());
+    eql(await names(dir.path), [taken.slice(dir.path.length + 1)]);
+    await Deno.remove(taken);
+  }
 });
 
 Deno.test({

@@ -6,16 +6,17 @@
 
 import { ok, rejects, strictEqual } from "node:assert/strict";
 import { SecurechatError } from "../lib/errors.ts";
-import { freeName, MAX_FREE_NAME_TRIES, partPath } from "../lib/free_name.ts";
+import { freeName, MAX_FREE_NAME_TRIES, partPath, recordPath } from "../lib/free_name.ts";
 import { joinPath } from "../lib/paths.ts";
 import { isCode } from "./_helpers/assert_error.ts";
 import { tempDir } from "./_helpers/files.ts";
 
 const POSIX = Deno.build.os !== "windows";
 
-Deno.test("partPath() appends .part", () => {
-  strictEqual(partPath("/x/report.pdf"), "/x/report.pdf.part");
-  strictEqual(partPath("Makefile"), "Makefile.part");
+Deno.test("partPath() and recordPath() append securechat's own suffixes, not a browser's .part", () => {
+  strictEqual(partPath("/x/report.pdf"), "/x/report.pdf.securechat-part");
+  strictEqual(partPath("Makefile"), "Makefile.securechat-part");
+  strictEqual(recordPath("/x/report.pdf"), "/x/report.pdf.securechat-resume");
 });
 
 Deno.test("freeName() returns the path itself when nothing is there", async () => {

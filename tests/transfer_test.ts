@@ -6,7 +6,10 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
+import { hash } from "../lib/key_schedule.ts";
+import { encodePartRecord } from "../lib/part_record.ts";
 import { RoomHub } from "../lib/room.ts";
+import { encodeManifest } from "../lib/transfer_messages.ts";
 import { identities, join, type TestMember } from "./_helpers/room.ts";
 import { randomBytes } from "./_helpers/peers.ts";
 
@@ -111,11 +114,25 @@ Deno.test("a rejected offer writes nothing and tells the sender", async () => {
   });
 });
 
-Deno.test("a leftover .part with a matching prefix is resumed, not sent again", async () => {
+/** The part file and resume record securechat leaves when `sender`'s transfer of `name` breaks. */
+async function leftover(dir: string, name: string, content: Uint8Array, sender: string) {
+  const entry = { path: name, size: content.length, sha256: await hash(content) };
+  const record = encodePartRecord({
+    sender,
+    manifestSha256: await hash(encodeManifest([entry])),
+    fileIndex: 0,
+    size: entry.size,
+    sha256: entry.sha256,
+  });
+  await Deno.writeFile(`${dir}/${name}.securechat-part`, content.subarray(0, 2 * 1024 * 1024));
+  await Deno.writeFile(`${dir}/${name}.securechat-resume`, record);
+}
+
+Deno.test("securechat's own part file for the same sender and manifest is resumed, not sent again", async () => {
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(3 * 1024 * 1024);
     await Deno.writeFile(`${dirs.out}/big.bin`, content);
-    await Deno.writeFile(`${dirs.in}/big.bin.part`, content.subarray(0, 2 * 1024 * 1024));
+    await leftover(dirs.in, "big.bin", content, a!.fingerprint);
     await sender.session.sendFile!(`${dirs.out}/big.bin`);
     await receiver.until((events) => events.some((e) => e.type === "offer"));
     await receiver.session.acceptOffer!();
@@ -124,7 +141,30 @@ Deno.test("a leftover .part with a matching prefix is resumed, not sent again", 
     strictEqual(done.state, "done");
     strictEqual(done.resumed, 2 * 1024 * 1024);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/big.bin`), content);
-    ok(!(await exists(`${dirs.in}/big.bin.part`)));
+    deepStrictEqual(await listDir(dirs.in), ["big.bin"]);
+  });
+});
+
+Deno.test("a part file recorded for another sender is not resumed, read or changed", async () => {
+  await withRoom(async (_room, sender, receiver, dirs) => {
+    const content = randomBytes(3 * 1024 * 1024);
+    await Deno.writeFile(`${dirs.out}/big.bin`, content);
+    await leftover(dirs.in, "big.bin", content, b!.fingerprint);
+    const before = await Deno.readFile(`${dirs.in}/big.bin.securechat-part`);
+    await sender.session.sendFile!(`${dirs.out}/big.bin`);
+    await receiver.until((events) => events.some((e) => e.type === "offer"));
+    await receiver.session.acceptOffer!();
+    await receiver.until(finished(receiver, "receive"));
+    const done = transfers(receiver.events).at(-1)!;
+    strictEqual(done.state, "done");
+    strictEqual(done.resumed, undefined);
+    deepStrictEqual(await Deno.readFile(`${dirs.in}/big (1).bin`), content);
+    deepStrictEqual(await Deno.readFile(`${dirs.in}/big.bin.securechat-part`), before);
+    deepStrictEqual(await listDir(dirs.in), [
+      "big (1).bin",
+      "big.bin.securechat-part",
+      "big.bin.securechat-resume",
+    ]);
   });
 });
 
@@ -146,15 +186,6 @@ Deno.test("chat messages sent during a transfer arrive before it ends", async ()
     ok(chatAt >= 0 && chatAt < doneAt, `chat at ${chatAt}, done at ${doneAt}`);
   });
 });
-
-async function exists(path: string) {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function listDir(path: string): Promise<string[]> {
   const names = [];
@@ -184,3 +215,38 @@ for (const who of ["recipient", "sender"] as const) {
     });
   });
 }
+
+Deno.test("without a receive folder, an accepted file goes to ~/Downloads/securechat (made 0700), shown in the offer", async () => {
+  const home = await Deno.makeTempDir({ prefix: "securechat-home-" });
+  const saved = { HOME: Deno.env.get("HOME"), XDG: Deno.env.get("XDG_DOWNLOAD_DIR") };
+  Deno.env.set("HOME", home);
+  Deno.env.delete("XDG_DOWNLOAD_DIR");
+  const room = new RoomHub({ identity: relayIdentity!, hostParticipates: false });
+  const sender = await join(a!, relayIdentity!, (conn, name) => room.admit(conn, name));
+  const receiver = await join(b!, relayIdentity!, (conn, name) => room.admit(conn, name));
+  try {
+    await sender.until(() => sender.session.members().length === 2);
+    await Deno.writeTextFile(`${home}/note.txt`, "hello");
+    await sender.session.sendFile!(`${home}/note.txt`);
+    await receiver.until((events) => events.some((e) => e.type === "offer"));
+    const offer = receiver.events.find((e) => e.type === "offer") as ChatEvent & { type: "offer" };
+    const folder = `${home}/Downloads/securechat`;
+    strictEqual(offer.folder, folder);
+    strictEqual(offer.hidden, "refused");
+    await receiver.session.acceptOffer!();
+    await receiver.until(finished(receiver, "receive"));
+    const done = transfers(receiver.events).at(-1)!;
+    strictEqual(done.state, "done");
+    strictEqual(done.path, `${folder}/note.txt`);
+    strictEqual(await Deno.readTextFile(`${folder}/note.txt`), "hello");
+    if (Deno.build.os !== "windows") strictEqual((await Deno.stat(folder)).mode! & 0o777, 0o700);
+  } finally {
+    await Promise.all([sender.session.close(), receiver.session.close()]);
+    await room.close();
+    for (const [name, value] of [["HOME", saved.HOME], ["XDG_DOWNLOAD_DIR", saved.XDG]]) {
+      if (value === undefined) Deno.env.delete(name!);
+      else Deno.env.set(name!, value);
+    }
+    await Deno.remove(home, { recursive: true });
+  }
+});

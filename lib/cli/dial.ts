@@ -15,7 +15,7 @@ import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { parseFingerprint } from "../trust_file.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
 import { followTransfer, sizeFlag } from "./transfer_cli.ts";
@@ -98,6 +98,7 @@ export async function run(args: string[]): Promise<number> {
     await (await import("../transfer_outgoing.ts")).collectFiles(sendPath);
   }
   const acceptDir = await folderFlag(parsed, "accept-files");
+  const allowHidden = booleanFlag(parsed, "allow-hidden-files");
   const maxFileSize = sizeFlag(parsed, "max-file-size");
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
@@ -165,6 +166,7 @@ export async function run(args: string[]): Promise<number> {
   const session = await joinRoom(secure, {
     identity,
     ...(acceptDir === undefined ? {} : { receiveDir: acceptDir, autoAccept: true }),
+    ...(allowHidden ? { allowHidden } : {}),
     ...(maxFileSize === undefined ? {} : { maxFileSize }),
   });
   if (mode !== "oneshot") return await runChatUi(session, mode);

@@ -22,6 +22,7 @@ export const SESSION_FLAGS: Record<string, FlagSpec> = {
   json: { type: "boolean" },
   progress: { type: "boolean" },
   "accept-files": { type: "string" },
+  "allow-hidden-files": { type: "boolean" },
   "max-file-size": { type: "string" },
   "handshake-timeout": { type: "string" },
   keepalive: { type: "string" },

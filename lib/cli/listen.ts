@@ -167,6 +167,7 @@ export async function run(args: string[]): Promise<number> {
   const authorizedFile = stringFlag(parsed, "authorized-keys");
   const receiveDir = await folderFlag(parsed, "receive") ??
     await folderFlag(parsed, "accept-files");
+  const allowHidden = booleanFlag(parsed, "allow-hidden-files");
   const maxFileSize = sizeFlag(parsed, "max-file-size");
   if (host === "") throw new UsageError('flag "--host" needs an address');
   if (keepOpen && mode !== "pipe") {
@@ -207,6 +208,7 @@ export async function run(args: string[]): Promise<number> {
       maxMembers,
       ...(receiveDir === undefined ? {} : { receiveDir }),
       ...(maxFileSize === undefined ? {} : { maxFileSize }),
+      ...(allowHidden ? { allowHidden } : {}),
     });
   } finally {
     try {
@@ -280,7 +282,12 @@ async function serveRoom(
   listener: Deno.TcpListener,
   settings: Settings,
   mode: Exclude<SessionMode, "pipe">,
-  transfer: { maxMembers: number; receiveDir?: string; maxFileSize?: number },
+  transfer: {
+    maxMembers: number;
+    receiveDir?: string;
+    maxFileSize?: number;
+    allowHidden?: boolean;
+  },
 ): Promise<number> {
   const { maxMembers } = transfer;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
@@ -294,6 +301,7 @@ async function serveRoom(
       ? {}
       : { receiveDir: transfer.receiveDir, autoAccept: true }),
     ...(transfer.maxFileSize === undefined ? {} : { maxFileSize: transfer.maxFileSize }),
+    ...(transfer.allowHidden ? { allowHidden: true } : {}),
     // The terminal belongs to the chat UI, which shows joins and leaves itself.
     ...(mode === "terminal" ? {} : { log: status }),
   });

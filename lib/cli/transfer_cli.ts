@@ -6,7 +6,7 @@
  */
 
 import type { ChatEvent, ChatSession } from "../chat_events.ts";
-import { formatBytes, renderEvent } from "../chat_view.ts";
+import { formatBytes, offerDetails, renderEvent } from "../chat_view.ts";
 import { SecurechatError, UsageError } from "../errors.ts";
 import { type ParsedArgs, stringFlag } from "./args.ts";
 import { status } from "./output.ts";
@@ -82,9 +82,9 @@ export async function followTransfer(
     } else if (event.type === "offer" && direction === "receive") {
       line.clear();
       status(
-        `offer from "${event.from.name}" ${event.from.fingerprint}: "${event.name}" (${
-          formatBytes(event.size)
-        })`,
+        `offer from "${event.from.name}" ${event.from.fingerprint}: "${event.name}" (${event.files} ${
+          event.files === 1 ? "file" : "files"
+        }, ${formatBytes(event.size)}); ${offerDetails(event)}`,
       );
     } else if (event.type === "rejected" || event.type === "notice") {
       line.clear();
@@ -122,8 +122,9 @@ export async function followTransfer(
       ? `${what} was rejected: ${reason}`
       : `${verb} ${what} ${outcome?.state === "cancelled" ? "was cancelled" : "failed"}: ${reason}`,
     1,
-    outcome?.state === "failed"
-      ? { hints: ["any .part file is kept: running the same transfer again resumes it"] }
+    // A refused offer ("file offer ... refused") wrote nothing: there is nothing to resume.
+    outcome?.state === "failed" && !reason.startsWith("file offer ")
+      ? { hints: ["the part file is kept: sending the same file again resumes it"] }
       : {},
   );
 }

@@ -142,6 +142,8 @@ Flags:
                                 (default 256)
       --receive DIR             one shot: accept the first file or folder sent into DIR, then exit
       --accept-files DIR        in a chat, accept file offers into DIR without asking
+      --allow-hidden-files      accept files and folders whose names start with "." (refused by
+                                default: a file offer must not plant dotfiles)
       --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
@@ -163,6 +165,8 @@ Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
       --send PATH               one shot: offer PATH (file or folder) to the listener, then exit
       --accept-files DIR        in a chat, accept file offers into DIR without asking
+      --allow-hidden-files      accept files and folders whose names start with "." (refused by
+                                default: a file offer must not plant dotfiles)
       --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
       --suites LIST             key agreement suites to offer, in order of preference
                                 (default x25519-mlkem768,x25519)

@@ -244,7 +244,8 @@ async function sendTree(count: number): Promise<number> {
   ok(tree.empty >= count / 40, `the tree has only ${tree.empty} empty files`);
   ok([...tree.files.keys()].some((path) => path.endsWith("/café.txt")));
   const dir = await fx.folder("in");
-  const listener = await fx.listen(["--receive", dir]);
+  // The tree holds ".hidden": accepted only with the flag (its refusal: transfer_hostile_test.ts).
+  const listener = await fx.listen(["--receive", dir, "--allow-hidden-files"]);
   const dialer = fx.dial(listener.port, ["--send", `${fx.root}/out/tree`]);
 
   const [sent, received] = await Promise.all([dialer.finished(), listener.finished()]);
@@ -274,11 +275,11 @@ Deno.test({
   },
 });
 
-Deno.test("a transfer cut by SIGKILL of the dialer keeps only NAME.part; the resend resumes it and arrives identical", async () => {
+Deno.test("a transfer cut by SIGKILL of the dialer keeps only its part file and resume record; the resend resumes it and arrives identical", async () => {
   await using fx = await Fixture.create();
   const source = await bigFile(fx);
   const dir = await fx.folder("in");
-  const part = `${dir}/big.bin.part`;
+  const part = `${dir}/big.bin.securechat-part`;
 
   // First attempt: kill the dialer once the receiver holds more than 50 MiB.
   const listener1 = await fx.listen(["--receive", dir]);
@@ -289,7 +290,7 @@ Deno.test("a transfer cut by SIGKILL of the dialer keeps only NAME.part; the res
   notStrictEqual(cut.code, 0, fx.context());
   deepStrictEqual(errorLines(cut.stderr).length, 1, fx.context());
   match(errorLines(cut.stderr)[0]!, /^securechat: error: receiving "big\.bin" failed: /);
-  deepStrictEqual(await listNames(dir), ["big.bin.part"]);
+  deepStrictEqual(await listNames(dir), ["big.bin.securechat-part", "big.bin.securechat-resume"]);
   const kept = await sizeOrZero(part);
   ok(kept > 50 * MiB && kept < BIG, `the .part holds ${kept} bytes`);
 
@@ -322,13 +323,13 @@ async function killListenerMidTransfer(fx: Fixture) {
   const dir = await fx.folder("in");
   const listener = await fx.listen(["--receive", dir]);
   const dialer = fx.dial(listener.port, ["--send", source.path]);
-  await untilLarger(`${dir}/big.bin.part`, 50 * MiB, [dialer, listener], fx);
+  await untilLarger(`${dir}/big.bin.securechat-part`, 50 * MiB, [dialer, listener], fx);
   listener.kill();
   await listener.finished();
   return { dir, result: await dialer.finished() };
 }
 
-Deno.test("dial --send exits non-zero saying why when the listener is SIGKILLed mid-transfer; only the .part is left", async () => {
+Deno.test("dial --send exits non-zero saying why when the listener is SIGKILLed mid-transfer; only the part file and its record are left", async () => {
   await using fx = await Fixture.create();
   const { dir, result } = await killListenerMidTransfer(fx);
   notStrictEqual(result.code, 0, fx.context());
@@ -337,7 +338,7 @@ Deno.test("dial --send exits non-zero saying why when the listener is SIGKILLed 
     /^securechat: error: sending "big\.bin" failed: .*connection/,
   );
   deepStrictEqual(result.stderr.filter((l) => /^\s+at /.test(l)), [], "no stack trace");
-  deepStrictEqual(await listNames(dir), ["big.bin.part"]);
+  deepStrictEqual(await listNames(dir), ["big.bin.securechat-part", "big.bin.securechat-resume"]);
 });
 
 Deno.test({
