@@ -170,7 +170,10 @@ export class RoomHub {
       this.#host.info?.name === name ||
       [...this.#members.values()].some((member) => member.info.name === name);
     if (!taken(base)) return base;
-    return `${base}-${fingerprint.slice(7, 13)}`;
+    // The fallback is checked too: another member may have picked "bob-AbCdEf" deliberately.
+    const fallback = `${base}-${fingerprint.slice(7, 13)}`;
+    if (!taken(fallback)) return fallback;
+    for (let n = 2;; n++) if (!taken(`${fallback}-${n}`)) return `${fallback}-${n}`;
   }
 
   #broadcast(bytes: Uint8Array, except?: string): void {
