@@ -35,6 +35,7 @@ import {
   type TransferContext,
   type TransferEvents,
   TransferFailure,
+  transferKey,
 } from "./transfer_progress.ts";
 
 /** A transfer we receive: the verified Offer, the manifest so far, and the file being written. */
@@ -63,9 +64,9 @@ export class IncomingTransfers {
     this.#now = context.now ?? Date.now;
   }
 
-  /** The transfer with this short id, finished or not. */
-  get(short: string): Incoming | undefined {
-    return this.#transfers.get(short);
+  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  get(key: string): Incoming | undefined {
+    return this.#transfers.get(key);
   }
 
   /** Every transfer so far, finished or not. */
@@ -74,7 +75,7 @@ export class IncomingTransfers {
   }
 
   /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
-  async onOffer(message: TransferMessage & { type: "offer" }, key: string): Promise<void> {
+  async onOffer(message: TransferMessage & { type: "offer" }, short: string): Promise<void> {
     const senderPrint = fingerprintOfAuthor(message.party);
     const sender = this.#context.roster.get(senderPrint);
     const claimed = sender?.info.name ?? senderPrint;
@@ -93,9 +94,13 @@ export class IncomingTransfers {
     if (!this.#context.roster.checkCounter(senderPrint, message.offer.counter)) {
       return reject("a file offer that was replayed");
     }
+    const key = transferKey(message.party, message.transferId);
+    if (this.#transfers.has(key)) {
+      return reject("a file offer that reuses the id of an earlier transfer from that member");
+    }
     const inc: Incoming = {
       id: message.transferId,
-      short: key,
+      short,
       peer: sender.info,
       party: message.party,
       name: sanitizeDisplayName(message.offer.name),
@@ -126,13 +131,13 @@ export class IncomingTransfers {
     this.#context.emit({
       type: "offer",
       time: this.#now(),
-      id: key,
+      id: short,
       from: sender.info,
       name: inc.name,
       files: message.offer.fileCount,
       size: inc.total,
     });
-    if (this.#context.autoAccept) await this.accept(key);
+    if (this.#context.autoAccept) await this.accept(short);
   }
 
   /** Accepts an offer (default: the only pending one). */
