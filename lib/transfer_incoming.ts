@@ -18,6 +18,7 @@ import { constantTimeEqual } from "./bytes.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
 import { partPath } from "./free_name.ts";
 import { exists, joinPath } from "./paths.ts";
+import { noRoomFor, sizeLimit } from "./receive_limits.ts";
 import { authorOf, fingerprintOfAuthor } from "./room_messages.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
 import {
@@ -121,7 +122,7 @@ export class IncomingTransfers {
       lastAck: 0,
     };
     this.#transfers.set(key, inc);
-    const max = this.#context.maxFileSize;
+    const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
     if (max !== undefined && inc.total > max) {
       inc.finished = true;
       const reason = `larger than the recipient's limit of ${max} bytes`;
@@ -147,6 +148,12 @@ export class IncomingTransfers {
       id,
       "offer",
     );
+    const noRoom = await noRoomFor(inc.total, this.#context.receiveDir ?? Deno.cwd());
+    if (noRoom !== undefined) {
+      inc.finished = true;
+      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
+      return this.#events.emit(inc, "receive", "rejected", { reason: noRoom });
+    }
     inc.state = "manifest";
     inc.started = this.#now();
     await this.#context.send(encodeTransfer.accept(inc.party, inc.id));

@@ -142,7 +142,9 @@ Flags:
                                 (default 256)
       --receive DIR             one shot: accept the first file or folder sent into DIR, then exit
       --accept-files DIR        in a chat, accept file offers into DIR without asking
-      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G; default 1G
+                                when offers are accepted without asking); any offer larger
+                                than the free space of the receive folder is rejected too
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
   -h, --help                    show this help
@@ -163,7 +165,9 @@ Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
       --send PATH               one shot: offer PATH (file or folder) to the listener, then exit
       --accept-files DIR        in a chat, accept file offers into DIR without asking
-      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G; default 1G
+                                when offers are accepted without asking); any offer larger
+                                than the free space of the receive folder is rejected too
       --suites LIST             key agreement suites to offer, in order of preference
                                 (default x25519-mlkem768,x25519)
 ${IDENTITY_FLAGS}
