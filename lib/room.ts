@@ -40,15 +40,22 @@ import {
   DEFAULT_MAX_MEMBERS,
   DEFAULT_RATE_PER_SECOND,
   TokenBucket,
+  TransferFlows,
+  type TransferVerdict,
   Violations,
 } from "./room_limits.ts";
 import {
   decodeTransfer,
   isTransferType,
+  MAX_MANIFEST_ENTRY_BYTES,
+  MAX_SLICE,
   partyOf,
   TRANSFER_MESSAGE,
+  type TransferMessage,
+  WINDOW_BYTES,
   withParty,
 } from "./transfer_messages.ts";
+import { toHex } from "./bytes.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
 
 /** Options of a room. */
@@ -96,6 +103,7 @@ export class RoomHub {
   readonly roomId: Uint8Array = crypto.getRandomValues(new Uint8Array(ROOM_ID_LENGTH));
   #options: RoomOptions;
   #members = new Map<string, Member>();
+  #flows = new TransferFlows(WINDOW_BYTES + MAX_SLICE, MAX_MANIFEST_ENTRY_BYTES);
   #now: () => number;
   #log: (line: string) => void;
   #host: RoomHost;
@@ -148,10 +156,18 @@ export class RoomHub {
       return await this.#violation(sender, "too many messages: slow down");
     }
     // Decoded before forwarding: a malformed message is its sender's fault, never the recipient's.
-    decodeTransfer(data);
+    const message = decodeTransfer(data);
     const forwarded = withParty(data, authorOf(sender.info.fingerprint));
     const target = this.#memberByAuthor(party);
-    if (target) return target.outbox.deliver(forwarded);
+    if (target) {
+      const verdict = this.#flowVerdict(sender, target, message);
+      if (verdict.action === "violation") return await this.#violation(sender, verdict.text);
+      if (verdict.action === "drop") return;
+      if (verdict.action === "charge" && !sender.bucket.take(this.#now())) {
+        return await this.#violation(sender, "too many messages: slow down");
+      }
+      return target.outbox.deliver(forwarded);
+    }
     const host = this.#host.info && authorOf(this.#host.info.fingerprint);
     const hostTransfers = this.#host.transfers;
     if (host && hostTransfers && host.every((byte, i) => byte === party[i])) {
@@ -159,6 +175,27 @@ export class RoomHub {
     }
     if (data[0] === TRANSFER_MESSAGE.offer) {
       sender.outbox.deliver(encodeNotice(0, "no such member: the file offer was not delivered"));
+    }
+  }
+
+  /**
+   * Section 14.1: file data only within the window the recipient granted, other transfer
+   * messages free only as the next step of an open transfer (else they count as chat does).
+   */
+  #flowVerdict(sender: Member, target: Member, message: TransferMessage): TransferVerdict {
+    const from = sender.info.fingerprint;
+    const to = target.info.fingerprint;
+    const id = toHex(message.transferId);
+    switch (message.type) {
+      case "offer":
+        return this.#flows.offer(from, to, id, message.offer.fileCount);
+      case "data":
+      case "manifest":
+        return this.#flows.check(message.type, from, to, id, message.bytes.length);
+      case "ack":
+        return this.#flows.check(message.type, from, to, id, message.received);
+      default:
+        return this.#flows.check(message.type, from, to, id);
     }
   }
 
@@ -173,7 +210,10 @@ export class RoomHub {
       this.#host.info?.name === name ||
       [...this.#members.values()].some((member) => member.info.name === name);
     if (!taken(base)) return base;
-    return `${base}-${fingerprint.slice(7, 13)}`;
+    // The fallback is checked too: another member may have picked "bob-AbCdEf" deliberately.
+    const fallback = `${base}-${fingerprint.slice(7, 13)}`;
+    if (!taken(fallback)) return fallback;
+    for (let n = 2;; n++) if (!taken(`${fallback}-${n}`)) return `${fallback}-${n}`;
   }
 
   #broadcast(bytes: Uint8Array, except?: string): void {
@@ -272,6 +312,7 @@ export class RoomHub {
       member.outbox.gone = true;
       connection.close();
       this.#members.delete(fingerprint);
+      this.#flows.forget(fingerprint);
       this.#host.roster.remove(fingerprint);
       if (!this.#closed) {
         this.#broadcast(encodeLeft(authorOf(fingerprint), reason));

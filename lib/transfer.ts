@@ -21,7 +21,12 @@ import { sanitizeDisplayName } from "./safe_path.ts";
 import { encodeTransfer, type TransferMessage } from "./transfer_messages.ts";
 import { type Incoming, IncomingTransfers } from "./transfer_incoming.ts";
 import { OutgoingTransfers } from "./transfer_outgoing.ts";
-import { findTransfer, type TransferContext, TransferEvents } from "./transfer_progress.ts";
+import {
+  findTransfer,
+  type TransferContext,
+  TransferEvents,
+  transferKey,
+} from "./transfer_progress.ts";
 
 /** Runs the transfers of one room member. */
 export class TransferManager {
@@ -39,8 +44,11 @@ export class TransferManager {
 
   /** Handles one transfer message; `party` is the other member (the relay filled it in). */
   async handle(message: TransferMessage): Promise<void> {
-    const key = toHex(message.transferId).slice(0, 8);
-    if (message.type === "offer") return await this.#incoming.onOffer(message, key);
+    // Keyed by (party, whole id): another member's id, or a colliding prefix, names nothing here.
+    const key = transferKey(message.party, message.transferId);
+    if (message.type === "offer") {
+      return await this.#incoming.onOffer(message, this.#short(message.transferId));
+    }
     const out = this.#outgoing.get(key);
     const fromRecipient = out && constantTimeEqual(out.party, message.party);
     const inc = this.#incoming.get(key);
@@ -132,7 +140,7 @@ export class TransferManager {
     if (open.length !== 1) findTransfer(new Map(open.map((t) => [t.short, t])), id, "transfer");
     const transfer = open[0]!;
     // Finished first, synchronously: data already on its way must not turn this into a failure.
-    const out = this.#outgoing.get(transfer.short);
+    const out = this.#outgoing.get(transferKey(transfer.party, transfer.id));
     if (out === transfer) {
       this.#outgoing.end(out, "cancelled", "cancelled", "you cancelled it");
     } else {
@@ -145,7 +153,22 @@ export class TransferManager {
 
   /** Offers the file or folder at `path` to `peer`. */
   offer(path: string, peer: MemberInfo): Promise<void> {
-    return this.#outgoing.offer(path, peer);
+    return this.#outgoing.offer(path, peer, (id) => this.#short(id));
+  }
+
+  /**
+   * The id the user sees and types for a transfer: 8 hex digits of its id, longer when another
+   * transfer of ours (either direction, any party) already shows those.
+   */
+  #short(id: Uint8Array): string {
+    const taken = new Set(
+      [...this.#outgoing.values(), ...this.#incoming.values()].map((t) => t.short),
+    );
+    const hex = toHex(id);
+    for (const length of [8, 16, 32]) {
+      if (!taken.has(hex.slice(0, length))) return hex.slice(0, length);
+    }
+    for (let n = 2;; n++) if (!taken.has(`${hex}-${n}`)) return `${hex}-${n}`;
   }
 
   /** Accepts an offer (default: the only pending one). */

@@ -21,6 +21,7 @@ import { FileSink, prefixProof } from "./file_sink.ts";
 import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
 import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
 import { downloadsFolder, exists, joinPath } from "./paths.ts";
+import { noRoomFor, sizeLimit } from "./receive_limits.ts";
 import { authorOf, fingerprintOfAuthor } from "./room_messages.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
 import {
@@ -38,6 +39,7 @@ import {
   type TransferContext,
   type TransferEvents,
   TransferFailure,
+  transferKey,
 } from "./transfer_progress.ts";
 
 /** A transfer we receive: the verified Offer, the manifest so far, and the file being written. */
@@ -71,9 +73,9 @@ export class IncomingTransfers {
     this.#now = context.now ?? Date.now;
   }
 
-  /** The transfer with this short id, finished or not. */
-  get(short: string): Incoming | undefined {
-    return this.#transfers.get(short);
+  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  get(key: string): Incoming | undefined {
+    return this.#transfers.get(key);
   }
 
   /** Every transfer so far, finished or not. */
@@ -82,7 +84,7 @@ export class IncomingTransfers {
   }
 
   /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
-  async onOffer(message: TransferMessage & { type: "offer" }, key: string): Promise<void> {
+  async onOffer(message: TransferMessage & { type: "offer" }, short: string): Promise<void> {
     const senderPrint = fingerprintOfAuthor(message.party);
     const sender = this.#context.roster.get(senderPrint);
     const claimed = sender?.info.name ?? senderPrint;
@@ -101,6 +103,10 @@ export class IncomingTransfers {
     if (!this.#context.roster.checkCounter(senderPrint, message.offer.counter)) {
       return reject("a file offer that was replayed");
     }
+    const key = transferKey(message.party, message.transferId);
+    if (this.#transfers.has(key)) {
+      return reject("a file offer that reuses the id of an earlier transfer from that member");
+    }
     let folder: string;
     try {
       folder = this.#context.receiveDir ?? downloadsFolder();
@@ -109,7 +115,7 @@ export class IncomingTransfers {
     }
     const inc: Incoming = {
       id: message.transferId,
-      short: key,
+      short,
       peer: sender.info,
       party: message.party,
       name: sanitizeDisplayName(message.offer.name),
@@ -131,7 +137,7 @@ export class IncomingTransfers {
       folder,
     };
     this.#transfers.set(key, inc);
-    const max = this.#context.maxFileSize;
+    const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
     const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true);
     if (refused !== undefined || (max !== undefined && inc.total > max)) {
       inc.finished = true;
@@ -142,7 +148,7 @@ export class IncomingTransfers {
     this.#context.emit({
       type: "offer",
       time: this.#now(),
-      id: key,
+      id: short,
       from: sender.info,
       name: inc.name,
       files: message.offer.fileCount,
@@ -150,7 +156,7 @@ export class IncomingTransfers {
       folder,
       hidden: this.#context.allowHidden ? "allowed" : "refused",
     });
-    if (this.#context.autoAccept) await this.accept(key);
+    if (this.#context.autoAccept) await this.accept(short);
   }
 
   /** Accepts an offer (default: the only pending one). */
@@ -160,12 +166,18 @@ export class IncomingTransfers {
       id,
       "offer",
     );
-    inc.state = "manifest";
-    inc.started = this.#now();
     // The default downloads folder is ours to create, private; a folder the user named must exist.
     if (this.#context.receiveDir === undefined) {
       await Deno.mkdir(inc.folder, { recursive: true, mode: 0o700 });
     }
+    const noRoom = await noRoomFor(inc.total, inc.folder);
+    if (noRoom !== undefined) {
+      inc.finished = true;
+      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
+      return this.#events.emit(inc, "receive", "rejected", { reason: noRoom });
+    }
+    inc.state = "manifest";
+    inc.started = this.#now();
     await this.#context.send(encodeTransfer.accept(inc.party, inc.id));
     this.#events.emit(inc, "receive", "receiving");
   }

@@ -42,6 +42,8 @@ export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 export const WINDOW_BYTES = 1024 * 1024;
 export const ACK_EVERY_BYTES = 256 * 1024;
+/** The most manifest bytes one file may take: path length, a 4096-byte path, size and hash. */
+export const MAX_MANIFEST_ENTRY_BYTES = 2 + 4096 + 8 + 32;
 
 /** True for a room message type that belongs to file transfer. */
 export function isTransferType(type: number): boolean {

@@ -13,7 +13,6 @@
  * @module
  */
 
-import { toHex } from "./bytes.ts";
 import type { MemberInfo } from "./chat_events.ts";
 import { SecurechatError } from "./errors.ts";
 import { hashFile, prefixMatches } from "./file_hash.ts";
@@ -33,6 +32,7 @@ import {
   type TransferContext,
   type TransferEvents,
   TransferFailure,
+  transferKey,
 } from "./transfer_progress.ts";
 
 /** A transfer we send: its files, the manifest, and the flow-control state. */
@@ -60,9 +60,9 @@ export class OutgoingTransfers {
     this.#now = context.now ?? Date.now;
   }
 
-  /** The transfer with this short id, finished or not. */
-  get(short: string): Outgoing | undefined {
-    return this.#transfers.get(short);
+  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  get(key: string): Outgoing | undefined {
+    return this.#transfers.get(key);
   }
 
   /** Every transfer so far, finished or not. */
@@ -70,8 +70,12 @@ export class OutgoingTransfers {
     return this.#transfers.values();
   }
 
-  /** Offers the file or folder at `path` to `peer`. */
-  async offer(path: string, peer: MemberInfo): Promise<void> {
+  /**
+   * Offers the file or folder at `path` to `peer`.
+   *
+   * @param short names the transfer to the user, unique among this member's (lib/transfer.ts)
+   */
+  async offer(path: string, peer: MemberInfo, short: (id: Uint8Array) => string): Promise<void> {
     const files = await collectFiles(path);
     const entries = [];
     for (const file of files) {
@@ -79,8 +83,10 @@ export class OutgoingTransfers {
       entries.push({ local: file.local, entry: { path: file.relative, size, sha256 } });
     }
     const manifest = encodeManifest(entries.map((e) => e.entry));
-    const id = crypto.getRandomValues(new Uint8Array(16));
     const party = authorOf(peer.fingerprint);
+    // Unique per recipient as assigned: a recipient keys transfers by (sender, id).
+    let id = crypto.getRandomValues(new Uint8Array(16));
+    while (this.#transfers.has(transferKey(party, id))) id = crypto.getRandomValues(id);
     const name = baseName(path);
     const offer = await signOffer(this.#context.identity, {
       roomId: this.#context.roomId,
@@ -98,7 +104,7 @@ export class OutgoingTransfers {
     let gotResume: Outgoing["gotResume"] = () => {};
     const out: Outgoing = {
       id,
-      short: toHex(id).slice(0, 8),
+      short: short(id),
       peer,
       party,
       name,
@@ -116,7 +122,7 @@ export class OutgoingTransfers {
       resume: new Promise((resolve) => gotResume = resolve),
       gotResume: (points) => gotResume(points),
     };
-    this.#transfers.set(out.short, out);
+    this.#transfers.set(transferKey(party, id), out);
     await this.#context.send(encodeTransfer.offer(party, id, offer));
     this.#events.emit(out, "send", "waiting");
   }

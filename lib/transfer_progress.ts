@@ -17,6 +17,7 @@ import type { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import type { Roster } from "./room_roster.ts";
+import { toHex } from "./bytes.ts";
 
 /** How often progress events are emitted per transfer. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -54,6 +55,15 @@ export interface Progress {
   started: number;
   lastEvent: number;
   finished: boolean;
+}
+
+/**
+ * The key a transfer is kept under: the other party and the whole 16-byte id. Ids are the
+ * sender's choice, so only the pair names a transfer; the 8-hex-digit `short` shown to the user
+ * is for display and is made unique by the manager (lib/transfer.ts).
+ */
+export function transferKey(party: Uint8Array, id: Uint8Array): string {
+  return `${toHex(party)}:${toHex(id)}`;
 }
 
 /** Cancels with a reason the peer is told. */
@@ -114,7 +124,9 @@ export function findTransfer<T extends Progress>(
   what: string,
 ): T {
   const open = [...map.values()].filter((t) => !t.finished);
-  const found = id === undefined ? (open.length === 1 ? open[0] : undefined) : map.get(id);
+  const found = id === undefined
+    ? (open.length === 1 ? open[0] : undefined)
+    : [...map.values()].find((t) => t.short === id);
   if (!found) {
     const known = open.map((t) => t.short).join(", ") || "none";
     throw new SecurechatError(

@@ -26,6 +26,8 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
+  // Free space of the receive folder before a file is accepted (lib/receive_limits.ts).
+  "--allow-sys=statfs",
 ];
 
 /** The targets `deno compile` 2.9 builds for, and the release ships. */

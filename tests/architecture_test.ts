@@ -56,6 +56,7 @@ Deno.test("e2e tests run main.ts with exactly the compile task's permission flag
     "--allow-read",
     "--allow-write",
     "--allow-env",
+    "--allow-sys=statfs",
   ]);
   // What the e2e tests run...
   const { args } = cliCommand(["--version"]);

@@ -150,6 +150,23 @@ Deno.test("a member over the rate limit is warned, then disconnected; others are
   await leaveAll(room, [mb, mc]);
 });
 
+Deno.test("a fallback name is checked too: a member who picked it first keeps it", async () => {
+  const room = hub({ hostParticipates: false });
+  // `join` admits under the identity's name: give each key the name it asks for.
+  const named = (identity: typeof a, name: string) =>
+    join(identity!, relayIdentity, (conn) => room.admit(conn, name));
+  const fallback = `bob-${c!.fingerprint.slice(7, 13)}`;
+  const first = await named(a, "bob");
+  const squatter = await named(b, fallback);
+  const second = await named(c, "bob");
+  await second.until(() => second.session.members().length === 3);
+  const names = second.session.members().map((member) => member.name);
+  strictEqual(new Set(names).size, 3, `names are unique: ${names.join(", ")}`);
+  deepStrictEqual(names.slice(0, 2), ["bob", fallback]);
+  strictEqual(second.session.self.name, `${fallback}-2`);
+  await leaveAll(room, [first, squatter, second]);
+});
+
 Deno.test("the room refuses members past --max-members and a key already inside", async () => {
   const room = hub({ maxMembers: 2 });
   const ma = await join(a!, relayIdentity, (conn, name) => room.admit(conn, name));

@@ -94,6 +94,11 @@ async function hostile(
     await good.until((events) =>
       events.some((e) => e.type === "offer" || (e.type === "transfer" && e.state === "rejected"))
     );
+    // The relay forwards file data only once it has seen the recipient's Accept (14.1): wait for
+    // it, as a sender must, by a chat message the victim sends after it.
+    await good.until((events) => events.some((e) => e.type === "transfer"));
+    await good.session.sendText("accepted");
+    await bad.until((events) => events.some((e) => e.type === "message" && e.text === "accepted"));
     const sent = substitute ? encodeManifest(substitute) : manifest;
     await send(encodeTransfer.manifest(party, id, 0, sent));
     for (const [index, offset, bytes] of data) {

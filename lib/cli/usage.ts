@@ -144,7 +144,9 @@ Flags:
       --accept-files DIR        in a chat, accept file offers into DIR without asking
       --allow-hidden-files      accept files and folders whose names start with "." (refused by
                                 default: a file offer must not plant dotfiles)
-      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G; default 1G
+                                when offers are accepted without asking); any offer larger
+                                than the free space of the receive folder is rejected too
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
   -h, --help                    show this help
@@ -167,7 +169,9 @@ Flags:
       --accept-files DIR        in a chat, accept file offers into DIR without asking
       --allow-hidden-files      accept files and folders whose names start with "." (refused by
                                 default: a file offer must not plant dotfiles)
-      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G)
+      --max-file-size SIZE      reject file offers larger than SIZE (e.g. 500M, 2G; default 1G
+                                when offers are accepted without asking); any offer larger
+                                than the free space of the receive folder is rejected too
       --suites LIST             key agreement suites to offer, in order of preference
                                 (default x25519-mlkem768,x25519)
 ${IDENTITY_FLAGS}
