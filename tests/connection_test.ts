@@ -172,7 +172,8 @@ async function verdictOn(
   if (forgeFinished) {
     // The same Identity and IdentityVerify, then a well-sealed Finished with the wrong MAC.
     const records = [];
-    for (let i = 0, offset = 0; i < 3; i++) {
+    let offset = 0;
+    for (let i = 0; i < 3; i++) {
       const length = readU32(flight, offset + 1);
       records.push(flight.subarray(offset, offset + 5 + length));
       offset += 5 + length;
