@@ -150,10 +150,7 @@ export class FrameReader {
   async readExactly(length: number, borrow = false): Promise<Uint8Array | null> {
     if (!(await this.#fill(length))) {
       if (this.buffered === 0) return null;
-      throw new ConnectionError(
-        "truncated_frame",
-        "connection closed in the middle of a message",
-      );
+      throw truncatedFrame();
     }
     return this.#take(length, borrow);
   }
@@ -193,12 +190,14 @@ export class FrameReader {
       );
     }
     const body = await this.readExactly(length, borrow);
-    if (body === null) {
-      throw new ConnectionError(
-        "truncated_frame",
-        "connection closed in the middle of a message",
-      );
-    }
+    if (body === null) throw truncatedFrame();
     return { type, header, body };
   }
+}
+
+/** Section 3.2: a stream that ends inside a frame. The alert only reaches a peer still reading. */
+function truncatedFrame(): ConnectionError {
+  return new ConnectionError("truncated_frame", "connection closed in the middle of a message", {
+    alert: "decode_error",
+  });
 }

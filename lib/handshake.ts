@@ -375,8 +375,14 @@ function signedContent(context: string, th: Uint8Array): Uint8Array {
   return concat(utf8(context), Uint8Array.of(0), th);
 }
 
-/** A plain_alert frame from the peer, unauthenticated (section 9). */
-export function plainAlert(body: Uint8Array): PeerAlertError {
+/**
+ * A plain_alert frame from the peer, unauthenticated (section 9). Its body is exactly one byte
+ * (section 3.2): a longer one is refused by the frame cap, an empty one here.
+ */
+export function plainAlert(body: Uint8Array): PeerAlertError | ProtocolError {
+  if (body.length !== 1) {
+    return new ProtocolError("decode_error", "peer sent an empty plain_alert frame");
+  }
   const name = alertName(body[0] ?? 255) ?? `unknown alert ${body[0]}`;
   return new PeerAlertError(
     name,

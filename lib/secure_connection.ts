@@ -204,16 +204,21 @@ export class SecureConnection {
   }
 
   /**
-   * Section 8.6: pings after `intervalMs` without sending, and presumes the peer dead after three
-   * intervals without receiving (a pending `receive()` then throws `peer_silent`). The timer needs
-   * someone calling `receive()`, which answers pings and notes arrivals.
+   * Section 8.6: pings after `intervalMs` without sending, and after `intervalMs` without
+   * receiving (asking: the peer answers a ping at once, whatever its own interval), at most once
+   * an interval; presumes the peer dead after three intervals without receiving (a pending
+   * `receive()` then throws `peer_silent`). Once we sent close_notify we can no longer ask, so
+   * silence proves nothing and the peer is no longer timed out. The timer needs someone calling
+   * `receive()`, which answers pings and notes arrivals.
    */
   startKeepalive(intervalMs: number): void {
     if (intervalMs <= 0 || this.#keepaliveTimer !== undefined) return;
     const tick = Math.max(50, Math.floor(intervalMs / 4));
+    let lastPing = 0;
     this.#keepaliveTimer = setInterval(() => {
       const now = Date.now();
       if (this.#records.receivedClose || this.#closed) return;
+      if (this.#records.sentClose || this.#closing) return;
       if (now - this.#lastReceived > 3 * intervalMs) {
         const seconds = Math.round((now - this.#lastReceived) / 1000);
         this.#silentError = new ConnectionError(
@@ -224,7 +229,10 @@ export class SecureConnection {
         this.close();
         return;
       }
-      if (now - this.#lastSent >= intervalMs) {
+      const quietOut = now - this.#lastSent >= intervalMs;
+      const quietIn = now - this.#lastReceived >= intervalMs && now - lastPing >= intervalMs;
+      if (quietOut || quietIn) {
+        lastPing = now;
         this.#sendControl(() => this.#records.sealKeepalive(true));
       }
     }, tick);

@@ -292,3 +292,16 @@ Deno.test({
     await rejects(a.sealAlert(ALERT.internal_error), RangeError);
   },
 });
+
+Deno.test("RecordLayer counts plaintext content bytes toward the 2^36 limit, of every content type", async () => {
+  // PROTOCOL.md 8.4: not the frame, the content type byte or the tag.
+  const { a } = await layers();
+  const [frame] = await a.sealData(pattern(1000));
+  strictEqual(frame!.length, FRAME_HEADER_LENGTH + 1 + 1000 + TAG_LENGTH);
+  strictEqual(a.sendCounters.bytes, 1000);
+  await a.sealKeepalive(true);
+  strictEqual(a.sendCounters.bytes, 1001);
+  // A key update starts the count again for the new key.
+  await a.sealKeyUpdate(false);
+  eql(a.sendCounters, { records: 0n, bytes: 0 });
+});

@@ -466,3 +466,7 @@ Deno.test({
     );
   },
 });
+
+Deno.test("decodeRoomMessage() rejects an empty record's content as malformed (PROTOCOL.md 12)", () => {
+  throws(() => decodeRoomMessage(new Uint8Array(0)), isBadRoomMessage(/./));
+});

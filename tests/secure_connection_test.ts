@@ -157,3 +157,19 @@ Deno.test("after a peer vanishes, sends fail as send_failed (connection is gone)
   await rejects(server.sendBatch([new Uint8Array(1)]), isGone);
   await rejects(server.updateKeys(false), isGone);
 });
+
+Deno.test("after our close_notify, a key_update asking for ours switches our receive key and goes unanswered", async () => {
+  // PROTOCOL.md 8.4: nothing follows close_notify, not even the requested key_update.
+  const { server, client } = await securePair();
+  await client.closeWrite();
+  strictEqual(await server.receive(), null);
+  await server.updateKeys(true);
+  await server.send(new TextEncoder().encode("under the new key"));
+  deepStrictEqual(new TextDecoder().decode((await client.receive())!), "under the new key");
+  await server.closeWrite();
+  strictEqual(await client.receive(), null);
+  // Nothing arrived after the client's close_notify (a record would fail here).
+  await server.expectEnd(300);
+  server.close();
+  client.close();
+});

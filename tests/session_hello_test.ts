@@ -12,10 +12,13 @@ import {
   PeerAlertError,
   ProtocolError,
 } from "../lib/errors.ts";
+import { runInitiator, runResponder } from "../lib/connection.ts";
+import { FRAME_TYPE } from "../lib/frame.ts";
 import type { SecureConnection } from "../lib/secure_connection.ts";
 import { exchangeSessionHello, MODE, type Mode } from "../lib/session_hello.ts";
 import { isCode } from "./_helpers/assert_error.ts";
-import { securePair } from "./_helpers/secure_pair.ts";
+import { startProxy } from "./_helpers/proxy.ts";
+import { alice, bob, connectionOptions, securePair } from "./_helpers/secure_pair.ts";
 
 const PIPE_HINT = "the peer runs a chat: leave out --pipe and use a terminal, or add --json";
 const CHAT_HINT = "the peer is in pipe mode: add --pipe, or run both sides on a terminal";
@@ -166,4 +169,53 @@ Deno.test("exchangeSessionHello() passes on the peer's alert instead of a hello"
     isCode(PeerAlertError, "peer_alert_internal_error"),
   );
   await rejects(server.send(Uint8Array.of(1)), isCode(ConnectionError, "send_failed"));
+});
+
+Deno.test("a SessionHello record frame is exactly 23 bytes on the wire, each way (PROTOCOL.md 12)", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const records: Record<string, Uint8Array[]> = { toListener: [], toDialer: [] };
+  const proxy = startProxy((listener.addr as Deno.NetAddr).port, (direction, frame) => {
+    if (frame[0] === FRAME_TYPE.record) records[direction]!.push(frame.slice());
+    return [frame];
+  });
+  const [server, client] = await Promise.all([
+    listener.accept().then((conn) =>
+      runResponder(conn, { ...connectionOptions(bob), authorize: () => Promise.resolve() })
+    ),
+    Deno.connect({ hostname: "127.0.0.1", port: proxy.port }).then((conn) =>
+      runInitiator(conn, { ...connectionOptions(alice), checkPeer: () => Promise.resolve() })
+    ),
+  ]);
+  await Promise.all([exchangeSessionHello(server, "pipe"), exchangeSessionHello(client, "pipe")]);
+  server.close();
+  client.close();
+  await proxy.done;
+  // Identity, IdentityVerify and Finished come first each way; the fourth record is the hello.
+  for (const direction of ["toListener", "toDialer"]) {
+    const hello = records[direction]![3]!;
+    strictEqual(hello.length, 23, direction);
+    deepStrictEqual(hello.subarray(0, 5), Uint8Array.of(0x17, 0, 0, 0, 18), direction);
+  }
+});
+
+Deno.test("an empty application_data record is accepted as data, and refused as a SessionHello", async () => {
+  const { server, client } = await securePair();
+  await client.send(new Uint8Array(0));
+  await rejects(
+    exchangeSessionHello(server, "pipe"),
+    modeMismatch("the peer wants a malformed session hello, we are in pipe mode", PIPE_HINT),
+  );
+  client.close();
+  // After the hello, an empty record is received as empty data, and the stream goes on.
+  const pair = await securePair();
+  await Promise.all([
+    exchangeSessionHello(pair.server, "pipe"),
+    exchangeSessionHello(pair.client, "pipe"),
+  ]);
+  await pair.client.send(new Uint8Array(0));
+  await pair.client.send(Uint8Array.of(7));
+  deepStrictEqual(await pair.server.receive(), new Uint8Array(0));
+  deepStrictEqual(await pair.server.receive(), Uint8Array.of(7));
+  pair.server.close();
+  pair.client.close();
 });

@@ -12,8 +12,9 @@ import { type Frame, FRAME_HEADER_LENGTH, MAGIC } from "../../lib/frame.ts";
 import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
 import { ResponderHandshake } from "../../lib/handshake_responder.ts";
 import { fingerprintOf, type Identity } from "../../lib/identity.ts";
-import type { RecordedEncapsulation } from "../../lib/kex.ts";
+import type { RecordedEncapsulation, SuiteName } from "../../lib/kex.ts";
 import { trafficKeys } from "../../lib/key_schedule.ts";
+import { SUPPORTED_VERSIONS } from "../../lib/messages.ts";
 import { CONTENT_TYPE, RecordLayer } from "../../lib/record.ts";
 
 /** Inputs of the vector, hex-encoded. */
@@ -31,11 +32,42 @@ export interface VectorInputs {
   mlkem_shared_key?: string;
 }
 
+/**
+ * How both sides are configured: everything besides the random draws that shapes the bytes, so
+ * that an implementation can rebuild the hellos without reading these values out of the hex.
+ */
+export interface VectorSettings {
+  /** The ClientHello's versions, highest first. */
+  versions: number[];
+  /** The initiator's shares, in its order of preference: one share only. */
+  initiator_suites: SuiteName[];
+  /** The responder's preference list (section 5.2). */
+  responder_suites: SuiteName[];
+  /** max_record_plaintext in each hello. */
+  initiator_max_record_plaintext: number;
+  responder_max_record_plaintext: number;
+  /** The application data each side seals at sequence number 0 (UTF-8). */
+  initiator_record_plaintext: string;
+  responder_record_plaintext: string;
+}
+
+/** The settings of the vector (see VectorSettings). */
+export const VECTOR_SETTINGS: VectorSettings = {
+  versions: [...SUPPORTED_VERSIONS],
+  initiator_suites: ["x25519-mlkem768"],
+  responder_suites: ["x25519-mlkem768", "x25519", "ffdhe3072"],
+  initiator_max_record_plaintext: 16384,
+  responder_max_record_plaintext: 16384,
+  initiator_record_plaintext: "hello from the initiator",
+  responder_record_plaintext: "hello from the responder",
+};
+
 /** The whole vector file. */
 export interface HandshakeVector {
   description: string;
   suite: string;
   max_record_plaintext: number;
+  settings: VectorSettings;
   inputs: VectorInputs;
   messages: Record<string, string>;
   intermediates: Record<string, string>;
@@ -123,8 +155,8 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
   );
   const client = new InitiatorHandshake({
     identity: alice,
-    suites: ["x25519-mlkem768"],
-    maxRecordPlaintext: 16384,
+    suites: VECTOR_SETTINGS.initiator_suites,
+    maxRecordPlaintext: VECTOR_SETTINGS.initiator_max_record_plaintext,
     random: queue([
       fromHex(inputs.client_mlkem_seed),
       fromHex(inputs.client_x25519_private),
@@ -166,8 +198,8 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
 
   const server = new ResponderHandshake({
     identity: bob,
-    suites: ["x25519-mlkem768", "x25519", "ffdhe3072"],
-    maxRecordPlaintext: 16384,
+    suites: VECTOR_SETTINGS.responder_suites,
+    maxRecordPlaintext: VECTOR_SETTINGS.responder_max_record_plaintext,
     random: queue([fromHex(inputs.server_x25519_private), fromHex(inputs.server_random)]),
     encapsulation,
     onSecret: recordSecret("server"),
@@ -210,8 +242,12 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
     ownMaxPlaintext: serverResult.ownMaxPlaintext,
   });
   const encoder = new TextEncoder();
-  const [toServer] = await clientRecords.sealData(encoder.encode("hello from the initiator"));
-  const [toClient] = await serverRecords.sealData(encoder.encode("hello from the responder"));
+  const [toServer] = await clientRecords.sealData(
+    encoder.encode(VECTOR_SETTINGS.initiator_record_plaintext),
+  );
+  const [toClient] = await serverRecords.sealData(
+    encoder.encode(VECTOR_SETTINGS.responder_record_plaintext),
+  );
   // Each side opens the other's record, so the vector is known to be consistent.
   for (const [layer, frame] of [[serverRecords, toServer!], [clientRecords, toClient!]] as const) {
     const event = await layer.open(frame.subarray(0, 5), frame.subarray(5));
@@ -223,6 +259,7 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
       "securechat protocol v1 handshake, suite x25519-mlkem768, Ed25519 identities (PROTOCOL.md section 10)",
     suite: "x25519-mlkem768",
     max_record_plaintext: 16384,
+    settings: VECTOR_SETTINGS,
     inputs,
     messages: {
       client_magic_and_hello: toHex(clientHello),

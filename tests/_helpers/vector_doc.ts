@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { HandshakeVector } from "./vector.ts";
+import { SUITE_IDS, type SuiteName } from "../../lib/kex.ts";
+import type { HandshakeVector, VectorSettings } from "./vector.ts";
 
 /** Markers around the generated appendix in PROTOCOL.md. */
 export const VECTOR_BEGIN =
@@ -16,6 +17,24 @@ function wrap(hex: string): string {
   const lines: string[] = [];
   for (let i = 0; i < hex.length; i += 96) lines.push(hex.slice(i, i + 96));
   return lines.join("\n    ");
+}
+
+function suites(names: SuiteName[]): string {
+  return names.map((name) => `${name} (0x${SUITE_IDS[name].toString(16).padStart(2, "0")})`)
+    .join(", ");
+}
+
+/** The settings as the first lines of the Inputs block: decimal numbers, suite names, text. */
+function settingsLines(s: VectorSettings): Record<string, string> {
+  return {
+    versions: `${s.versions.join(", ")} (the ClientHello offers only these)`,
+    initiator_suites: `${suites(s.initiator_suites)}: the ClientHello carries this one share only`,
+    responder_suites: `${suites(s.responder_suites)}: the responder's preference (5.2)`,
+    initiator_max_record_plaintext: `${s.initiator_max_record_plaintext} (decimal)`,
+    responder_max_record_plaintext: `${s.responder_max_record_plaintext} (decimal)`,
+    initiator_record_plaintext: `"${s.initiator_record_plaintext}" (UTF-8, sequence 0)`,
+    responder_record_plaintext: `"${s.responder_record_plaintext}" (UTF-8, sequence 0)`,
+  };
 }
 
 /** The appendix text, markers included. */
@@ -37,9 +56,15 @@ export function renderVectorAppendix(vector: HandshakeVector): string {
     `${vector.description}. Hex unless noted. Random draws happen in this order: initiator`,
     "`client_mlkem_seed` (64), `client_x25519_private` (32), `client_random` (32); responder",
     "`server_x25519_private` (32), `server_random` (32). Identity keys are Ed25519 from the given",
-    "32-byte seeds (RFC 8032), so signatures are deterministic.",
+    "32-byte seeds (RFC 8032), so signatures are deterministic. The Inputs start with the settings",
+    "of both sides (`settings` in the file): the versions offered, the initiator's single share, the",
+    "responder's suite preference, each side's max_record_plaintext and the two application records'",
+    "plaintexts; `client_name` and `server_name` are UTF-8.",
     "",
-    section("Inputs", vector.inputs as unknown as Record<string, string>),
+    section("Inputs", {
+      ...settingsLines(vector.settings),
+      ...vector.inputs as unknown as Record<string, string>,
+    }),
     section("Messages", vector.messages),
     section("Intermediate values", vector.intermediates),
     section("First application records", vector.records),
