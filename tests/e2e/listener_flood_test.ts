@@ -144,7 +144,11 @@ function ffdheFlood(port: number): { stop(): Promise<number> } {
     async stop() {
       running = false;
       await loop;
-      await Promise.all(inFlight);
+      // A connect the kernel's backlog dropped retries for minutes: wait 5 s at most.
+      await Promise.race([
+        Promise.all(inFlight),
+        new Promise((resolve) => setTimeout(resolve, 5000)),
+      ]);
       return sent;
     },
   };
@@ -156,84 +160,70 @@ for (
     ["with ffdhe3072 opted in", ["--suites", "x25519-mlkem768,x25519,ffdhe3072"]],
   ] as const
 ) {
-  Deno.test(`an honest dial completes within 2 s during a flood of ffdhe3072 hellos, ${label}`, async () => {
-    await withPeers(async (alice, bob) => {
-      const listener = await startListener(bob, ["--keep-open", ...extra]);
-      await listener.closeStdin();
-      const flood = ffdheFlood(listener.port);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      // The acceptance criterion: the whole handshake within a 2 s deadline, twice.
-      for (const word of ["one", "two"]) {
-        const honest = await dialOnce(alice, listener.port, `${word}\n`, [
-          "--handshake-timeout",
-          "2",
-        ]);
-        strictEqual(honest.code, 0, honest.stderr);
-      }
-      const sent = await flood.stop();
-      strictEqual(sent > 20, true, `only ${sent} hellos sent`);
-      await assertAlive(listener);
-      const stderr = await stop(listener);
-      match(
-        stderr,
-        extra.length === 0 ? /no common key agreement suite/ : /too many ffdhe3072 handshakes/,
-      );
-    });
+  Deno.test({
+    name: `an honest dial completes within 2 s during a flood of ffdhe3072 hellos, ${label}`,
+    // A flood connection stuck in connect() is left behind (see ffdheFlood's stop()).
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      await withPeers(async (alice, bob) => {
+        const listener = await startListener(bob, ["--keep-open", ...extra]);
+        await listener.closeStdin();
+        const flood = ffdheFlood(listener.port);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        // The acceptance criterion: the whole handshake within a 2 s deadline, twice.
+        for (const word of ["one", "two"]) {
+          const honest = await dialOnce(alice, listener.port, `${word}\n`, [
+            "--handshake-timeout",
+            "2",
+          ]);
+          strictEqual(honest.code, 0, honest.stderr);
+        }
+        const sent = await flood.stop();
+        strictEqual(sent > 20, true, `only ${sent} hellos sent`);
+        await assertAlive(listener);
+        const stderr = await stop(listener);
+        match(
+          stderr,
+          extra.length === 0 ? /no common key agreement suite/ : /too many ffdhe3072 handshakes/,
+        );
+      });
+    },
   });
 }
 
-/**
- * Keeps `count` connections open that send only the magic; each one the listener closes is opened
- * again after a short pause, so the listener always faces about `count` idle connections.
- */
-function idleHolders(port: number, count: number): { stop(): Promise<number> } {
-  let running = true;
+/** Opens `count` connections that send only the magic and then hold them until `stop()`. */
+async function idleHolders(port: number, count: number) {
+  const conns = await Promise.all(Array.from({ length: count }, async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(MAGIC).catch(() => 0); // an evicted one may already be reset
+    return conn;
+  }));
+  // Each read ends when the listener closes that connection (evicted, or cut at 3 s).
   let cut = 0;
-  const open = new Set<Deno.Conn>();
-  const holder = async () => {
-    while (running) {
-      let conn: Deno.Conn;
-      try {
-        conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        continue;
+  const reads = conns.map(async (conn) => {
+    try {
+      while ((await conn.read(new Uint8Array(1024))) !== null) {
+        // Discard whatever the listener says.
       }
-      open.add(conn);
-      try {
-        await conn.write(MAGIC);
-        // Nothing more: wait for the listener to give up on us.
-        while ((await conn.read(new Uint8Array(1024))) !== null) {
-          // Discard whatever it says.
-        }
-      } catch {
-        // Reset or closed by stop().
-      }
-      open.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Closed by stop().
-      }
-      if (running) {
-        cut++;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+    } catch {
+      // Reset by the listener, or closed by stop().
     }
-  };
-  const holders = Array.from({ length: count }, holder);
+    cut++;
+  });
   return {
-    async stop() {
-      running = false;
-      for (const conn of open) {
+    /** Closes what is still open; returns how many the listener had closed before. */
+    async stop(): Promise<number> {
+      const before = cut;
+      for (const conn of conns) {
         try {
           conn.close();
         } catch {
           // Already closed.
         }
       }
-      await Promise.all(holders);
-      return cut;
+      await Promise.all(reads);
+      return before;
     },
   };
 }
@@ -242,8 +232,8 @@ Deno.test("an honest dial gets through while 300 connections that send only the 
   await withPeers(async (alice, bob) => {
     const listener = await startListener(bob, ["--keep-open"]);
     await listener.closeStdin();
-    const holders = idleHolders(listener.port, 300);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const holders = await idleHolders(listener.port, 300);
+    await new Promise((resolve) => setTimeout(resolve, 500));
     for (const word of ["one", "two"]) {
       const honest = await dialOnce(alice, listener.port, `${word}\n`, [
         "--handshake-timeout",
