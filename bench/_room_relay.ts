@@ -61,7 +61,8 @@ export interface Relay {
  * permission flags, tests/_helpers/cli.ts), with an Ed25519 identity in a temporary
  * SECURECHAT_HOME, keepalives off, and room for `maxMembers`.
  *
- * @param maxMembers `--max-members` (and `--max-pending-handshakes`)
+ * @param maxMembers `--max-members` (and `--max-pending-handshakes`, `--max-pending-per-address`:
+ *   every member dials from 127.0.0.1)
  * @param tempDir where the relay's home folder goes (default: the system's temporary folder)
  * @returns the relay once it printed "listening on"
  */
@@ -80,6 +81,8 @@ export async function startRelay(maxMembers: number, tempDir?: string): Promise<
     "--max-members",
     String(maxMembers),
     "--max-pending-handshakes",
+    String(maxMembers),
+    "--max-pending-per-address",
     String(maxMembers),
     "--handshake-timeout",
     "300",

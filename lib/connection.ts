@@ -22,6 +22,12 @@ import { SecureConnection, type SecureConnectionOptions } from "./secure_connect
 /** Section 6.3: default handshake deadline. */
 export const HANDSHAKE_DEADLINE_MS = 10_000;
 
+/**
+ * Section 6.3: the responder's deadline for the first flight (magic and ClientHello). An honest
+ * initiator sends it at once; a connection that only holds a slot is cut after this.
+ */
+export const FIRST_FLIGHT_DEADLINE_MS = 3_000;
+
 /** Options of both drivers. */
 export interface ConnectionOptions extends HandshakeOptions, SecureConnectionOptions {
   /** Handshake deadline in milliseconds. */
@@ -36,6 +42,10 @@ export interface InitiatorOptions extends ConnectionOptions {
 /** Responder options: `authorize` throws (a TrustError) to refuse the initiator. */
 export interface ResponderOptions extends ConnectionOptions {
   authorize(peer: VerifiedPeer): Promise<void>;
+  /** Deadline for the first flight (default `FIRST_FLIGHT_DEADLINE_MS`); ignored unless shorter than `timeoutMs`. */
+  firstFlightTimeoutMs?: number;
+  /** Called once the ClientHello has arrived, before any key agreement. */
+  onFirstFlight?: () => void;
 }
 
 /** Runs `body` under a deadline; on expiry closes `conn` so pending reads end, and throws. */
@@ -43,6 +53,7 @@ async function withDeadline<T>(
   conn: Deno.Conn,
   timeoutMs: number,
   body: () => Promise<T>,
+  what = "handshake did not finish",
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -50,7 +61,7 @@ async function withDeadline<T>(
       reject(
         new ConnectionError(
           "handshake_timeout",
-          `handshake did not finish within ${timeoutMs / 1000} s`,
+          `${what} within ${timeoutMs / 1000} s`,
           { hints: ["the peer is slow, stalled, or not a securechat peer"] },
         ),
       );
@@ -191,21 +202,36 @@ export async function runResponder(
   const reader = new FrameReader(conn);
   let notSecurechat = false;
   let magicSent = false;
+  const timeoutMs = options.timeoutMs ?? HANDSHAKE_DEADLINE_MS;
+  const firstFlightMs = options.firstFlightTimeoutMs ?? FIRST_FLIGHT_DEADLINE_MS;
   try {
     const result = await withDeadline(
       conn,
-      options.timeoutMs ?? HANDSHAKE_DEADLINE_MS,
+      timeoutMs,
       async () => {
-        const magic = await reader.readExactly(MAGIC.length);
-        if (magic === null) throw peerClosed("before saying anything");
-        if (!constantTimeEqual(magic, MAGIC)) {
-          notSecurechat = true;
-          throw new ProtocolError(
-            "not_securechat",
-            "peer does not speak securechat (it sent something else, perhaps HTTP)",
-          );
-        }
-        await machine.readClientHello(await readHandshakeFrame(reader, machine));
+        const readFirstFlight = async () => {
+          const magic = await reader.readExactly(MAGIC.length);
+          if (magic === null) throw peerClosed("before saying anything");
+          if (!constantTimeEqual(magic, MAGIC)) {
+            notSecurechat = true;
+            throw new ProtocolError(
+              "not_securechat",
+              "peer does not speak securechat (it sent something else, perhaps HTTP)",
+            );
+          }
+          return await readHandshakeFrame(reader, machine);
+        };
+        // 6.3: the first flight has a shorter deadline of its own, when it is shorter.
+        const hello = firstFlightMs < timeoutMs
+          ? await withDeadline(
+            conn,
+            firstFlightMs,
+            readFirstFlight,
+            "the ClientHello did not arrive",
+          )
+          : await readFirstFlight();
+        options.onFirstFlight?.();
+        await machine.readClientHello(hello);
         const flight = await machine.writeServerFlight();
         magicSent = true;
         await writeAll(conn, flight);

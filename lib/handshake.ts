@@ -77,6 +77,12 @@ export interface HandshakeOptions {
   random?: RandomSource;
   /** A recorded ML-KEM encapsulation (responder, test vector only). */
   encapsulation?: RecordedEncapsulation;
+  /**
+   * Responder: reserves the key agreement of a suite it would choose, before any work on the
+   * peer's share; returns the release, or undefined when that suite is over budget (section 6.3),
+   * and the next common suite is tried.
+   */
+  reserveKex?: (suite: SuiteName) => (() => void) | undefined;
   /** Receives every intermediate secret by name (test vector and debugging only). */
   onSecret?: (name: string, value: Uint8Array) => void;
 }

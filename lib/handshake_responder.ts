@@ -24,7 +24,7 @@ import {
   unexpected,
   type VerifiedPeer,
 } from "./handshake.ts";
-import { responderKex } from "./kex.ts";
+import { responderKex, type SuiteName } from "./kex.ts";
 import {
   decodeClientHello,
   encodeServerHello,
@@ -61,8 +61,8 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           { alert: "protocol_version" },
         );
       }
-      const suite = this.options.suites.find((s) => hello.shares.some((o) => o.suite === s));
-      if (suite === undefined) {
+      const common = this.options.suites.filter((s) => hello.shares.some((o) => o.suite === s));
+      if (common.length === 0) {
         throw new ProtocolError(
           "no_common_suite",
           `no common key agreement suite: peer offers ${
@@ -71,13 +71,38 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           { alert: "handshake_failure" },
         );
       }
+      // 6.3: an expensive suite over its budget is skipped for the next common one.
+      let suite: SuiteName | undefined;
+      let release: (() => void) | undefined;
+      for (const candidate of common) {
+        release = this.options.reserveKex ? this.options.reserveKex(candidate) : () => {};
+        if (release !== undefined) {
+          suite = candidate;
+          break;
+        }
+      }
+      if (suite === undefined || release === undefined) {
+        throw new ProtocolError(
+          "kex_busy",
+          `too many ${common.join(", ")} handshakes from this address at once`,
+          {
+            alert: "handshake_failure",
+            hints: ["the peer may retry later or offer another suite"],
+          },
+        );
+      }
       const offered = hello.shares.find((s) => s.suite === suite)!;
-      const answer = await responderKex(
-        suite,
-        offered.share,
-        this.random,
-        this.options.encapsulation ? { encapsulation: this.options.encapsulation } : {},
-      );
+      let answer;
+      try {
+        answer = await responderKex(
+          suite,
+          offered.share,
+          this.random,
+          this.options.encapsulation ? { encapsulation: this.options.encapsulation } : {},
+        );
+      } finally {
+        release();
+      }
       this.version = version;
       this.suite = suite;
       this.peerMaxPlaintext = hello.maxRecordPlaintext;

@@ -15,12 +15,14 @@
  *   takes no randomness, so a test vector injects a recorded encapsulation on the responder side.
  *   WebCrypto imports encapsulation keys that fail the FIPS 203 modulus check; we check it first.
  * - ffdhe3072 uses `node:crypto` (OpenSSL's constant-time modular exponentiation) for the secret
- *   exponent; the public subgroup check uses BigInt, which is fine for public values only.
+ *   exponent; the public subgroup check uses BigInt, which is fine for public values only. It
+ *   takes ~50 ms, so the responder runs its side in a worker (lib/ffdhe_offload.ts).
  *
  * @module
  */
 
 import { loadNodeCrypto } from "./node_crypto.ts";
+import { ffdheAnswerOffThread } from "./ffdhe_offload.ts";
 import { concat, fromHex, isAllZero, own, toHex, wipe } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -287,17 +289,40 @@ async function ffdheFromPrivate(privateBytes: Uint8Array) {
   const dh = createDiffieHellman(fromHex(FFDHE3072_PRIME_HEX), Uint8Array.of(2));
   dh.setPrivateKey(privateBytes);
   const publicKey = leftPad(new Uint8Array(dh.generateKeys()), FFDHE_LENGTH);
+  /** The shared secret, or what makes the peer's value degenerate. */
+  const sharedOrFault = (peer: Uint8Array): Uint8Array | string => {
+    if (!ffdhePublicIsValid(peer)) return "ffdhe3072 public value out of the group";
+    const secret = leftPad(new Uint8Array(dh.computeSecret(peer)), FFDHE_LENGTH);
+    if (secret[FFDHE_LENGTH - 1] === 1 && isAllZero(secret.subarray(0, FFDHE_LENGTH - 1))) {
+      return "ffdhe3072 shared secret is 1";
+    }
+    return secret;
+  };
   return {
     publicKey,
+    sharedOrFault,
     shared(peer: Uint8Array): Uint8Array {
-      if (!ffdhePublicIsValid(peer)) throw degenerate("ffdhe3072 public value out of the group");
-      const secret = leftPad(new Uint8Array(dh.computeSecret(peer)), FFDHE_LENGTH);
-      if (secret[FFDHE_LENGTH - 1] === 1 && isAllZero(secret.subarray(0, FFDHE_LENGTH - 1))) {
-        throw degenerate("ffdhe3072 shared secret is 1");
-      }
-      return secret;
+      const result = sharedOrFault(peer);
+      if (typeof result === "string") throw degenerate(result);
+      return result;
     },
   };
+}
+
+/**
+ * The ffdhe3072 responder's work (section 4.3): our share from `secret`, and the shared secret
+ * once the initiator's value passed the RFC 7919 check. Returns the fault instead of throwing so
+ * that lib/ffdhe_worker.ts, which runs it off the listener's event loop, can send it back.
+ */
+export async function ffdheAnswer(
+  secret: Uint8Array,
+  initiatorShare: Uint8Array,
+): Promise<{ share: Uint8Array; sharedSecret: Uint8Array } | { fault: string }> {
+  const dh = await ffdheFromPrivate(secret);
+  const result = dh.sharedOrFault(initiatorShare);
+  return typeof result === "string"
+    ? { fault: result }
+    : { share: dh.publicKey, sharedSecret: result };
 }
 
 // --- the suites ---
@@ -396,10 +421,13 @@ export async function responderKex(
       return { share: x.publicKey, sharedSecret: await x25519Shared(x.privateKey, initiatorShare) };
     }
     case "ffdhe3072": {
+      // The check costs a 3071-bit exponentiation (~50 ms): a worker does it, so a listener
+      // keeps serving while it runs.
       const secret = random(FFDHE_PRIVATE_LENGTH);
-      const dh = await ffdheFromPrivate(secret);
+      const answer = await ffdheAnswerOffThread(secret, initiatorShare);
       wipe(secret);
-      return { share: dh.publicKey, sharedSecret: dh.shared(initiatorShare) };
+      if ("fault" in answer) throw degenerate(answer.fault);
+      return answer;
     }
   }
 }

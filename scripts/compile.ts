@@ -46,6 +46,7 @@ export const TARGETS: readonly string[] = [
  */
 export const WORKER_MODULES: readonly string[] = [
   fileURLToPath(new URL("../lib/aead_worker.ts", import.meta.url)),
+  fileURLToPath(new URL("../lib/ffdhe_worker.ts", import.meta.url)),
 ];
 
 /** The program's entry point, as a path. */

@@ -227,3 +227,45 @@ Deno.test("the responder seals access_denied under its application keys, sequenc
   // Not under the handshake keys, where a failure during the flight would be.
   await rejects(openAt(secrets.get("s_hs_traffic")!, serverFlight, verdict));
 });
+
+Deno.test("runResponder() cuts a peer that sends only the magic at the first-flight deadline", async () => {
+  const [serverConn, clientConn] = await socketPair();
+  await clientConn.write(new TextEncoder().encode("securechat\r\n"));
+  let firstFlight = false;
+  await rejects(
+    runResponder(serverConn, {
+      ...connectionOptions(bob, { timeoutMs: 30_000 }),
+      firstFlightTimeoutMs: 300,
+      onFirstFlight: () => firstFlight = true,
+      authorize: () => Promise.resolve(),
+    }),
+    (error: unknown) =>
+      error instanceof ConnectionError && error.code === "handshake_timeout" &&
+      error.message === "the ClientHello did not arrive within 0.3 s",
+  );
+  strictEqual(firstFlight, false);
+  clientConn.close();
+});
+
+Deno.test("runResponder() reports the first flight and asks reserveKex() before the key agreement", async () => {
+  const [serverConn, clientConn] = await socketPair();
+  const calls: string[] = [];
+  const [server, client] = await Promise.allSettled([
+    runResponder(serverConn, {
+      ...connectionOptions(bob),
+      onFirstFlight: () => calls.push("first flight"),
+      reserveKex: (suite) => {
+        calls.push(`reserve ${suite}`);
+        return () => calls.push(`release ${suite}`);
+      },
+      authorize: () => Promise.resolve(),
+    }),
+    runInitiator(clientConn, { ...connectionOptions(alice), checkPeer: () => Promise.resolve() }),
+  ]);
+  strictEqual(server.status, "fulfilled");
+  strictEqual(client.status, "fulfilled");
+  const suite = (server as PromiseFulfilledResult<SecureConnection>).value.suite;
+  strictEqual(calls.join(", "), `first flight, reserve ${suite}, release ${suite}`);
+  (server as PromiseFulfilledResult<SecureConnection>).value.close();
+  (client as PromiseFulfilledResult<SecureConnection>).value.close();
+});

@@ -51,6 +51,7 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   "authorized-keys": "file",
   receive: "dir",
   "max-pending-handshakes": "text",
+  "max-pending-per-address": "text",
   "max-members": "text",
   expect: "text",
   send: "file",

@@ -57,6 +57,7 @@ export const LISTEN_FLAGS: Record<string, FlagSpec> = {
   "relay-only": { type: "boolean" },
   receive: { type: "string" },
   "max-pending-handshakes": { type: "string" },
+  "max-pending-per-address": { type: "string" },
   "max-members": { type: "string" },
 };
 

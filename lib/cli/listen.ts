@@ -14,7 +14,18 @@ import type { Identity } from "../identity.ts";
 import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../authorized_keys.ts";
 import { runResponder } from "../connection.ts";
 import type { SecureConnection } from "../secure_connection.ts";
-import { ALL_SUITES, type SuiteName } from "../kex.ts";
+import type { SuiteName } from "../kex.ts";
+import {
+  acceptLoop,
+  closeQuietly,
+  DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
+  DEFAULT_EXPENSIVE_KEX_TOTAL,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_PER_ADDRESS,
+  KexBudget,
+  PendingHandshakes,
+  type Source,
+} from "../listener.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { RoomHub } from "../room.ts";
@@ -40,8 +51,12 @@ import {
 } from "./session.ts";
 import { USAGE } from "./usage.ts";
 
-/** Handshakes in progress at once before new connections are dropped unseen. */
-export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
+/**
+ * Suites a listener accepts unless `--suites` says otherwise. ffdhe3072 is opt-in: checking a
+ * peer's value costs ~50 ms of CPU, which lets anyone who can reach the port buy a listener's
+ * time for 384 bytes a hello (docs/PROTOCOL.md section 4.3).
+ */
+export const DEFAULT_LISTEN_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
 
 /** A peer that finished the handshake and was admitted. */
 interface Admitted {
@@ -64,7 +79,11 @@ function listenError(error: unknown, where: string): SecurechatError {
   return new ConnectionError("listen_failed", `cannot listen on ${where}: ${message}`);
 }
 
-/** Runs the handshake with one dialer and checks authorized_keys; reports refusals. */
+/**
+ * Runs the handshake with one dialer and checks authorized_keys; reports refusals. Handshakes in
+ * progress are kept in a `PendingHandshakes` table: a new connection evicts the oldest (of its
+ * address, or of all) instead of being refused, and ffdhe3072 runs within a `KexBudget`.
+ */
 function makeAdmitter(options: {
   identity: Identity;
   name: string | undefined;
@@ -73,39 +92,54 @@ function makeAdmitter(options: {
   timeoutMs: number;
   keepaliveMs: number;
   maxPending: number;
+  maxPendingPerAddress: number;
   authorized: AuthorizedKey[] | undefined;
   authorizedFile: string | undefined;
   report: (line: string) => void;
 }) {
-  let pending = 0;
+  const pending = new PendingHandshakes<Deno.Conn>({
+    maxPending: options.maxPending,
+    maxPerAddress: options.maxPendingPerAddress,
+  });
+  const budget = new KexBudget({
+    perAddress: DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
+    total: DEFAULT_EXPENSIVE_KEX_TOTAL,
+  });
+  const evictedConns = new WeakSet<Deno.Conn>();
   let lastFloodReport = 0;
-  return async (conn: Deno.Conn): Promise<Admitted | undefined> => {
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const from = `${remote.hostname}:${remote.port}`;
-    if (pending >= options.maxPending) {
-      // A flood: drop at once, before any crypto, so established sessions keep their CPU.
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-      if (Date.now() - lastFloodReport > 5000) {
-        lastFloodReport = Date.now();
-        options.report(
-          `connection from ${from} refused: ${pending} handshakes already pending (--max-pending-handshakes)`,
-        );
+  return async (conn: Deno.Conn, source: Source): Promise<Admitted | undefined> => {
+    const { entry, evicted } = pending.add(source.address, conn);
+    for (const old of evicted) {
+      // Closing ends its pending reads; its handshake then fails and is not reported one by one.
+      evictedConns.add(old);
+      closeQuietly(old);
+    }
+    if (evicted.length > 0 && Date.now() - lastFloodReport > 5000) {
+      lastFloodReport = Date.now();
+      options.report(
+        `too many handshakes pending (${pending.size} in all, ${
+          pending.countOf(source.address)
+        } from ${source.address}): dropping the oldest (--max-pending-handshakes, --max-pending-per-address)`,
+      );
+    }
+    try {
+      return await handshake(conn, source, () => entry.firstFlightDone = true);
+    } catch (error) {
+      if (!evictedConns.has(conn)) {
+        const message = error instanceof Error ? error.message : String(error);
+        options.report(`connection from ${source.from} refused: ${message}`);
       }
       return undefined;
-    }
-    pending++;
-    try {
-      return await handshake(conn, from);
     } finally {
-      pending--;
+      pending.remove(entry);
     }
   };
 
-  async function handshake(conn: Deno.Conn, from: string): Promise<Admitted | undefined> {
+  async function handshake(
+    conn: Deno.Conn,
+    source: Source,
+    onFirstFlight: () => void,
+  ): Promise<Admitted> {
     let authorizedName: string | undefined;
     const authorize = (peer: VerifiedPeer): Promise<void> => {
       if (options.authorized === undefined) return Promise.resolve();
@@ -120,22 +154,18 @@ function makeAdmitter(options: {
       authorizedName = entry.name;
       return Promise.resolve();
     };
-    try {
-      const secure = await runResponder(conn, {
-        identity: options.identity,
-        ...(options.name === undefined ? {} : { name: options.name }),
-        suites: options.suites,
-        maxRecordPlaintext: options.maxRecordPlaintext,
-        timeoutMs: options.timeoutMs,
-        authorize,
-      });
-      secure.startKeepalive(options.keepaliveMs);
-      return { secure, from, name: authorizedName ?? secure.peer.name };
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      options.report(`connection from ${from} refused: ${message}`);
-      return undefined;
-    }
+    const secure = await runResponder(conn, {
+      identity: options.identity,
+      ...(options.name === undefined ? {} : { name: options.name }),
+      suites: options.suites,
+      maxRecordPlaintext: options.maxRecordPlaintext,
+      timeoutMs: options.timeoutMs,
+      onFirstFlight,
+      reserveKex: (suite) => budget.reserve(source.address, suite),
+      authorize,
+    });
+    secure.startKeepalive(options.keepaliveMs);
+    return { secure, from: source.from, name: authorizedName ?? secure.peer.name };
   }
 }
 
@@ -156,13 +186,18 @@ export async function run(args: string[]): Promise<number> {
     fallback: DEFAULT_MAX_MEMBERS,
   });
   const name = nameFlag(parsed);
-  const suites = suitesFlag(parsed, [...ALL_SUITES]);
+  const suites = suitesFlag(parsed, DEFAULT_LISTEN_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
   const maxPending = integerFlag(parsed, "max-pending-handshakes", {
     min: 1,
     max: 100_000,
     fallback: DEFAULT_MAX_PENDING_HANDSHAKES,
+  });
+  const maxPendingPerAddress = integerFlag(parsed, "max-pending-per-address", {
+    min: 1,
+    max: 100_000,
+    fallback: DEFAULT_MAX_PENDING_PER_ADDRESS,
   });
   const authorizedFile = stringFlag(parsed, "authorized-keys");
   const receiveDir = await folderFlag(parsed, "receive") ??
@@ -199,6 +234,7 @@ export async function run(args: string[]): Promise<number> {
     timeoutMs,
     keepaliveMs: keepalive,
     maxPending,
+    maxPendingPerAddress,
     authorized,
     authorizedFile,
   };
@@ -239,8 +275,8 @@ async function servePipe(
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => finish = resolve);
 
-  async function serve(conn: Deno.Conn): Promise<void> {
-    const admitted = await admit(conn);
+  async function serve(conn: Deno.Conn, source: Source): Promise<void> {
+    const admitted = await admit(conn, source);
     if (!admitted) return;
     const { secure, from } = admitted;
     while (busy && keepOpen) await sessionEnded;
@@ -273,7 +309,7 @@ async function servePipe(
     if (!keepOpen) finish(code);
   }
 
-  acceptLoop(listener, serve, finish);
+  acceptLoop(listener, serve, warning);
   return await finished;
 }
 
@@ -310,12 +346,11 @@ async function serveRoom(
     maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
     report: (line) => room.report(line),
   });
-  let failed: (code: number) => void = () => {};
-  const listenerFailed = new Promise<number>((resolve) => failed = resolve);
-  acceptLoop(listener, async (conn) => {
-    const admitted = await admit(conn);
+  // The accept loop survives every connection's failure; it ends only with the listener.
+  acceptLoop(listener, async (conn, source) => {
+    const admitted = await admit(conn, source);
     if (admitted) await room.admit(admitted.secure, admitted.name);
-  }, failed);
+  }, (line) => room.report(line));
 
   if (mode === "relay") {
     status(`relaying a room of up to ${maxMembers} members; stop with Ctrl-C`);
@@ -325,7 +360,7 @@ async function serveRoom(
         : ["SIGINT", "SIGTERM"];
       for (const signal of signals) Deno.addSignalListener(signal, () => resolve(0));
     });
-    const code = await Promise.race([stop, listenerFailed]);
+    const code = await stop;
     await room.close("the relay is shutting down");
     return code;
   }
@@ -334,25 +369,11 @@ async function serveRoom(
       `receiving into "${transfer.receiveDir}": the first file or folder sent ends the session`,
     );
     const receiving = followTransfer(room.hostSession(), "receive", () => Promise.resolve());
-    const code = await Promise.race([receiving, listenerFailed]);
+    const code = await receiving;
     await room.close("the transfer is over");
     return code;
   }
-  const code = await Promise.race([runChatUi(room.hostSession(), mode), listenerFailed]);
+  const code = await runChatUi(room.hostSession(), mode);
   await room.close();
   return code;
-}
-
-function acceptLoop(
-  listener: Deno.TcpListener,
-  serve: (conn: Deno.Conn) => Promise<void>,
-  onFailure: (code: number) => void,
-): void {
-  (async () => {
-    try {
-      for await (const conn of listener) serve(conn).catch((error) => reportError(error));
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) onFailure(reportError(error));
-    }
-  })();
 }

@@ -134,12 +134,14 @@ Flags:
   -p, --port PORT               port to listen on (default 65432; 0 picks a free one)
       --authorized-keys FILE    admit only the keys listed in FILE (lines "SHA256:... name")
       --suites LIST             key agreement suites to accept, in order of preference
-                                (default x25519-mlkem768,x25519,ffdhe3072)
+                                (default x25519-mlkem768,x25519; add ffdhe3072 to accept it)
       --keep-open               in pipe mode, serve one peer after another instead of exiting
       --relay-only              run the room without taking part (a service); log to stderr
       --max-members N           members a room admits (default 256)
-      --max-pending-handshakes N  handshakes in progress before new connections are dropped
-                                (default 256)
+      --max-pending-handshakes N  handshakes in progress at once; a new connection evicts
+                                the oldest still pending (default 256)
+      --max-pending-per-address N  handshakes in progress at once from one address; a new one
+                                evicts that address's oldest (default 32)
       --receive DIR             one shot: accept the first file or folder sent into DIR, then exit
       --accept-files DIR        in a chat, accept file offers into DIR without asking
       --allow-hidden-files      accept files and folders whose names start with "." (refused by

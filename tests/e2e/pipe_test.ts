@@ -55,7 +55,8 @@ Deno.test("listen and dial move 50 MiB of random bytes both ways at once, intact
 Deno.test("pipe mode works with RSA-PSS identities and each key agreement suite", async () => {
   await withPeers(async (alice, bob) => {
     for (const suite of ["x25519-mlkem768", "x25519", "ffdhe3072"]) {
-      const listener = await startListener(bob);
+      // ffdhe3072 is opt-in on a listener (PROTOCOL.md section 4.3).
+      const listener = await startListener(bob, ["--suites", "x25519-mlkem768,x25519,ffdhe3072"]);
       const dialer = startDialer(alice, listener.port, ["--suites", suite]);
       await feed(dialer.stdin, new TextEncoder().encode(`over ${suite}\n`));
       await listener.closeStdin();

@@ -78,7 +78,14 @@ Deno.test("securechat listen --pipe --keep-open survives fuzzed connections and 
     ]);
     listener = await startListener(
       { ...host, env: { ...host.env, SECURECHAT_DEBUG: "1" } },
-      ["--keep-open", "--handshake-timeout", "2"],
+      // ffdhe3072 is opt-in on a listener (PROTOCOL.md section 4.3): opted in, so hellos reach it.
+      [
+        "--keep-open",
+        "--handshake-timeout",
+        "2",
+        "--suites",
+        "x25519-mlkem768,x25519,ffdhe3072",
+      ],
     );
     // Nothing to send to dialers: each session's direction to the dialer ends at once.
     await listener.closeStdin();
