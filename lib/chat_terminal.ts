@@ -26,7 +26,8 @@
  * @module
  */
 
-import { CHAT_HELP, type ChatEvent, type ChatSession, parseChatInput } from "./chat_events.ts";
+import { CHAT_HELP, parseChatInput } from "./chat_commands.ts";
+import type { ChatEvent, ChatSession } from "./chat_events.ts";
 import {
   displayName,
   renderEvent,

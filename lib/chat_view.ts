@@ -28,7 +28,8 @@
  * @module
  */
 
-import { CHAT_HELP, type ChatEvent, type MemberInfo } from "./chat_events.ts";
+import { CHAT_HELP } from "./chat_commands.ts";
+import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import { toTerminalLine } from "./text.ts";
 
 /** The mark after a verified author's name. */

@@ -1,5 +1,6 @@
 import { deepStrictEqual as eql, equal, ok } from "node:assert/strict";
-import { CHAT_HELP, type ChatEvent, type MemberInfo } from "../lib/chat_events.ts";
+import { CHAT_HELP } from "../lib/chat_commands.ts";
+import type { ChatEvent, MemberInfo } from "../lib/chat_events.ts";
 import {
   displayName,
   formatTime,
