@@ -6,7 +6,8 @@
  */
 
 import { reportError } from "./lib/cli/output.ts";
-import { COMMANDS, mainUsage, VERSION } from "./lib/cli/usage.ts";
+import { findCommand } from "./lib/cli/commands.ts";
+import { COMMAND_SUMMARIES, mainUsage, VERSION } from "./lib/cli/usage.ts";
 import { UsageError } from "./lib/errors.ts";
 import { print } from "./lib/cli/output.ts";
 
@@ -22,13 +23,13 @@ export async function main(args: string[]): Promise<number> {
       print(`securechat ${VERSION}`);
       return 0;
     }
-    const entry = COMMANDS[command];
-    if (entry === undefined) {
+    const load = findCommand(command);
+    if (load === undefined) {
       throw new UsageError(`unknown command "${command}"`, {
-        hints: [`commands: ${Object.keys(COMMANDS).join(", ")}; run "securechat --help"`],
+        hints: [`commands: ${Object.keys(COMMAND_SUMMARIES).join(", ")}; run "securechat --help"`],
       });
     }
-    const module = await entry.load();
+    const module = await load();
     return await module.run(rest);
   } catch (error) {
     return reportError(error);

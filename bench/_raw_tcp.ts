@@ -11,7 +11,7 @@
  * @module
  */
 
-import { writeAll } from "../lib/frame.ts";
+import { writeAll } from "../lib/io.ts";
 import { PIPE_RECORD_PLAINTEXT } from "../lib/record.ts";
 
 async function send(conn: Deno.TcpConn): Promise<void> {

@@ -26,7 +26,8 @@
  * @module
  */
 
-import { CHAT_HELP, type ChatEvent, type ChatSession, parseChatInput } from "./chat_events.ts";
+import { CHAT_HELP, parseChatInput } from "./chat_commands.ts";
+import type { ChatEvent, ChatSession } from "./chat_events.ts";
 import {
   displayName,
   renderEvent,
@@ -35,11 +36,10 @@ import {
   type ViewOptions,
 } from "./chat_view.ts";
 import { SecurechatError } from "./errors.ts";
-import { writeAll } from "./frame.ts";
+import { type ByteSink, type ByteSource, writeAll } from "./io.ts";
 import { KeyParser, LineEditor } from "./line_editor.ts";
 import { type RawMode, TerminalScreen } from "./terminal_screen.ts";
 import { renderTransferStatus } from "./transfer_view.ts";
-import type { Reader, Writer } from "./tty.ts";
 
 /** Longest input line `runJsonChat` buffers, in characters; a longer line is an error. */
 export const MAX_JSON_INPUT_LINE = 64 * 1024;
@@ -48,14 +48,14 @@ export const MAX_JSON_INPUT_LINE = 64 * 1024;
 const MAX_PROMPT_NAME = 16;
 
 /** Where typed bytes come from: a stream, or a reader such as `Deno.stdin`. */
-export type ChatInputSource = ReadableStream<Uint8Array> | Reader;
+export type ChatInputSource = ReadableStream<Uint8Array> | ByteSource;
 
 /** Options for {@linkcode runTerminalChat}. */
 export interface TerminalChatOptions {
   /** Raw terminal bytes (usually `Deno.stdin`). */
   input: ChatInputSource;
   /** The terminal (usually `Deno.stdout`). */
-  output: Writer;
+  output: ByteSink;
   /** ANSI colours on or off: `colorEnabled()` from `lib/tty.ts`. */
   colors: boolean;
   /** Raw mode switch (default `Deno.stdin`). */
@@ -75,7 +75,7 @@ export interface JsonChatOptions {
   /** Command lines, UTF-8, one per `\n`. */
   input: ChatInputSource;
   /** Where the JSON lines go. */
-  output: Writer;
+  output: ByteSink;
   /** Clock for local events (default `new Date()`). */
   now?: () => Date;
 }

@@ -11,10 +11,9 @@
  *   sequences. Tab, newline, CR, VT, FF, NEL and the Unicode line/paragraph separators become a
  *   space instead, so a message can never start a new line that looks like it came from someone
  *   else, and words do not run together.
- * - Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) are removed:
- *   they reorder what follows them on the line (Trojan Source, CVE-2021-42574). The implicit marks
- *   LRM, RLM and ALM stay, since right-to-left scripts need them and they reorder nothing beyond
- *   neutral characters next to them.
+ * - Bidirectional formatting characters (embeddings, overrides, isolates and the implicit marks
+ *   ALM, LRM, RLM) are removed: they reorder what is shown around them (Trojan Source,
+ *   CVE-2021-42574). The sets are `lib/text.ts`'s, shared with names, comments and paths.
  * - Lone surrogates become U+FFFD; all other Unicode (accents, CJK, emoji, ZWJ sequences) is kept.
  * - Names are cut at {@linkcode MAX_NAME_DISPLAY} code points. Look-alike names are not detected:
  *   the fingerprint (shown by /who and on join) is what identifies a member.
@@ -29,7 +28,9 @@
  * @module
  */
 
-import { CHAT_HELP, type ChatEvent, type MemberInfo } from "./chat_events.ts";
+import { CHAT_HELP } from "./chat_commands.ts";
+import type { ChatEvent, MemberInfo } from "./chat_events.ts";
+import { toTerminalLine } from "./text.ts";
 
 /** The mark after a verified author's name. */
 export const VERIFIED_MARK = "\u2713";
@@ -44,11 +45,6 @@ export interface ViewOptions {
   /** IANA time zone for `HH:MM`, e.g. "UTC" in tests; default the local zone. */
   timeZone?: string;
 }
-
-// Whitespace-like controls become a space; the other controls and bidi reorderings go.
-const AS_SPACE = /[\t\n\v\f\r\u0085\u2028\u2029]/g;
-// deno-lint-ignore no-control-regex
-const REMOVED = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Makes text from a peer safe to print on a terminal (see the module doc for what changes).
@@ -66,7 +62,7 @@ const REMOVED = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
  * ```
  */
 export function sanitize(text: string): string {
-  return text.toWellFormed().replace(AS_SPACE, " ").replace(REMOVED, "");
+  return toTerminalLine(text);
 }
 
 /**

@@ -13,7 +13,8 @@
 
 import { concat, constantTimeEqual } from "./bytes.ts";
 import { ConnectionError, ProtocolError } from "./errors.ts";
-import { FrameReader, MAGIC, NOT_SECURECHAT_REPLY, writeAll } from "./frame.ts";
+import { FrameReader, MAGIC, NOT_SECURECHAT_REPLY } from "./frame.ts";
+import { writeAll } from "./io.ts";
 import type { HandshakeOptions, VerifiedPeer } from "./handshake.ts";
 import { InitiatorHandshake } from "./handshake_initiator.ts";
 import { ResponderHandshake } from "./handshake_responder.ts";

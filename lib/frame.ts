@@ -18,6 +18,7 @@
 
 import { concat, readU32, u32, u8, utf8 } from "./bytes.ts";
 import { ConnectionError, ProtocolError } from "./errors.ts";
+import type { ByteSource } from "./io.ts";
 
 /** Section 3.1: the 12-byte magic both sides send first. */
 export const MAGIC: Uint8Array = utf8("securechat\r\n");
@@ -56,22 +57,6 @@ export function encodeFrame(type: number, body: Uint8Array): Uint8Array {
 /** The header of a frame of `type` with a body of `length` bytes. */
 export function frameHeader(type: number, length: number): Uint8Array {
   return concat(u8(type), u32(length));
-}
-
-/** Anything with Deno.Conn's `read`. */
-export interface ByteSource {
-  read(buffer: Uint8Array): Promise<number | null>;
-}
-
-/** Anything with Deno.Conn's `write`. */
-export interface ByteSink {
-  write(data: Uint8Array): Promise<number>;
-}
-
-/** Writes all of `data`: `Deno.Conn.write` may write only part of a large buffer. */
-export async function writeAll(sink: ByteSink, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await sink.write(data.subarray(offset));
 }
 
 /**

@@ -28,6 +28,7 @@
 import { own, sha256, toBase64, utf8 } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 import { type KeyType, parseSpki, PSS_SALT_LENGTH, RSA_BITS } from "./spki.ts";
+import { hasUnsafeCharacter } from "./text.ts";
 
 export type { KeyType } from "./spki.ts";
 
@@ -55,7 +56,8 @@ export interface Identity extends PublicIdentity {
 export const MAX_COMMENT_LENGTH = 64;
 /**
  * Says what is wrong with a comment, if anything: longer than 64 UTF-8 bytes, or containing
- * control characters (it is shown on the peer's terminal).
+ * control or bidirectional formatting characters (it is shown on the peer's terminal; see
+ * `lib/text.ts`).
  *
  * @returns the problem, or undefined when the comment is acceptable
  */
@@ -63,9 +65,8 @@ export function commentProblem(comment: string): string | undefined {
   if (utf8(comment).length > MAX_COMMENT_LENGTH) {
     return `longer than ${MAX_COMMENT_LENGTH} bytes`;
   }
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(comment)) {
-    return "contains control characters";
+  if (hasUnsafeCharacter(comment)) {
+    return "contains control or bidirectional formatting characters";
   }
   return undefined;
 }

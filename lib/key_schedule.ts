@@ -17,7 +17,7 @@
  * @module
  */
 
-import { concat, own, u16, u8, utf8 } from "./bytes.ts";
+import { concat, own, sha256, u16, u8, utf8 } from "./bytes.ts";
 
 /** Section 7.2: the prefix of every label. */
 export const LABEL_PREFIX = "securechat1 ";
@@ -41,11 +41,6 @@ export const HASH_LENGTH = 32;
 export const KEY_LENGTH = 32;
 /** AES-GCM nonce length. */
 export const IV_LENGTH = 12;
-
-/** SHA-256 of `data`. */
-export async function hash(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", own(data)));
-}
 
 async function hmacKey(key: Uint8Array): Promise<CryptoKey> {
   return await crypto.subtle.importKey("raw", own(key), { name: "HMAC", hash: "SHA-256" }, false, [
@@ -177,7 +172,7 @@ export async function deriveApplicationSecrets(
   const derived = await expandLabel(
     handshakeSecret,
     LABEL_DERIVED,
-    await hash(new Uint8Array(0)),
+    await sha256(new Uint8Array(0)),
     HASH_LENGTH,
   );
   const masterSecret = await hkdfExtract(derived, new Uint8Array(HASH_LENGTH));
@@ -223,6 +218,6 @@ export class Transcript {
 
   /** TH of the transcript so far. */
   async hash(): Promise<Uint8Array> {
-    return await hash(concat(...this.#parts));
+    return await sha256(concat(...this.#parts));
   }
 }

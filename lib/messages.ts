@@ -12,6 +12,7 @@ import { concat, u16, u32, u8, utf8 } from "./bytes.ts";
 import { FieldReader } from "./field_reader.ts";
 import { SHARE_LENGTHS, SUITE_IDS, suiteById, type SuiteName } from "./kex.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "./record.ts";
+import { replaceUnsafe } from "./text.ts";
 
 /** Section 5.1: the protocol versions this implementation speaks, highest first. */
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
@@ -159,18 +160,8 @@ export function decodeIdentity(message: Uint8Array): IdentityMessage {
     r.fail("name is not UTF-8");
   }
   r.end();
-  return { spki, name: sanitizeName(name) };
+  return { spki, name: replaceUnsafe(name) };
 }
-
-/** Strips control characters from a peer-chosen name, so it cannot drive the terminal. */
-export function sanitizeName(name: string): string {
-  return name.replace(UNSAFE_NAME_CHARACTERS, "?");
-}
-
-// C0 and C1 controls, and the line separators and bidirectional marks that can disguise text.
-const UNSAFE_NAME_CHARACTERS =
-  // deno-lint-ignore no-control-regex
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** Encodes an IdentityVerify message. */
 export function encodeIdentityVerify(signature: Uint8Array): Uint8Array {

@@ -15,7 +15,7 @@
 import type { SecureConnection } from "./secure_connection.ts";
 import { SecurechatError } from "./errors.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
-import { type ByteSink, type ByteSource, writeAll } from "./frame.ts";
+import { type ByteSink, type ByteSource, writeAll } from "./io.ts";
 import { PIPE_RECORD_PLAINTEXT } from "./record.ts";
 
 /**

@@ -18,7 +18,7 @@ import type { ChatSession, MemberInfo } from "./chat_events.ts";
 import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Identity, PublicIdentity } from "./identity.ts";
-import { sanitizeName } from "./messages.ts";
+import { replaceUnsafe } from "./text.ts";
 import {
   authorOf,
   CHAT_KIND,
@@ -205,7 +205,7 @@ export class RoomHub {
   }
 
   #uniqueName(wanted: string, fingerprint: string): string {
-    const base = sanitizeName(wanted).replace(/\s+/g, "_").slice(0, 40) || "member";
+    const base = replaceUnsafe(wanted).replace(/\s+/g, "_").slice(0, 40) || "member";
     const taken = (name: string) =>
       this.#host.info?.name === name ||
       [...this.#members.values()].some((member) => member.info.name === name);

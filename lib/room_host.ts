@@ -17,7 +17,7 @@ import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
 import { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
-import { sanitizeName } from "./messages.ts";
+import { replaceUnsafe } from "./text.ts";
 import { authorOf, CHAT_KIND, encodeChat, type SignedChat } from "./room_messages.ts";
 import type { MemberOutbox } from "./room_delivery.ts";
 import { EventHub, pickRecipient } from "./room_member.ts";
@@ -88,7 +88,7 @@ export class RoomHost {
     this.#signer = new ChatSigner(options.identity, options.roomId, this.#now);
     if (options.participates) {
       this.info = {
-        name: sanitizeName(options.hostName ?? options.identity.comment) || "host",
+        name: replaceUnsafe(options.hostName ?? options.identity.comment) || "host",
         fingerprint: options.identity.fingerprint,
         host: true,
         self: true,

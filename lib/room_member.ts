@@ -14,7 +14,7 @@ import { ChatSigner } from "./chat_signer.ts";
 import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError, SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
-import { sanitizeName } from "./messages.ts";
+import { replaceUnsafe } from "./text.ts";
 import {
   CHAT_KIND,
   decodeRoomMessage,
@@ -99,7 +99,7 @@ export async function joinRoom(
     connection.close();
     throw new SecurechatError(
       "refused_by_relay",
-      `the relay refused us: ${sanitizeName(welcome.text)}`,
+      `the relay refused us: ${replaceUnsafe(welcome.text)}`,
       1,
     );
   }
@@ -123,7 +123,7 @@ export async function joinRoom(
     ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
   });
   const self: MemberInfo = {
-    name: sanitizeName(welcome.name),
+    name: replaceUnsafe(welcome.name),
     fingerprint: options.identity.fingerprint,
     self: true,
   };
@@ -197,7 +197,7 @@ export async function joinRoom(
                 type: "leave",
                 time: now(),
                 member: entry.info,
-                reason: sanitizeName(message.reason),
+                reason: replaceUnsafe(message.reason),
               });
             }
             break;
@@ -206,7 +206,7 @@ export async function joinRoom(
             hub.emit(await roster.accept(message.message, now()));
             break;
           case "notice":
-            hub.emit({ type: "notice", time: now(), text: sanitizeName(message.text) });
+            hub.emit({ type: "notice", time: now(), text: replaceUnsafe(message.text) });
             break;
           case "welcome":
             throw new ProtocolError("bad_room_message", "the relay sent a second Welcome");

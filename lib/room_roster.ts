@@ -13,7 +13,7 @@
 import { constantTimeEqual } from "./bytes.ts";
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import { importPublicIdentity, type PublicIdentity } from "./identity.ts";
-import { sanitizeName } from "./messages.ts";
+import { replaceUnsafe } from "./text.ts";
 import {
   authorOf,
   CHAT_KIND,
@@ -49,7 +49,7 @@ export class Roster {
   /** Adds (or replaces) a member from its SPKI. @throws {ProtocolError} for a bad key */
   async add(spki: Uint8Array, name: string, flags: number): Promise<RosterEntry> {
     const identity = await importPublicIdentity(spki);
-    const info: MemberInfo = { name: sanitizeName(name), fingerprint: identity.fingerprint };
+    const info: MemberInfo = { name: replaceUnsafe(name), fingerprint: identity.fingerprint };
     if (flags & JOINED_FLAG.host) info.host = true;
     if (identity.fingerprint === this.selfFingerprint) info.self = true;
     const entry = { info, identity };
@@ -143,7 +143,7 @@ export class Roster {
       type: "message",
       time: chat.timestamp,
       from: author.info,
-      text: sanitizeName(chat.text),
+      text: replaceUnsafe(chat.text),
       kind: chat.kind === CHAT_KIND.action
         ? "action"
         : chat.kind === CHAT_KIND.private

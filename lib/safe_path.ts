@@ -38,6 +38,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { joinPath } from "./paths.ts";
+import { BIDI_FORMATTING, CONTROL_CHARACTERS, LINE_BREAKS, toTerminalLine } from "./text.ts";
 
 /** Longest path segment, in UTF-8 bytes (NAME_MAX on Linux, macOS and NTFS components). */
 export const MAX_SEGMENT_BYTES = 255;
@@ -48,14 +49,10 @@ export const MAX_SEGMENTS = 64;
 /** Longest display name, in code points, including the "…" that marks a cut. */
 export const MAX_DISPLAY_NAME = 200;
 
-// C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators (a terminal may
-// start a new line at them).
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
-// Bidi embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069) and the implicit marks
-// ALM, LRM, RLM: a file name never needs them, and they can reorder how its extension is shown
-// (Trojan Source, CVE-2021-42574).
-const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+// Controls and line breaks (a terminal may start a new line at them), and bidi formatting, which
+// can reorder how a file's extension is shown: the sets of lib/text.ts.
+const CONTROL = new RegExp(`${CONTROL_CHARACTERS.source}|${LINE_BREAKS.source}`, "u");
+const BIDI = BIDI_FORMATTING;
 // Characters Windows refuses in a name (":" also opens an NTFS alternate data stream).
 const WINDOWS_FORBIDDEN = /[<>:"|?*]/u;
 const DRIVE = /^[A-Za-z]:/u;
@@ -203,11 +200,6 @@ function isInside(path: string, root: string): boolean {
   return a.startsWith(prefix);
 }
 
-// Whitespace-like controls become a space; the other controls and bidi formatting characters go.
-const AS_SPACE = /[\t\n\v\f\r\u0085\u2028\u2029]/gu;
-// deno-lint-ignore no-control-regex
-const REMOVED = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
-
 /**
  * Makes a sender-chosen name (an offer's name, a manifest path) safe to show on a terminal:
  * lone surrogates become U+FFFD, line breaks and tabs become spaces, other controls and bidi
@@ -227,7 +219,7 @@ const REMOVED = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u206
  * ```
  */
 export function sanitizeDisplayName(name: string): string {
-  const chars = [...name.toWellFormed().replace(AS_SPACE, " ").replace(REMOVED, "")];
+  const chars = [...toTerminalLine(name)];
   if (chars.length <= MAX_DISPLAY_NAME) return chars.join("");
   return chars.slice(0, MAX_DISPLAY_NAME - 1).join("") + "\u2026";
 }

@@ -21,7 +21,8 @@ import {
   PeerAlertError,
   SecurechatError,
 } from "./errors.ts";
-import { FRAME_TYPE, type FrameReader, writeAll } from "./frame.ts";
+import { FRAME_TYPE, type FrameReader } from "./frame.ts";
+import { writeAll } from "./io.ts";
 import type { HandshakeResult, VerifiedPeer } from "./handshake.ts";
 import type { SuiteName } from "./kex.ts";
 import {

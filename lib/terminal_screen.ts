@@ -17,9 +17,8 @@
  * @module
  */
 
-import { writeAll } from "./frame.ts";
+import { type ByteSink, writeAll } from "./io.ts";
 import { charWidth, layoutLine } from "./line_editor.ts";
-import type { Writer } from "./tty.ts";
 
 /** What a {@linkcode TerminalScreen} shows on the prompt row: a `LineEditor` fits. */
 export interface PromptLine {
@@ -39,7 +38,7 @@ export interface TerminalScreenOptions {
   /** Shown before the line (default "> "); must be free of control characters. */
   prompt?: string;
   /** Where output goes (default `Deno.stdout`). */
-  writer?: Writer;
+  writer?: ByteSink;
   /** Raw mode switch (default `Deno.stdin`). */
   raw?: RawMode;
   /** Terminal width in columns (default `Deno.consoleSize()`, 80 when that fails). */
@@ -87,7 +86,7 @@ export class TerminalScreen {
   readonly #line: PromptLine;
   readonly #prompt: string;
   readonly #promptWidth: number;
-  readonly #writer: Writer;
+  readonly #writer: ByteSink;
   readonly #raw: RawMode;
   readonly #columns: () => number;
   readonly #status: ((columns: number) => readonly string[]) | undefined;

@@ -13,10 +13,10 @@
  * @module
  */
 
+import { sha256 } from "./bytes.ts";
 import type { MemberInfo } from "./chat_events.ts";
 import { SecurechatError } from "./errors.ts";
 import { hashFile, prefixMatches } from "./file_hash.ts";
-import { hash } from "./key_schedule.ts";
 import { joinPath } from "./paths.ts";
 import { authorOf } from "./room_messages.ts";
 import {
@@ -99,7 +99,7 @@ export class OutgoingTransfers {
       name,
       fileCount: entries.length,
       totalSize: entries.reduce((sum, e) => sum + e.entry.size, 0),
-      manifestSha256: await hash(manifest),
+      manifestSha256: await sha256(manifest),
     });
     let gotResume: Outgoing["gotResume"] = () => {};
     const out: Outgoing = {

@@ -27,7 +27,7 @@
 
 import { wipe } from "./bytes.ts";
 import { SecurechatError } from "./errors.ts";
-import { writeAll } from "./frame.ts";
+import { type ByteSink, type ByteSource, writeAll } from "./io.ts";
 
 /** Longest secret accepted, in bytes: a paste of a whole file is a mistake, not a passphrase. */
 export const MAX_SECRET_LENGTH = 1024;
@@ -42,19 +42,9 @@ const LF = 0x0a;
 
 /** A terminal we can prompt on: stdin itself, or `/dev/tty` opened for the prompt. */
 interface Terminal {
-  reader: Reader & { setRaw(mode: boolean): void };
-  writer: Writer;
+  reader: ByteSource & { setRaw(mode: boolean): void };
+  writer: ByteSink;
   close(): void;
-}
-
-/** Where raw terminal bytes come from. */
-export interface Reader {
-  read(buffer: Uint8Array): Promise<number | null>;
-}
-
-/** Where terminal output goes: `Deno.stdout`, or a test's capture. */
-export interface Writer {
-  write(bytes: Uint8Array): Promise<number>;
 }
 
 /**
@@ -107,7 +97,7 @@ export async function readSecret(prompt: string): Promise<string> {
  * assert.equal(await readSecretLine(reader), "pxss");
  * ```
  */
-export async function readSecretLine(reader: Reader): Promise<string> {
+export async function readSecretLine(reader: ByteSource): Promise<string> {
   const line = new Uint8Array(MAX_SECRET_LENGTH);
   const chunk = new Uint8Array(256);
   let length = 0;

@@ -1,10 +1,6 @@
 import { deepStrictEqual as eql, equal, ok, rejects } from "node:assert/strict";
-import {
-  CHAT_HELP,
-  type ChatEvent,
-  type ChatSession,
-  type MemberInfo,
-} from "../lib/chat_events.ts";
+import { CHAT_HELP } from "../lib/chat_commands.ts";
+import type { ChatEvent, ChatSession, MemberInfo } from "../lib/chat_events.ts";
 import { MAX_JSON_INPUT_LINE, runJsonChat, runTerminalChat } from "../lib/chat_terminal.ts";
 import type { TransferEvent } from "../lib/chat_view.ts";
 import { SecurechatError } from "../lib/errors.ts";

@@ -20,8 +20,8 @@ import {
   frameHeader,
   FrameReader,
   MAGIC,
-  writeAll,
 } from "../lib/frame.ts";
+import { writeAll } from "../lib/io.ts";
 import { InitiatorHandshake } from "../lib/handshake_initiator.ts";
 import { CONTENT_TYPE } from "../lib/record.ts";
 import { RecordProtection } from "../lib/record_protection.ts";

@@ -1,9 +1,8 @@
 import { deepStrictEqual as eql, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { concat, u32 } from "../lib/bytes.ts";
 import { ConnectionError, ProtocolError, type SecurechatError } from "../lib/errors.ts";
+import { type ByteSink, type ByteSource, writeAll } from "../lib/io.ts";
 import {
-  type ByteSink,
-  type ByteSource,
   encodeFrame,
   FRAME_HEADER_LENGTH,
   FRAME_TYPE,
@@ -11,7 +10,6 @@ import {
   FrameReader,
   MAGIC,
   MAX_HELLO_LENGTH,
-  writeAll,
 } from "../lib/frame.ts";
 import { MAX_RECORD_PLAINTEXT, maxCiphertextLength } from "../lib/record.ts";
 

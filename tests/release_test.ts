@@ -10,7 +10,7 @@ import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 // npm:yaml, pinned exactly in deno.json (jsr.io is unreachable here); deno.lock holds its hash.
 import { parse } from "yaml";
 import denoJson from "../deno.json" with { type: "json" };
-import { COMMANDS } from "../lib/cli/usage.ts";
+import { COMMAND_SUMMARIES } from "../lib/cli/usage.ts";
 import { tagProblem } from "../scripts/check_tag.ts";
 import { isRuntimeDownloadFailure, PERMISSION_FLAGS, TARGETS } from "../scripts/compile.ts";
 import { MAIN, ROOT_DIR } from "./_helpers/cli.ts";
@@ -317,7 +317,7 @@ Deno.test("CHANGELOG.md has a section for deno.json's version and an Unreleased 
 
 Deno.test("README documents every command, install with checksums, and links the docs", async () => {
   const readme = await Deno.readTextFile(new URL("README.md", root));
-  for (const command of Object.keys(COMMANDS)) {
+  for (const command of Object.keys(COMMAND_SUMMARIES)) {
     match(readme, new RegExp(`securechat ${command}\\b`), `README shows "securechat ${command}"`);
   }
   for (

@@ -7,8 +7,8 @@
  */
 
 import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
+import { sha256 } from "../lib/bytes.ts";
 import type { ChatEvent } from "../lib/chat_events.ts";
-import { hash } from "../lib/key_schedule.ts";
 import { RoomHub } from "../lib/room.ts";
 import { authorOf } from "../lib/room_messages.ts";
 import {
@@ -87,7 +87,7 @@ async function hostile(
       name: extra.name ?? entries[0]!.path.split("/")[0]!,
       fileCount: entries.length,
       totalSize: entries.reduce((sum, e) => sum + e.size, 0),
-      manifestSha256: await hash(manifest),
+      manifestSha256: await sha256(manifest),
     });
     const send = (message: Uint8Array) => bad.connection!.send(message);
     await send(encodeTransfer.offer(party, id, offer));
@@ -132,7 +132,7 @@ async function hostile(
 }
 
 async function entry(path: string, content: Uint8Array): Promise<ManifestEntry> {
-  return { path, size: content.length, sha256: await hash(content) };
+  return { path, size: content.length, sha256: await sha256(content) };
 }
 
 const PAYLOAD = new TextEncoder().encode("malicious payload");

@@ -9,7 +9,7 @@ import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/st
 import type { ChatEvent, MemberInfo } from "../lib/chat_events.ts";
 import { ChatSigner } from "../lib/chat_signer.ts";
 import type { Identity } from "../lib/identity.ts";
-import { hash } from "../lib/key_schedule.ts";
+import { sha256 } from "../lib/bytes.ts";
 import { authorOf } from "../lib/room_messages.ts";
 import { Roster } from "../lib/room_roster.ts";
 import { TransferManager } from "../lib/transfer.ts";
@@ -51,7 +51,7 @@ function aliceManager(receiveDir: string) {
 }
 
 const CONTENT = new TextEncoder().encode("bob's real file");
-const entries = [{ path: "report.txt", size: CONTENT.length, sha256: await hash(CONTENT) }];
+const entries = [{ path: "report.txt", size: CONTENT.length, sha256: await sha256(CONTENT) }];
 const manifest = encodeManifest(entries);
 
 /** A signed offer from `from` to Alice, as the relay forwards it (party = the sender). */
@@ -67,7 +67,7 @@ async function offerFrom(from: Identity, id: Uint8Array, name = "report.txt") {
     name,
     fileCount: 1,
     totalSize: CONTENT.length,
-    manifestSha256: await hash(manifest),
+    manifestSha256: await sha256(manifest),
   });
   return decodeTransfer(encodeTransfer.offer(authorOf(from.fingerprint), id, offer));
 }

@@ -6,7 +6,7 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
-import { hash } from "../lib/key_schedule.ts";
+import { sha256 } from "../lib/bytes.ts";
 import { encodePartRecord } from "../lib/part_record.ts";
 import { RoomHub } from "../lib/room.ts";
 import { encodeManifest } from "../lib/transfer_messages.ts";
@@ -116,10 +116,10 @@ Deno.test("a rejected offer writes nothing and tells the sender", async () => {
 
 /** The part file and resume record securechat leaves when `sender`'s transfer of `name` breaks. */
 async function leftover(dir: string, name: string, content: Uint8Array, sender: string) {
-  const entry = { path: name, size: content.length, sha256: await hash(content) };
+  const entry = { path: name, size: content.length, sha256: await sha256(content) };
   const record = encodePartRecord({
     sender,
-    manifestSha256: await hash(encodeManifest([entry])),
+    manifestSha256: await sha256(encodeManifest([entry])),
     fileIndex: 0,
     size: entry.size,
     sha256: entry.sha256,

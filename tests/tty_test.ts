@@ -1,9 +1,10 @@
 import { equal, rejects, strictEqual } from "node:assert/strict";
 import { SecurechatError } from "../lib/errors.ts";
-import { colorEnabled, MAX_SECRET_LENGTH, type Reader, readSecretLine } from "../lib/tty.ts";
+import type { ByteSource } from "../lib/io.ts";
+import { colorEnabled, MAX_SECRET_LENGTH, readSecretLine } from "../lib/tty.ts";
 
 /** A reader that hands out `chunks` one per read (split when too big), then end of input. */
-function scripted(...chunks: (string | number[])[]): Reader {
+function scripted(...chunks: (string | number[])[]): ByteSource {
   const queue = chunks.map((chunk) =>
     typeof chunk === "string" ? new TextEncoder().encode(chunk) : Uint8Array.from(chunk)
   );
@@ -25,7 +26,7 @@ function cancelled(error: unknown): boolean {
 }
 
 Deno.test("`readSecretLine()` edits the line as a terminal user expects", async () => {
-  const cases: [string, Reader, string][] = [
+  const cases: [string, ByteSource, string][] = [
     ["Enter as CR", scripted("secret\r"), "secret"],
     ["Enter as LF", scripted("secret\n"), "secret"],
     ["split over reads", scripted("se", "cr", "et", "\r"), "secret"],

@@ -3,7 +3,7 @@
  * flags and the values those flags take.
  *
  * Everything in the scripts is generated from the tables the command line itself uses: the
- * command names and summaries from `COMMANDS` (usage.ts), the flags from `COMMAND_FLAGS`
+ * command names and summaries from `COMMAND_SUMMARIES` (usage.ts), the flags from `COMMAND_FLAGS`
  * (flags.ts, what parseFlags accepts), and each flag's description from its line in the
  * command's help text, so a flag cannot be completed differently from how it is parsed and
  * documented. What kind of value a flag takes (a file, a folder, one of a few words, free text)
@@ -21,7 +21,7 @@ import type { FlagSpec } from "./args.ts";
 import { booleanFlag, parseFlags } from "./args.ts";
 import { COMMAND_FLAGS, COMPLETIONS_FLAGS } from "./flags.ts";
 import { print } from "./output.ts";
-import { COMMANDS, USAGE, VERSION } from "./usage.ts";
+import { COMMAND_SUMMARIES, USAGE, VERSION } from "./usage.ts";
 
 /** The shells we write scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -126,7 +126,7 @@ function bashValue(value: FlagValue | "host"): string {
 }
 
 function bashScript(): string {
-  const names = Object.keys(COMMANDS);
+  const names = Object.keys(COMMAND_SUMMARIES);
   const cases = names.map((command) => {
     const flags = flagsOf(command);
     const valueCases = flags.filter((flag) => flag.value !== undefined).map((flag) => {
@@ -220,10 +220,10 @@ function zshFlag(flag: Flag): string {
 }
 
 function zshScript(): string {
-  const commands = Object.entries(COMMANDS).map(([name, entry]) =>
-    `    ${zshQuote(`${name}:${entry.summary}`)}`
+  const commands = Object.entries(COMMAND_SUMMARIES).map(([name, summary]) =>
+    `    ${zshQuote(`${name}:${summary}`)}`
   );
-  const cases = Object.keys(COMMANDS).map((command) => {
+  const cases = Object.keys(COMMAND_SUMMARIES).map((command) => {
     const specs = flagsOf(command).map(zshFlag);
     const positional = POSITIONALS[command];
     if (positional !== undefined) {
@@ -291,12 +291,12 @@ function fishScript(): string {
     "complete -c securechat -n __fish_use_subcommand -s h -l help -d 'show help'",
     "complete -c securechat -n __fish_use_subcommand -s V -l version -d 'print the version'",
   ];
-  for (const [name, entry] of Object.entries(COMMANDS)) {
+  for (const [name, summary] of Object.entries(COMMAND_SUMMARIES)) {
     lines.push(
-      `complete -c securechat -n __fish_use_subcommand -a ${name} -d ${fishQuote(entry.summary)}`,
+      `complete -c securechat -n __fish_use_subcommand -a ${name} -d ${fishQuote(summary)}`,
     );
   }
-  for (const command of Object.keys(COMMANDS)) {
+  for (const command of Object.keys(COMMAND_SUMMARIES)) {
     const when = `-n ${fishQuote(`__fish_seen_subcommand_from ${command}`)}`;
     for (const flag of flagsOf(command)) {
       const short = flag.short === undefined ? "" : ` -s ${flag.short}`;

@@ -73,7 +73,7 @@ export const COMPLETIONS_FLAGS: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h" },
 };
 
-/** Every command's flags, keyed like `COMMANDS` in usage.ts. */
+/** Every command's flags, keyed like `COMMAND_SUMMARIES` in usage.ts. */
 export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
   keygen: KEYGEN_FLAGS,
   fingerprint: FINGERPRINT_FLAGS,

@@ -1,6 +1,8 @@
 /**
- * Help texts (Usage / Options / Examples) for every command, the command table, and the version,
- * which comes from deno.json alone so a release tag can be checked against one place.
+ * Help texts (Usage / Options / Examples) for every command, the command names with their
+ * summaries, and the version, which comes from deno.json alone so a release tag can be checked
+ * against one place. It imports no command module: `commands.ts` does, so that the commands can
+ * import their help from here without an import circle.
  *
  * @module
  */
@@ -10,40 +12,23 @@ import denoJson from "../../deno.json" with { type: "json" };
 /** The version printed by `securechat --version`. */
 export const VERSION: string = denoJson.version;
 
-/** What a command module exports. */
-export interface CommandModule {
-  run(args: string[]): Promise<number>;
-}
+/** Every subcommand and its one-line summary; `commands.ts` loads each by the same name. */
+export const COMMAND_SUMMARIES = {
+  keygen: "create your identity key pair",
+  fingerprint: "print the fingerprint of a public or private key",
+  listen: "wait for a peer to dial in",
+  dial: "connect to a listening peer",
+  completions: "print a shell completion script (bash, zsh, fish)",
+} as const;
 
-/** Subcommands, loaded on demand so `--help` stays fast. */
-export const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
-  keygen: {
-    summary: "create your identity key pair",
-    load: () => import("./keygen.ts"),
-  },
-  fingerprint: {
-    summary: "print the fingerprint of a public or private key",
-    load: () => import("./fingerprint.ts"),
-  },
-  listen: {
-    summary: "wait for a peer to dial in",
-    load: () => import("./listen.ts"),
-  },
-  dial: {
-    summary: "connect to a listening peer",
-    load: () => import("./dial.ts"),
-  },
-  completions: {
-    summary: "print a shell completion script (bash, zsh, fish)",
-    load: () => import("./completions.ts"),
-  },
-};
+/** The name of a subcommand. */
+export type CommandName = keyof typeof COMMAND_SUMMARIES;
 
 /** `securechat --help`. */
 export function mainUsage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const lines = Object.entries(COMMANDS).map(([name, entry]) =>
-    `  ${name.padEnd(width)}  ${entry.summary}`
+  const width = Math.max(...Object.keys(COMMAND_SUMMARIES).map((name) => name.length));
+  const lines = Object.entries(COMMAND_SUMMARIES).map(([name, summary]) =>
+    `  ${name.padEnd(width)}  ${summary}`
   );
   return `securechat ${VERSION}: end-to-end encrypted chat, files and pipes over TCP
 

@@ -9,7 +9,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { COMMAND_FLAGS } from "../../lib/cli/flags.ts";
 import { FLAG_VALUES, flagDescription } from "../../lib/cli/completions.ts";
-import { COMMANDS, VERSION } from "../../lib/cli/usage.ts";
+import { COMMAND_SUMMARIES, VERSION } from "../../lib/cli/usage.ts";
 import { runCli } from "../_helpers/cli.ts";
 
 const WINDOWS = Deno.build.os === "windows";
@@ -132,7 +132,7 @@ Deno.test({
       ]);
     const lines = async (words: string[]) => (await ask(words)).split("\n").filter(Boolean);
     deepStrictEqual(await lines(["securechat", ""]), [
-      ...Object.keys(COMMANDS),
+      ...Object.keys(COMMAND_SUMMARIES),
       "--help",
       "--version",
     ]);
@@ -164,7 +164,7 @@ Deno.test({
     const ask = async (line: string) =>
       (await inShell("fish", (file) => ["-c", `source ${file}; complete -C '${line}'`]))
         .split("\n").filter(Boolean).map((entry) => entry.split("\t")[0]);
-    deepStrictEqual((await ask("securechat ")).sort(), Object.keys(COMMANDS).sort());
+    deepStrictEqual((await ask("securechat ")).sort(), Object.keys(COMMAND_SUMMARIES).sort());
     deepStrictEqual(await ask("securechat keygen --ty"), ["--type"]);
     deepStrictEqual((await ask("securechat keygen --type ")).sort(), ["ed25519", "rsa-pss"]);
     deepStrictEqual(await ask("securechat dial --exp"), ["--expect"]);

@@ -9,8 +9,8 @@
 import { deepStrictEqual, fail, ok, strictEqual } from "node:assert/strict";
 import { concat, u32 } from "../../lib/bytes.ts";
 import { AuthenticationError, ConnectionError, ProtocolError } from "../../lib/errors.ts";
+import type { ByteSource } from "../../lib/io.ts";
 import {
-  type ByteSource,
   FRAME_HEADER_LENGTH,
   FRAME_TYPE,
   FrameReader,

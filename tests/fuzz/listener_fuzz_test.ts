@@ -23,7 +23,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { concat, u32 } from "../../lib/bytes.ts";
 import { runInitiator } from "../../lib/connection.ts";
-import { FRAME_TYPE, writeAll } from "../../lib/frame.ts";
+import { FRAME_TYPE } from "../../lib/frame.ts";
+import { writeAll } from "../../lib/io.ts";
 import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
 import { generateIdentity } from "../../lib/identity.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/record.ts";
