@@ -14,6 +14,7 @@
  * @module
  */
 
+import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
 import type { ChatSession, MemberInfo } from "./chat_events.ts";
 import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError } from "./errors.ts";
@@ -59,7 +60,7 @@ import { toHex } from "./bytes.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
 
 /** Options of a room. */
-export interface RoomOptions {
+export interface RoomOptions extends ReceivePolicy {
   /** The listener's identity (signs the host's messages). */
   identity: Identity;
   /** The host's display name, when the person at the listener takes part. */
@@ -72,14 +73,6 @@ export interface RoomOptions {
   maxTextBytes?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
-  /** Where the host's accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
-  receiveDir?: string;
-  /** The host accepts hidden (dot) files in offers (`--allow-hidden-files`). */
-  allowHidden?: boolean;
-  /** The host accepts verified file offers without asking (`listen --receive`). */
-  autoAccept?: boolean;
-  /** The host rejects offers larger than this. */
-  maxFileSize?: number;
   /** Operator log lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -121,10 +114,7 @@ export class RoomHub {
       hostName: options.hostName,
       participates: options.hostParticipates,
       now: this.#now,
-      receiveDir: options.receiveDir,
-      allowHidden: options.allowHidden,
-      autoAccept: options.autoAccept,
-      maxFileSize: options.maxFileSize,
+      ...receivePolicyOf(options),
       link: {
         isClosed: () => this.#closed,
         memberByAuthor: (author) => this.#memberByAuthor(author)?.outbox,

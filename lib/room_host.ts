@@ -13,6 +13,7 @@
  * @module
  */
 
+import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
 import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
 import { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
@@ -42,7 +43,7 @@ export interface HostLink {
 }
 
 /** Options of a RoomHost. */
-export interface RoomHostOptions {
+export interface RoomHostOptions extends ReceivePolicy {
   /** The listener's identity (signs the host's messages). */
   identity: Identity;
   roomId: Uint8Array;
@@ -52,14 +53,6 @@ export interface RoomHostOptions {
   participates: boolean;
   /** Milliseconds clock. */
   now: () => number;
-  /** Where the host's accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
-  receiveDir?: string | undefined;
-  /** The host accepts hidden (dot) files in offers (`--allow-hidden-files`). */
-  allowHidden?: boolean | undefined;
-  /** The host accepts verified file offers without asking (`listen --receive`). */
-  autoAccept?: boolean | undefined;
-  /** The host rejects offers larger than this. */
-  maxFileSize?: number | undefined;
   link: HostLink;
 }
 
@@ -109,10 +102,7 @@ export class RoomHost {
         },
         emit: (event) => this.emit(event),
         now: this.#now,
-        ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
-        ...(options.allowHidden === undefined ? {} : { allowHidden: options.allowHidden }),
-        ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
-        ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
+        ...receivePolicyOf(options),
       });
     }
   }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
 import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
 import { ChatSigner } from "./chat_signer.ts";
 import type { SecureConnection } from "./secure_connection.ts";
@@ -48,17 +49,9 @@ export class EventHub {
 }
 
 /** Options of `joinRoom`. */
-export interface JoinOptions {
+export interface JoinOptions extends ReceivePolicy {
   identity: Identity;
   now?: () => number;
-  /** Where accepted files go (default: `downloadsFolder()`, lib/paths.ts). */
-  receiveDir?: string;
-  /** Accept hidden (dot) files in offers (`--allow-hidden-files`). */
-  allowHidden?: boolean;
-  /** Accept verified file offers without asking. */
-  autoAccept?: boolean;
-  /** Reject offers larger than this. */
-  maxFileSize?: number;
 }
 
 /** Picks the recipient of a file: `to` by name or fingerprint, else the only other member. */
@@ -117,10 +110,7 @@ export async function joinRoom(
     send: (message) => connection.send(message),
     emit: (event) => hub.emit(event),
     now,
-    ...(options.receiveDir === undefined ? {} : { receiveDir: options.receiveDir }),
-    ...(options.allowHidden === undefined ? {} : { allowHidden: options.allowHidden }),
-    ...(options.autoAccept === undefined ? {} : { autoAccept: options.autoAccept }),
-    ...(options.maxFileSize === undefined ? {} : { maxFileSize: options.maxFileSize }),
+    ...receivePolicyOf(options),
   });
   const self: MemberInfo = {
     name: replaceUnsafe(welcome.name),

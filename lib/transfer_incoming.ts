@@ -21,7 +21,7 @@ import { FileSink, prefixProof } from "./file_sink.ts";
 import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
 import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
 import { downloadsFolder, exists, joinPath } from "./paths.ts";
-import { noRoomFor, sizeLimit } from "./receive_limits.ts";
+import { noRoomFor, sizeLimit } from "./receive_policy.ts";
 import { authorOf, fingerprintOfAuthor } from "./room_messages.ts";
 import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
 import {

@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { ReceivePolicy } from "./receive_policy.ts";
 import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import type { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
@@ -23,7 +24,7 @@ import { toHex } from "./bytes.ts";
 const PROGRESS_INTERVAL_MS = 250;
 
 /** What a transfer manager needs from the session around it. */
-export interface TransferContext {
+export interface TransferContext extends ReceivePolicy {
   identity: Identity;
   roomId: Uint8Array;
   roster: Roster;
@@ -32,14 +33,6 @@ export interface TransferContext {
   send(message: Uint8Array): Promise<void>;
   emit(event: ChatEvent): void;
   now?: () => number;
-  /** Where accepted files are written (default: `downloadsFolder()`, lib/paths.ts). */
-  receiveDir?: string;
-  /** Accept files and folders whose names start with "." (refused by default: dotfiles). */
-  allowHidden?: boolean;
-  /** Accept every verified offer at once (one-shot `listen --receive DIR`). */
-  autoAccept?: boolean;
-  /** Reject offers larger than this many bytes. */
-  maxFileSize?: number;
 }
 
 /** What every transfer, in either direction, keeps for its progress events. */

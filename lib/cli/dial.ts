@@ -15,19 +15,19 @@ import { joinPath, securechatHome } from "../paths.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
 import { parseFingerprint } from "../trust_file.ts";
-import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
+import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
-import { followTransfer, sizeFlag } from "./transfer_cli.ts";
+import { followTransfer } from "./transfer_cli.ts";
 import {
   announcePeer,
   chooseMode,
-  folderFlag,
   handshakeTimeoutMs,
   keepaliveMs,
   loadOwnIdentity,
   nameFlag,
   progressLine,
+  receivePolicyFlags,
   rosterReady,
   runChatUi,
   standardPipeEnds,
@@ -97,9 +97,7 @@ export async function run(args: string[]): Promise<number> {
   if (sendPath !== undefined) {
     await (await import("../transfer_outgoing.ts")).collectFiles(sendPath);
   }
-  const acceptDir = await folderFlag(parsed, "accept-files");
-  const allowHidden = booleanFlag(parsed, "allow-hidden-files");
-  const maxFileSize = sizeFlag(parsed, "max-file-size");
+  const receive = await receivePolicyFlags(parsed, ["accept-files"]);
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
@@ -163,12 +161,7 @@ export async function run(args: string[]): Promise<number> {
   }
   // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
   const { joinRoom } = await import("../room_member.ts");
-  const session = await joinRoom(secure, {
-    identity,
-    ...(acceptDir === undefined ? {} : { receiveDir: acceptDir, autoAccept: true }),
-    ...(allowHidden ? { allowHidden } : {}),
-    ...(maxFileSize === undefined ? {} : { maxFileSize }),
-  });
+  const session = await joinRoom(secure, { identity, ...receive });
   if (mode !== "oneshot") return await runChatUi(session, mode);
   await rosterReady(session);
   // One shot: the file goes to the listener's person (the host), or the only other member.

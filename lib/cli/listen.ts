@@ -33,17 +33,18 @@ import { DEFAULT_MAX_MEMBERS } from "../room_limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
-import { followTransfer, type ProgressLine, sizeFlag } from "./transfer_cli.ts";
+import { followTransfer, type ProgressLine } from "./transfer_cli.ts";
+import type { ReceivePolicy } from "../receive_policy.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
   announcePeer,
   chooseMode,
-  folderFlag,
   handshakeTimeoutMs,
   keepaliveMs,
   loadOwnIdentity,
   nameFlag,
   progressLine,
+  receivePolicyFlags,
   runChatUi,
   type SessionMode,
   standardPipeEnds,
@@ -200,10 +201,7 @@ export async function run(args: string[]): Promise<number> {
     fallback: DEFAULT_MAX_PENDING_PER_ADDRESS,
   });
   const authorizedFile = stringFlag(parsed, "authorized-keys");
-  const receiveDir = await folderFlag(parsed, "receive") ??
-    await folderFlag(parsed, "accept-files");
-  const allowHidden = booleanFlag(parsed, "allow-hidden-files");
-  const maxFileSize = sizeFlag(parsed, "max-file-size");
+  const receive = await receivePolicyFlags(parsed, ["receive", "accept-files"]);
   if (host === "") throw new UsageError('flag "--host" needs an address');
   if (keepOpen && mode !== "pipe") {
     throw new UsageError('flag "--keep-open" is for pipe mode: a chat room stays open anyway');
@@ -240,12 +238,7 @@ export async function run(args: string[]): Promise<number> {
   };
   try {
     if (mode === "pipe") return await servePipe(listener, settings, keepOpen, progressLine(parsed));
-    return await serveRoom(listener, settings, mode, {
-      maxMembers,
-      ...(receiveDir === undefined ? {} : { receiveDir }),
-      ...(maxFileSize === undefined ? {} : { maxFileSize }),
-      ...(allowHidden ? { allowHidden } : {}),
-    });
+    return await serveRoom(listener, settings, mode, { maxMembers, receive });
   } finally {
     try {
       listener.close();
@@ -318,14 +311,9 @@ async function serveRoom(
   listener: Deno.TcpListener,
   settings: Settings,
   mode: Exclude<SessionMode, "pipe">,
-  transfer: {
-    maxMembers: number;
-    receiveDir?: string;
-    maxFileSize?: number;
-    allowHidden?: boolean;
-  },
+  options: { maxMembers: number; receive: ReceivePolicy },
 ): Promise<number> {
-  const { maxMembers } = transfer;
+  const { maxMembers, receive } = options;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
   const room = new RoomHub({
@@ -333,11 +321,7 @@ async function serveRoom(
     ...(settings.name === undefined ? {} : { hostName: settings.name }),
     hostParticipates: mode !== "relay",
     maxMembers,
-    ...(transfer.receiveDir === undefined
-      ? {}
-      : { receiveDir: transfer.receiveDir, autoAccept: true }),
-    ...(transfer.maxFileSize === undefined ? {} : { maxFileSize: transfer.maxFileSize }),
-    ...(transfer.allowHidden ? { allowHidden: true } : {}),
+    ...receive,
     // The terminal belongs to the chat UI, which shows joins and leaves itself.
     ...(mode === "terminal" ? {} : { log: status }),
   });
@@ -366,7 +350,7 @@ async function serveRoom(
   }
   if (mode === "oneshot") {
     status(
-      `receiving into "${transfer.receiveDir}": the first file or folder sent ends the session`,
+      `receiving into "${receive.receiveDir}": the first file or folder sent ends the session`,
     );
     const receiving = followTransfer(room.hostSession(), "receive", () => Promise.resolve());
     const code = await receiving;

@@ -18,7 +18,8 @@ import type { PipeEnds } from "../pipe.ts";
 import { colorEnabled } from "../tty.ts";
 import { booleanFlag, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { reportError, status } from "./output.ts";
-import { pipeProgress, ProgressLine } from "./transfer_cli.ts";
+import type { ReceivePolicy } from "../receive_policy.ts";
+import { pipeProgress, ProgressLine, sizeFlag } from "./transfer_cli.ts";
 
 /** `--keepalive` in milliseconds (default 30 s; 0 turns keepalives off). */
 export function keepaliveMs(parsed: ParsedArgs): number {
@@ -177,4 +178,27 @@ export function announcePeer(
   const label = name === "" ? "" : `"${name}" `;
   status(`${where}: ${label}${peer.identity.fingerprint} (suite ${details.suite})`);
   status(`verification code: ${details.verificationCode}`);
+}
+
+/**
+ * The receive policy the flags ask for. A folder named by one of `folderFlags` (`--receive`,
+ * `--accept-files`) means offers are accepted into it without asking.
+ *
+ * @param parsed the command's flags
+ * @param folderFlags the flags that name a receive folder, the first one given wins
+ * @returns the policy, with only the fields the flags set
+ * @throws {UsageError} for a folder that does not exist or a bad size
+ */
+export async function receivePolicyFlags(
+  parsed: ParsedArgs,
+  folderFlags: string[],
+): Promise<ReceivePolicy> {
+  let receiveDir: string | undefined;
+  for (const name of folderFlags) receiveDir ??= await folderFlag(parsed, name);
+  const maxFileSize = sizeFlag(parsed, "max-file-size");
+  return {
+    ...(receiveDir === undefined ? {} : { receiveDir, autoAccept: true }),
+    ...(booleanFlag(parsed, "allow-hidden-files") ? { allowHidden: true } : {}),
+    ...(maxFileSize === undefined ? {} : { maxFileSize }),
+  };
 }

@@ -1,5 +1,7 @@
 /**
- * What a recipient checks before it accepts a file offer, beyond the offer's signature: the size
+ * How a participant receives files: the user's choices ({@linkcode ReceivePolicy}, one struct that
+ * every layer passes on), and what a recipient checks before it accepts a file offer, beyond the
+ * offer's signature: the size
  * limit (`--max-file-size`, and a default one for offers accepted without asking) and the free
  * space of the receive folder's file system, so that an offer that cannot fit is declined with
  * its reason instead of failing half-way with the disk full.
@@ -15,6 +17,33 @@
  */
 
 import { statfs } from "node:fs/promises";
+
+/** How a participant receives files, as the command line chose. */
+export interface ReceivePolicy {
+  /** Where accepted files are written (default: `downloadsFolder()`, lib/paths.ts). */
+  receiveDir?: string | undefined;
+  /** Accept files and folders whose names start with "." (`--allow-hidden-files`). */
+  allowHidden?: boolean | undefined;
+  /** Accept every verified offer at once (`listen --receive`, `--accept-files`). */
+  autoAccept?: boolean | undefined;
+  /** Reject offers larger than this many bytes (`--max-file-size`; see {@linkcode sizeLimit}). */
+  maxFileSize?: number | undefined;
+}
+
+/**
+ * The receive policy in `options`, and nothing else of them, for handing on to the next layer.
+ *
+ * @param options any options struct that carries a receive policy
+ * @returns a new object with only the policy's fields that are set
+ */
+export function receivePolicyOf(options: ReceivePolicy): ReceivePolicy {
+  const policy: ReceivePolicy = {};
+  if (options.receiveDir !== undefined) policy.receiveDir = options.receiveDir;
+  if (options.allowHidden !== undefined) policy.allowHidden = options.allowHidden;
+  if (options.autoAccept !== undefined) policy.autoAccept = options.autoAccept;
+  if (options.maxFileSize !== undefined) policy.maxFileSize = options.maxFileSize;
+  return policy;
+}
 
 /** The size limit of offers accepted without asking (`--receive`, `--accept-files`): 1 GiB. */
 export const DEFAULT_AUTO_ACCEPT_MAX_BYTES = 1024 ** 3;
