@@ -9,7 +9,7 @@
  */
 
 import type { Identity } from "./identity.ts";
-import { authorOf, signChat, type SignedChat } from "./room_messages.ts";
+import { authorOf, type ChatKind, signChat, type SignedChat } from "./room_messages.ts";
 import { NO_RECIPIENT } from "./room_roster.ts";
 
 /** Section 13.3: the first counter of a new connection. */
@@ -39,7 +39,7 @@ export class ChatSigner {
   }
 
   /** Signs a message of `kind` to `recipient` (a fingerprint, for private messages). */
-  async sign(kind: 1 | 2 | 3, text: string, recipient?: string): Promise<SignedChat> {
+  async sign(kind: ChatKind, text: string, recipient?: string): Promise<SignedChat> {
     this.#counter += 1n;
     return await signChat(this.#identity, this.#roomId, {
       author: authorOf(this.#identity.fingerprint),

@@ -30,6 +30,7 @@ import {
   encodeWelcome,
   JOINED_FLAG,
   MAX_TEXT_BYTES,
+  NOTICE_LEVEL,
   ROOM_ID_LENGTH,
   type SignedChat,
   verifyChat,
@@ -164,7 +165,9 @@ export class RoomHub {
       return await hostTransfers.handle(decodeTransfer(forwarded));
     }
     if (data[0] === TRANSFER_MESSAGE.offer) {
-      sender.outbox.deliver(encodeNotice(0, "no such member: the file offer was not delivered"));
+      sender.outbox.deliver(
+        encodeNotice(NOTICE_LEVEL.info, "no such member: the file offer was not delivered"),
+      );
     }
   }
 
@@ -213,7 +216,7 @@ export class RoomHub {
   }
 
   async #refuse(connection: SecureConnection, text: string): Promise<void> {
-    await connection.send(encodeNotice(2, text)).catch(() => {});
+    await connection.send(encodeNotice(NOTICE_LEVEL.final, text)).catch(() => {});
     await connection.closeWrite().catch(() => {});
     connection.close();
   }
@@ -315,13 +318,15 @@ export class RoomHub {
 
   async #violation(member: Member, text: string): Promise<void> {
     if (member.violations.add(this.#now())) {
-      member.outbox.deliver(encodeNotice(2, `${text}: disconnected after repeated warnings`));
+      member.outbox.deliver(
+        encodeNotice(NOTICE_LEVEL.final, `${text}: disconnected after repeated warnings`),
+      );
       await member.outbox.flush();
       await member.connection.closeWrite().catch(() => {});
       throw new Ejection(`disconnected by the relay: ${text}`);
     }
     this.#log(`warning "${member.info.name}": ${text}`);
-    member.outbox.deliver(encodeNotice(1, `${text}: message dropped`));
+    member.outbox.deliver(encodeNotice(NOTICE_LEVEL.warning, `${text}: message dropped`));
   }
 
   async #serve(member: Member): Promise<void> {
@@ -380,7 +385,7 @@ export class RoomHub {
       return;
     }
     sender.outbox.deliver(
-      encodeNotice(0, "no such member: the private message was not delivered"),
+      encodeNotice(NOTICE_LEVEL.info, "no such member: the private message was not delivered"),
     );
   }
 
@@ -399,7 +404,7 @@ export class RoomHub {
     this.#closed = true;
     await this.#host.transfers?.abortAll(reason);
     const members = [...this.#members.values()];
-    for (const member of members) member.outbox.deliver(encodeNotice(2, reason));
+    for (const member of members) member.outbox.deliver(encodeNotice(NOTICE_LEVEL.final, reason));
     await Promise.all(members.map(async (member) => {
       await member.outbox.flush();
       await member.connection.closeWrite().catch(() => {});

@@ -19,7 +19,14 @@ import { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { replaceUnsafe } from "./text.ts";
-import { authorOf, CHAT_KIND, encodeChat, type SignedChat } from "./room_messages.ts";
+import {
+  authorOf,
+  CHAT_KIND,
+  CHAT_KIND_NAME,
+  type ChatKind,
+  encodeChat,
+  type SignedChat,
+} from "./room_messages.ts";
 import type { MemberOutbox } from "./room_delivery.ts";
 import { EventHub, pickRecipient } from "./room_member.ts";
 import { Roster } from "./room_roster.ts";
@@ -141,7 +148,7 @@ export class RoomHost {
   session(): ChatSession {
     const self = this.info;
     if (!self) throw new RangeError("the host does not take part in this room");
-    const send = async (kind: 1 | 2 | 3, text: string, to?: MemberInfo) => {
+    const send = async (kind: ChatKind, text: string, to?: MemberInfo) => {
       if (this.#link.isClosed()) throw new SecurechatError("not_connected", "the room is closed");
       const chat = await this.#signer.sign(kind, text, to?.fingerprint);
       const bytes = encodeChat(chat);
@@ -155,7 +162,7 @@ export class RoomHost {
         time: chat.timestamp,
         from: self,
         text,
-        kind: kind === 2 ? "action" : kind === 3 ? "private" : "text",
+        kind: CHAT_KIND_NAME[kind],
         verified: true,
       };
       if (to) event.to = to;

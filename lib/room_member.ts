@@ -18,6 +18,8 @@ import type { Identity } from "./identity.ts";
 import { replaceUnsafe } from "./text.ts";
 import {
   CHAT_KIND,
+  CHAT_KIND_NAME,
+  type ChatKind,
   decodeRoomMessage,
   encodeChat,
   fingerprintOfAuthor,
@@ -214,7 +216,7 @@ export async function joinRoom(
     }
   })();
 
-  async function send(kind: 1 | 2 | 3, text: string, to?: MemberInfo): Promise<void> {
+  async function send(kind: ChatKind, text: string, to?: MemberInfo): Promise<void> {
     if (ended) throw new SecurechatError("not_connected", "the room is closed");
     const chat = await signer.sign(kind, text, to?.fingerprint);
     await connection.send(encodeChat(chat));
@@ -223,7 +225,7 @@ export async function joinRoom(
       time: chat.timestamp,
       from: roster.get(self.fingerprint)?.info ?? self,
       text,
-      kind: kind === 2 ? "action" : kind === 3 ? "private" : "text",
+      kind: CHAT_KIND_NAME[kind],
       verified: true,
     };
     if (to) event.to = to;

@@ -33,6 +33,22 @@ export const JOINED_FLAG = { host: 0x01, present: 0x02, you: 0x04 } as const;
 /** Section 13.2 chat kinds. */
 export const CHAT_KIND = { text: 1, action: 2, private: 3 } as const;
 
+/** A chat kind's number on the wire. */
+export type ChatKind = (typeof CHAT_KIND)[keyof typeof CHAT_KIND];
+
+/** The name each chat kind has in events and `--json` output (`ChatEvent` "message"). */
+export const CHAT_KIND_NAME: Readonly<Record<ChatKind, "text" | "action" | "private">> = {
+  [CHAT_KIND.text]: "text",
+  [CHAT_KIND.action]: "action",
+  [CHAT_KIND.private]: "private",
+};
+
+/** Section 13.1 Notice levels: information, a warning, or the last word before a disconnect. */
+export const NOTICE_LEVEL = { info: 0, warning: 1, final: 2 } as const;
+
+/** A notice level's number on the wire. */
+export type NoticeLevel = (typeof NOTICE_LEVEL)[keyof typeof NOTICE_LEVEL];
+
 /** Section 13.2: signature context. */
 export const ROOM_SIGNATURE_CONTEXT = "securechat/1 room message";
 
@@ -49,14 +65,14 @@ export type RoomMessage =
   | { type: "joined"; flags: number; name: string; spki: Uint8Array }
   | { type: "left"; author: Uint8Array; reason: string }
   | { type: "chat"; message: SignedChat }
-  | { type: "notice"; level: 0 | 1 | 2; text: string };
+  | { type: "notice"; level: NoticeLevel; text: string };
 
 /** Section 13.2: a chat message with its signature. */
 export interface SignedChat {
   author: Uint8Array;
   counter: bigint;
   timestamp: number;
-  kind: 1 | 2 | 3;
+  kind: ChatKind;
   recipient: Uint8Array;
   text: string;
   signature: Uint8Array;
@@ -107,7 +123,7 @@ export function encodeLeft(author: Uint8Array, reason: string): Uint8Array {
 }
 
 /** Encodes a Notice. */
-export function encodeNotice(level: 0 | 1 | 2, text: string): Uint8Array {
+export function encodeNotice(level: NoticeLevel, text: string): Uint8Array {
   const textBytes = shortText(text, MAX_NOTICE_BYTES);
   return concat(u8(ROOM_MESSAGE.notice), u8(level), u16(textBytes.length), textBytes);
 }
@@ -207,7 +223,7 @@ export function decodeRoomMessage(
           author,
           counter,
           timestamp: Number(timestamp),
-          kind: kind as 1 | 2 | 3,
+          kind: kind as ChatKind,
           recipient,
           text,
           signature,
@@ -217,9 +233,9 @@ export function decodeRoomMessage(
     }
     case ROOM_MESSAGE.notice: {
       const level = r.u8("level");
-      if (level > 2) r.fail(`unknown notice level ${level}`);
+      if (level > NOTICE_LEVEL.final) r.fail(`unknown notice level ${level}`);
       const text = r.text(r.u16("text_length"), MAX_NOTICE_BYTES, "text");
-      message = { type: "notice", level: level as 0 | 1 | 2, text };
+      message = { type: "notice", level: level as NoticeLevel, text };
       break;
     }
     default:

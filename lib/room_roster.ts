@@ -17,6 +17,7 @@ import { replaceUnsafe } from "./text.ts";
 import {
   authorOf,
   CHAT_KIND,
+  CHAT_KIND_NAME,
   fingerprintOfAuthor,
   JOINED_FLAG,
   type SignedChat,
@@ -144,11 +145,7 @@ export class Roster {
       time: chat.timestamp,
       from: author.info,
       text: replaceUnsafe(chat.text),
-      kind: chat.kind === CHAT_KIND.action
-        ? "action"
-        : chat.kind === CHAT_KIND.private
-        ? "private"
-        : "text",
+      kind: CHAT_KIND_NAME[chat.kind],
       verified: true,
     };
     const me = this.get(this.selfFingerprint)?.info;
