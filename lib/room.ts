@@ -284,7 +284,7 @@ export class RoomHub {
     );
     this.#broadcast(encodeJoined(0, info.name, member.identity.spki));
     this.#members.set(fingerprint, member);
-    this.#host.roster.addIdentity(member.identity, info);
+    this.#host.roster?.addIdentity(member.identity, info);
     this.#log(`"${info.name}" ${fingerprint} joined (${this.#members.size} members)`);
     this.#host.joined(info, connection.verificationCode);
 
@@ -306,7 +306,7 @@ export class RoomHub {
       connection.close();
       this.#members.delete(fingerprint);
       this.#flows.forget(fingerprint);
-      this.#host.roster.remove(fingerprint);
+      this.#host.roster?.remove(fingerprint);
       if (!this.#closed) {
         this.#broadcast(encodeLeft(authorOf(fingerprint), reason));
         await this.#host.transfers?.abortWith(fingerprint, `${info.name} left the room`);

@@ -58,7 +58,7 @@ Deno.test("RoomHost.session() signs and sends through the relay, and shows the h
   strictEqual(session.verification().code, "(nobody has joined yet)");
 
   const member: MemberInfo = { name: "alice", fingerprint: alice.fingerprint, code: "12345" };
-  room.roster.addIdentity(alice, member);
+  room.roster!.addIdentity(alice, member);
   room.joined(member, "12345");
   deepStrictEqual(events.map((event) => event.type), ["join", "verification"]);
   strictEqual(session.verification().code, "12345");
