@@ -4,7 +4,7 @@
  * thread ({@linkcode MemberPool}) or in a Worker ({@linkcode WorkerPool}, script
  * `_room_worker.ts`); both answer the same {@linkcode Pool} calls.
  *
- * A member "has" a message when its ChatSession emits the `message` event: the record was
+ * A member "has" a message when its Participant emits the `message` event: the record was
  * decrypted, and the author's signature and counter were checked against the roster (PROTOCOL.md
  * 13.2 "Recipients"). Times are wall-clock milliseconds (`performance.timeOrigin +
  * performance.now()`), corrected by a measured offset for each Worker.
@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { ChatEvent, ChatSession } from "../lib/chat_events.ts";
+import type { ChatEvent, Participant } from "../lib/chat_events.ts";
 import { runInitiator } from "../lib/connection.ts";
 import { generateIdentity, type Identity } from "../lib/identity.ts";
 import { MAX_RECORD_PLAINTEXT } from "../lib/record.ts";
@@ -73,7 +73,7 @@ interface Watcher {
 
 /** Members in this thread. */
 export class MemberPool implements Pool {
-  #sessions: ChatSession[] = [];
+  #sessions: Participant[] = [];
   #rosterSizes: number[] = [];
   #arrivals = new Map<string, number[]>();
   #watchers = new Map<string, Watcher>();
@@ -102,7 +102,7 @@ export class MemberPool implements Pool {
     return pool;
   }
 
-  async #join(identity: Identity, options: PoolOptions): Promise<ChatSession> {
+  async #join(identity: Identity, options: PoolOptions): Promise<Participant> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: options.port });
     const secure = await runInitiator(conn, {
       identity,
@@ -114,7 +114,7 @@ export class MemberPool implements Pool {
     return await joinRoom(secure, { identity });
   }
 
-  #watch(session: ChatSession): void {
+  #watch(session: Participant): void {
     const slot = this.#sessions.length;
     this.#sessions.push(session);
     this.#rosterSizes.push(0);

@@ -8,7 +8,7 @@
  * (10 members) in the same run, so the ratio is the cost of scale; the issue's targets (p99 under
  * 50 ms, under 200 KiB per idle member, at 1,000 members) are judged on the large room.
  *
- * A member "has" a message when its ChatSession emits it: decrypted by the record layer, and its
+ * A member "has" a message when its Participant emits it: decrypted by the record layer, and its
  * author's signature and counter checked against the member's roster (PROTOCOL.md 13.2). The
  * members run in this process (spread over Workers), so their checks share the machine's cores
  * with the relay: the latency is the relay's fan-out plus the members' checks, as on one host.
@@ -301,7 +301,7 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
       `A real \`listen --relay-only\` process; ${size} members (baseline room: ${baseSize}) dial it from the benchmark process over loopback (suite x25519, Ed25519 identities), spread over ${
         settings.workers === 0 ? "the main thread" : `${settings.workers} Workers`
       }.`,
-      `Latency: one member sends one message; the clock runs from just before its send until the last other member has it, meaning its ChatSession emitted it after decrypting it and checking the author's signature and counter (PROTOCOL.md 13.2). ${settings.rounds} timed rounds after ${WARMUP_ROUNDS} warm-up rounds, senders rotating, each ${ROUND_GAP_MS} ms after the previous one arrived everywhere (an idle room); p99 is nearest-rank.`,
+      `Latency: one member sends one message; the clock runs from just before its send until the last other member has it, meaning its Participant emitted it after decrypting it and checking the author's signature and counter (PROTOCOL.md 13.2). ${settings.rounds} timed rounds after ${WARMUP_ROUNDS} warm-up rounds, senders rotating, each ${ROUND_GAP_MS} ms after the previous one arrived everywhere (an idle room); p99 is nearest-rank.`,
       "The members' checks run in the benchmark process on the same machine as the relay, so latency and throughput include the recipients' CPU, not only the relay's.",
       `Throughput: many members send at once (each within the relay's 5/s, burst 20 limit); messages/s counts messages until every other member has all of them.`,
       "Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; idle: once the RSS is stable over 4 s (V8 returns the heap grown by the joins about 10 s after the last activity); right after joining: 1 s after the last join; busy: the peak sampled every 100 ms during the throughput phase.",

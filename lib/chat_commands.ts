@@ -2,7 +2,7 @@
  * What a person types in a chat: `parseChatInput()` turns a line into a {@linkcode ChatInput}
  * (text, /me, /msg, /send, /accept, ...), and {@linkcode CHAT_HELP} lists the commands for /help.
  * It is the terminal's: the room and transfer layers never see typed lines, only the calls on
- * `ChatSession` (`lib/chat_events.ts`) that a parsed line turns into.
+ * `Participant` (`lib/chat_events.ts`) that a parsed line turns into.
  *
  * @module
  */

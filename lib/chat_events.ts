@@ -1,5 +1,5 @@
 /**
- * The vocabulary shared by the chat session (room protocol), the terminal UI and `--json` output:
+ * The vocabulary shared by a room participant (room protocol), the terminal UI and `--json` output:
  * events a chat produces and the session interface the UIs drive. What a user types, and the help
  * that lists it, is the terminal's (`lib/chat_commands.ts`).
  *
@@ -22,7 +22,7 @@ export interface MemberInfo {
   code?: string;
 }
 
-/** Everything a chat session reports. `time` is milliseconds since the epoch. */
+/** Everything a participant reports. `time` is milliseconds since the epoch. */
 export type ChatEvent =
   | {
     type: "message";
@@ -95,8 +95,11 @@ export type ChatEvent =
   | { type: "error"; time: number; code: string; message: string }
   | { type: "closed"; time: number; reason: string };
 
-/** The session a chat UI drives: the same for a dialer and for the person at the listener. */
-export interface ChatSession {
+/**
+ * A participant in a room, as a chat UI drives it: the same for a member that dialed in and for
+ * the host, the person at the listener (lib/room_participant.ts implements it once for both).
+ */
+export interface Participant {
   /** Our own name and fingerprint. */
   readonly self: MemberInfo;
   /** Subscribes to events; returns an unsubscribe function. */

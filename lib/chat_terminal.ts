@@ -1,5 +1,5 @@
 /**
- * The two chat front ends over a `ChatSession` (`lib/chat_events.ts`):
+ * The two chat front ends over a `Participant` (`lib/chat_events.ts`):
  * - `runTerminalChat`: the interactive chat. Keys are decoded and edited by `lib/line_editor.ts`,
  *   events rendered by `lib/chat_view.ts` and printed above the prompt by `TerminalScreen`
  *   (`lib/terminal_screen.ts`), so incoming messages never garble the line being typed. Progress
@@ -27,7 +27,7 @@
  */
 
 import { CHAT_HELP, parseChatInput } from "./chat_commands.ts";
-import type { ChatEvent, ChatSession } from "./chat_events.ts";
+import type { ChatEvent, Participant } from "./chat_events.ts";
 import {
   displayName,
   renderEvent,
@@ -84,13 +84,13 @@ export interface JsonChatOptions {
  * Runs the interactive chat until the session ends or the user quits, always restoring the
  * terminal.
  *
- * @param session the chat session to drive
+ * @param session the participant to drive
  * @param options terminal input, output, colours and test seams
  * @throws {Error} what the session's `closed` rejects with, or a terminal read/write failure,
  *   after the terminal is restored
  */
 export async function runTerminalChat(
-  session: ChatSession,
+  session: Participant,
   options: TerminalChatOptions,
 ): Promise<void> {
   const now = options.now ?? (() => new Date());
@@ -166,11 +166,11 @@ export async function runTerminalChat(
  * with the `verification` event, /help with one `notice` whose text holds the help lines, and
  * failures with `error` events. End of input closes the session.
  *
- * @param session the chat session to drive
+ * @param session the participant to drive
  * @param options command input, JSON output and clock
  * @throws {Error} what the session's `closed` rejects with, or an input/output failure
  */
-export async function runJsonChat(session: ChatSession, options: JsonChatOptions): Promise<void> {
+export async function runJsonChat(session: Participant, options: JsonChatOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   const control = new Control(session, now);
   const encoder = new TextEncoder();
@@ -246,7 +246,7 @@ type Reply = ChatEvent | "help";
 
 /** The part both front ends share: running typed lines in order, quitting, ending. */
 class Control {
-  readonly #session: ChatSession;
+  readonly #session: Participant;
   readonly #now: () => Date;
   #commands: Promise<void> = Promise.resolve();
   #quitRequested = false;
@@ -257,7 +257,7 @@ class Control {
   /** Whether a `closed` event was shown (if not, `run()` shows one). */
   sawClosed = false;
 
-  constructor(session: ChatSession, now: () => Date) {
+  constructor(session: Participant, now: () => Date) {
     this.#session = session;
     this.#now = now;
   }

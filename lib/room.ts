@@ -3,7 +3,7 @@
  * message (author, signature, counter, size, rate) before forwarding it unchanged, routes private
  * messages to their recipient only, announces joins and leaves, and keeps one member's misbehaviour
  * or slowness from touching the others. The person at the listener can take part through
- * `hostSession()`, a ChatSession like a dialer's.
+ * `hostParticipant()`, a Participant like a dialer's.
  *
  * It never prints: `log` receives one line per event worth telling an operator. The limits it
  * applies are counted in lib/room_limits.ts, each member's outgoing queue is lib/room_delivery.ts,
@@ -15,7 +15,7 @@
  */
 
 import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
-import type { ChatSession, MemberInfo } from "./chat_events.ts";
+import type { MemberInfo, Participant } from "./chat_events.ts";
 import type { SecureConnection } from "./secure_connection.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Identity, PublicIdentity } from "./identity.ts";
@@ -93,7 +93,7 @@ interface Member {
 class Ejection extends Error {}
 
 /** A chat room served by the listener. */
-export class RoomHub {
+export class Relay {
   readonly roomId: Uint8Array = crypto.getRandomValues(new Uint8Array(ROOM_ID_LENGTH));
   #options: RoomOptions;
   #members = new Map<string, Member>();
@@ -414,8 +414,10 @@ export class RoomHub {
     this.#resolveClosed();
   }
 
-  /** The host's participation, as a ChatSession. @throws {RangeError} with --relay-only */
-  hostSession(): ChatSession {
-    return this.#host.session();
+  /** The host's participation, as a Participant. @throws {RangeError} with --relay-only */
+  hostParticipant(): Participant {
+    const participant = this.#host.participant;
+    if (!participant) throw new RangeError("the host does not take part in this room");
+    return participant;
   }
 }

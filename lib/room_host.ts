@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
+import type { ChatEvent, MemberInfo } from "./chat_events.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
@@ -141,11 +141,5 @@ export class RoomHost {
   /** The host checks every message like any recipient (section 13.2). */
   accept(chat: SignedChat): void {
     this.participant?.check(chat).catch(() => {});
-  }
-
-  /** The host's participation, as a ChatSession. @throws {RangeError} with --relay-only */
-  session(): ChatSession {
-    if (!this.participant) throw new RangeError("the host does not take part in this room");
-    return this.participant;
   }
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ChatSession, MemberInfo } from "./chat_events.ts";
+import type { MemberInfo, Participant } from "./chat_events.ts";
 import { ProtocolError, SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { type ReceivePolicy, receivePolicyOf } from "./receive_policy.ts";
@@ -28,14 +28,14 @@ export interface JoinOptions extends ReceivePolicy {
 
 /**
  * Joins the room behind a dialer's connection: exchanges SessionHellos, reads the Welcome, and
- * returns a ChatSession whose events start with the verification code and the roster.
+ * returns a Participant whose events start with the verification code and the roster.
  *
  * @throws {ProtocolError} when the relay does not speak the room protocol
  */
 export async function joinRoom(
   connection: SecureConnection,
   options: JoinOptions,
-): Promise<ChatSession> {
+): Promise<Participant> {
   await exchangeSessionHello(connection, "chat");
   const now = options.now ?? Date.now;
   const first = await connection.receive();

@@ -3,7 +3,7 @@
  * (`joinRoom()`, lib/room_member.ts) and the host, the person at the listener
  * (lib/room_host.ts). It owns what every participant has: its roster (who is in the room, with
  * the keys their messages are checked with), its signer, its events, its file transfers, and the
- * `ChatSession` a UI drives. What differs between the two is only how bytes leave, which each
+ * `Participant` a UI drives. What differs between the two is only how bytes leave, which each
  * side gives as a {@linkcode ParticipantLink}: a member sends through its connection to the
  * relay, the host hands messages straight to the members' outboxes.
  *
@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { ChatEvent, ChatSession, MemberInfo } from "./chat_events.ts";
+import type { ChatEvent, MemberInfo, Participant } from "./chat_events.ts";
 import { ChatSigner } from "./chat_signer.ts";
 import { SecurechatError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
@@ -89,8 +89,8 @@ export class EventHub {
   }
 }
 
-/** A participant in a room: the `ChatSession` a UI drives, for a member and the host alike. */
-export class RoomParticipant implements ChatSession {
+/** A participant in a room: the `Participant` a UI drives, for a member and the host alike. */
+export class RoomParticipant implements Participant {
   readonly self: MemberInfo;
   /** Every member, with the keys their messages are checked with. */
   readonly roster: Roster;

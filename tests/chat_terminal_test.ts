@@ -1,17 +1,17 @@
 import { deepStrictEqual as eql, equal, ok, rejects } from "node:assert/strict";
 import { CHAT_HELP } from "../lib/chat_commands.ts";
-import type { ChatEvent, ChatSession, MemberInfo } from "../lib/chat_events.ts";
+import type { ChatEvent, MemberInfo, Participant } from "../lib/chat_events.ts";
 import { MAX_JSON_INPUT_LINE, runJsonChat, runTerminalChat } from "../lib/chat_terminal.ts";
 import type { TransferEvent } from "../lib/chat_view.ts";
 import { SecurechatError } from "../lib/errors.ts";
 import { alice, bob, carol, KIB, MIB, sendingTransfer, TIME } from "./_helpers/chat_fixtures.ts";
 
 /**
- * A test double of our own ChatSession interface (not of the network or the crypto): it records
+ * A test double of our own Participant interface (not of the network or the crypto): it records
  * the calls the UI makes, echoes what we send as events like the real session, and emits events
  * on demand.
  */
-class FakeSession implements ChatSession {
+class FakeSession implements Participant {
   readonly self = alice;
   readonly calls: string[][] = [];
   readonly #listeners = new Set<(event: ChatEvent) => void>();

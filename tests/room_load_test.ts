@@ -4,7 +4,7 @@
  */
 
 import { strictEqual } from "node:assert/strict";
-import { RoomHub } from "../lib/room.ts";
+import { Relay } from "../lib/room.ts";
 import { assertDeliveredInOrder, identities, join, type TestMember } from "./_helpers/room.ts";
 
 const MEMBERS = 50;
@@ -12,7 +12,7 @@ const MESSAGES = 20;
 
 Deno.test(`${MEMBERS} members each sending ${MESSAGES} messages: none lost, none duplicated, in order`, async () => {
   const [relayIdentity, ...memberIdentities] = await identities(MEMBERS + 1);
-  const room = new RoomHub({ identity: relayIdentity!, hostParticipates: false });
+  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
   const members: TestMember[] = [];
   for (const identity of memberIdentities) {
     members.push(await join(identity, relayIdentity!, (conn, name) => room.admit(conn, name)));

@@ -13,7 +13,7 @@ import {
   encodeWelcome,
   JOINED_FLAG,
 } from "../lib/room_messages.ts";
-import { RoomHub } from "../lib/room.ts";
+import { Relay } from "../lib/room.ts";
 import { exchangeSessionHello } from "../lib/session_hello.ts";
 import { identities, join, type TestMember, texts } from "./_helpers/room.ts";
 
@@ -22,8 +22,8 @@ const [relayIdentity, a, b, c] = await identities(4) as [
   ...Awaited<ReturnType<typeof identities>>,
 ];
 
-function hub(options: Partial<ConstructorParameters<typeof RoomHub>[0]> = {}) {
-  return new RoomHub({
+function hub(options: Partial<ConstructorParameters<typeof Relay>[0]> = {}) {
+  return new Relay({
     identity: relayIdentity,
     hostParticipates: true,
     hostName: "host",
@@ -35,14 +35,14 @@ function messageEvents(events: ChatEvent[]) {
   return events.filter((e): e is ChatEvent & { type: "message" } => e.type === "message");
 }
 
-async function leaveAll(room: RoomHub, members: TestMember[]) {
+async function leaveAll(room: Relay, members: TestMember[]) {
   await Promise.all(members.map((member) => member.session.close()));
   await room.close();
 }
 
-Deno.test("RoomHub relays every message exactly once, in order per author, verified", async () => {
+Deno.test("Relay relays every message exactly once, in order per author, verified", async () => {
   const room = hub();
-  const host = room.hostSession();
+  const host = room.hostParticipant();
   const hostEvents: ChatEvent[] = [];
   host.onEvent((event) => hostEvents.push(event));
   const members = [
@@ -77,7 +77,7 @@ Deno.test("RoomHub relays every message exactly once, in order per author, verif
 
 Deno.test("a private message reaches only its recipient", async () => {
   const room = hub();
-  const host = room.hostSession();
+  const host = room.hostParticipant();
   const hostEvents: ChatEvent[] = [];
   host.onEvent((event) => hostEvents.push(event));
   const [ma, mb, mc] = [

@@ -9,7 +9,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
 import type { Identity } from "../lib/identity.ts";
-import { RoomHub } from "../lib/room.ts";
+import { Relay } from "../lib/room.ts";
 import { authorOf, decodeRoomMessage, encodeChat } from "../lib/room_messages.ts";
 import { ChatSigner } from "../lib/chat_signer.ts";
 import type { SecureConnection } from "../lib/secure_connection.ts";
@@ -33,7 +33,7 @@ const FLOOD_BYTES = 48 * 1024 * 1024;
  * holds for a message, and then never reads again.
  */
 async function slowMember(
-  room: RoomHub,
+  room: Relay,
   stopAfter: (data: Uint8Array, connection: SecureConnection) => Promise<boolean>,
 ): Promise<{ connection: SecureConnection; stopped: Promise<void> }> {
   const { clientSide, serverSide } = await connectPair(slowOne!, relayIdentity!);
@@ -49,9 +49,9 @@ async function slowMember(
 }
 
 /** The room's log, and a wait for a line matching `pattern`. */
-function roomWithLog(options: Partial<ConstructorParameters<typeof RoomHub>[0]> = {}) {
+function roomWithLog(options: Partial<ConstructorParameters<typeof Relay>[0]> = {}) {
   const log: string[] = [];
-  const room = new RoomHub({
+  const room = new Relay({
     identity: relayIdentity!,
     hostParticipates: false,
     log: (line) => log.push(line),

@@ -9,7 +9,7 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
 import { sha256 } from "../lib/bytes.ts";
 import type { ChatEvent } from "../lib/chat_events.ts";
-import { RoomHub } from "../lib/room.ts";
+import { Relay } from "../lib/room.ts";
 import { authorOf } from "../lib/room_messages.ts";
 import {
   encodeManifest,
@@ -59,7 +59,7 @@ async function hostile(
   await Deno.mkdir(inbox);
   await Deno.mkdir(`${root}/outside`);
   await prepare(root);
-  const room = new RoomHub({ identity: relayIdentity!, hostParticipates: false });
+  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
   const bad = await join(attacker!, relayIdentity!, (conn, name) => room.admit(conn, name));
   const good: TestMember = await join(
     victim!,

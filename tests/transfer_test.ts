@@ -8,7 +8,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../lib/chat_events.ts";
 import { sha256 } from "../lib/bytes.ts";
 import { encodePartRecord } from "../lib/part_record.ts";
-import { RoomHub } from "../lib/room.ts";
+import { Relay } from "../lib/room.ts";
 import { encodeManifest } from "../lib/transfer_messages.ts";
 import { identities, join, type TestMember } from "./_helpers/room.ts";
 import { randomBytes } from "./_helpers/peers.ts";
@@ -28,7 +28,7 @@ const finished = (_member: TestMember, direction: "send" | "receive") => (events
 
 async function withRoom(
   body: (
-    room: RoomHub,
+    room: Relay,
     sender: TestMember,
     receiver: TestMember,
     dirs: { out: string; in: string },
@@ -38,7 +38,7 @@ async function withRoom(
   const dirs = { out: `${root}/out`, in: `${root}/in` };
   await Deno.mkdir(dirs.out);
   await Deno.mkdir(dirs.in);
-  const room = new RoomHub({ identity: relayIdentity!, hostParticipates: false });
+  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
   const sender = await join(a!, relayIdentity!, (conn, name) => room.admit(conn, name));
   const receiver = await join(b!, relayIdentity!, (conn, name) => room.admit(conn, name), {
     receiveDir: dirs.in,
@@ -221,7 +221,7 @@ Deno.test("without a receive folder, an accepted file goes to ~/Downloads/secure
   const saved = { HOME: Deno.env.get("HOME"), XDG: Deno.env.get("XDG_DOWNLOAD_DIR") };
   Deno.env.set("HOME", home);
   Deno.env.delete("XDG_DOWNLOAD_DIR");
-  const room = new RoomHub({ identity: relayIdentity!, hostParticipates: false });
+  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
   const sender = await join(a!, relayIdentity!, (conn, name) => room.admit(conn, name));
   const receiver = await join(b!, relayIdentity!, (conn, name) => room.admit(conn, name));
   try {

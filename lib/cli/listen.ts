@@ -28,7 +28,7 @@ import {
 } from "../listener.ts";
 import { runPipe } from "../pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
-import { RoomHub } from "../room.ts";
+import { Relay } from "../room.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room_limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
@@ -316,7 +316,7 @@ async function serveRoom(
   const { maxMembers, receive } = options;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
-  const room = new RoomHub({
+  const room = new Relay({
     identity: settings.identity,
     ...(settings.name === undefined ? {} : { hostName: settings.name }),
     hostParticipates: mode !== "relay",
@@ -352,12 +352,12 @@ async function serveRoom(
     status(
       `receiving into "${receive.receiveDir}": the first file or folder sent ends the session`,
     );
-    const receiving = followTransfer(room.hostSession(), "receive", () => Promise.resolve());
+    const receiving = followTransfer(room.hostParticipant(), "receive", () => Promise.resolve());
     const code = await receiving;
     await room.close("the transfer is over");
     return code;
   }
-  const code = await runChatUi(room.hostSession(), mode);
+  const code = await runChatUi(room.hostParticipant(), mode);
   await room.close();
   return code;
 }

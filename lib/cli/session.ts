@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ChatSession } from "../chat_events.ts";
+import type { Participant } from "../chat_events.ts";
 import { UsageError } from "../errors.ts";
 import type { VerifiedPeer } from "../handshake.ts";
 import { commentProblem, type Identity } from "../identity.ts";
@@ -73,7 +73,7 @@ export async function folderFlag(parsed: ParsedArgs, name: string): Promise<stri
 }
 
 /** Resolves once the session's roster has arrived (the relay sends it right after joining). */
-export function rosterReady(session: ChatSession): Promise<void> {
+export function rosterReady(session: Participant): Promise<void> {
   return new Promise((resolve) => {
     const stop = session.onEvent((event) => {
       if (event.type === "roster" || event.type === "closed") {
@@ -152,7 +152,7 @@ export function progressLine(parsed: ParsedArgs): ProgressLine | undefined {
  *
  * @returns the exit code: 0, or the code of the error that ended the session
  */
-export async function runChatUi(session: ChatSession, mode: "terminal" | "json"): Promise<number> {
+export async function runChatUi(session: Participant, mode: "terminal" | "json"): Promise<number> {
   // Loaded here, not at start-up: pipe mode needs no chat UI.
   const { runJsonChat, runTerminalChat } = await import("../chat_terminal.ts");
   if (mode === "terminal") {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ChatEvent, ChatSession } from "../chat_events.ts";
+import type { ChatEvent, Participant } from "../chat_events.ts";
 import { formatBytes, offerDetails, renderEvent } from "../chat_view.ts";
 import { SecurechatError, UsageError } from "../errors.ts";
 import { type ParsedArgs, stringFlag } from "./args.ts";
@@ -60,7 +60,7 @@ const FINAL = new Set(["done", "failed", "cancelled", "rejected"]);
  * @throws {SecurechatError} `transfer_failed` when it was rejected, cancelled or failed
  */
 export async function followTransfer(
-  session: ChatSession,
+  session: Participant,
   direction: "send" | "receive",
   start: () => Promise<void>,
 ): Promise<number> {

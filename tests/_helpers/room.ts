@@ -1,12 +1,12 @@
 /**
- * Room fixtures over real loopback sockets: a RoomHub, and members that dial it through the real
+ * Room fixtures over real loopback sockets: a Relay, and members that dial it through the real
  * handshake and join with `joinRoom()`. Events are collected per member.
  *
  * @module
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import type { ChatEvent, ChatSession } from "../../lib/chat_events.ts";
+import type { ChatEvent, Participant } from "../../lib/chat_events.ts";
 import { runInitiator, runResponder } from "../../lib/connection.ts";
 import type { SecureConnection } from "../../lib/secure_connection.ts";
 import { generateIdentity, type Identity } from "../../lib/identity.ts";
@@ -34,7 +34,7 @@ export interface TestMember {
   identity: Identity;
   /** The member's secure connection, for tests that cut it without a goodbye. */
   connection?: SecureConnection;
-  session: ChatSession;
+  session: Participant;
   events: ChatEvent[];
   /** Messages from other members seen so far (kept as events arrive: load tests wait on it). */
   readonly received: number;
@@ -71,7 +71,7 @@ export async function connectPair(
 }
 
 /** Wraps a session so a test can wait for events. */
-export function watch(identity: Identity, session: ChatSession): TestMember {
+export function watch(identity: Identity, session: Participant): TestMember {
   const events: ChatEvent[] = [];
   const waiters: (() => void)[] = [];
   let received = 0;
@@ -105,7 +105,7 @@ export function watch(identity: Identity, session: ChatSession): TestMember {
   };
 }
 
-/** Joins `identity` to a room served by `admit` (RoomHub.admit or a test relay). */
+/** Joins `identity` to a room served by `admit` (Relay.admit or a test relay). */
 export async function join(
   identity: Identity,
   relayIdentity: Identity,

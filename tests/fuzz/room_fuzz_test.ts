@@ -1,5 +1,5 @@
 /**
- * Fuzzing the relay (PROTOCOL.md sections 13 and 14.1) with a real RoomHub, real signatures and
+ * Fuzzing the relay (PROTOCOL.md sections 13 and 14.1) with a real Relay, real signatures and
  * members over loopback. Round after round an attacker joins and writes raw room messages on its
  * SecureConnection: honest ones, replays from an earlier connection, transfer messages to nobody,
  * then one it must be removed for: a forged or altered signature, a replay of its own message, a
@@ -13,7 +13,7 @@ import { deepStrictEqual, ok } from "node:assert/strict";
 import { concat, u16, u64, u8 } from "../../lib/bytes.ts";
 import type { ChatEvent } from "../../lib/chat_events.ts";
 import type { Identity } from "../../lib/identity.ts";
-import { RoomHub } from "../../lib/room.ts";
+import { Relay } from "../../lib/room.ts";
 import {
   authorOf,
   CHAT_KIND,
@@ -64,9 +64,9 @@ class Log {
 }
 
 /** A watcher of the host's events, shaped like a member for the checks. */
-function hostWatcher(room: RoomHub) {
+function hostWatcher(room: Relay) {
   const events: ChatEvent[] = [];
-  const session = room.hostSession();
+  const session = room.hostParticipant();
   session.onEvent((event) => events.push(event));
   return { session, events };
 }
@@ -109,17 +109,17 @@ const REASONS: Record<Fatal, RegExp> = {
     /malformed room message|member sent a \w+ message|signature does not verify|replayed one of its|another member's name/,
 };
 
-Deno.test("RoomHub.admit() removes senders of forged, replayed, oversized, wrong-author and garbage messages; nobody shows one", async () => {
+Deno.test("Relay.admit() removes senders of forged, replayed, oversized, wrong-author and garbage messages; nobody shows one", async () => {
   const seed = fuzzSeed();
   const rounds = fuzzCount(24, 0.005);
   const log = new Log();
-  const room = new RoomHub({
+  const room = new Relay({
     identity: relayIdentity,
     hostParticipates: true,
     hostName: "host",
     log: log.push,
   });
-  const admit = (connection: Parameters<RoomHub["admit"]>[0], name: string) =>
+  const admit = (connection: Parameters<Relay["admit"]>[0], name: string) =>
     room.admit(connection, name);
   const host = hostWatcher(room);
   const alice = await join(aliceIdentity, relayIdentity, admit);
@@ -386,8 +386,8 @@ Deno.test({
   name: "a malformed transfer message addressed to a member never disconnects that member",
   fn: async () => {
     const log = new Log();
-    const room = new RoomHub({ identity: relayIdentity, hostParticipates: false, log: log.push });
-    const admit = (connection: Parameters<RoomHub["admit"]>[0], name: string) =>
+    const room = new Relay({ identity: relayIdentity, hostParticipates: false, log: log.push });
+    const admit = (connection: Parameters<Relay["admit"]>[0], name: string) =>
       room.admit(connection, name);
     const alice = await join(aliceIdentity, relayIdentity, admit);
     const mallory = await join(attackers[0]!, relayIdentity, admit);
@@ -416,8 +416,8 @@ Deno.test({
 Deno.test({
   name: "a chat text over 4096 bytes earns a warning Notice and is dropped, as 13.4 says",
   fn: async () => {
-    const room = new RoomHub({ identity: relayIdentity, hostParticipates: false });
-    const admit = (connection: Parameters<RoomHub["admit"]>[0], name: string) =>
+    const room = new Relay({ identity: relayIdentity, hostParticipates: false });
+    const admit = (connection: Parameters<Relay["admit"]>[0], name: string) =>
       room.admit(connection, name);
     const mallory = await join(attackers[0]!, relayIdentity, admit);
     const counter = BigInt(Date.now()) * 1000n + 1000n;
