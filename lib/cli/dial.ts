@@ -32,7 +32,7 @@ import {
   runChatUi,
   standardPipeEnds,
   suitesFlag,
-} from "./session.ts";
+} from "./listen_dial.ts";
 import { USAGE } from "./usage.ts";
 
 /** Suites a dialer offers by default: hybrid first, classical X25519 as fallback. */

@@ -49,7 +49,7 @@ import {
   type SessionMode,
   standardPipeEnds,
   suitesFlag,
-} from "./session.ts";
+} from "./listen_dial.ts";
 import { USAGE } from "./usage.ts";
 
 /**
