@@ -5,7 +5,7 @@
  * @module
  */
 
-import { reportError } from "./lib/cli/output.ts";
+import { reportError, reportUncaught } from "./lib/cli/output.ts";
 import { findCommand } from "./lib/cli/commands.ts";
 import { COMMAND_SUMMARIES, mainUsage, VERSION } from "./lib/cli/usage.ts";
 import { UsageError } from "./lib/errors.ts";
@@ -36,7 +36,23 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The last resort: an error or rejection that escaped every handler (a bug) ends the process
+ * with one error line and the internal-error exit code, never with the runtime's stack trace.
+ */
+function installLastResort(): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    Deno.exit(reportUncaught(event.reason));
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    Deno.exit(reportUncaught(event.error));
+  });
+}
+
 if (import.meta.main) {
+  installLastResort();
   // Exit explicitly: a pending stdin read (pipe mode, prompts) would otherwise keep us alive.
   Deno.exit(await main(Deno.args));
 }

@@ -20,6 +20,8 @@ export const EXIT = {
   authentication: 4,
   protocol: 5,
   connection: 6,
+  /** A bug: an error escaped every handler (main.ts's last resort). */
+  internal: 70,
 } as const;
 
 /** Alert codes carried in alert frames and records (docs/PROTOCOL.md section 8). */

@@ -2,18 +2,20 @@
  * Raw pipe mode: bytes from the local input go to the peer as application data, the peer's
  * application data goes to the local output, both directions at once, binary-safe.
  *
- * End of input sends close_notify. The peer's close_notify ends the output. The session is over once
- * both happened; when the input is a terminal (nobody will type an end of input), the peer's
- * close_notify also ends our direction. Any failure aborts the connection with an alert and is
- * thrown to the caller; nothing unauthenticated ever reaches the output.
+ * End of input sends close_notify. The peer's close_notify ends the output. Once both happened
+ * (when the input is a terminal, nobody will type an end of input, so the peer's close_notify also
+ * ends our direction), each side sends a receipt with the number of bytes it accepted, and the pipe
+ * succeeds only on the peer's receipt for exactly what we sent: a TCP FIN or reset proves nothing.
+ * Any failure aborts the connection with an alert and is thrown to the caller; nothing
+ * unauthenticated ever reaches the output.
  *
- * Mirrors: docs/PROTOCOL.md section 11.
+ * Mirrors: docs/PROTOCOL.md sections 8.5 (the receipt) and 11.
  *
  * @module
  */
 
 import type { SecureConnection } from "./secure_connection.ts";
-import { SecurechatError } from "./errors.ts";
+import { AuthenticationError, SecurechatError } from "./errors.ts";
 import { exchangeSessionHello } from "./session_hello.ts";
 import { type ByteSink, type ByteSource, writeAll } from "./io.ts";
 import { PIPE_RECORD_PLAINTEXT } from "./record.ts";
@@ -69,15 +71,14 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
     connection.offloadCrypto().catch(() => {});
   };
   let stopSending = false;
-  let resolvePeerClosed: () => void = () => {};
-  const peerClosed = new Promise<void>((resolve) => resolvePeerClosed = resolve);
 
-  const receiving = (async () => {
+  // Until the peer's close_notify: its data to our output, each write overlapping the receipt
+  // and decryption of the next record.
+  const received = (async () => {
     let writing = Promise.resolve();
     while (true) {
       const data = await connection.receive();
       if (data === null) break;
-      // The write of this record overlaps the receipt and decryption of the next.
       await writing;
       writing = writeAll(ends.output, data).then(() => {
         stats.received += data.length;
@@ -92,10 +93,10 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
     } catch {
       // Already closed by its reader.
     }
-    resolvePeerClosed();
-    // Section 8.5: a record after close_notify means someone is tampering; fail, do not ignore.
-    await connection.expectEnd();
   })();
+  // Section 8.5: after its close_notify the peer sends one more record, its receipt. Read at
+  // once, so a connection that ends instead fails the pipe even while we are still sending.
+  const confirmed = received.then(() => connection.receiveReceipt());
 
   const sending = (async () => {
     const recordSize = Math.min(PIPE_RECORD_PLAINTEXT, connection.maxSendPlaintext);
@@ -105,42 +106,55 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
       const chunk = await input.next();
       if (chunk === null) break;
       if (stopSending) break;
-      inFlight.push(
-        connection.send(chunk, recordSize).then(() => {
-          input.release(chunk);
-          stats.sent += chunk.length;
-          ends.onProgress?.(stats.sent, stats.received);
-          offloadWhenBulk();
-        }),
-      );
+      const sent = connection.send(chunk, recordSize).then(() => {
+        input.release(chunk);
+        stats.sent += chunk.length;
+        ends.onProgress?.(stats.sent, stats.received);
+        offloadWhenBulk();
+      });
+      // Awaited in turn below. When one fails, the loop stops there and the failure is
+      // reported once; the ones behind it fail too and must not surface as unhandled.
+      sent.catch(() => {});
+      inFlight.push(sent);
       if (inFlight.length >= SEALS_IN_FLIGHT) await inFlight.shift();
     }
     await Promise.all(inFlight);
-    await connection.closeWrite();
+    await connection.closeNotify();
   })();
 
   try {
     if (ends.inputIsTerminal) {
       // Whichever ends first: the user's end of input, or the peer's close_notify.
-      // (The peer's close_notify answers at once; receiving then still checks nothing follows it.)
       await Promise.race([
         sending,
-        peerClosed.then(() => {
+        received.then(() => {
           stopSending = true;
-          return connection.closeWrite();
+          return connection.closeNotify();
         }),
-        receiving.catch(() => {}),
+        confirmed,
       ]);
-      await receiving;
+      await received;
+      await connection.closeNotify();
     } else {
-      await Promise.all([sending, receiving]);
+      await Promise.race([Promise.all([sending, received]), confirmed]);
     }
-    await peerClosed;
+    // Both close_notify sent and received, and the peer's data is out: our receipt, then its.
+    const [, bytesConfirmed] = await Promise.all([
+      connection.sendReceipt(stats.received),
+      confirmed,
+    ]);
+    if (bytesConfirmed !== BigInt(stats.sent)) {
+      throw new AuthenticationError(
+        "receipt_mismatch",
+        `the peer did not confirm receipt: it accepted ${bytesConfirmed} of the ${stats.sent} bytes we sent`,
+        { hints: ["do not assume the peer has the data; see its messages"] },
+      );
+    }
   } catch (error) {
     stopSending = true;
     sending.catch(() => {});
-    receiving.catch(() => {});
-    const reported = await preferReceiveError(error, receiving);
+    confirmed.catch(() => {});
+    const reported = await preferReceiveError(error, confirmed);
     await connection.abort(reported);
     throw reported;
   }
@@ -152,7 +166,7 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
  * A failed send usually means the connection broke; the receive side then has the precise reason
  * (truncation, an alert, a bad record), so wait a moment for it.
  */
-async function preferReceiveError(error: unknown, receiving: Promise<void>): Promise<unknown> {
+async function preferReceiveError(error: unknown, receiving: Promise<unknown>): Promise<unknown> {
   if (!(error instanceof SecurechatError) || error.code !== "send_failed") return error;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([

@@ -9,7 +9,7 @@
  * (lib/record_protection.ts); AES-256-GCM itself is lib/aead.ts.
  *
  * Mirrors: docs/PROTOCOL.md section 8 (8.1 content types, 8.3 size limits, 8.4 key update, 8.5
- * closing, 8.6 keepalive) and the alert hints of section 9.
+ * closing and the receipt, 8.6 keepalive) and the alert hints of section 9.
  *
  * @example
  * ```ts
@@ -40,7 +40,13 @@ export const CONTENT_TYPE = {
   applicationData: 0x17,
   keyUpdate: 0x18,
   keepalive: 0x19,
+  receipt: 0x1a,
 } as const;
+
+/** Section 8.5: a receipt's content is `bytes_received u64`. */
+export const RECEIPT_CONTENT_LENGTH = 8;
+/** Section 8.5: the only record body length allowed after close_notify (a receipt's). */
+export const RECEIPT_CIPHERTEXT_LENGTH = 1 + RECEIPT_CONTENT_LENGTH + AEAD_TAG_LENGTH;
 
 /** AES-GCM tag length. */
 export const TAG_LENGTH = AEAD_TAG_LENGTH;
@@ -67,7 +73,8 @@ export type RecordEvent =
   | { kind: "data"; data: Uint8Array }
   | { kind: "close" }
   | { kind: "keyUpdate"; updateRequested: boolean }
-  | { kind: "keepalive"; ping: boolean };
+  | { kind: "keepalive"; ping: boolean }
+  | { kind: "receipt"; bytesReceived: bigint };
 
 /** Options of a record layer (application traffic). */
 export interface RecordLayerOptions {
@@ -97,6 +104,9 @@ export class RecordLayer {
   #sendSwitch: Promise<void> | undefined;
   #sentClose = false;
   #receivedClose = false;
+  /** Section 8.5: one receipt may follow our close_notify (not an alert), and one the peer's. */
+  #mayReceipt = false;
+  #receivedReceipt = false;
 
   private constructor(send: RecordProtection, receive: RecordProtection, o: RecordLayerOptions) {
     this.#send = send;
@@ -225,7 +235,21 @@ export class RecordLayer {
   async sealCloseNotify(): Promise<Uint8Array> {
     this.#checkOpen();
     this.#sentClose = true;
+    this.#mayReceipt = true;
     const [frame] = await this.#sealRecord(CONTENT_TYPE.alert, u8(0));
+    return frame!;
+  }
+
+  /**
+   * Seals our receipt (section 8.5): the one record allowed after our close_notify, saying how
+   * many application data bytes we accepted from the peer after its SessionHello.
+   */
+  async sealReceipt(bytesReceived: number): Promise<Uint8Array> {
+    if (!this.#mayReceipt) throw new RangeError("a receipt follows our close_notify, once");
+    this.#mayReceipt = false;
+    const content = new Uint8Array(RECEIPT_CONTENT_LENGTH);
+    new DataView(content.buffer).setBigUint64(0, BigInt(bytesReceived));
+    const [frame] = await this.#sealRecord(CONTENT_TYPE.receipt, content);
     return frame!;
   }
 
@@ -246,13 +270,7 @@ export class RecordLayer {
    * @throws {PeerAlertError} when the peer sent a fatal alert
    */
   async open(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
-    if (this.#receivedClose) {
-      throw new ProtocolError(
-        "record_after_close",
-        "peer sent data after its close_notify: the stream may have been tampered with",
-        { alert: "unexpected_message" },
-      );
-    }
+    if (this.#receivedClose) return await this.#openReceipt(header, ciphertext);
     if (this.#receive.sequence >= BigInt(this.#keyUpdateRecords + KEY_UPDATE_SLACK)) {
       throw new ProtocolError(
         "key_usage_exceeded",
@@ -296,6 +314,21 @@ export class RecordLayer {
     }
   }
 
+  /**
+   * Section 8.5: after the peer's close_notify only its receipt may come, once. A record of any
+   * other length is refused unopened; one that opens as another type is refused too.
+   */
+  async #openReceipt(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
+    if (this.#receivedReceipt || ciphertext.length !== RECEIPT_CIPHERTEXT_LENGTH) {
+      throw recordAfterClose();
+    }
+    const { type, content } = await this.#receive.open(header, ciphertext);
+    if (type !== CONTENT_TYPE.receipt) throw recordAfterClose();
+    this.#receivedReceipt = true;
+    const view = new DataView(content.buffer, content.byteOffset, content.length);
+    return { kind: "receipt", bytesReceived: view.getBigUint64(0) };
+  }
+
   /** True when a key update is due before the next data record (peer asked for one). */
   get keyUpdatePending(): boolean {
     return this.#pendingKeyUpdate;
@@ -317,6 +350,14 @@ export class RecordLayer {
     this.#send.destroy();
     this.#receive.destroy();
   }
+}
+
+function recordAfterClose(): ProtocolError {
+  return new ProtocolError(
+    "record_after_close",
+    "peer sent data after its close_notify: the stream may have been tampered with",
+    { alert: "unexpected_message" },
+  );
 }
 
 function malformed(what: string): ProtocolError {

@@ -2,13 +2,14 @@
  * An established session over a `Deno.Conn`: a `SecureConnection` sends and receives application
  * data through a `RecordLayer` (lib/record.ts). Sends keep call order while a few seal at once,
  * keepalives detect a dead peer, key updates the peer asks for are answered, and the session ends
- * with close_notify (`closeWrite()`, `expectEnd()`) or an alert (`abort()`).
+ * with close_notify (`closeWrite()`; in pipe mode `closeNotify()`, `sendReceipt()`,
+ * `receiveReceipt()`) or an alert (`abort()`).
  *
  * It does not run the handshake: lib/connection.ts does, and builds one of these from the result.
  * It never prints; errors carry the message for the user and the alert for the peer.
  *
  * Mirrors: docs/PROTOCOL.md sections 6.1 (an alert under handshake keys), 8.2 (write order
- * follows sequence numbers), 8.5 (closing) and 8.6 (keepalive).
+ * follows sequence numbers), 8.5 (closing, the receipt) and 8.6 (keepalive).
  *
  * @module
  */
@@ -249,15 +250,71 @@ export class SecureConnection {
     return this.#records.offload();
   }
 
-  /** Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). */
+  /**
+   * Sends close_notify and half-closes TCP: we will send nothing more (section 8.5). Chat mode
+   * ends this way; pipe mode uses `closeNotify()` and `sendReceipt()` instead.
+   */
   closeWrite(): Promise<void> {
+    return this.#sendCloseNotify(() => this.#conn.closeWrite().catch(() => {}));
+  }
+
+  /**
+   * Sends close_notify but keeps TCP open for our receipt (pipe mode, sections 8.5 and 11): we
+   * will send no more data.
+   */
+  closeNotify(): Promise<void> {
+    return this.#sendCloseNotify();
+  }
+
+  #sendCloseNotify(after?: () => Promise<void>): Promise<void> {
     if (this.#closing) return this.#closing;
     if (this.#records.sentClose) return this.#sendChain;
     this.#closing = this.#writeInOrder(
       () => this.#records.sealCloseNotify().then((frame) => [frame]),
-      () => this.#conn.closeWrite().catch(() => {}),
+      after,
     );
     return this.#closing;
+  }
+
+  /**
+   * Sends our receipt (section 8.5), the last record of our direction, then half-closes TCP.
+   * Only after `closeNotify()` and once the peer's close_notify arrived and its data was taken.
+   *
+   * @param bytesReceived application data bytes accepted from the peer after its SessionHello
+   */
+  sendReceipt(bytesReceived: number): Promise<void> {
+    return this.#writeInOrder(
+      () => this.#records.sealReceipt(bytesReceived).then((frame) => [frame]),
+      () => this.#conn.closeWrite().catch(() => {}),
+    );
+  }
+
+  /**
+   * Section 8.5: after the peer's close_notify, reads its receipt, the one record that may
+   * follow. Anything else ending the connection first (a FIN, a reset, a partial frame, which
+   * anyone on the path can forge) means the peer never confirmed what it received.
+   *
+   * @returns the peer's `bytes_received`
+   * @throws {AuthenticationError} `no_receipt` when the connection ends before the receipt
+   * @throws {ProtocolError} `record_after_close` for any other record
+   */
+  async receiveReceipt(): Promise<bigint> {
+    if (!this.#records.receivedClose) throw new RangeError("the peer has not closed yet");
+    const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
+    let frame;
+    try {
+      frame = await this.#reader.readFrame((type) => type === FRAME_TYPE.record ? cap : undefined);
+    } catch (error) {
+      if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
+      if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
+      throw noReceipt(error);
+    }
+    if (frame === null) throw noReceipt(undefined);
+    const event = await this.#records.open(frame.header, frame.body);
+    if (event.kind !== "receipt") {
+      throw new RangeError("the record layer let a non-receipt through");
+    }
+    return event.bytesReceived;
   }
 
   /**
@@ -301,6 +358,8 @@ export class SecureConnection {
         case "keepalive":
           if (event.ping) this.#sendControl(() => this.#records.sealKeepalive(false));
           continue;
+        case "receipt":
+          throw new RangeError("the record layer opened a receipt before close_notify");
       }
     }
   }
@@ -327,39 +386,6 @@ export class SecureConnection {
     } finally {
       fallback.destroy();
     }
-  }
-
-  /**
-   * Section 8.5: after the peer's close_notify nothing more may arrive. Reads on until the peer
-   * closes TCP (at most `graceMs`); a record that arrives instead is an attack.
-   *
-   * @throws {ProtocolError} `record_after_close`
-   */
-  async expectEnd(graceMs = 2000): Promise<void> {
-    if (!this.#records.receivedClose || this.#closed) return;
-    const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const reading = this.#reader.readFrame((type) => type === FRAME_TYPE.record ? cap : undefined)
-      .catch((error) => {
-        if (error instanceof Deno.errors.ConnectionReset) {
-          // A peer that read up to our close_notify closes with a FIN; a reset means it closed
-          // with our data still unread, so it did not receive everything we sent.
-          throw new ConnectionError(
-            "peer_reset",
-            "the peer closed the connection without reading everything we sent",
-            { hints: ["it may have failed or been stopped: see its messages"] },
-          );
-        }
-        if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
-        return null; // a partial frame after close_notify carries nothing to deliver
-      });
-    const frame = await Promise.race([
-      reading,
-      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), graceMs)),
-    ]);
-    clearTimeout(timer);
-    if (frame === null) return;
-    await this.#records.open(frame.header, frame.body);
   }
 
   /** Tells the peer why we stop (an alert) and closes. Never throws. */
@@ -396,6 +422,20 @@ function connectionGone(cause: unknown): ConnectionError {
     "send_failed",
     "cannot send to the peer: the connection is gone",
     cause === undefined ? {} : { cause },
+  );
+}
+
+function noReceipt(cause: unknown): AuthenticationError {
+  return new AuthenticationError(
+    "no_receipt",
+    "the peer did not confirm receipt: the connection ended before its receipt arrived",
+    {
+      hints: [
+        "the peer may have rejected our data or failed (see its messages), or someone cut the connection",
+        "do not assume the peer has the data",
+      ],
+      ...(cause === undefined ? {} : { cause }),
+    },
   );
 }
 

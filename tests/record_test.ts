@@ -190,6 +190,42 @@ Deno.test("RecordLayer.open() returns close for close_notify and rejects any lat
   ]);
 });
 
+Deno.test("RecordLayer.sealReceipt() follows close_notify once, and nothing follows the receipt", async () => {
+  const { a, b, c } = await layers();
+  await rejects(a.sealReceipt(1), RangeError, "no receipt before our close_notify");
+  await openAll(b, await a.sealData(encoder.encode("24 bytes of pipe content")));
+  eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
+  const receipt = await a.sealReceipt(2 ** 40 + 5);
+  strictEqual(receipt.length, 5 + 1 + 8 + TAG_LENGTH);
+  eql(await b.open(...splitFrame(receipt)), { kind: "receipt", bytesReceived: 2n ** 40n + 5n });
+  await rejects(a.sealReceipt(1), RangeError, "one receipt only");
+  // An authentic second receipt, made under a's key with the next sequence number.
+  const forger = await RecordProtection.create(c);
+  for (let i = 0; i < 3; i++) await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
+  const second = await forger.seal(CONTENT_TYPE.receipt, new Uint8Array(8));
+  await rejects(
+    b.open(...splitFrame(second)),
+    isCode(ProtocolError, "record_after_close", "unexpected_message"),
+  );
+});
+
+Deno.test("RecordLayer.open() after close_notify refuses anything but a receipt", async () => {
+  // Same length as a receipt, another type: opened, then refused.
+  const { a, b, c } = await layers();
+  eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
+  const forger = await RecordProtection.create(c);
+  await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
+  const data = await forger.seal(CONTENT_TYPE.applicationData, new Uint8Array(8));
+  await rejects(
+    b.open(...splitFrame(data)),
+    isCode(ProtocolError, "record_after_close", "unexpected_message"),
+  );
+  // A fatal alert seals no receipt after it.
+  const { a: failed } = await layers();
+  await failed.sealAlert(ALERT.internal_error);
+  await rejects(failed.sealReceipt(0), RangeError);
+});
+
 Deno.test("RecordLayer.open() turns a fatal alert into PeerAlertError", async () => {
   for (
     const name of ["handshake_failure", "bad_record_mac", "access_denied", "user_canceled"] as const

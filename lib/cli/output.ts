@@ -9,7 +9,7 @@
  * @module
  */
 
-import { SecurechatError } from "../errors.ts";
+import { EXIT, SecurechatError } from "../errors.ts";
 
 const PREFIX = "securechat:";
 
@@ -51,4 +51,29 @@ export function reportError(error: unknown): number {
   console.error(`${PREFIX} error: ${message}`);
   if (Deno.env.get("SECURECHAT_DEBUG") && error instanceof Error) console.error(error.stack);
   return 1;
+}
+
+/**
+ * Printed before the error line of `reportUncaught()` when SECURECHAT_STRICT_REJECTIONS is set:
+ * the end-to-end helpers set it and fail a test whose child prints it.
+ */
+export const UNCAUGHT_MARKER = "securechat: internal: uncaught error";
+
+/**
+ * The last resort for an error that escaped every handler (a bug): one error line, no stack
+ * trace, and the internal-error exit code. main.ts calls it from its global listeners.
+ */
+export function reportUncaught(error: unknown): number {
+  let strict = false;
+  try {
+    strict = Deno.env.get("SECURECHAT_STRICT_REJECTIONS") === "1";
+  } catch {
+    // No env permission: not under test.
+  }
+  if (strict) console.error(UNCAUGHT_MARKER);
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`${PREFIX} error: internal error: ${message}`);
+  hint("this is a bug in securechat: please report it with the command you ran");
+  if (strict && error instanceof Error) console.error(error.stack);
+  return EXIT.internal;
 }

@@ -11,7 +11,7 @@
  */
 
 import type { ChatEvent, MemberInfo } from "../../lib/chat_events.ts";
-import { spawnCli } from "./cli.ts";
+import { assertNoUncaught, spawnCli } from "./cli.ts";
 import { LineWatcher, makePeer, type TestPeer } from "./peers.ts";
 
 /** How long a wait may take before it fails with what was seen (generous: loaded CI machines). */
@@ -156,9 +156,11 @@ export class ChatProcess {
   readonly err: LineWatcher;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   #stdinClosed = false;
+  readonly #env: Record<string, string>;
 
   constructor(label: string, args: string[], env: Record<string, string>) {
     this.label = label;
+    this.#env = env;
     this.child = spawnCli(args, { env });
     this.out = new JsonEventWatcher(this.child.stdout);
     this.err = new LineWatcher(this.child.stderr);
@@ -205,6 +207,7 @@ export class ChatProcess {
         Promise.all([this.child.status, this.out.done, this.err.done]),
         deadline,
       ]);
+      assertNoUncaught(this.err.text, this.#env, this.label);
       return { code: status.code, signal: status.signal, stderr: this.err.text };
     } finally {
       clearTimeout(timer);

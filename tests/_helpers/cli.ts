@@ -8,6 +8,7 @@
 
 import { fileURLToPath } from "node:url";
 import { ENTRY, PERMISSION_FLAGS } from "../../scripts/compile.ts";
+import { UNCAUGHT_MARKER } from "../../lib/cli/output.ts";
 
 /** Absolute path of the repository root, in the platform's form (no trailing separator). */
 export const ROOT_DIR: string = fileURLToPath(new URL("../../", import.meta.url))
@@ -52,9 +53,32 @@ export function spawnCli(args: string[], options: CliOptions = {}): Deno.ChildPr
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...options.env },
+    env: { NO_COLOR: "1", SECURECHAT_STRICT_REJECTIONS: "1", ...options.env },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   }).spawn();
+}
+
+/**
+ * Throws when a child's stderr shows an error that escaped every handler: the marker main.ts's
+ * last resort prints under SECURECHAT_STRICT_REJECTIONS (set by `spawnCli()`), the runtime's own
+ * "Uncaught" report, or a stack trace line (unless the child ran with SECURECHAT_DEBUG, which
+ * prints stacks on purpose). Every helper that waits for a child's exit calls it, so such a crash
+ * fails the test even where the exit code and error line happen to look right.
+ */
+export function assertNoUncaught(
+  stderr: string,
+  env: Record<string, string> = {},
+  label = "securechat",
+): void {
+  const crash = stderr.split("\n").find((line) =>
+    line.includes(UNCAUGHT_MARKER) || line.includes("error: Uncaught") ||
+    line.includes("Uncaught (in promise)") || (!env.SECURECHAT_DEBUG && /^\s+at /.test(line))
+  );
+  if (crash !== undefined) {
+    throw new Error(
+      `${label} crashed with an uncaught error ("${crash.trim()}"); stderr:\n${stderr}`,
+    );
+  }
 }
 
 /** Runs securechat to completion, feeding `stdin`, and collects its output. */
@@ -68,10 +92,12 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   await writer.close().catch(() => {});
   const output = await child.output();
   const decoder = new TextDecoder();
+  const stderr = decoder.decode(output.stderr);
+  assertNoUncaught(stderr, options.env);
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
+    stderr,
     stdoutBytes: output.stdout,
   };
 }

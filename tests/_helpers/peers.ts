@@ -7,7 +7,7 @@
  */
 
 import { concat } from "../../lib/bytes.ts";
-import { type CliResult, runCli, spawnCli } from "./cli.ts";
+import { assertNoUncaught, type CliResult, runCli, spawnCli } from "./cli.ts";
 
 const decoder = new TextDecoder();
 
@@ -142,6 +142,7 @@ export function startPeer(args: string[], env: Record<string, string>): RunningP
     closeStdin: () => stdin.close().catch(() => {}),
     async finished() {
       const [status, out] = await Promise.all([child.status, stdout, stderr.done]);
+      assertNoUncaught(stderr.text, env, args[0]);
       return { code: status.code, stdout: out, stderr: stderr.text };
     },
   };

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { startSwitchboard } from "./switchboard.ts";
+import { startSwitchboard, type SwitchboardOptions } from "./switchboard.ts";
 
 /** Which way a frame travels. */
 export type Direction = "toListener" | "toDialer";
@@ -54,9 +54,13 @@ export interface Proxy {
  * Starts a proxy on 127.0.0.1 in front of `targetPort`, for one connection: a switchboard
  * (tests/_helpers/switchboard.ts) that only ever forwards.
  */
-export function startProxy(targetPort: number, handler: FrameHandler): Proxy {
+export function startProxy(
+  targetPort: number,
+  handler: FrameHandler,
+  options: SwitchboardOptions = {},
+): Proxy {
   return startSwitchboard(targetPort, (direction, frame, info) => {
     const verdict = handler(direction, frame, info);
     return verdict === "cut" ? "cut" : { forward: verdict };
-  });
+  }, options);
 }

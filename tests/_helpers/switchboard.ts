@@ -35,6 +35,11 @@ export type SwitchHandler = (
 export interface SwitchboardOptions {
   /** Decides the fate of each side's 12-byte magic; default: forward it. */
   onMagic?(direction: Direction, magic: Uint8Array): SwitchVerdict;
+  /**
+   * Hides a side's reset from the other side, as an on-path attacker can: the other side gets a
+   * clean FIN instead, and whatever it still sends toward the side that is gone is dropped.
+   */
+  hideResets?: boolean;
 }
 
 /** Forwards `frame` unchanged. */
@@ -105,7 +110,11 @@ export function startSwitchboard(
       const apply = async (verdict: SwitchVerdict) => {
         if (verdict === "cut") return false;
         for (const out of verdict.back ?? []) await behind.write(out);
-        for (const out of verdict.forward ?? []) await ahead.write(out);
+        for (const out of verdict.forward ?? []) {
+          await ahead.write(out).catch((error) => {
+            if (!options.hideResets) throw error; // else: dropped, that side is gone
+          });
+        }
         return true;
       };
       let pending = new Uint8Array(0);
@@ -142,7 +151,8 @@ export function startSwitchboard(
         }
         await ahead.closeWrite().catch(() => {});
       } catch {
-        closeAll();
+        if (options.hideResets) await ahead.closeWrite().catch(() => {});
+        else closeAll();
       }
     };
     await Promise.all([pump(inbound, "toListener"), pump(outbound, "toDialer")]);

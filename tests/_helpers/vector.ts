@@ -15,7 +15,7 @@ import { fingerprintOf, type Identity } from "../../lib/identity.ts";
 import type { RecordedEncapsulation, SuiteName } from "../../lib/kex.ts";
 import { trafficKeys } from "../../lib/key_schedule.ts";
 import { SUPPORTED_VERSIONS } from "../../lib/messages.ts";
-import { CONTENT_TYPE, RecordLayer } from "../../lib/record.ts";
+import { CONTENT_TYPE, type RecordEvent, RecordLayer } from "../../lib/record.ts";
 
 /** Inputs of the vector, hex-encoded. */
 export interface VectorInputs {
@@ -245,13 +245,22 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
   const [toServer] = await clientRecords.sealData(
     encoder.encode(VECTOR_SETTINGS.initiator_record_plaintext),
   );
-  const [toClient] = await serverRecords.sealData(
-    encoder.encode(VECTOR_SETTINGS.responder_record_plaintext),
-  );
+  const toClientText = encoder.encode(VECTOR_SETTINGS.responder_record_plaintext);
+  const [toClient] = await serverRecords.sealData(toClientText);
   // Each side opens the other's record, so the vector is known to be consistent.
   for (const [layer, frame] of [[serverRecords, toServer!], [clientRecords, toClient!]] as const) {
     const event = await layer.open(frame.subarray(0, 5), frame.subarray(5));
     if (event.kind !== "data") throw new Error("record did not open as data");
+  }
+  // Section 8.5: the initiator ends its direction, close_notify then its receipt for the
+  // responder's 24 bytes, at sequence numbers 1 and 2.
+  const closeNotify = await clientRecords.sealCloseNotify();
+  const receipt = await clientRecords.sealReceipt(toClientText.length);
+  const closing = [await serverRecords.open(closeNotify.subarray(0, 5), closeNotify.subarray(5))];
+  closing.push(await serverRecords.open(receipt.subarray(0, 5), receipt.subarray(5)));
+  const [closed, confirmed] = closing as [RecordEvent, RecordEvent];
+  if (closed.kind !== "close" || confirmed.kind !== "receipt" || confirmed.bytesReceived !== 24n) {
+    throw new Error("close_notify and the receipt for 24 bytes did not open as such");
   }
 
   return {
@@ -274,6 +283,9 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
       initiator_to_responder_seq0: toHex(toServer!),
       responder_to_initiator_seq0: toHex(toClient!),
       content_type_application_data: CONTENT_TYPE.applicationData.toString(16),
+      initiator_to_responder_seq1_close_notify: toHex(closeNotify),
+      initiator_to_responder_seq2_receipt_24_bytes: toHex(receipt),
+      content_type_receipt: CONTENT_TYPE.receipt.toString(16),
     },
   };
 }

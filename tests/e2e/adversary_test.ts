@@ -1,7 +1,7 @@
 /**
  * An on-path attacker between real `dial` and `listen` processes: bit flips in every handshake
- * message and in records, a replayed record, a dropped record, a cut before close_notify, and a
- * downgrade that strips the hybrid suite. Each must end with its specific error and a non-zero exit,
+ * message and in records, a replayed record, a dropped record, a cut before close_notify, a reset
+ * disguised as a clean close, a dropped receipt, and a downgrade that strips the hybrid suite. Each must end with its specific error and a non-zero exit,
  * and no altered byte may ever reach the receiver's output.
  */
 
@@ -15,6 +15,7 @@ import {
   type TestPeer,
 } from "../_helpers/peers.ts";
 import { type Direction, flipBit, type FrameHandler, startProxy } from "../_helpers/proxy.ts";
+import type { SwitchboardOptions } from "../_helpers/switchboard.ts";
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,11 +32,11 @@ async function setup() {
 }
 
 /** Runs alice -> proxy -> bob with `handler`; alice sends INPUT, bob sends nothing. */
-async function attack(handler: FrameHandler) {
+async function attack(handler: FrameHandler, options: SwitchboardOptions = {}) {
   await setup();
   const listener = await startListener(bob);
   await listener.closeStdin();
-  const proxy = startProxy(listener.port, handler);
+  const proxy = startProxy(listener.port, handler, options);
   const dialer = startDialer(alice, proxy.port, ["--expect", bob.fingerprint]);
   const feeding = feed(dialer.stdin, INPUT).catch(() => {});
   const d = await dialer.finished();
@@ -126,6 +127,42 @@ Deno.test("a connection cut before close_notify is reported as truncation", asyn
   match(listen.stderr, /error: connection ended without close_notify: the data may be truncated/);
   assertOnlyAuthenticPrefix(listen.stdout);
   notStrictEqual(dial.code, 0, dial.stderr);
+});
+
+// PROTOCOL.md 8.5: success rests on the receiver's authenticated receipt, never on how TCP ends.
+// Records toDialer: #3 the listener's SessionHello, #4 its close_notify (its input is empty), #5
+// its receipt.
+const LISTENER_RECEIPT = 5;
+
+Deno.test("a bit flip whose reset the attacker turns into a clean FIN still fails the sender", async () => {
+  const { dial, listen } = await attack(
+    (direction, frame, info) =>
+      direction === "toListener" && info.recordIndex === FIRST_DATA + 1
+        ? [flipBit(frame, 5 + 100)]
+        : [frame],
+    { hideResets: true },
+  );
+  strictEqual(listen.code, 4, listen.stderr);
+  match(listen.stderr, /error: record authentication failed at record #1: the data was altered/);
+  assertOnlyAuthenticPrefix(listen.stdout);
+  strictEqual(dial.code, 4, dial.stderr);
+  match(
+    dial.stderr,
+    /^securechat: error: the peer did not confirm receipt: the connection ended before its receipt arrived$/m,
+  );
+});
+
+Deno.test("a dropped receipt fails the sender, though the receiver got everything", async () => {
+  const { dial, listen } = await attack((direction, frame, info) =>
+    direction === "toDialer" && info.recordIndex === LISTENER_RECEIPT ? [] : [frame]
+  );
+  strictEqual(listen.code, 0, listen.stderr);
+  deepStrictEqual(listen.stdout, INPUT);
+  strictEqual(dial.code, 4, dial.stderr);
+  match(
+    dial.stderr,
+    /^securechat: error: the peer did not confirm receipt: the connection ended before its receipt arrived$/m,
+  );
 });
 
 const HANDSHAKE_FLIPS: [string, Direction, number][] = [

@@ -2,7 +2,8 @@
  * Pipe mode end to end: real `listen` and `dial` processes on loopback, real keys, real crypto.
  */
 
-import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { type Direction, startProxy } from "../_helpers/proxy.ts";
 import {
   feed,
   makePeer,
@@ -127,5 +128,67 @@ Deno.test("no common suite fails the handshake with a one-line error on both sid
     await listener.stderr.waitFor(/no common key agreement suite/);
     listener.child.kill("SIGTERM");
     await listener.finished();
+  });
+});
+
+/** Writes `block` `times` times, then ends the input; stops quietly once the child is gone. */
+async function feedRepeated(
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  block: Uint8Array,
+  times: number,
+): Promise<void> {
+  try {
+    for (let i = 0; i < times; i++) await writer.write(block);
+    await writer.close();
+  } catch {
+    // The process exited (the cut ended it): the rest has nowhere to go.
+  }
+}
+
+/** Exit codes README documents for a broken session: authentication (truncation), protocol, connection. */
+const CUT_EXIT_CODES = [4, 5, 6];
+
+function assertOneErrorLine(label: string, code: number, stderr: string) {
+  ok(CUT_EXIT_CODES.includes(code), `${label} exited ${code}:\n${stderr}`);
+  const lines = stderr.split("\n").filter((line) => line !== "");
+  deepStrictEqual(
+    lines.filter((line) => !line.startsWith("securechat: ")),
+    [],
+    `${label}:\n${stderr}`,
+  );
+  strictEqual(
+    lines.filter((line) => line.startsWith("securechat: error: ")).length,
+    1,
+    `${label}:\n${stderr}`,
+  );
+}
+
+Deno.test("a connection cut mid-transfer of 64 MiB each way ends both sides with one error line", async () => {
+  await withPeers(async (alice, bob) => {
+    const block = randomBytes(MiB);
+    // Pipe records are 256 KiB; record #3 of each direction is the SessionHello.
+    const rounds: [Direction, number][] = [4, 5, 9, 37, 61, 100, 150, 230].flatMap((index) => [
+      ["toListener", index],
+      ["toDialer", index + 1],
+    ]);
+    for (const [direction, recordIndex] of rounds) {
+      const listener = await startListener(bob, ["--keepalive", "0"]);
+      const proxy = startProxy(
+        listener.port,
+        (to, frame, info) => to === direction && info.recordIndex === recordIndex ? "cut" : [frame],
+      );
+      const dialer = startDialer(alice, proxy.port, ["--keepalive", "0"]);
+      const feeding = Promise.all([
+        feedRepeated(dialer.stdin, block, 64),
+        feedRepeated(listener.stdin, block, 64),
+      ]);
+      const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+      await feeding;
+      proxy.close();
+      await proxy.done.catch(() => {});
+      const round = `cut ${direction} at record #${recordIndex}`;
+      assertOneErrorLine(`${round}: dialer`, d.code, d.stderr);
+      assertOneErrorLine(`${round}: listener`, l.code, l.stderr);
+    }
   });
 });

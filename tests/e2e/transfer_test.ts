@@ -16,7 +16,7 @@
 import { deepStrictEqual, match, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../../lib/chat_events.ts";
 import { MAX_SLICE } from "../../lib/transfer_messages.ts";
-import { spawnCli } from "../_helpers/cli.ts";
+import { assertNoUncaught, spawnCli } from "../_helpers/cli.ts";
 import {
   hashTree,
   listNames,
@@ -93,6 +93,7 @@ class Proc {
       `${this.label} exits`,
       () => this.context(),
     );
+    assertNoUncaught(this.stderr.text, {}, this.label);
     return { code: status.code, stderr: this.stderr.lines, stdout: this.stdout.lines };
   }
 
