@@ -8,7 +8,7 @@
 import { reportError, reportUncaught } from "./lib/cli/output.ts";
 import { findCommand } from "./lib/cli/commands.ts";
 import { COMMAND_SUMMARIES, mainUsage, VERSION } from "./lib/cli/usage.ts";
-import { UsageError } from "./lib/errors.ts";
+import { UsageError } from "./lib/core/errors.ts";
 import { print } from "./lib/cli/output.ts";
 
 /** Runs securechat with `args` and returns the exit code. */

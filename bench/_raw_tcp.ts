@@ -11,8 +11,8 @@
  * @module
  */
 
-import { writeAll } from "../lib/io.ts";
-import { PIPE_RECORD_PLAINTEXT } from "../lib/record.ts";
+import { writeAll } from "../lib/core/io.ts";
+import { PIPE_RECORD_PLAINTEXT } from "../lib/protocol/record.ts";
 
 async function send(conn: Deno.TcpConn): Promise<void> {
   const buffer = new Uint8Array(PIPE_RECORD_PLAINTEXT);

@@ -12,11 +12,11 @@
  * @module
  */
 
-import type { ChatEvent, Participant } from "../lib/chat_events.ts";
-import { runInitiator } from "../lib/connection.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../lib/record.ts";
-import { joinRoom } from "../lib/room_member.ts";
+import type { ChatEvent, Participant } from "../lib/chat/chat_events.ts";
+import { runInitiator } from "../lib/transport/connection.ts";
+import { generateIdentity, type Identity } from "../lib/keys/identity.ts";
+import { MAX_RECORD_PLAINTEXT } from "../lib/protocol/record.ts";
+import { joinRoom } from "../lib/room/member.ts";
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across Workers. */
 export function wallNow(): number {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { generateIdentity } from "../lib/identity.ts";
-import { writeIdentity } from "../lib/identity_file.ts";
+import { generateIdentity } from "../lib/keys/identity.ts";
+import { writeIdentity } from "../lib/keys/identity_file.ts";
 import { cliCommand } from "../tests/_helpers/cli.ts";
 
 async function output(cmd: string, args: string[]): Promise<string> {

@@ -31,9 +31,9 @@ import {
   stop,
 } from "./_measure.ts";
 import { makeCertificate, missingPeer, type Peers } from "./peers.ts";
-import { runInitiator } from "../lib/connection.ts";
-import { generateIdentity, type Identity } from "../lib/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../lib/record.ts";
+import { runInitiator } from "../lib/transport/connection.ts";
+import { generateIdentity, type Identity } from "../lib/keys/identity.ts";
+import { MAX_RECORD_PLAINTEXT } from "../lib/protocol/record.ts";
 
 /** Concurrent dialers (the 8). */
 export const CONCURRENT_DIALERS = 8;

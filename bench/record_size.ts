@@ -6,8 +6,8 @@
  * @module
  */
 
-import { CONTENT_TYPE } from "../lib/record.ts";
-import { RecordProtection } from "../lib/record_protection.ts";
+import { CONTENT_TYPE } from "../lib/protocol/record.ts";
+import { RecordProtection } from "../lib/protocol/record_protection.ts";
 import { printHeading, printRow, type Row, type Section } from "./_report.ts";
 
 const TOTAL = 64 * 1024 * 1024;

@@ -31,10 +31,10 @@ import {
   stop,
 } from "./_measure.ts";
 import { makeCertificate, missingPeer, type Peers, startSshServer } from "./peers.ts";
-import { runInitiator, runResponder } from "../lib/connection.ts";
-import { generateIdentity, type Identity, type KeyType } from "../lib/identity.ts";
-import type { SuiteName } from "../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT_LIMIT } from "../lib/record.ts";
+import { runInitiator, runResponder } from "../lib/transport/connection.ts";
+import { generateIdentity, type Identity, type KeyType } from "../lib/keys/identity.ts";
+import type { SuiteName } from "../lib/crypto/kex.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../lib/protocol/record.ts";
 
 /** Dialers timed per program (the median of 30). */
 export const TIME_TO_READY_COUNT = 30;

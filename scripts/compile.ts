@@ -26,7 +26,7 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
-  // Free space of the receive folder before a file is accepted (lib/receive_limits.ts).
+  // Free space of the receive folder before a file is accepted (lib/transfer/receive_policy.ts).
   "--allow-sys=statfs",
 ];
 
@@ -45,8 +45,8 @@ export const TARGETS: readonly string[] = [
  * with `--include`; tests/architecture_test.ts checks that every `new Worker` in lib/ is listed.
  */
 export const WORKER_MODULES: readonly string[] = [
-  fileURLToPath(new URL("../lib/aead_worker.ts", import.meta.url)),
-  fileURLToPath(new URL("../lib/ffdhe_worker.ts", import.meta.url)),
+  fileURLToPath(new URL("../lib/crypto/aead_worker.ts", import.meta.url)),
+  fileURLToPath(new URL("../lib/crypto/ffdhe_worker.ts", import.meta.url)),
 ];
 
 /** The program's entry point, as a path. */

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../core/errors.ts";
 
 /** One flag: a boolean switch or a flag that takes a string value. */
 export interface FlagSpec {

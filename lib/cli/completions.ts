@@ -15,8 +15,8 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
-import { ALL_SUITES } from "../kex.ts";
+import { UsageError } from "../core/errors.ts";
+import { ALL_SUITES } from "../crypto/kex.ts";
 import type { FlagSpec } from "./args.ts";
 import { booleanFlag, parseFlags } from "./args.ts";
 import { COMMAND_FLAGS, COMPLETIONS_FLAGS } from "./flags.ts";

@@ -6,15 +6,15 @@
  * @module
  */
 
-import { ConnectionError, TrustError, UsageError } from "../errors.ts";
-import { runInitiator } from "../connection.ts";
-import type { VerifiedPeer } from "../handshake.ts";
-import type { SuiteName } from "../kex.ts";
-import { addKnownHost, canonicalHostPort, checkKnownHost } from "../known_hosts.ts";
-import { joinPath, securechatHome } from "../paths.ts";
-import { runPipe } from "../pipe.ts";
-import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
-import { parseFingerprint } from "../trust_file.ts";
+import { ConnectionError, TrustError, UsageError } from "../core/errors.ts";
+import { runInitiator } from "../transport/connection.ts";
+import type { VerifiedPeer } from "../protocol/handshake.ts";
+import type { SuiteName } from "../crypto/kex.ts";
+import { addKnownHost, canonicalHostPort, checkKnownHost } from "../trust/known_hosts.ts";
+import { joinPath, securechatHome } from "../core/paths.ts";
+import { runPipe } from "../transport/pipe.ts";
+import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
+import { parseFingerprint } from "../trust/trust_file.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
@@ -95,7 +95,7 @@ export async function run(args: string[]): Promise<number> {
   const sendPath = stringFlag(parsed, "send");
   // Check the path before dialing: a typo should not cost a handshake.
   if (sendPath !== undefined) {
-    await (await import("../transfer_outgoing.ts")).collectFiles(sendPath);
+    await (await import("../transfer/transfer_outgoing.ts")).collectFiles(sendPath);
   }
   const receive = await receivePolicyFlags(parsed, ["accept-files"]);
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
@@ -160,7 +160,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
-  const { joinRoom } = await import("../room_member.ts");
+  const { joinRoom } = await import("../room/member.ts");
   const session = await joinRoom(secure, { identity, ...receive });
   if (mode !== "oneshot") return await runChatUi(session, mode);
   await rosterReady(session);

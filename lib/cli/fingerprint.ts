@@ -1,16 +1,16 @@
 /**
  * `securechat fingerprint [FILE]`: prints `SHA256:<fingerprint> <comment>` for a public key file
  * (default `$SECURECHAT_HOME/id.pub`) or a private key file, the line that `authorized_keys`
- * takes. The fingerprint covers the canonical SPKI DER (lib/spki.ts), so it matches what a peer
+ * takes. The fingerprint covers the canonical SPKI DER (lib/keys/spki.ts), so it matches what a peer
  * sees in the handshake.
  *
  * @module
  */
 
-import { loadPublicIdentityFile } from "../identity_file.ts";
-import { SecurechatError } from "../errors.ts";
-import { passphraseSource } from "../passphrase.ts";
-import { joinPath, securechatHome } from "../paths.ts";
+import { loadPublicIdentityFile } from "../keys/identity_file.ts";
+import { SecurechatError } from "../core/errors.ts";
+import { passphraseSource } from "../terminal/passphrase.ts";
+import { joinPath, securechatHome } from "../core/paths.ts";
 import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
 import { FINGERPRINT_FLAGS } from "./flags.ts";
 import { print } from "./output.ts";

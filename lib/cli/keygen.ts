@@ -11,13 +11,18 @@
  * @module
  */
 
-import { wipe } from "../bytes.ts";
-import { UsageError } from "../errors.ts";
-import { commentProblem, generateIdentity, type KeyType, MAX_COMMENT_LENGTH } from "../identity.ts";
-import { refuseExistingIdentity, writeIdentity } from "../identity_file.ts";
-import { newPassphrase } from "../passphrase.ts";
-import { isWithin, joinPath, securechatHome } from "../paths.ts";
-import { RSA_BITS } from "../spki.ts";
+import { wipe } from "../core/bytes.ts";
+import { UsageError } from "../core/errors.ts";
+import {
+  commentProblem,
+  generateIdentity,
+  type KeyType,
+  MAX_COMMENT_LENGTH,
+} from "../keys/identity.ts";
+import { refuseExistingIdentity, writeIdentity } from "../keys/identity_file.ts";
+import { newPassphrase } from "../terminal/passphrase.ts";
+import { isWithin, joinPath, securechatHome } from "../core/paths.ts";
+import { RSA_BITS } from "../keys/spki.ts";
 import { booleanFlag, parseFlags, stringFlag } from "./args.ts";
 import { KEYGEN_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";

@@ -1,20 +1,24 @@
 /**
  * `securechat listen`: accepts dialers, runs the responder handshake with each concurrently, and
  * admits those in authorized_keys (or anyone, when no file is given). In pipe mode it pipes
- * stdin/stdout with one peer at a time; in chat mode it runs a room (lib/room.ts) that the person
+ * stdin/stdout with one peer at a time; in chat mode it runs a room (lib/room/relay.ts) that the person
  * at the terminal takes part in, or that relays headless with --relay-only. Failed or refused
  * connections are reported and the listener keeps serving.
  *
  * @module
  */
 
-import { ConnectionError, SecurechatError, TrustError, UsageError } from "../errors.ts";
-import type { VerifiedPeer } from "../handshake.ts";
-import type { Identity } from "../identity.ts";
-import { type AuthorizedKey, findAuthorizedKey, readAuthorizedKeys } from "../authorized_keys.ts";
-import { runResponder } from "../connection.ts";
-import type { SecureConnection } from "../secure_connection.ts";
-import type { SuiteName } from "../kex.ts";
+import { ConnectionError, SecurechatError, TrustError, UsageError } from "../core/errors.ts";
+import type { VerifiedPeer } from "../protocol/handshake.ts";
+import type { Identity } from "../keys/identity.ts";
+import {
+  type AuthorizedKey,
+  findAuthorizedKey,
+  readAuthorizedKeys,
+} from "../trust/authorized_keys.ts";
+import { runResponder } from "../transport/connection.ts";
+import type { SecureConnection } from "../transport/secure_connection.ts";
+import type { SuiteName } from "../crypto/kex.ts";
 import {
   acceptLoop,
   closeQuietly,
@@ -25,16 +29,16 @@ import {
   KexBudget,
   PendingHandshakes,
   type Source,
-} from "../listener.ts";
-import { runPipe } from "../pipe.ts";
-import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../record.ts";
-import { Relay } from "../room.ts";
-import { DEFAULT_MAX_MEMBERS } from "../room_limits.ts";
-import { useSynchronousCipherForSmallInputs } from "../aead.ts";
+} from "../transport/listener.ts";
+import { runPipe } from "../transport/pipe.ts";
+import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
+import { Relay } from "../room/relay.ts";
+import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
+import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
 import { followTransfer, type ProgressLine } from "./transfer_cli.ts";
-import type { ReceivePolicy } from "../receive_policy.ts";
+import type { ReceivePolicy } from "../transfer/receive_policy.ts";
 import { print, reportError, status, warning } from "./output.ts";
 import {
   announcePeer,

@@ -6,19 +6,19 @@
  * @module
  */
 
-import type { Participant } from "../chat_events.ts";
-import { UsageError } from "../errors.ts";
-import type { VerifiedPeer } from "../handshake.ts";
-import { commentProblem, type Identity } from "../identity.ts";
-import { loadIdentity } from "../identity_file.ts";
-import { parseSuiteList, type SuiteName } from "../kex.ts";
-import { passphraseSource } from "../passphrase.ts";
-import { joinPath, securechatHome } from "../paths.ts";
-import type { PipeEnds } from "../pipe.ts";
-import { colorEnabled } from "../tty.ts";
+import type { Participant } from "../chat/chat_events.ts";
+import { UsageError } from "../core/errors.ts";
+import type { VerifiedPeer } from "../protocol/handshake.ts";
+import { commentProblem, type Identity } from "../keys/identity.ts";
+import { loadIdentity } from "../keys/identity_file.ts";
+import { parseSuiteList, type SuiteName } from "../crypto/kex.ts";
+import { passphraseSource } from "../terminal/passphrase.ts";
+import { joinPath, securechatHome } from "../core/paths.ts";
+import type { PipeEnds } from "../transport/pipe.ts";
+import { colorEnabled } from "../terminal/tty.ts";
 import { booleanFlag, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
 import { reportError, status } from "./output.ts";
-import type { ReceivePolicy } from "../receive_policy.ts";
+import type { ReceivePolicy } from "../transfer/receive_policy.ts";
 import { pipeProgress, ProgressLine, sizeFlag } from "./transfer_cli.ts";
 
 /** `--keepalive` in milliseconds (default 30 s; 0 turns keepalives off). */
@@ -154,7 +154,7 @@ export function progressLine(parsed: ParsedArgs): ProgressLine | undefined {
  */
 export async function runChatUi(session: Participant, mode: "terminal" | "json"): Promise<number> {
   // Loaded here, not at start-up: pipe mode needs no chat UI.
-  const { runJsonChat, runTerminalChat } = await import("../chat_terminal.ts");
+  const { runJsonChat, runTerminalChat } = await import("../terminal/chat_terminal.ts");
   if (mode === "terminal") {
     await runTerminalChat(session, {
       input: Deno.stdin,

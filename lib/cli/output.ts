@@ -9,7 +9,7 @@
  * @module
  */
 
-import { EXIT, SecurechatError } from "../errors.ts";
+import { EXIT, SecurechatError } from "../core/errors.ts";
 
 const PREFIX = "securechat:";
 

@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { ChatEvent, Participant } from "../chat_events.ts";
-import { formatBytes, offerDetails, renderEvent } from "../chat_view.ts";
-import { SecurechatError, UsageError } from "../errors.ts";
+import type { ChatEvent, Participant } from "../chat/chat_events.ts";
+import { formatBytes, offerDetails, renderEvent } from "../terminal/chat_view.ts";
+import { SecurechatError, UsageError } from "../core/errors.ts";
 import { type ParsedArgs, stringFlag } from "./args.ts";
 import { status } from "./output.ts";
 

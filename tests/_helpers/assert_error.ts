@@ -5,7 +5,7 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import type { SecurechatError } from "../../lib/errors.ts";
+import type { SecurechatError } from "../../lib/core/errors.ts";
 
 /** Asserts an error of `errorClass` with `code` (and `alert`, when given). */
 export function isCode(

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { ChatEvent, MemberInfo } from "../../lib/chat_events.ts";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { assertNoUncaught, spawnCli } from "./cli.ts";
 import { LineWatcher, makePeer, type TestPeer } from "./peers.ts";
 

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { MemberInfo } from "../../lib/chat_events.ts";
-import type { TransferEvent } from "../../lib/chat_view.ts";
+import type { MemberInfo } from "../../lib/chat/chat_events.ts";
+import type { TransferEvent } from "../../lib/terminal/chat_view.ts";
 
 /** We are alice. */
 export const alice: MemberInfo = { name: "alice", fingerprint: "SHA256:aaa", self: true };

@@ -9,16 +9,16 @@
  */
 
 import { ok, rejects, strictEqual } from "node:assert/strict";
-import { isAllZero } from "../../lib/bytes.ts";
-import { PeerAlertError, ProtocolError } from "../../lib/errors.ts";
-import { encodeFrame, type Frame, FRAME_TYPE } from "../../lib/frame.ts";
-import { ProtocolStateError } from "../../lib/handshake.ts";
-import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
-import { ResponderHandshake } from "../../lib/handshake_responder.ts";
-import type { Identity } from "../../lib/identity.ts";
-import { ALL_SUITES, type SuiteName } from "../../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
-import { RecordProtection } from "../../lib/record_protection.ts";
+import { isAllZero } from "../../lib/core/bytes.ts";
+import { PeerAlertError, ProtocolError } from "../../lib/core/errors.ts";
+import { encodeFrame, type Frame, FRAME_TYPE } from "../../lib/protocol/frame.ts";
+import { ProtocolStateError } from "../../lib/protocol/handshake.ts";
+import { InitiatorHandshake } from "../../lib/protocol/handshake_initiator.ts";
+import { ResponderHandshake } from "../../lib/protocol/handshake_responder.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { ALL_SUITES, type SuiteName } from "../../lib/crypto/kex.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
+import { RecordProtection } from "../../lib/protocol/record_protection.ts";
 import { isCode } from "./assert_error.ts";
 import { ed25519Identity, splitFrames } from "./vector.ts";
 

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { utf8 } from "../../lib/bytes.ts";
-import { generateIdentity, type Identity } from "../../lib/identity.ts";
+import { utf8 } from "../../lib/core/bytes.ts";
+import { generateIdentity, type Identity } from "../../lib/keys/identity.ts";
 
 /** What the tests sign: shaped like the transcript a handshake signs. */
 export const MESSAGE = utf8("securechat/1 server signature\0transcript hash goes here");

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { toHex, utf8 } from "../../lib/bytes.ts";
-import { hkdfExpand, hkdfExtract } from "../../lib/key_schedule.ts";
+import { toHex, utf8 } from "../../lib/core/bytes.ts";
+import { hkdfExpand, hkdfExtract } from "../../lib/crypto/key_schedule.ts";
 import { renderVectorAppendix, VECTOR_BEGIN, VECTOR_END } from "./vector_doc.ts";
 import { type HandshakeVector, runVectorHandshake } from "./vector.ts";
 

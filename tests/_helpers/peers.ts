@@ -6,7 +6,7 @@
  * @module
  */
 
-import { concat } from "../../lib/bytes.ts";
+import { concat } from "../../lib/core/bytes.ts";
 import { assertNoUncaught, type CliResult, runCli, spawnCli } from "./cli.ts";
 
 const decoder = new TextDecoder();

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { FRAME_HEADER_LENGTH } from "../../lib/frame.ts";
+import { FRAME_HEADER_LENGTH } from "../../lib/protocol/frame.ts";
 
 /** A fixed traffic secret per name (its SHA-256), so each test is reproducible. */
 export async function secret(name: string): Promise<Uint8Array> {

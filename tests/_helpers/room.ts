@@ -6,13 +6,13 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import type { ChatEvent, Participant } from "../../lib/chat_events.ts";
-import { runInitiator, runResponder } from "../../lib/connection.ts";
-import type { SecureConnection } from "../../lib/secure_connection.ts";
-import { generateIdentity, type Identity } from "../../lib/identity.ts";
-import { ALL_SUITES } from "../../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
-import { type JoinOptions, joinRoom } from "../../lib/room_member.ts";
+import type { ChatEvent, Participant } from "../../lib/chat/chat_events.ts";
+import { runInitiator, runResponder } from "../../lib/transport/connection.ts";
+import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
+import { generateIdentity, type Identity } from "../../lib/keys/identity.ts";
+import { ALL_SUITES } from "../../lib/crypto/kex.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
+import { type JoinOptions, joinRoom } from "../../lib/room/member.ts";
 
 /** Identities are slow to make: reuse a pool across tests. */
 const pool: Identity[] = [];

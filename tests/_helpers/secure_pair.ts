@@ -5,10 +5,14 @@
  * @module
  */
 
-import { type ConnectionOptions, runInitiator, runResponder } from "../../lib/connection.ts";
-import { generateIdentity, type Identity } from "../../lib/identity.ts";
-import { ALL_SUITES } from "../../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import {
+  type ConnectionOptions,
+  runInitiator,
+  runResponder,
+} from "../../lib/transport/connection.ts";
+import { generateIdentity, type Identity } from "../../lib/keys/identity.ts";
+import { ALL_SUITES } from "../../lib/crypto/kex.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
 
 export const [alice, bob] = await Promise.all([
   generateIdentity({ type: "ed25519", comment: "alice" }),

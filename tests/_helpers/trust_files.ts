@@ -6,8 +6,8 @@
  */
 
 import { match, ok, strictEqual } from "node:assert/strict";
-import { sha256, toBase64, utf8 } from "../../lib/bytes.ts";
-import { SecurechatError } from "../../lib/errors.ts";
+import { sha256, toBase64, utf8 } from "../../lib/core/bytes.ts";
+import { SecurechatError } from "../../lib/core/errors.ts";
 
 /** A real fingerprint: SHA-256 of `seed`, unpadded standard base64. */
 export async function fingerprintOf(seed: string): Promise<string> {

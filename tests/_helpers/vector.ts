@@ -7,15 +7,15 @@
  * @module
  */
 
-import { concat, fromHex, toHex } from "../../lib/bytes.ts";
-import { type Frame, FRAME_HEADER_LENGTH, MAGIC } from "../../lib/frame.ts";
-import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
-import { ResponderHandshake } from "../../lib/handshake_responder.ts";
-import { fingerprintOf, type Identity } from "../../lib/identity.ts";
-import type { RecordedEncapsulation, SuiteName } from "../../lib/kex.ts";
-import { trafficKeys } from "../../lib/key_schedule.ts";
-import { SUPPORTED_VERSIONS } from "../../lib/messages.ts";
-import { CONTENT_TYPE, type RecordEvent, RecordLayer } from "../../lib/record.ts";
+import { concat, fromHex, toHex } from "../../lib/core/bytes.ts";
+import { type Frame, FRAME_HEADER_LENGTH, MAGIC } from "../../lib/protocol/frame.ts";
+import { InitiatorHandshake } from "../../lib/protocol/handshake_initiator.ts";
+import { ResponderHandshake } from "../../lib/protocol/handshake_responder.ts";
+import { fingerprintOf, type Identity } from "../../lib/keys/identity.ts";
+import type { RecordedEncapsulation, SuiteName } from "../../lib/crypto/kex.ts";
+import { trafficKeys } from "../../lib/crypto/key_schedule.ts";
+import { SUPPORTED_VERSIONS } from "../../lib/protocol/messages.ts";
+import { CONTENT_TYPE, type RecordEvent, RecordLayer } from "../../lib/protocol/record.ts";
 
 /** Inputs of the vector, hex-encoded. */
 export interface VectorInputs {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SUITE_IDS, type SuiteName } from "../../lib/kex.ts";
+import { SUITE_IDS, type SuiteName } from "../../lib/crypto/kex.ts";
 import type { HandshakeVector, VectorSettings } from "./vector.ts";
 
 /** Markers around the generated appendix in PROTOCOL.md. */

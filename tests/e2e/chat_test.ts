@@ -12,7 +12,7 @@
  */
 
 import { deepStrictEqual, match, notStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../../lib/chat_events.ts";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import {
   ChatFixture,
   type ChatProcess,
@@ -341,7 +341,7 @@ Deno.test("a --relay-only listener relays three dialers: all messages once and i
 // shown to the host as `rejected` ("it was replayed or arrived out of order") instead of as a
 // message: the person at the listener loses lines from a member who types or pastes fast. This
 // test failed 10 runs out of 10. Dialers are not affected: their receive loop awaits each accept.
-// Proposed fix (checked: this test then passes 5 of 5, tests/room_test.ts too): make #hostAccept()
+// Proposed fix (checked: this test then passes 5 of 5, tests/room/relay_test.ts too): make #hostAccept()
 // and #route() async and `await this.#route(member, chat, data)` in #serve(), so the host has
 // accepted a member's message before that member's next one is read; other members still run
 // concurrently, and the author lookup still happens before a leaving member is removed.
@@ -561,7 +561,7 @@ Deno.test("a dialer missing from --authorized-keys is refused; the room goes on"
 // Regression: a dialer that left was once told "the relay closed the room".
 // `closed` event with reason "the relay closed the room", as if it had been shut out. close()
 // sends close_notify and waits for the receive loop; the relay answers with its own close_notify
-// (room.ts: "A member that said goodbye gets ours"), so the loop's `data === null` branch calls
+// (lib/room/relay.ts: "A member that said goodbye gets ours"), so the loop's `data === null` branch calls
 // finish("the relay closed the room") first, and close()'s finish("we left the room") is a no-op.
 // A `--json` consumer cannot tell leaving from being closed out (the terminal shows the same).
 // Proposed fix: a `leaving` flag set in close() before closeWrite(), and in the receive loop

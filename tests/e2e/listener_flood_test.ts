@@ -10,10 +10,14 @@
 
 import { match, strictEqual } from "node:assert/strict";
 import net from "node:net";
-import { concat } from "../../lib/bytes.ts";
-import { encodeFrame, FRAME_TYPE, MAGIC } from "../../lib/frame.ts";
-import { encodeClientHello, RANDOM_LENGTH, SUPPORTED_VERSIONS } from "../../lib/messages.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import { concat } from "../../lib/core/bytes.ts";
+import { encodeFrame, FRAME_TYPE, MAGIC } from "../../lib/protocol/frame.ts";
+import {
+  encodeClientHello,
+  RANDOM_LENGTH,
+  SUPPORTED_VERSIONS,
+} from "../../lib/protocol/messages.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
 import {
   dialOnce,
   makePeer,

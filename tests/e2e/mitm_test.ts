@@ -5,11 +5,11 @@
  */
 
 import { match, notStrictEqual, strictEqual } from "node:assert/strict";
-import { runInitiator, runResponder } from "../../lib/connection.ts";
-import type { SecureConnection } from "../../lib/secure_connection.ts";
-import { loadIdentity } from "../../lib/identity_file.ts";
-import { ALL_SUITES } from "../../lib/kex.ts";
-import { MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/record.ts";
+import { runInitiator, runResponder } from "../../lib/transport/connection.ts";
+import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
+import { loadIdentity } from "../../lib/keys/identity_file.ts";
+import { ALL_SUITES } from "../../lib/crypto/kex.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/protocol/record.ts";
 import { dialOnce, makePeer, startListener, type TestPeer } from "../_helpers/peers.ts";
 
 /** Starts the attacker in front of `targetPort`; it relays whatever it can. */

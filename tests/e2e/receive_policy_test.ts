@@ -7,17 +7,17 @@
  */
 
 import { match, notStrictEqual, strictEqual } from "node:assert/strict";
-import { runInitiator } from "../../lib/connection.ts";
-import { type Identity, importPublicIdentity } from "../../lib/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
-import { authorOf, decodeRoomMessage, JOINED_FLAG } from "../../lib/room_messages.ts";
-import { exchangeSessionHello } from "../../lib/session_hello.ts";
+import { runInitiator } from "../../lib/transport/connection.ts";
+import { type Identity, importPublicIdentity } from "../../lib/keys/identity.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
+import { authorOf, decodeRoomMessage, JOINED_FLAG } from "../../lib/chat/room_messages.ts";
+import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
 import {
   decodeTransfer,
   encodeTransfer,
   signOffer,
   TRANSFER_MESSAGE,
-} from "../../lib/transfer_messages.ts";
+} from "../../lib/transfer/transfer_messages.ts";
 import { makePeer, startPeer } from "../_helpers/peers.ts";
 import { identities } from "../_helpers/room.ts";
 

@@ -14,8 +14,8 @@
  */
 
 import { deepStrictEqual, match, notStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../../lib/chat_events.ts";
-import { MAX_SLICE } from "../../lib/transfer_messages.ts";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
+import { MAX_SLICE } from "../../lib/transfer/transfer_messages.ts";
 import { assertNoUncaught, spawnCli } from "../_helpers/cli.ts";
 import {
   hashTree,

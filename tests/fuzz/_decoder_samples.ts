@@ -6,9 +6,9 @@
  * @module
  */
 
-import { concat, fromHex, u16, u32, u64, u8, utf8 } from "../../lib/bytes.ts";
-import { type Identity, importPublicIdentity } from "../../lib/identity.ts";
-import { initiatorKex, SHARE_LENGTHS, SUITE_IDS, type SuiteName } from "../../lib/kex.ts";
+import { concat, fromHex, u16, u32, u64, u8, utf8 } from "../../lib/core/bytes.ts";
+import { type Identity, importPublicIdentity } from "../../lib/keys/identity.ts";
+import { initiatorKex, SHARE_LENGTHS, SUITE_IDS, type SuiteName } from "../../lib/crypto/kex.ts";
 import {
   decodeClientHello,
   decodeFinished,
@@ -20,7 +20,7 @@ import {
   encodeIdentity,
   encodeIdentityVerify,
   encodeServerHello,
-} from "../../lib/messages.ts";
+} from "../../lib/protocol/messages.ts";
 import {
   authorOf,
   decodeRoomMessage,
@@ -32,14 +32,14 @@ import {
   type RoomMessage,
   signChat,
   verifyChat,
-} from "../../lib/room_messages.ts";
+} from "../../lib/chat/room_messages.ts";
 import {
   decodeTransfer,
   encodeTransfer,
   signOffer,
   type TransferMessage,
   verifyOffer,
-} from "../../lib/transfer_messages.ts";
+} from "../../lib/transfer/transfer_messages.ts";
 import { Prng } from "../_helpers/prng.ts";
 import { fuzzSeed, type LengthField } from "./_fuzz.ts";
 

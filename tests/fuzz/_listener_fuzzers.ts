@@ -8,19 +8,19 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { concat, u32 } from "../../lib/bytes.ts";
-import { runInitiator } from "../../lib/connection.ts";
-import type { SecureConnection } from "../../lib/secure_connection.ts";
-import { FRAME_TYPE, FrameReader, MAGIC, NOT_SECURECHAT_REPLY } from "../../lib/frame.ts";
-import { writeAll } from "../../lib/io.ts";
-import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
-import type { Identity } from "../../lib/identity.ts";
-import { SHARE_LENGTHS, type SuiteName } from "../../lib/kex.ts";
+import { concat, u32 } from "../../lib/core/bytes.ts";
+import { runInitiator } from "../../lib/transport/connection.ts";
+import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
+import { FRAME_TYPE, FrameReader, MAGIC, NOT_SECURECHAT_REPLY } from "../../lib/protocol/frame.ts";
+import { writeAll } from "../../lib/core/io.ts";
+import { InitiatorHandshake } from "../../lib/protocol/handshake_initiator.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { SHARE_LENGTHS, type SuiteName } from "../../lib/crypto/kex.ts";
 import {
   MAX_RECORD_PLAINTEXT,
   MAX_RECORD_PLAINTEXT_LIMIT,
   maxCiphertextLength,
-} from "../../lib/record.ts";
+} from "../../lib/protocol/record.ts";
 import type { Prng } from "../_helpers/prng.ts";
 import { hex, type LengthField, mutateMany } from "./_fuzz.ts";
 
@@ -406,7 +406,7 @@ function recordClaim(prng: Prng): Uint8Array {
  * A complete handshake, then record frames that are not the genuine next record: mutated,
  * replayed, reordered, dropped, truncated, reflected, invented. A genuine data record is never
  * sent in order, so no fuzz byte may ever reach the listener's stdout. With `firstRecord`, the
- * fuzzed frame replaces our SessionHello (the session-hello path of lib/pipe.ts).
+ * fuzzed frame replaces our SessionHello (the session-hello path of lib/transport/pipe.ts).
  */
 export async function sessionConnection(
   run: Run,

@@ -9,10 +9,14 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { utf8 } from "../../lib/bytes.ts";
-import { ProtocolError } from "../../lib/errors.ts";
-import type { decodeClientHello } from "../../lib/messages.ts";
-import { encodeManifest, type ManifestEntry, ManifestParser } from "../../lib/transfer_messages.ts";
+import { utf8 } from "../../lib/core/bytes.ts";
+import { ProtocolError } from "../../lib/core/errors.ts";
+import type { decodeClientHello } from "../../lib/protocol/messages.ts";
+import {
+  encodeManifest,
+  type ManifestEntry,
+  ManifestParser,
+} from "../../lib/transfer/transfer_messages.ts";
 import type { Prng } from "../_helpers/prng.ts";
 import { fuzzCount, hex, iterate, type LengthField, mutateMany, summary } from "./_fuzz.ts";
 import {

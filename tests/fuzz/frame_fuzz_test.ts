@@ -7,23 +7,23 @@
  */
 
 import { deepStrictEqual, fail, ok, strictEqual } from "node:assert/strict";
-import { concat, u32 } from "../../lib/bytes.ts";
-import { AuthenticationError, ConnectionError, ProtocolError } from "../../lib/errors.ts";
-import type { ByteSource } from "../../lib/io.ts";
+import { concat, u32 } from "../../lib/core/bytes.ts";
+import { AuthenticationError, ConnectionError, ProtocolError } from "../../lib/core/errors.ts";
+import type { ByteSource } from "../../lib/core/io.ts";
 import {
   FRAME_HEADER_LENGTH,
   FRAME_TYPE,
   FrameReader,
   MAGIC,
   MAX_HELLO_LENGTH,
-} from "../../lib/frame.ts";
+} from "../../lib/protocol/frame.ts";
 import {
   MAX_RECORD_PLAINTEXT,
   MAX_RECORD_PLAINTEXT_LIMIT,
   maxCiphertextLength,
   type RecordEvent,
   RecordLayer,
-} from "../../lib/record.ts";
+} from "../../lib/protocol/record.ts";
 import { Prng } from "../_helpers/prng.ts";
 import { fuzzCount, fuzzSeed, hex, iterate, mutateMany, summary } from "./_fuzz.ts";
 

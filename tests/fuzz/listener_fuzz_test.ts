@@ -4,7 +4,7 @@
  *
  * - raw bytes: random, HTTP-like, the magic then random frames, frame headers at every length
  *   boundary (0, 1, cap-1, cap, cap+1, 2^32-1), and a few that stall until the deadline;
- * - a real ClientHello from lib/handshake_initiator.ts's machine, mutated (bits, lengths,
+ * - a real ClientHello from lib/protocol/handshake_initiator.ts's machine, mutated (bits, lengths,
  *   truncations, degenerate key shares);
  * - a real handshake up to the client flight, whose three records are then mutated, reordered,
  *   dropped or replaced;
@@ -21,13 +21,13 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { concat, u32 } from "../../lib/bytes.ts";
-import { runInitiator } from "../../lib/connection.ts";
-import { FRAME_TYPE } from "../../lib/frame.ts";
-import { writeAll } from "../../lib/io.ts";
-import { InitiatorHandshake } from "../../lib/handshake_initiator.ts";
-import { generateIdentity } from "../../lib/identity.ts";
-import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/record.ts";
+import { concat, u32 } from "../../lib/core/bytes.ts";
+import { runInitiator } from "../../lib/transport/connection.ts";
+import { FRAME_TYPE } from "../../lib/protocol/frame.ts";
+import { writeAll } from "../../lib/core/io.ts";
+import { InitiatorHandshake } from "../../lib/protocol/handshake_initiator.ts";
+import { generateIdentity } from "../../lib/keys/identity.ts";
+import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../../lib/protocol/record.ts";
 import { Prng } from "../_helpers/prng.ts";
 import { dialOnce, makePeer, type RunningPeer, startListener } from "../_helpers/peers.ts";
 import { fuzzCount, fuzzSeed, iterationFailure, longRun, seedText, summary } from "./_fuzz.ts";
@@ -189,7 +189,7 @@ Deno.test("securechat listen --pipe --keep-open survives fuzzed connections and 
     strictEqual(ended(), payloads.length, "every honest session ended");
 
     // Descriptors come back: everything but the connections of the session-hello path, which
-    // lib/pipe.ts leaves open (see the regression test below) until its keepalive gives up.
+    // lib/transport/pipe.ts leaves open (see the regression test below) until its keepalive gives up.
     let descriptorsAfter = await openDescriptors(pid);
     const allowed = (descriptorsBefore ?? 0) + stats.connections.sessionHello + 8;
     for (let k = 0; k < 100 && descriptorsAfter !== undefined && descriptorsAfter > allowed; k++) {

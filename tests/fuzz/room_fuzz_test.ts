@@ -10,22 +10,26 @@
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { concat, u16, u64, u8 } from "../../lib/bytes.ts";
-import type { ChatEvent } from "../../lib/chat_events.ts";
-import type { Identity } from "../../lib/identity.ts";
-import { Relay } from "../../lib/room.ts";
+import { concat, u16, u64, u8 } from "../../lib/core/bytes.ts";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { Relay } from "../../lib/room/relay.ts";
 import {
   authorOf,
   CHAT_KIND,
   encodeChat,
   MAX_TEXT_BYTES,
   signChat,
-} from "../../lib/room_messages.ts";
-import { decodeTransfer, isTransferType, TRANSFER_MESSAGE } from "../../lib/transfer_messages.ts";
+} from "../../lib/chat/room_messages.ts";
+import {
+  decodeTransfer,
+  isTransferType,
+  TRANSFER_MESSAGE,
+} from "../../lib/transfer/transfer_messages.ts";
 import { Prng } from "../_helpers/prng.ts";
 import { identities, join, type TestMember } from "../_helpers/room.ts";
 import { fuzzCount, fuzzSeed, hex, iterationFailure, mutateMany, summary } from "./_fuzz.ts";
-import { NO_RECIPIENT } from "../../lib/room_roster.ts";
+import { NO_RECIPIENT } from "../../lib/chat/room_roster.ts";
 
 const [relayIdentity, aliceIdentity, bobIdentity, ...attackers] = await identities(6) as [
   Identity,
@@ -97,7 +101,7 @@ function oversizedChat(author: Uint8Array, counter: bigint, length: number): Uin
 
 type Fatal = "forged" | "altered" | "replay" | "wrongAuthor" | "oversized" | "garbage";
 
-/** Why the relay removes a member for each attack (room.ts, section 13.2 "Relay"). */
+/** Why the relay removes a member for each attack (lib/room/relay.ts, section 13.2 "Relay"). */
 const REASONS: Record<Fatal, RegExp> = {
   forged: /sent a message whose signature does not verify/,
   altered: /sent a message whose signature does not verify/,

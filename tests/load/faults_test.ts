@@ -5,9 +5,9 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { runInitiator } from "../../lib/connection.ts";
-import { generateIdentity } from "../../lib/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
+import { runInitiator } from "../../lib/transport/connection.ts";
+import { generateIdentity } from "../../lib/keys/identity.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
 import { ChatFixture, isMembership, isMessage, WAIT_MS } from "../_helpers/chat.ts";
 
 async function readUntilClosed(conn: Deno.Conn): Promise<void> {

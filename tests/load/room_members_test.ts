@@ -6,9 +6,9 @@
  */
 
 // deno-lint-ignore-file no-console -- the figures are the point of this suite
-import { runInitiator } from "../../lib/connection.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/record.ts";
-import { joinRoom } from "../../lib/room_member.ts";
+import { runInitiator } from "../../lib/transport/connection.ts";
+import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
+import { joinRoom } from "../../lib/room/member.ts";
 import { ChatFixture } from "../_helpers/chat.ts";
 import { assertDeliveredInOrder, identities, watch } from "../_helpers/room.ts";
 

@@ -1,0 +1,131 @@
+/**
+ * The vocabulary shared by a room participant (room protocol), the terminal UI and `--json` output:
+ * events a chat produces and the session interface the UIs drive. What a user types, and the help
+ * that lists it, is the terminal's (`lib/terminal/chat_commands.ts`).
+ *
+ * Events are plain data: the terminal UI renders them, `--json` prints them one per line (the
+ * schema documented in README "JSON events"). Only verified messages ever become `message` events;
+ * a message that fails verification becomes a `rejected` event naming the claimed author.
+ *
+ * @module
+ */
+
+/** A room member as the UI shows it. */
+export interface MemberInfo {
+  name: string;
+  fingerprint: string;
+  /** True for ourselves. */
+  self?: boolean;
+  /** True for the member running the relay (the listener's person). */
+  host?: boolean;
+  /** The relay's view only: the verification code of this member's connection. */
+  code?: string;
+}
+
+/** Everything a participant reports. `time` is milliseconds since the epoch. */
+export type ChatEvent =
+  | {
+    type: "message";
+    time: number;
+    /** Author's display name and fingerprint (signature verified against this key). */
+    from: MemberInfo;
+    text: string;
+    /** "text" for a normal line, "action" for /me, "private" for /msg. */
+    kind: "text" | "action" | "private";
+    /** For private messages: the recipient. */
+    to?: MemberInfo;
+    /** Always true: unverified messages never become message events. */
+    verified: true;
+  }
+  | { type: "join"; time: number; member: MemberInfo }
+  | { type: "leave"; time: number; member: MemberInfo; reason: string }
+  | { type: "roster"; time: number; members: MemberInfo[] }
+  | {
+    type: "verification";
+    time: number;
+    /** The transport session's verification code (compare it with the peer). */
+    code: string;
+    /** The peer at the other end of our connection (the relay, for a dialer). */
+    peer: MemberInfo;
+  }
+  | {
+    type: "rejected";
+    time: number;
+    /** Who the message claimed to come from. */
+    claimedAuthor: string;
+    reason: string;
+  }
+  | {
+    type: "offer";
+    time: number;
+    /** Short id to /accept, /reject or /cancel it. */
+    id: string;
+    from: MemberInfo;
+    /** The file or folder name the sender gave (sanitized): every path received lies under it. */
+    name: string;
+    files: number;
+    size: number;
+    /** The folder it will be saved into. */
+    folder: string;
+    /** Whether hidden (dot) files inside are accepted (`--allow-hidden-files`) or refused. */
+    hidden: "allowed" | "refused";
+  }
+  | {
+    type: "transfer";
+    time: number;
+    id: string;
+    direction: "send" | "receive";
+    peer: MemberInfo;
+    name: string;
+    state: "waiting" | "sending" | "receiving" | "done" | "rejected" | "cancelled" | "failed";
+    bytes: number;
+    total: number;
+    /** Bytes a second over the transfer so far. */
+    rate?: number;
+    /** Seconds left at that rate. */
+    eta?: number;
+    /** Where the received files went (receive, done). */
+    path?: string;
+    /** Why it was rejected, cancelled or failed. */
+    reason?: string;
+    /** Bytes a resumed transfer did not have to send again. */
+    resumed?: number;
+  }
+  | { type: "notice"; time: number; text: string }
+  | { type: "error"; time: number; code: string; message: string }
+  | { type: "closed"; time: number; reason: string };
+
+/**
+ * A participant in a room, as a chat UI drives it: the same for a member that dialed in and for
+ * the host, the person at the listener (lib/room/participant.ts implements it once for both).
+ */
+export interface Participant {
+  /** Our own name and fingerprint. */
+  readonly self: MemberInfo;
+  /** Subscribes to events; returns an unsubscribe function. */
+  onEvent(listener: (event: ChatEvent) => void): () => void;
+  /** Signs and sends a line to the room. */
+  sendText(text: string): Promise<void>;
+  /** Signs and sends a /me action. */
+  sendAction(text: string): Promise<void>;
+  /** Signs and sends a private message to the member called `to` (name or fingerprint). */
+  sendPrivate(to: string, text: string): Promise<void>;
+  /** The current members, ourselves included. */
+  members(): MemberInfo[];
+  /** The verification event for /verify. */
+  verification(): ChatEvent & { type: "verification" };
+  /** Leaves the room (close_notify) and resolves when the session is over. */
+  close(): Promise<void>;
+  /** Resolves when the session ends for any reason. */
+  readonly closed: Promise<void>;
+  /** The error that ended the session, if one did (for the exit code). */
+  failure?(): unknown;
+  /** Offers a file or folder to a member (`to`: name or fingerprint; default: the only other). */
+  sendFile?(path: string, to?: string): Promise<void>;
+  /** Accepts an offer (default: the only pending one). */
+  acceptOffer?(id?: string): Promise<void>;
+  /** Rejects an offer (default: the only pending one). */
+  rejectOffer?(id?: string): Promise<void>;
+  /** Cancels a transfer (default: the only active one). */
+  cancelTransfer?(id?: string): Promise<void>;
+}

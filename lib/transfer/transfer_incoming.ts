@@ -1,0 +1,471 @@
+/**
+ * The recipient's side of file transfers: verify the signed Offer against the roster and its
+ * counter, wait for the user (or accept at once with `autoAccept`), check the manifest against the
+ * Offer and every path in it (each under the one name the offer showed, no hidden segment unless
+ * `allowHidden`), prove the prefixes of the part files it left itself for this sender and
+ * manifest (`lib/transfer/part_record.ts`) in a Resume, and write each file through {@linkcode FileSink},
+ * which renames it only once its SHA-256 matches. Progress is reported through
+ * {@linkcode TransferEvents}; how messages travel is injected (`send`).
+ *
+ * It never decides for the user: offers wait for `accept()` unless the context has `autoAccept`
+ * (`listen --receive DIR`). What it does not do: route messages (`lib/transfer/transfer.ts`), send files
+ * (`lib/transfer/transfer_outgoing.ts`), or validate a path itself (`lib/transfer/safe_path.ts`).
+ *
+ * Mirrors: docs/PROTOCOL.md sections 14.2 (Offer) to 14.5 (Cancel and interruption).
+ *
+ * @module
+ */
+
+import { constantTimeEqual } from "../core/bytes.ts";
+import { FileSink, prefixProof } from "./file_sink.ts";
+import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
+import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
+import { downloadsFolder, exists, joinPath } from "../core/paths.ts";
+import { noRoomFor, sizeLimit } from "./receive_policy.ts";
+import { authorOf, fingerprintOfAuthor } from "../chat/room_messages.ts";
+import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
+import {
+  ACK_EVERY_BYTES,
+  encodeTransfer,
+  type ManifestEntry,
+  ManifestParser,
+  type Offer,
+  type TransferMessage,
+  verifyOffer,
+} from "./transfer_messages.ts";
+import {
+  findTransfer,
+  type Progress,
+  type TransferContext,
+  type TransferEvents,
+  TransferFailure,
+  transferKey,
+} from "./transfer_progress.ts";
+
+/** A transfer we receive: the verified Offer, the manifest so far, and the file being written. */
+export interface Incoming extends Progress {
+  offer: Offer;
+  state: "offered" | "manifest" | "receiving";
+  manifest: ManifestParser;
+  manifestLength: number;
+  /** `slot`: which name the file is received at (0: its own, n: "NAME (n)"). */
+  files: { entry: ManifestEntry; path: string; segments: string[]; slot: number }[];
+  /** Where it is saved (fixed when it is offered). */
+  folder: string;
+  /** The name of the single file received, once published (it may be numbered). */
+  published?: string;
+  resumeFrom: Map<number, number>;
+  index: number;
+  sink: FileSink | undefined;
+  lastAck: number;
+}
+
+/** Runs the incoming transfers of one room member. */
+export class IncomingTransfers {
+  #context: TransferContext;
+  #events: TransferEvents;
+  #now: () => number;
+  #transfers = new Map<string, Incoming>();
+
+  constructor(context: TransferContext, events: TransferEvents) {
+    this.#context = context;
+    this.#events = events;
+    this.#now = context.now ?? Date.now;
+  }
+
+  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  get(key: string): Incoming | undefined {
+    return this.#transfers.get(key);
+  }
+
+  /** Every transfer so far, finished or not. */
+  values(): MapIterator<Incoming> {
+    return this.#transfers.values();
+  }
+
+  /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
+  async onOffer(message: TransferMessage & { type: "offer" }, short: string): Promise<void> {
+    const senderPrint = fingerprintOfAuthor(message.party);
+    const sender = this.#context.roster.get(senderPrint);
+    const claimed = sender?.info.name ?? senderPrint;
+    const reject = (reason: string) =>
+      this.#context.emit({ type: "rejected", time: this.#now(), claimedAuthor: claimed, reason });
+    if (!sender) return reject("a file offer from someone not in the room");
+    // Made before the checks so that no await separates the counter check from the registration.
+    const manifest = await ManifestParser.create(message.offer.fileCount);
+    const ok = await verifyOffer(sender.identity, {
+      roomId: this.#context.roomId,
+      sender: message.party,
+      recipient: authorOf(this.#context.identity.fingerprint),
+      transferId: message.transferId,
+    }, message.offer);
+    if (!ok) return reject("a file offer whose signature does not verify (altered or forged)");
+    if (!this.#context.roster.checkCounter(senderPrint, message.offer.counter)) {
+      return reject("a file offer that was replayed");
+    }
+    const key = transferKey(message.party, message.transferId);
+    if (this.#transfers.has(key)) {
+      return reject("a file offer that reuses the id of an earlier transfer from that member");
+    }
+    let folder: string;
+    try {
+      folder = this.#context.receiveDir ?? downloadsFolder();
+    } catch (error) {
+      return reject(error instanceof Error ? error.message : String(error));
+    }
+    const inc: Incoming = {
+      id: message.transferId,
+      short,
+      peer: sender.info,
+      party: message.party,
+      name: sanitizeDisplayName(message.offer.name),
+      total: message.offer.totalSize,
+      bytes: 0,
+      resumed: 0,
+      started: this.#now(),
+      lastEvent: 0,
+      finished: false,
+      offer: message.offer,
+      state: "offered",
+      manifest,
+      manifestLength: 0,
+      files: [],
+      resumeFrom: new Map(),
+      index: 0,
+      sink: undefined,
+      lastAck: 0,
+      folder,
+    };
+    this.#transfers.set(key, inc);
+    const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
+    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true);
+    if (refused !== undefined || (max !== undefined && inc.total > max)) {
+      inc.finished = true;
+      const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
+      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
+      return this.#events.emit(inc, "receive", "rejected", { reason });
+    }
+    this.#context.emit({
+      type: "offer",
+      time: this.#now(),
+      id: short,
+      from: sender.info,
+      name: inc.name,
+      files: message.offer.fileCount,
+      size: inc.total,
+      folder,
+      hidden: this.#context.allowHidden ? "allowed" : "refused",
+    });
+    if (this.#context.autoAccept) await this.accept(short);
+  }
+
+  /** Accepts an offer (default: the only pending one). */
+  async accept(id?: string): Promise<void> {
+    const inc = findTransfer(
+      new Map([...this.#transfers].filter(([, t]) => t.state === "offered")),
+      id,
+      "offer",
+    );
+    // The default downloads folder is ours to create, private; a folder the user named must exist.
+    if (this.#context.receiveDir === undefined) {
+      await Deno.mkdir(inc.folder, { recursive: true, mode: 0o700 });
+    }
+    const noRoom = await noRoomFor(inc.total, inc.folder);
+    if (noRoom !== undefined) {
+      inc.finished = true;
+      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
+      return this.#events.emit(inc, "receive", "rejected", { reason: noRoom });
+    }
+    inc.state = "manifest";
+    inc.started = this.#now();
+    await this.#context.send(encodeTransfer.accept(inc.party, inc.id));
+    this.#events.emit(inc, "receive", "receiving");
+  }
+
+  /** Rejects an offer (default: the only pending one). */
+  async reject(id?: string): Promise<void> {
+    const inc = findTransfer(
+      new Map([...this.#transfers].filter(([, t]) => t.state === "offered")),
+      id,
+      "offer",
+    );
+    inc.finished = true;
+    await this.#context.send(encodeTransfer.reject(inc.party, inc.id, "declined"));
+    this.#events.emit(inc, "receive", "rejected", { reason: "you declined it" });
+  }
+
+  /** Handles a Manifest slice; on the last one checks it whole and sends the Resume. */
+  async onManifest(inc: Incoming, offset: number, bytes: Uint8Array): Promise<void> {
+    if (inc.state !== "manifest") throw new TransferFailure("manifest out of order");
+    if (offset !== inc.manifestLength) throw new TransferFailure("manifest slices out of order");
+    inc.manifestLength += bytes.length;
+    if (inc.manifestLength > inc.offer.fileCount * (2 + 4096 + 40)) {
+      throw new TransferFailure("the manifest is larger than its files can need");
+    }
+    inc.manifest.push(bytes);
+    if (!inc.manifest.complete) return;
+    const entries = inc.manifest.entries;
+    if (!constantTimeEqual(inc.manifest.digest(), inc.offer.manifestSha256)) {
+      throw new TransferFailure("the manifest does not match the signed offer");
+    }
+    if (entries.reduce((sum, e) => sum + e.size, 0) !== inc.total) {
+      throw new TransferFailure("the manifest sizes do not add up to the offer");
+    }
+    const root = inc.folder;
+    const checked = checkManifestPaths(inc.offer.name, entries, this.#context.allowHidden === true);
+    const points = [];
+    for (const [index, entry] of entries.entries()) {
+      const segments = checked[index]!;
+      const path = await resolveInside(root, segments);
+      const owner = this.#owner(inc, index);
+      // Only a part file this securechat left for this sender and this very file is read.
+      const slot = await ownedSlot(path, owner);
+      inc.files.push({ entry, path, segments, slot: slot ?? 0 });
+      if (slot === undefined) continue;
+      const proof = await prefixProof(partPath(numbered(path, slot)), entry.size);
+      if (proof && proof.length > 0) {
+        inc.resumeFrom.set(index, proof.length);
+        points.push({ fileIndex: index, length: proof.length, sha256: proof.sha256 });
+      }
+    }
+    inc.state = "receiving";
+    await this.#context.send(encodeTransfer.resume(inc.party, inc.id, points));
+  }
+
+  async #advanceTo(inc: Incoming, index: number): Promise<void> {
+    // Files before `index` that got no data must be empty ones: create them now.
+    while (inc.index < index) {
+      const file = inc.files[inc.index]!;
+      if (inc.sink === undefined) {
+        if (file.entry.size !== 0) throw new TransferFailure(`"${file.entry.path}" was skipped`);
+        inc.sink = await FileSink.open(await this.#target(inc, inc.index, 0), {
+          size: 0,
+          sha256: file.entry.sha256,
+          record: encodePartRecord(this.#owner(inc, inc.index)),
+        });
+      }
+      await this.#published(inc, await inc.sink.finish());
+      inc.sink = undefined;
+      inc.index++;
+    }
+  }
+
+  /** Handles a Data slice: opens the next file's sink where needed, writes, acknowledges. */
+  async onData(inc: Incoming, message: TransferMessage & { type: "data" }): Promise<void> {
+    if (inc.state !== "receiving") throw new TransferFailure("data before the manifest");
+    if (message.fileIndex < inc.index || message.fileIndex >= inc.files.length) {
+      throw new TransferFailure("data for a file out of order");
+    }
+    if (message.fileIndex > inc.index) {
+      if (inc.sink && inc.sink.written < inc.files[inc.index]!.entry.size) {
+        throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
+      }
+      if (inc.sink) {
+        await this.#published(inc, await inc.sink.finish());
+        inc.sink = undefined;
+        inc.index++;
+      }
+      await this.#advanceTo(inc, message.fileIndex);
+    }
+    const file = inc.files[inc.index]!;
+    if (inc.sink === undefined) {
+      const resume = inc.resumeFrom.get(inc.index) ?? 0;
+      const from = message.offset === resume ? resume : 0;
+      if (message.offset !== from) throw new TransferFailure("data does not start where agreed");
+      inc.sink = await FileSink.open(await this.#target(inc, inc.index, from), {
+        size: file.entry.size,
+        sha256: file.entry.sha256,
+        record: encodePartRecord(this.#owner(inc, inc.index)),
+        ...(from > 0 ? { resumeFrom: from } : {}),
+      });
+      inc.resumed += from;
+      inc.bytes += from;
+    }
+    await inc.sink.write(message.offset, message.bytes);
+    inc.bytes += message.bytes.length;
+    const received = inc.bytes - inc.resumed;
+    if (received - inc.lastAck >= ACK_EVERY_BYTES || inc.sink.written === file.entry.size) {
+      inc.lastAck = received;
+      await this.#context.send(encodeTransfer.ack(inc.party, inc.id, received));
+    }
+    if (inc.sink.written === file.entry.size) {
+      await this.#published(inc, await inc.sink.finish());
+      inc.sink = undefined;
+      inc.index++;
+    }
+    this.#events.progress(inc, "receive");
+  }
+
+  /** Who a part file of this transfer's file `index` belongs to (its resume record). */
+  #owner(inc: Incoming, index: number): PartOwner {
+    const entry = inc.manifest.entries[index]!;
+    return {
+      sender: inc.peer.fingerprint,
+      manifestSha256: inc.offer.manifestSha256,
+      fileIndex: index,
+      size: entry.size,
+      sha256: entry.sha256,
+    };
+  }
+
+  /** Notes where a single file ended up ("NAME (1)" when its name was taken). */
+  #published(inc: Incoming, path: string): void {
+    if (inc.files.length === 1) inc.published = path;
+  }
+
+  /**
+   * The path to receive a file at, resolved again right before creating it (safe_path.ts: folders
+   * change). When resuming, the slot whose part file was proven ours. Otherwise our own part file
+   * for this very file (the sender declined the resume) is started over; anything else at a part
+   * or record name may be someone else's (a browser's half download): it is never read, changed
+   * or deleted, and the file is received under the next free name instead (14.4).
+   */
+  async #target(inc: Incoming, index: number, resumeFrom: number): Promise<string> {
+    const file = inc.files[index]!;
+    const path = await resolveInside(inc.folder, file.segments);
+    if (resumeFrom > 0) return numbered(path, file.slot);
+    const owner = this.#owner(inc, index);
+    for (let n = 0;; n++) {
+      const candidate = numbered(path, n);
+      if (await ownsPart(candidate, owner)) {
+        await Deno.remove(partPath(candidate));
+        await Deno.remove(recordPath(candidate));
+        return candidate;
+      }
+      const taken = (n > 0 && await exists(candidate)) || await exists(partPath(candidate)) ||
+        await exists(recordPath(candidate));
+      if (!taken) return candidate;
+    }
+  }
+
+  /** Handles Done: creates any trailing empty files, then sends Complete. */
+  async onDone(inc: Incoming): Promise<void> {
+    if (inc.state !== "receiving") throw new TransferFailure("done before the manifest");
+    if (inc.sink) throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
+    await this.#advanceTo(inc, inc.files.length);
+    inc.finished = true;
+    await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
+    // Every path lies under the offer's name (checkManifestPaths), so that is what was received.
+    const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
+    this.#events.emit(inc, "receive", "done", { path: top });
+  }
+
+  /**
+   * Ends a transfer: closes the file being written and reports `state`. With `remove` its `.part`
+   * is deleted (either side cancelled); without, it is kept so that a resend resumes.
+   */
+  async end(
+    inc: Incoming,
+    state: "failed" | "cancelled",
+    reason: string,
+    remove: boolean,
+  ) {
+    inc.finished = true;
+    await inc.sink?.abort(remove).catch(() => {});
+    inc.sink = undefined;
+    this.#events.emit(inc, "receive", state, { reason });
+  }
+}
+
+/**
+ * The first slot (0: `path` itself, n: "NAME (n)") whose part file is ours for `owner`, looking
+ * only where part files or records exist; undefined when there is none.
+ */
+async function ownedSlot(path: string, owner: PartOwner): Promise<number | undefined> {
+  for (let n = 0;; n++) {
+    const candidate = numbered(path, n);
+    if (await ownsPart(candidate, owner)) return n;
+    if (!(await exists(partPath(candidate))) && !(await exists(recordPath(candidate)))) {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Why an offer's name cannot be accepted, or undefined: it must be one safe path segment (the
+ * folder or file everything is received under), and not hidden unless `allowHidden`.
+ */
+export function offerNameProblem(name: string, allowHidden: boolean): string | undefined {
+  const shown = sanitizeDisplayName(name);
+  let segments: string[];
+  try {
+    segments = safeRelativePath(name);
+  } catch (error) {
+    return `file offer "${shown}" refused: its name is not a plain file or folder name (${
+      error instanceof Error ? error.message : String(error)
+    })`;
+  }
+  if (segments.length !== 1) {
+    return `file offer "${shown}" refused: its name is a path, not a file or folder name`;
+  }
+  if (name.startsWith(".") && !allowHidden) {
+    return `file offer "${shown}" refused: it is a hidden (dot) file; ` +
+      `to accept hidden files, start securechat with --allow-hidden-files`;
+  }
+  if (reservedSuffix(name)) {
+    return `file offer "${shown}" refused: its name ends like securechat's own part files`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks every manifest path against the offer (14.3): a safe relative path, listed once, under
+ * the offer's name (or equal to it for a single file), without hidden segments unless
+ * `allowHidden`, and not named like a part file or resume record. Returns the segments of each.
+ *
+ * @throws {TransferFailure} naming the offer and the path
+ */
+function checkManifestPaths(
+  name: string,
+  entries: ManifestEntry[],
+  allowHidden: boolean,
+): string[][] {
+  const shown = sanitizeDisplayName(name);
+  const refuse = (why: string) => new TransferFailure(`file offer "${shown}" refused: ${why}`);
+  const seen = new Set<string>();
+  const checked = [];
+  for (const entry of entries) {
+    const segments = safeRelativePath(entry.path);
+    const path = sanitizeDisplayName(entry.path);
+    const single = entries.length === 1 && segments.length === 1;
+    if (segments[0] !== name || (segments.length === 1 && !single)) {
+      throw refuse(`its manifest holds "${path}", outside "${shown}"`);
+    }
+    const hidden = segments.find((segment) => segment.startsWith("."));
+    if (hidden !== undefined && !allowHidden) {
+      throw refuse(
+        `its manifest holds the hidden (dot) file or folder "${path}"; ` +
+          `to accept hidden files, start securechat with --allow-hidden-files`,
+      );
+    }
+    if (segments.some(reservedSuffix)) {
+      throw refuse(`its manifest holds "${path}", named like securechat's own part files`);
+    }
+    // One spelling per name, as case-insensitive and normalizing file systems see it.
+    const key = segments.join("/").normalize("NFC").toLowerCase();
+    if (seen.has(key)) throw refuse(`its manifest lists "${path}" twice`);
+    seen.add(key);
+    checked.push(segments);
+  }
+  return checked;
+}
+
+/** True for a name ending like a part file or a resume record, in any case. */
+function reservedSuffix(segment: string): boolean {
+  const lower = segment.toLowerCase();
+  return lower.endsWith(PART_SUFFIX) || lower.endsWith(RECORD_SUFFIX);
+}
+
+/**
+ * "dir/report.pdf" -> "dir/report (n).pdf" (n = 0: the path itself); dotfiles and names without
+ * extension get a suffix.
+ */
+function numbered(path: string, n: number): string {
+  if (n === 0) return path;
+  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const name = path.slice(slash + 1);
+  const dot = name.lastIndexOf(".");
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  const extension = dot > 0 ? name.slice(dot) : "";
+  return `${path.slice(0, slash + 1)}${stem} (${n})${extension}`;
+}

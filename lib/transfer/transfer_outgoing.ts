@@ -1,0 +1,241 @@
+/**
+ * The sender's side of file transfers: walk the file or folder, hash every file, sign the Offer,
+ * and once accepted send the manifest, check the recipient's Resume claims against our own files
+ * and send the data, keeping at most a window of unacknowledged bytes in flight. Progress is
+ * reported through {@linkcode TransferEvents}; how messages travel is injected (`send`).
+ *
+ * What it does not do: route incoming messages (`lib/transfer/transfer.ts` hands each one to the side it
+ * belongs to), or receive (`lib/transfer/transfer_incoming.ts`).
+ *
+ * Mirrors: docs/PROTOCOL.md sections 14.2 (Offer), 14.3 (Manifest) and 14.4 (Data, flow control
+ * and resume).
+ *
+ * @module
+ */
+
+import { sha256 } from "../core/bytes.ts";
+import type { MemberInfo } from "../chat/chat_events.ts";
+import { SecurechatError } from "../core/errors.ts";
+import { hashFile, prefixMatches } from "./file_hash.ts";
+import { joinPath } from "../core/paths.ts";
+import { authorOf } from "../chat/room_messages.ts";
+import {
+  encodeManifest,
+  encodeTransfer,
+  type ManifestEntry,
+  MAX_SLICE,
+  signOffer,
+  WINDOW_BYTES,
+} from "./transfer_messages.ts";
+import {
+  type Progress,
+  type TransferContext,
+  type TransferEvents,
+  TransferFailure,
+  transferKey,
+} from "./transfer_progress.ts";
+
+/** A transfer we send: its files, the manifest, and the flow-control state. */
+export interface Outgoing extends Progress {
+  files: { local: string; entry: ManifestEntry }[];
+  manifest: Uint8Array;
+  acked: number;
+  sent: number;
+  wake: () => void;
+  resume: Promise<Map<number, { length: number; sha256: Uint8Array }>>;
+  gotResume: (points: Map<number, { length: number; sha256: Uint8Array }>) => void;
+  cancelled?: string;
+}
+
+/** Runs the outgoing transfers of one room member. */
+export class OutgoingTransfers {
+  #context: TransferContext;
+  #events: TransferEvents;
+  #now: () => number;
+  #transfers = new Map<string, Outgoing>();
+
+  constructor(context: TransferContext, events: TransferEvents) {
+    this.#context = context;
+    this.#events = events;
+    this.#now = context.now ?? Date.now;
+  }
+
+  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  get(key: string): Outgoing | undefined {
+    return this.#transfers.get(key);
+  }
+
+  /** Every transfer so far, finished or not. */
+  values(): MapIterator<Outgoing> {
+    return this.#transfers.values();
+  }
+
+  /**
+   * Offers the file or folder at `path` to `peer`.
+   *
+   * @param short names the transfer to the user, unique among this member's (lib/transfer/transfer.ts)
+   */
+  async offer(path: string, peer: MemberInfo, short: (id: Uint8Array) => string): Promise<void> {
+    const files = await collectFiles(path);
+    const entries = [];
+    for (const file of files) {
+      const { size, sha256 } = await hashFile(file.local);
+      entries.push({ local: file.local, entry: { path: file.relative, size, sha256 } });
+    }
+    const manifest = encodeManifest(entries.map((e) => e.entry));
+    const party = authorOf(peer.fingerprint);
+    // Unique per recipient as assigned: a recipient keys transfers by (sender, id).
+    let id = crypto.getRandomValues(new Uint8Array(16));
+    while (this.#transfers.has(transferKey(party, id))) id = crypto.getRandomValues(id);
+    const name = baseName(path);
+    const offer = await signOffer(this.#context.identity, {
+      roomId: this.#context.roomId,
+      sender: authorOf(this.#context.identity.fingerprint),
+      recipient: party,
+      transferId: id,
+    }, {
+      counter: this.#context.signer.nextCounter(),
+      timestamp: this.#now(),
+      name,
+      fileCount: entries.length,
+      totalSize: entries.reduce((sum, e) => sum + e.entry.size, 0),
+      manifestSha256: await sha256(manifest),
+    });
+    let gotResume: Outgoing["gotResume"] = () => {};
+    const out: Outgoing = {
+      id,
+      short: short(id),
+      peer,
+      party,
+      name,
+      total: offer.totalSize,
+      bytes: 0,
+      resumed: 0,
+      started: this.#now(),
+      lastEvent: 0,
+      finished: false,
+      files: entries,
+      manifest,
+      acked: 0,
+      sent: 0,
+      wake: () => {},
+      resume: new Promise((resolve) => gotResume = resolve),
+      gotResume: (points) => gotResume(points),
+    };
+    this.#transfers.set(transferKey(party, id), out);
+    await this.#context.send(encodeTransfer.offer(party, id, offer));
+    this.#events.emit(out, "send", "waiting");
+  }
+
+  /** After the Accept: sends the manifest, waits for the Resume, then sends every file. */
+  async stream(out: Outgoing): Promise<void> {
+    try {
+      for (let offset = 0; offset < out.manifest.length; offset += MAX_SLICE) {
+        const slice = out.manifest.subarray(offset, offset + MAX_SLICE);
+        await this.#context.send(encodeTransfer.manifest(out.party, out.id, offset, slice));
+      }
+      const points = await out.resume;
+      out.started = this.#now();
+      for (const [index, { local, entry }] of out.files.entries()) {
+        if (out.finished) return;
+        const point = points.get(index);
+        let start = 0;
+        if (point && point.length <= entry.size && point.length > 0) {
+          if (await prefixMatches(local, point.length, point.sha256)) start = point.length;
+        }
+        out.resumed += start;
+        out.bytes += start;
+        await this.#sendFile(out, index, local, start, entry.size);
+      }
+      if (!out.finished) await this.#context.send(encodeTransfer.done(out.party, out.id));
+    } catch (error) {
+      if (out.finished) return;
+      out.finished = true;
+      const reason = error instanceof Error ? error.message : String(error);
+      // Report before the courtesy Cancel: on a dead connection that send fails slowly.
+      this.#events.emit(out, "send", "failed", { reason });
+      await this.#context.send(encodeTransfer.cancel(out.party, out.id, reason)).catch(() => {});
+    }
+  }
+
+  /**
+   * Ends a transfer that is still running: wakes its stream so that it stops, and reports
+   * `state`. `cancelled` is the reason kept on the transfer, `reason` the one reported.
+   */
+  end(
+    out: Outgoing,
+    state: "rejected" | "cancelled" | "failed",
+    cancelled: string,
+    reason: string,
+  ): void {
+    out.finished = true;
+    out.cancelled = cancelled;
+    out.wake();
+    out.gotResume(new Map());
+    this.#events.emit(out, "send", state, { reason });
+  }
+
+  async #sendFile(out: Outgoing, index: number, local: string, start: number, size: number) {
+    if (start >= size) return;
+    using file = await Deno.open(local, { read: true });
+    await file.seek(start, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(MAX_SLICE);
+    let offset = start;
+    while (offset < size && !out.finished) {
+      while (out.sent - out.acked > WINDOW_BYTES && !out.finished) {
+        await new Promise<void>((resolve) => out.wake = resolve);
+      }
+      const n = await file.read(buffer.subarray(0, Math.min(MAX_SLICE, size - offset)));
+      if (n === null) throw new TransferFailure(`"${local}" shrank while it was being sent`);
+      await this.#context.send(
+        encodeTransfer.data(out.party, out.id, index, offset, buffer.slice(0, n)),
+      );
+      offset += n;
+      out.sent += n;
+      out.bytes += n;
+      this.#events.progress(out, "send");
+    }
+  }
+}
+
+function baseName(path: string): string {
+  const trimmed = path.replace(/[\\/]+$/, "");
+  return trimmed.slice(Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\")) + 1) ||
+    "file";
+}
+
+/**
+ * The regular files at `path` (a file, or a folder walked recursively in name order), with paths
+ * relative to its parent using "/". Symbolic links are not followed.
+ *
+ * @throws {SecurechatError} when `path` is missing or has no regular files
+ */
+export async function collectFiles(path: string): Promise<{ local: string; relative: string }[]> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch {
+    throw new SecurechatError("no_such_file", `cannot send "${path}": no such file or folder`);
+  }
+  const top = baseName(path);
+  if (info.isFile) return [{ local: path, relative: top }];
+  if (!info.isDirectory) {
+    throw new SecurechatError("not_a_file", `cannot send "${path}": not a regular file or folder`);
+  }
+  const out: { local: string; relative: string }[] = [];
+  const walk = async (dir: string, relative: string) => {
+    const entries = [];
+    for await (const entry of Deno.readDir(dir)) entries.push(entry);
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    for (const entry of entries) {
+      const local = joinPath(dir, entry.name);
+      if (entry.isFile) out.push({ local, relative: `${relative}/${entry.name}` });
+      else if (entry.isDirectory) await walk(local, `${relative}/${entry.name}`);
+    }
+  };
+  await walk(path, top);
+  if (out.length === 0) {
+    throw new SecurechatError("empty_folder", `cannot send "${path}": it holds no files`);
+  }
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * Transfer ids at a recipient: transfers are kept by (sender, whole 16-byte id), so a hostile
+ * member whose offer reuses another member's id, or only its first 4 bytes (the 8 hex digits the
+ * user sees), neither replaces nor steers that member's transfer; a sender reusing an id of its
+ * own is refused. Real signatures, real files; the manager is driven message by message.
+ */
+
+import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/strict";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
+import { ChatSigner } from "../../lib/chat/chat_signer.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { sha256 } from "../../lib/core/bytes.ts";
+import { authorOf } from "../../lib/chat/room_messages.ts";
+import { Roster } from "../../lib/chat/room_roster.ts";
+import { TransferManager } from "../../lib/transfer/transfer.ts";
+import {
+  decodeTransfer,
+  encodeManifest,
+  encodeTransfer,
+  signOffer,
+} from "../../lib/transfer/transfer_messages.ts";
+import { identities } from "../_helpers/room.ts";
+
+const [alice, bob, mallory] = await identities(3) as [Identity, Identity, Identity];
+const roomId = crypto.getRandomValues(new Uint8Array(16));
+let counter = BigInt(Date.now()) * 1000n + 5_000_000_000n;
+
+/** Alice's transfer manager, with Bob and Mallory in her roster; `sent` and `events` collect. */
+function aliceManager(receiveDir: string) {
+  const roster = new Roster(roomId, alice.fingerprint);
+  for (const [identity, name] of [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]] as const) {
+    const info: MemberInfo = { name, fingerprint: identity.fingerprint };
+    if (identity === alice) info.self = true;
+    roster.addIdentity(identity, info);
+  }
+  const sent: Uint8Array[] = [];
+  const events: ChatEvent[] = [];
+  const manager = new TransferManager({
+    identity: alice,
+    roomId,
+    roster,
+    signer: new ChatSigner(alice, roomId),
+    send: (message) => {
+      sent.push(message);
+      return Promise.resolve();
+    },
+    emit: (event) => events.push(event),
+    receiveDir,
+  });
+  return { manager, sent, events };
+}
+
+const CONTENT = new TextEncoder().encode("bob's real file");
+const entries = [{ path: "report.txt", size: CONTENT.length, sha256: await sha256(CONTENT) }];
+const manifest = encodeManifest(entries);
+
+/** A signed offer from `from` to Alice, as the relay forwards it (party = the sender). */
+async function offerFrom(from: Identity, id: Uint8Array, name = "report.txt") {
+  const offer = await signOffer(from, {
+    roomId,
+    sender: authorOf(from.fingerprint),
+    recipient: authorOf(alice.fingerprint),
+    transferId: id,
+  }, {
+    counter: counter++,
+    timestamp: Date.now(),
+    name,
+    fileCount: 1,
+    totalSize: CONTENT.length,
+    manifestSha256: await sha256(manifest),
+  });
+  return decodeTransfer(encodeTransfer.offer(authorOf(from.fingerprint), id, offer));
+}
+
+const offers = (events: ChatEvent[]) =>
+  events.filter((e): e is ChatEvent & { type: "offer" } => e.type === "offer");
+const rejections = (events: ChatEvent[]) =>
+  events.flatMap((e) => e.type === "rejected" ? [e.reason] : []);
+
+Deno.test("a hostile offer reusing another member's transfer id cannot take that transfer over", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "securechat-ids-" });
+  try {
+    const { manager, sent, events } = aliceManager(dir);
+    const bobId = crypto.getRandomValues(new Uint8Array(16));
+    await manager.handle(await offerFrom(bob, bobId));
+    // Same first 4 bytes (what the user sees), then the very same 16 bytes.
+    const prefixId = crypto.getRandomValues(new Uint8Array(16));
+    prefixId.set(bobId.subarray(0, 4));
+    await manager.handle(await offerFrom(mallory, prefixId, "evil.txt"));
+    await manager.handle(await offerFrom(mallory, bobId.slice(), "evil2.txt"));
+    const shown = offers(events);
+    strictEqual(shown.length, 3);
+    deepStrictEqual(shown.map((o) => o.from.name), ["bob", "mallory", "mallory"]);
+    strictEqual(new Set(shown.map((o) => o.id)).size, 3, "each offer has its own id to type");
+    // The user accepts Bob's offer by the id shown for it.
+    await manager.accept(shown[0]!.id);
+    const accept = decodeTransfer(sent.at(-1)!);
+    strictEqual(accept.type, "accept");
+    deepStrictEqual(accept.party, authorOf(bob.fingerprint));
+    deepStrictEqual(accept.transferId, bobId);
+    // Mallory's Cancel under the shared id touches only her own offer.
+    const party = authorOf(mallory.fingerprint);
+    await manager.handle(decodeTransfer(encodeTransfer.cancel(party, bobId, "gotcha")));
+    const bobParty = authorOf(bob.fingerprint);
+    await manager.handle(decodeTransfer(encodeTransfer.manifest(bobParty, bobId, 0, manifest)));
+    await manager.handle(decodeTransfer(encodeTransfer.data(bobParty, bobId, 0, 0, CONTENT)));
+    await manager.handle(decodeTransfer(encodeTransfer.done(bobParty, bobId)));
+    const done = events.find((e) => e.type === "transfer" && e.state === "done");
+    ok(done && done.type === "transfer" && done.peer.name === "bob", JSON.stringify(events));
+    deepStrictEqual(await Deno.readFile(`${dir}/report.txt`), CONTENT);
+    // Mallory's offer under the other id is still pending, under its own short id.
+    notStrictEqual(shown[1]!.id, shown[0]!.id);
+    await manager.reject(shown[1]!.id);
+    strictEqual(decodeTransfer(sent.at(-1)!).type, "reject");
+    deepStrictEqual(decodeTransfer(sent.at(-1)!).transferId, prefixId);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a sender reusing the id of its own earlier transfer is refused with a specific reason", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "securechat-ids-" });
+  try {
+    const { manager, events } = aliceManager(dir);
+    const id = crypto.getRandomValues(new Uint8Array(16));
+    await manager.handle(await offerFrom(bob, id));
+    await manager.handle(await offerFrom(bob, id, "other.txt"));
+    strictEqual(offers(events).length, 1);
+    deepStrictEqual(offers(events)[0]!.name, "report.txt");
+    deepStrictEqual(rejections(events), [
+      "a file offer that reuses the id of an earlier transfer from that member",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
