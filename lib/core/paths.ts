@@ -100,11 +100,20 @@ export function isWithin(
 
 /** True when `path` exists (any kind of entry). */
 export async function exists(path: string): Promise<boolean> {
+  return await lstatIfExists(path) !== undefined;
+}
+
+/**
+ * What `Deno.lstat` says of `path` (a link itself, never its target), or undefined when nothing
+ * is there.
+ *
+ * @throws what `Deno.lstat` throws for any reason other than a missing entry
+ */
+export async function lstatIfExists(path: string): Promise<Deno.FileInfo | undefined> {
   try {
-    await Deno.lstat(path);
-    return true;
+    return await Deno.lstat(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
 }

@@ -37,7 +37,7 @@ import { constantTimeEqual } from "../core/bytes.ts";
 import { AuthenticationError, ProtocolError } from "../core/errors.ts";
 import { digest, hashPrefix, SHA256_LENGTH } from "./file_hash.ts";
 import { partPath, publish, recordPath } from "./free_name.ts";
-import { dirName } from "../core/paths.ts";
+import { dirName, lstatIfExists } from "../core/paths.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
 
 /**
@@ -55,7 +55,7 @@ export async function prefixProof(
   part: string,
   maxLength: number,
 ): Promise<{ length: number; sha256: Uint8Array } | undefined> {
-  const info = await lstatOrUndefined(part);
+  const info = await lstatIfExists(part);
   if (!info?.isFile) return undefined;
   using file = await Deno.open(part, { read: true });
   if (!sameFile(info, await file.stat())) return undefined;
@@ -163,7 +163,7 @@ export class FileSink {
     }
     const part = partPath(finalPath);
     await Deno.mkdir(dirName(part), { recursive: true });
-    const info = await lstatOrUndefined(part);
+    const info = await lstatIfExists(part);
     if (info !== undefined && !info.isFile) {
       const what = info.isSymlink ? "a symbolic link" : "not a regular file";
       throw new ProtocolError(
@@ -404,15 +404,6 @@ async function createNew(path: string, fill: (file: Deno.FsFile) => Promise<void
     await fill(file);
   } finally {
     file.close();
-  }
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
   }
 }
 

@@ -19,6 +19,7 @@
  */
 
 import { constantTimeEqual, toHex } from "../core/bytes.ts";
+import { lstatIfExists } from "../core/paths.ts";
 import { partPath, recordPath } from "./free_name.ts";
 
 /** Largest record we read; ours are about 250 bytes. */
@@ -79,8 +80,8 @@ export function encodePartRecord(owner: PartOwner): Uint8Array {
  * @param owner the sender and manifest entry of the transfer asking
  */
 export async function ownsPart(finalPath: string, owner: PartOwner): Promise<boolean> {
-  const part = await lstatOrUndefined(partPath(finalPath));
-  const record = await lstatOrUndefined(recordPath(finalPath));
+  const part = await lstatIfExists(partPath(finalPath));
+  const record = await lstatIfExists(recordPath(finalPath));
   if (!part?.isFile || !record?.isFile || record.size > MAX_RECORD_BYTES) return false;
   let bytes: Uint8Array;
   try {
@@ -90,13 +91,4 @@ export async function ownsPart(finalPath: string, owner: PartOwner): Promise<boo
   }
   const expected = encodePartRecord(owner);
   return bytes.length === expected.length && constantTimeEqual(bytes, expected);
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { toHex } from "../../lib/core/bytes.ts";
 import { loadWycheproof, loadWycheproofGroups, WYCHEPROOF_DIR } from "../_helpers/wycheproof.ts";
 
-const TESTS = new URL("./", import.meta.url);
+const TESTS = new URL("../", import.meta.url);
 
 /** The rows of the README's table: file name, size in bytes, SHA-256 in hex. */
 async function listedFiles(): Promise<Map<string, { bytes: number; sha256: string }>> {
