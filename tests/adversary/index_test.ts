@@ -20,6 +20,21 @@
  * | a second handshake on an open connection | this file                     |
  * | a record after close_notify              | this file                     |
  *
+ * And the attacks of the external review (issue 11), each with the test that failed before its fix:
+ *
+ * | attack                                                  | file                                      |
+ * | ------------------------------------------------------- | ----------------------------------------- |
+ * | a flood of resets to end a listener or a room           | tests/e2e/listener_flood_test.ts          |
+ * | ffdhe3072 hellos to stall a listener's CPU              | tests/e2e/listener_flood_test.ts          |
+ * | idle connections holding every pending handshake slot  | tests/e2e/listener_flood_test.ts          |
+ * | a file offer whose manifest plants dotfiles             | tests/transfer/transfer_hostile_test.ts   |
+ * | a resume that probes or destroys a foreign .part file   | tests/transfer/transfer_hostile_test.ts   |
+ * | a reset disguised as a FIN after a rejected record      | tests/e2e/adversary_test.ts               |
+ * | a dropped receipt                                       | tests/e2e/adversary_test.ts               |
+ * | a cut connection to crash the pipe with a stack trace   | tests/e2e/pipe_test.ts                    |
+ * | transfer messages that flood a slow member off the room | tests/room/relay_transfer_limits_test.ts  |
+ * | a transfer id reused to take another transfer over      | tests/transfer/transfer_ids_test.ts       |
+ *
  * The first test below checks that this map stays true: every file it names holds a test for the
  * attack. The attacks of this file need a proxy that also sends frames back the way they came,
  * `tests/_helpers/switchboard.ts`.
@@ -228,9 +243,74 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     file: "../e2e/adversary_test.ts",
     tests: ["stripping the hybrid suite from the offer (downgrade) is detected"],
   },
+  // Issue 11, the external review.
+  {
+    attack: "a flood of resets",
+    file: "../e2e/listener_flood_test.ts",
+    tests: [
+      "listen --keep-open survives many rounds of connections reset right after connecting",
+      "listen --relay-only (a room) survives many rounds of resets and still admits a member",
+    ],
+  },
+  {
+    attack: "ffdhe3072 CPU flood",
+    file: "../e2e/listener_flood_test.ts",
+    tests: ["an honest dial completes within 2 s during a flood of ffdhe3072 hellos"],
+  },
+  {
+    attack: "idle connections",
+    file: "../e2e/listener_flood_test.ts",
+    tests: ["an honest dial gets through while 300 connections that send only the magic are held"],
+  },
+  {
+    attack: "dotfiles planted by an offer",
+    file: "../transfer/transfer_hostile_test.ts",
+    tests: [
+      'an offer for "holiday-photos" whose manifest plants dotfiles is refused before anything is written',
+      "a hidden file under the offer's name is refused without --allow-hidden-files",
+    ],
+  },
+  {
+    attack: "resume on a foreign .part file",
+    file: "../transfer/transfer_hostile_test.ts",
+    tests: [
+      "a foreign report.pdf.part is never read, changed or deleted, even when its prefix matches",
+    ],
+  },
+  {
+    attack: "a reset disguised as a FIN",
+    file: "../e2e/adversary_test.ts",
+    tests: ["a bit flip whose reset the attacker turns into a clean FIN still fails the sender"],
+  },
+  {
+    attack: "a dropped receipt",
+    file: "../e2e/adversary_test.ts",
+    tests: ["a dropped receipt fails the sender, though the receiver got everything"],
+  },
+  {
+    attack: "a cut connection",
+    file: "../e2e/pipe_test.ts",
+    tests: ["a connection cut mid-transfer of 64 MiB each way ends both sides with one error line"],
+  },
+  {
+    attack: "transfer messages flooding a slow member",
+    file: "../room/relay_transfer_limits_test.ts",
+    tests: [
+      "file data beyond the window a slow member granted gets the flooder disconnected, not the slow member",
+      "file data for a transfer nobody accepted gets the flooder disconnected, not the slow member",
+    ],
+  },
+  {
+    attack: "a reused transfer id",
+    file: "../transfer/transfer_ids_test.ts",
+    tests: [
+      "a hostile offer reusing another member's transfer id cannot take that transfer over",
+      "a sender reusing the id of its own earlier transfer is refused with a specific reason",
+    ],
+  },
 ];
 
-Deno.test("every attack of issue 5 that lives outside this file has its test where the map says", async () => {
+Deno.test("every attack of issues 5 and 11 that lives outside this file has its test where the map says", async () => {
   for (const { attack, file, tests } of ELSEWHERE) {
     const source = await Deno.readTextFile(new URL(file, import.meta.url));
     for (const name of tests) {
