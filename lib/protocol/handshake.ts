@@ -229,13 +229,15 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     }
   }
 
-  /** Moves to "failed" and erases secrets. */
+  /** Moves to "failed" and erases secrets, and the keys of a result not handed over yet. */
   fail(): void {
-    const keys = this.state.keys;
+    const state = this.state;
     // Dropped, not just wiped: alertFrame() must fall back to a plain alert, not seal with a
     // zeroed IV the peer cannot open.
     this.state = { name: "failed", keys: undefined };
-    if (keys) eraseHandshakeKeys(keys, { keepReceive: false });
+    if (state.keys) eraseHandshakeKeys(state.keys, { keepReceive: false });
+    // Before finish() the result has no other owner: nobody will wipe it after us.
+    if (isDone(state) && state.result) eraseResult(state.result);
   }
 
   /**
@@ -440,6 +442,12 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     eraseHandshakeKeys(keys, { keepReceive: initiator });
     return result;
   }
+}
+
+/** Wipes the application traffic secrets of a result and destroys its handshake protection. */
+function eraseResult(result: HandshakeResult): void {
+  wipe(result.sendSecret, result.receiveSecret);
+  result.handshakeReceive?.destroy();
 }
 
 /** A role's own states are never named "done" (`S` cannot say so, hence this guard). */
