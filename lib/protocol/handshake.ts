@@ -192,6 +192,8 @@ export abstract class HandshakeBase<S extends HandshakeState> {
   protected readonly transcript = new Transcript();
   /** The initiator sends under the c_* secrets, the responder under the s_* ones (7.3). */
   readonly #initiator: boolean;
+  /** Set while a step runs: its state is checked before its first await, and moves only at its end. */
+  #stepping = false;
 
   constructor(initial: S, role: "initiator" | "responder", options: HandshakeOptions) {
     this.state = initial;
@@ -220,12 +222,17 @@ export abstract class HandshakeBase<S extends HandshakeState> {
   ): Promise<T> {
     const state = this.state;
     if (state.name !== name) throw new ProtocolStateError(name, state.name);
+    // A second call while a step awaits would find the state not moved yet and run on it twice.
+    if (this.#stepping) throw new ProtocolStateError(name, `${state.name}, during another step`);
+    this.#stepping = true;
     try {
       // Checked just above: the state named `name` is the member of S of that name.
       return await body(state as Named<S, N>);
     } catch (error) {
       this.state = { name: "failed", keys: this.state.keys };
       throw error;
+    } finally {
+      this.#stepping = false;
     }
   }
 
