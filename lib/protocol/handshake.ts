@@ -1,23 +1,30 @@
 /**
  * What the two handshake machines share: the options and result types, the signature context
- * strings, and `HandshakeBase`, which holds the transcript, the handshake keys and the secrets and
- * takes the steps both roles take alike: opening and sealing the encrypted handshake messages,
- * checking the peer's Identity, IdentityVerify and Finished, writing our own flight, deriving the
- * application keys, and failing closed.
+ * strings, the data each phase holds, and `HandshakeBase`, which holds the transcript and the state
+ * and takes the steps both roles take alike: deriving the handshake and application keys (7.3),
+ * opening and sealing the encrypted handshake messages, reading the peer's Identity, verifying its
+ * IdentityVerify and Finished, writing our own flight, and failing closed.
  *
  * The machines themselves are `InitiatorHandshake` (`handshake_initiator.ts`) and
  * `ResponderHandshake` (`handshake_responder.ts`): bytes in, bytes out. They never read a socket or
  * a clock; `connection.ts` does the I/O and the deadline, and decides trust (known_hosts,
  * authorized_keys) between the steps.
  *
+ * The state is one discriminated union per role: each state carries exactly what exists in it, so
+ * a step receives its data non-optional, as the compiler proves. From the hellos on a state holds
+ * `HandshakeKeys` (the choice of suite and version and both handshake protections); after the
+ * peer's Identity, the identity it claims; after its Finished, the verified peer; "done" holds the
+ * result until `finish()` hands it over.
+ *
  * Randomness and the ML-KEM encapsulation can be injected, so the PROTOCOL.md test vector replays
  * byte for byte; `onSecret` reports every intermediate value for that vector.
  *
- * Any failure moves a machine to "failed" and wipes its secrets; `alertFrame()` then gives the bytes
- * to send the peer. A finished machine hands over its keys once with `finish()`.
+ * Any failure moves a machine to "failed"; `alertFrame()` then gives the bytes to send the peer,
+ * sealed under the handshake keys the failed state still holds, and `fail()` wipes them. A finished
+ * machine hands over its keys once with `finish()` and refuses every further call.
  *
- * Mirrors: docs/PROTOCOL.md sections 5.3 (encrypted handshake messages, signatures, Finished) and 6
- * (what 6.1 and 6.2 share: unexpected messages, failure, alerts).
+ * Mirrors: docs/PROTOCOL.md sections 5.3 (encrypted handshake messages, signatures, Finished), 6
+ * (what 6.1 and 6.2 share: unexpected messages, failure, alerts) and 7.3 (derivation).
  *
  * @module
  */
@@ -125,35 +132,79 @@ export function unexpected(what: string): ProtocolError {
   });
 }
 
-/** The part both roles share: transcript, handshake keys, secrets, failure handling. */
-export abstract class HandshakeBase<State extends string> {
-  protected state: State | "failed" | "done";
+/** Section 5.2: what the hellos settled, besides the keys. */
+export interface Choice {
+  readonly suite: SuiteName;
+  readonly version: number;
+  /** The peer hello's max_record_plaintext. */
+  readonly peerMaxPlaintext: number;
+}
+
+/**
+ * Sections 5.2 and 7.3: what every state from the hellos to the last Finished holds: the choice,
+ * the handshake secrets and the protection of each direction.
+ */
+export interface HandshakeKeys extends Choice {
+  readonly secrets: HandshakeSecrets;
+  /** Our direction: c_hs_traffic for the initiator, s_hs_traffic for the responder. */
+  readonly send: RecordProtection;
+  /** The peer's direction. */
+  readonly receive: RecordProtection;
+}
+
+/** Section 5.3: the peer's Identity, before its signature and Finished verified it. */
+export interface ClaimedPeer {
+  identity: PublicIdentity;
+  name: string;
+}
+
+/** What any state may hold; a role's states extend it. */
+export interface HandshakeState {
+  readonly name: string;
+  /** The handshake keys, in every state from the hellos to the last Finished. */
+  readonly keys?: HandshakeKeys | undefined;
+}
+
+/** After the last step: the result, until `finish()` hands it over. */
+interface DoneState {
+  readonly name: "done";
+  readonly keys?: undefined;
+  readonly result: HandshakeResult | undefined;
+}
+
+/**
+ * After a failure: the handshake keys stay, so `alertFrame()` can seal the alert under them, until
+ * `fail()` wipes them.
+ */
+interface FailedState {
+  readonly name: "failed";
+  readonly keys: HandshakeKeys | undefined;
+}
+
+/** The state of `S` named `N`. */
+type Named<S extends HandshakeState, N> = Extract<S, { readonly name: N }>;
+
+/** The part both roles share: transcript, state, key schedule, failure handling. */
+export abstract class HandshakeBase<S extends HandshakeState> {
+  protected state: S | DoneState | FailedState;
   protected readonly options: HandshakeOptions;
   protected readonly random: RandomSource;
   protected readonly transcript = new Transcript();
-  protected secrets: HandshakeSecrets | undefined;
-  protected sendProtection: RecordProtection | undefined;
-  protected receiveProtection: RecordProtection | undefined;
-  protected suite: SuiteName | undefined;
-  protected version = 0;
-  protected peerMaxPlaintext = MAX_RECORD_PLAINTEXT;
-  protected peer: VerifiedPeer | undefined;
-  protected peerIdentity: { identity: PublicIdentity; name: string } | undefined;
-  protected result: HandshakeResult | undefined;
+  /** The initiator sends under the c_* secrets, the responder under the s_* ones (7.3). */
+  readonly #initiator: boolean;
+  /** Set while a step runs: its state is checked before its first await, and moves only at its end. */
+  #stepping = false;
 
-  constructor(initial: State, options: HandshakeOptions) {
+  constructor(initial: S, role: "initiator" | "responder", options: HandshakeOptions) {
     this.state = initial;
+    this.#initiator = role === "initiator";
     this.options = options;
     this.random = options.random ?? systemRandom;
   }
 
-  /** The current state, for drivers and tests. */
+  /** The current state's name, for drivers and tests. */
   get currentState(): string {
-    return this.state;
-  }
-
-  protected expect(state: State): void {
-    if (this.state !== state) throw new ProtocolStateError(state, this.state);
+    return this.state.name;
   }
 
   protected report(name: string, value: Uint8Array): void {
@@ -161,39 +212,39 @@ export abstract class HandshakeBase<State extends string> {
   }
 
   /**
-   * Runs one step; any error fails the machine for good. Secrets are wiped by `fail()`, which the
-   * driver calls after `alertFrame()`: the alert must still be sealed under the handshake keys.
+   * Runs one step of state `name` on that state's data; any error fails the machine for good. The
+   * failed state keeps the handshake keys until `fail()`, which the driver calls after
+   * `alertFrame()`: the alert must still be sealed under them.
    */
-  protected async step<T>(state: State, body: () => Promise<T>): Promise<T> {
-    this.expect(state);
+  protected async step<N extends S["name"], T>(
+    name: N,
+    body: (state: Named<S, N>) => Promise<T>,
+  ): Promise<T> {
+    const state = this.state;
+    if (state.name !== name) throw new ProtocolStateError(name, state.name);
+    // A second call while a step awaits would find the state not moved yet and run on it twice.
+    if (this.#stepping) throw new ProtocolStateError(name, `${state.name}, during another step`);
+    this.#stepping = true;
     try {
-      return await body();
+      // Checked just above: the state named `name` is the member of S of that name.
+      return await body(state as Named<S, N>);
     } catch (error) {
-      this.state = "failed";
+      this.state = { name: "failed", keys: this.state.keys };
       throw error;
+    } finally {
+      this.#stepping = false;
     }
   }
 
-  /** Moves to "failed" and erases secrets. */
+  /** Moves to "failed" and erases secrets, and the keys of a result not handed over yet. */
   fail(): void {
-    this.state = "failed";
-    this.eraseHandshakeSecrets();
-  }
-
-  protected eraseHandshakeSecrets(): void {
-    if (this.secrets) {
-      wipe(
-        this.secrets.handshakeSecret,
-        this.secrets.clientHandshakeTraffic,
-        this.secrets.serverHandshakeTraffic,
-      );
-    }
-    this.sendProtection?.destroy();
-    this.receiveProtection?.destroy();
+    const state = this.state;
     // Dropped, not just wiped: alertFrame() must fall back to a plain alert, not seal with a
     // zeroed IV the peer cannot open.
-    this.sendProtection = undefined;
-    this.receiveProtection = undefined;
+    this.state = { name: "failed", keys: undefined };
+    if (state.keys) eraseHandshakeKeys(state.keys, { keepReceive: false });
+    // Before finish() the result has no other owner: nobody will wipe it after us.
+    if (isDone(state) && state.result) eraseResult(state.result);
   }
 
   /**
@@ -204,10 +255,9 @@ export abstract class HandshakeBase<State extends string> {
     if (error instanceof PeerAlertError) return undefined;
     const name = error instanceof SecurechatError && error.alert ? error.alert : "internal_error";
     const code = ALERT[name];
+    const send = this.state.keys?.send;
     try {
-      if (this.sendProtection) {
-        return await this.sendProtection.seal(CONTENT_TYPE.alert, Uint8Array.of(code));
-      }
+      if (send) return await send.seal(CONTENT_TYPE.alert, Uint8Array.of(code));
     } catch {
       // Fall through to a plain alert: the keys may already be wiped.
     }
@@ -222,13 +272,51 @@ export abstract class HandshakeBase<State extends string> {
     return undefined;
   }
 
+  /** Hands over the session keys, once; the machine then refuses every call. */
+  finish(): HandshakeResult {
+    const state = this.state;
+    if (!isDone(state) || !state.result) throw new ProtocolStateError("done", state.name);
+    this.state = { name: "done", result: undefined };
+    return state.result;
+  }
+
+  /**
+   * 7.3: handshake_secret, c_hs_traffic and s_hs_traffic from the shared secret and TH(ServerHello),
+   * which the transcript must end with; wipes the shared secret.
+   */
+  protected async deriveHandshakeKeys(
+    sharedSecret: Uint8Array,
+    choice: Choice,
+  ): Promise<HandshakeKeys> {
+    const thHello = await this.transcript.hash();
+    this.report("shared_secret", sharedSecret);
+    this.report("th_hello", thHello);
+    const secrets = await deriveHandshakeSecrets(sharedSecret, thHello);
+    wipe(sharedSecret);
+    this.report("handshake_secret", secrets.handshakeSecret);
+    this.report("c_hs_traffic", secrets.clientHandshakeTraffic);
+    this.report("s_hs_traffic", secrets.serverHandshakeTraffic);
+    const client = await RecordProtection.create(secrets.clientHandshakeTraffic);
+    const server = await RecordProtection.create(secrets.serverHandshakeTraffic);
+    return {
+      ...choice,
+      secrets,
+      send: this.#initiator ? client : server,
+      receive: this.#initiator ? server : client,
+    };
+  }
+
   /** Opens one encrypted handshake message (section 5.3) that must be of type `what`. */
-  protected async openHandshakeMessage(frame: Frame, what: MessageName): Promise<Uint8Array> {
+  protected async openHandshakeMessage(
+    keys: HandshakeKeys,
+    frame: Frame,
+    what: MessageName,
+  ): Promise<Uint8Array> {
     if (frame.type === FRAME_TYPE.plainAlert) throw plainAlert(frame.body);
-    if (frame.type !== FRAME_TYPE.record || !this.receiveProtection) throw unexpected(what);
+    if (frame.type !== FRAME_TYPE.record) throw unexpected(what);
     let record;
     try {
-      record = await this.receiveProtection.open(frame.header, frame.body);
+      record = await keys.receive.open(frame.header, frame.body);
     } catch (error) {
       if (!(error instanceof AuthenticationError)) throw error;
       // Handshake keys depend on the transcript hash, so any change to a hello (a flipped bit, a
@@ -239,35 +327,48 @@ export abstract class HandshakeBase<State extends string> {
         { alert: "bad_record_mac", cause: error },
       );
     }
-    if (record.type === CONTENT_TYPE.alert && record.content.length === 1) {
-      const name = alertName(record.content[0]!) ?? `unknown alert ${record.content[0]}`;
+    const [first] = record.content;
+    if (record.type === CONTENT_TYPE.alert && record.content.length === 1 && first !== undefined) {
+      const name = alertName(first) ?? `unknown alert ${first}`;
       throw new PeerAlertError(name, `peer ended the handshake with alert "${name}"`);
     }
     if (record.type !== CONTENT_TYPE.handshake) throw unexpected(`a non-handshake record`);
     // Section 6: any other message than the one the state expects is unexpected_message.
-    if (record.content[0] !== MESSAGE_TYPES[what]) throw unexpected(`another message than ${what}`);
+    if (first !== MESSAGE_TYPES[what]) throw unexpected(`another message than ${what}`);
     this.transcript.add(record.content);
     return record.content;
   }
 
-  protected async sealHandshakeMessage(message: Uint8Array): Promise<Uint8Array> {
+  /** Seals one of our encrypted handshake messages (section 5.3) and adds it to the transcript. */
+  protected async sealHandshakeMessage(
+    keys: HandshakeKeys,
+    message: Uint8Array,
+  ): Promise<Uint8Array> {
     this.transcript.add(message);
-    return await this.sendProtection!.seal(CONTENT_TYPE.handshake, message);
+    return await keys.send.seal(CONTENT_TYPE.handshake, message);
   }
 
-  /** Section 5.3: verify the peer's Identity and IdentityVerify. */
-  protected async readPeerIdentity(message: Uint8Array): Promise<void> {
+  /** 5.3 Identity: the key and name the peer claims, until its signature verifies. */
+  protected async readPeerIdentity(keys: HandshakeKeys, frame: Frame): Promise<ClaimedPeer> {
+    const message = await this.openHandshakeMessage(keys, frame, "Identity");
     const { spki, name } = decodeIdentity(message);
-    this.peerIdentity = { identity: await importPublicIdentity(spki), name };
+    return { identity: await importPublicIdentity(spki), name };
   }
 
-  protected async readPeerSignature(message: Uint8Array, context: string): Promise<void> {
-    const signature = decodeIdentityVerify(message);
-    // TH up to the peer's Identity: the IdentityVerify itself was already appended, so rebuild.
-    const th = this.thBeforeLast;
+  /** 5.3 IdentityVerify: the claimed key signed TH up to its Identity under the peer's context. */
+  protected async verifyPeerSignature(
+    keys: HandshakeKeys,
+    claimed: ClaimedPeer,
+    frame: Frame,
+    context: string,
+  ): Promise<void> {
+    const thIdentity = await this.transcript.hash();
+    const signature = decodeIdentityVerify(
+      await this.openHandshakeMessage(keys, frame, "IdentityVerify"),
+    );
     const ok = await verifyTranscript(
-      this.peerIdentity!.identity,
-      signedContent(context, th!),
+      claimed.identity,
+      signedContent(context, thIdentity),
       signature,
     );
     if (!ok) {
@@ -279,9 +380,14 @@ export abstract class HandshakeBase<State extends string> {
     }
   }
 
-  protected async readPeerFinished(message: Uint8Array, peerSecret: Uint8Array): Promise<void> {
-    const verifyData = decodeFinished(message);
-    const expected = await finishedMac(peerSecret, this.thBeforeLast!);
+  /** 5.3 Finished: HMAC under the peer's finished_key over TH up to its IdentityVerify. */
+  protected async verifyPeerFinished(keys: HandshakeKeys, frame: Frame): Promise<void> {
+    const thIdentityVerify = await this.transcript.hash();
+    const verifyData = decodeFinished(await this.openHandshakeMessage(keys, frame, "Finished"));
+    const peerTraffic = this.#initiator
+      ? keys.secrets.serverHandshakeTraffic
+      : keys.secrets.clientHandshakeTraffic;
+    const expected = await finishedMac(peerTraffic, thIdentityVerify);
     if (!constantTimeEqual(verifyData, expected)) {
       throw new AuthenticationError(
         "bad_finished",
@@ -291,82 +397,80 @@ export abstract class HandshakeBase<State extends string> {
     }
   }
 
-  /** TH of the transcript without its last message, captured before adding it. */
-  protected thBeforeLast: Uint8Array | undefined;
-
-  protected async openAndHashBefore(frame: Frame, what: MessageName): Promise<Uint8Array> {
-    this.thBeforeLast = await this.transcript.hash();
-    return await this.openHandshakeMessage(frame, what);
-  }
-
-  protected async writeOwnFlight(
-    context: string,
-    ownSecret: Uint8Array,
-    label: string,
-  ): Promise<Uint8Array[]> {
+  /** 5.3: our {Identity}, {IdentityVerify} and {Finished}, as three records. */
+  protected async writeOwnFlight(keys: HandshakeKeys): Promise<Uint8Array[]> {
     const identity = this.options.identity;
     const name = this.options.name ?? identity.comment;
     const records = [
-      await this.sealHandshakeMessage(encodeIdentity({ spki: identity.spki, name })),
+      await this.sealHandshakeMessage(keys, encodeIdentity({ spki: identity.spki, name })),
     ];
+    const context = this.#initiator ? CLIENT_SIGNATURE_CONTEXT : SERVER_SIGNATURE_CONTEXT;
     const thIdentity = await this.transcript.hash();
     const signature = await signTranscript(identity, signedContent(context, thIdentity));
-    records.push(await this.sealHandshakeMessage(encodeIdentityVerify(signature)));
-    const verifyData = await finishedMac(ownSecret, await this.transcript.hash());
-    this.report(`${label}_finished`, verifyData);
-    records.push(await this.sealHandshakeMessage(encodeFinished(verifyData)));
+    records.push(await this.sealHandshakeMessage(keys, encodeIdentityVerify(signature)));
+    const ownTraffic = this.#initiator
+      ? keys.secrets.clientHandshakeTraffic
+      : keys.secrets.serverHandshakeTraffic;
+    const verifyData = await finishedMac(ownTraffic, await this.transcript.hash());
+    this.report(`${this.#initiator ? "client" : "server"}_finished`, verifyData);
+    records.push(await this.sealHandshakeMessage(keys, encodeFinished(verifyData)));
     return records;
   }
 
-  protected async deriveApplication(clientSends: boolean): Promise<void> {
+  /**
+   * 7.3 and 7.4: master_secret, c_ap_traffic, s_ap_traffic and the verification code from
+   * TH(client Finished), which the transcript must end with; erases the handshake keys (but for the
+   * initiator's receive side, kept as `handshakeReceive`, section 6.2) and returns the result.
+   */
+  protected async deriveApplicationKeys(
+    keys: HandshakeKeys,
+    peer: VerifiedPeer,
+  ): Promise<HandshakeResult> {
     const thFinal = await this.transcript.hash();
     this.report("th_final", thFinal);
-    const app = await deriveApplicationSecrets(this.secrets!.handshakeSecret, thFinal);
+    const app = await deriveApplicationSecrets(keys.secrets.handshakeSecret, thFinal);
     this.report("master_secret", app.masterSecret);
     this.report("c_ap_traffic", app.clientApplicationTraffic);
     this.report("s_ap_traffic", app.serverApplicationTraffic);
     this.report("verification_code", app.verificationCode);
-    this.result = {
-      peer: this.peer!,
-      suite: this.suite!,
-      version: this.version,
+    const initiator = this.#initiator;
+    const result: HandshakeResult = {
+      peer,
+      suite: keys.suite,
+      version: keys.version,
       verificationCode: formatVerificationCode(app.verificationCode),
-      sendSecret: clientSends ? app.clientApplicationTraffic : app.serverApplicationTraffic,
-      receiveSecret: clientSends ? app.serverApplicationTraffic : app.clientApplicationTraffic,
-      peerMaxPlaintext: this.peerMaxPlaintext,
+      sendSecret: initiator ? app.clientApplicationTraffic : app.serverApplicationTraffic,
+      receiveSecret: initiator ? app.serverApplicationTraffic : app.clientApplicationTraffic,
+      peerMaxPlaintext: keys.peerMaxPlaintext,
       ownMaxPlaintext: this.options.maxRecordPlaintext,
     };
-    if (clientSends) {
-      this.result.handshakeReceive = this.receiveProtection!;
-      this.receiveProtection = undefined;
-    }
+    if (initiator) result.handshakeReceive = keys.receive;
     wipe(app.masterSecret);
-    this.eraseHandshakeSecrets();
-    this.state = "done";
-  }
-
-  /** Hands over the session keys, once. */
-  finish(): HandshakeResult {
-    if (this.state !== "done" || !this.result) throw new ProtocolStateError("done", this.state);
-    const result = this.result;
-    this.result = undefined;
+    eraseHandshakeKeys(keys, { keepReceive: initiator });
     return result;
   }
+}
 
-  protected async enterHandshakeKeys(sharedSecret: Uint8Array, clientSends: boolean) {
-    const thHello = await this.transcript.hash();
-    this.report("shared_secret", sharedSecret);
-    this.report("th_hello", thHello);
-    this.secrets = await deriveHandshakeSecrets(sharedSecret, thHello);
-    wipe(sharedSecret);
-    this.report("handshake_secret", this.secrets.handshakeSecret);
-    this.report("c_hs_traffic", this.secrets.clientHandshakeTraffic);
-    this.report("s_hs_traffic", this.secrets.serverHandshakeTraffic);
-    const client = await RecordProtection.create(this.secrets.clientHandshakeTraffic);
-    const server = await RecordProtection.create(this.secrets.serverHandshakeTraffic);
-    this.sendProtection = clientSends ? client : server;
-    this.receiveProtection = clientSends ? server : client;
-  }
+/** Wipes the application traffic secrets of a result and destroys its handshake protection. */
+function eraseResult(result: HandshakeResult): void {
+  wipe(result.sendSecret, result.receiveSecret);
+  result.handshakeReceive?.destroy();
+}
+
+/** A role's own states are never named "done" (`S` cannot say so, hence this guard). */
+function isDone(state: HandshakeState): state is DoneState {
+  return state.name === "done";
+}
+
+/** Wipes the handshake secrets and destroys the protections (all but `receive` if kept). */
+function eraseHandshakeKeys(keys: HandshakeKeys, { keepReceive }: { keepReceive: boolean }) {
+  wipe(
+    keys.secrets.handshakeSecret,
+    keys.secrets.clientHandshakeTraffic,
+    keys.secrets.serverHandshakeTraffic,
+  );
+  keys.send.destroy();
+  if (!keepReceive) keys.receive.destroy();
 }
 
 /** The encrypted handshake messages, by name (section 5.3). */

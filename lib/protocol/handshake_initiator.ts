@@ -17,8 +17,9 @@ import { concat } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAGIC } from "./frame.ts";
 import {
-  CLIENT_SIGNATURE_CONTEXT,
+  type ClaimedPeer,
   HandshakeBase,
+  type HandshakeKeys,
   type HandshakeOptions,
   plainAlert,
   SERVER_SIGNATURE_CONTEXT,
@@ -34,54 +35,71 @@ import {
   SUPPORTED_VERSIONS,
 } from "./messages.ts";
 
+/** The states of section 6.1, each with what exists in it. */
 type InitiatorState =
-  | "start"
-  | "waitServerHello"
-  | "waitServerIdentity"
-  | "waitServerIdentityVerify"
-  | "waitServerFinished"
-  | "sendClientFlight";
+  | { readonly name: "start" }
+  /** Our hello and the ephemeral key pair of each offered share. */
+  | {
+    readonly name: "waitServerHello";
+    readonly hello: ClientHello;
+    readonly offers: InitiatorKex[];
+  }
+  | { readonly name: "waitServerIdentity"; readonly keys: HandshakeKeys }
+  | {
+    readonly name: "waitServerIdentityVerify";
+    readonly keys: HandshakeKeys;
+    readonly claimed: ClaimedPeer;
+  }
+  | {
+    readonly name: "waitServerFinished";
+    readonly keys: HandshakeKeys;
+    readonly claimed: ClaimedPeer;
+  }
+  /** The responder's Finished verified: the caller decides whether it trusts `peer`. */
+  | {
+    readonly name: "sendClientFlight";
+    readonly keys: HandshakeKeys;
+    readonly peer: VerifiedPeer;
+  };
 
 /** The initiator (dialer) side of section 6.1. */
 export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
-  #offers: InitiatorKex[] = [];
-  #hello: ClientHello | undefined;
-
   constructor(options: HandshakeOptions) {
-    super("start", options);
+    super({ name: "start" }, "initiator", options);
   }
 
   /** 6.1 start: MAGIC, ClientHello(versions, random, shares). */
   writeClientHello(): Promise<Uint8Array> {
     return this.step("start", async () => {
+      const offers: InitiatorKex[] = [];
       for (const suite of this.options.suites) {
-        this.#offers.push(await initiatorKex(suite, this.random));
+        offers.push(await initiatorKex(suite, this.random));
       }
-      this.#hello = {
+      const hello: ClientHello = {
         versions: [...SUPPORTED_VERSIONS],
         random: this.random(RANDOM_LENGTH),
         maxRecordPlaintext: this.options.maxRecordPlaintext,
-        shares: this.#offers.map((offer) => ({ suite: offer.suite, share: offer.share })),
+        shares: offers.map((offer) => ({ suite: offer.suite, share: offer.share })),
       };
-      const frame = encodeFrame(FRAME_TYPE.clientHello, encodeClientHello(this.#hello));
+      const frame = encodeFrame(FRAME_TYPE.clientHello, encodeClientHello(hello));
       this.transcript.add(frame);
-      this.state = "waitServerHello";
+      this.state = { name: "waitServerHello", hello, offers };
       return concat(MAGIC, frame);
     });
   }
 
   /** 6.1 waitServerHello: ServerHello(version, random, suite, share) -> handshake keys. */
   readServerHello(frame: Frame): Promise<void> {
-    return this.step("waitServerHello", async () => {
+    return this.step("waitServerHello", async ({ hello: ours, offers }) => {
       if (frame.type === FRAME_TYPE.plainAlert) throw plainAlert(frame.body);
       if (frame.type !== FRAME_TYPE.serverHello) throw unexpected("a message before ServerHello");
       const hello = decodeServerHello(frame.body);
-      if (!this.#hello!.versions.includes(hello.version)) {
+      if (!ours.versions.includes(hello.version)) {
         throw new ProtocolError("protocol_version", `peer chose version ${hello.version}`, {
           alert: "protocol_version",
         });
       }
-      const offer = this.#offers.find((o) => o.suite === hello.suite);
+      const offer = offers.find((o) => o.suite === hello.suite);
       if (!offer) {
         throw new ProtocolError(
           "illegal_parameter",
@@ -92,30 +110,29 @@ export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
         );
       }
       this.transcript.add(concat(frame.header, frame.body));
-      this.version = hello.version;
-      this.suite = hello.suite;
-      this.peerMaxPlaintext = hello.maxRecordPlaintext;
       const shared = await offer.complete(hello.share);
-      this.#offers = [];
-      await this.enterHandshakeKeys(shared, true);
-      this.state = "waitServerIdentity";
+      const keys = await this.deriveHandshakeKeys(shared, {
+        suite: hello.suite,
+        version: hello.version,
+        peerMaxPlaintext: hello.maxRecordPlaintext,
+      });
+      this.state = { name: "waitServerIdentity", keys };
     });
   }
 
   /** 6.1 waitServerIdentity: {Identity}. */
   readServerIdentity(frame: Frame): Promise<void> {
-    return this.step("waitServerIdentity", async () => {
-      await this.readPeerIdentity(await this.openHandshakeMessage(frame, "Identity"));
-      this.state = "waitServerIdentityVerify";
+    return this.step("waitServerIdentity", async ({ keys }) => {
+      const claimed = await this.readPeerIdentity(keys, frame);
+      this.state = { name: "waitServerIdentityVerify", keys, claimed };
     });
   }
 
   /** 6.1 waitServerIdentityVerify: {IdentityVerify}, signature over TH(server Identity). */
   readServerIdentityVerify(frame: Frame): Promise<void> {
-    return this.step("waitServerIdentityVerify", async () => {
-      const message = await this.openAndHashBefore(frame, "IdentityVerify");
-      await this.readPeerSignature(message, SERVER_SIGNATURE_CONTEXT);
-      this.state = "waitServerFinished";
+    return this.step("waitServerIdentityVerify", async ({ keys, claimed }) => {
+      await this.verifyPeerSignature(keys, claimed, frame, SERVER_SIGNATURE_CONTEXT);
+      this.state = { name: "waitServerFinished", keys, claimed };
     });
   }
 
@@ -124,24 +141,20 @@ export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
    * before calling `writeClientFlight()`.
    */
   readServerFinished(frame: Frame): Promise<VerifiedPeer> {
-    return this.step("waitServerFinished", async () => {
-      const message = await this.openAndHashBefore(frame, "Finished");
-      await this.readPeerFinished(message, this.secrets!.serverHandshakeTraffic);
-      this.peer = this.peerIdentity!;
-      this.state = "sendClientFlight";
-      return this.peer;
+    return this.step("waitServerFinished", async ({ keys, claimed }) => {
+      await this.verifyPeerFinished(keys, frame);
+      const peer: VerifiedPeer = claimed;
+      this.state = { name: "sendClientFlight", keys, peer };
+      return peer;
     });
   }
 
   /** 6.1 sendClientFlight: {Identity}, {IdentityVerify}, {Finished}; then application keys. */
   writeClientFlight(): Promise<Uint8Array> {
-    return this.step("sendClientFlight", async () => {
-      const records = await this.writeOwnFlight(
-        CLIENT_SIGNATURE_CONTEXT,
-        this.secrets!.clientHandshakeTraffic,
-        "client",
-      );
-      await this.deriveApplication(true);
+    return this.step("sendClientFlight", async ({ keys, peer }) => {
+      const records = await this.writeOwnFlight(keys);
+      const result = await this.deriveApplicationKeys(keys, peer);
+      this.state = { name: "done", result };
       return concat(...records);
     });
   }

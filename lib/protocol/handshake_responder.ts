@@ -17,14 +17,15 @@ import { concat } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAGIC } from "./frame.ts";
 import {
+  type ClaimedPeer,
   CLIENT_SIGNATURE_CONTEXT,
   HandshakeBase,
+  type HandshakeKeys,
   type HandshakeOptions,
-  SERVER_SIGNATURE_CONTEXT,
   unexpected,
   type VerifiedPeer,
 } from "./handshake.ts";
-import { responderKex, type SuiteName } from "../crypto/kex.ts";
+import { responderKex } from "../crypto/kex.ts";
 import {
   decodeClientHello,
   encodeServerHello,
@@ -32,19 +33,31 @@ import {
   SUPPORTED_VERSIONS,
 } from "./messages.ts";
 
+/** The states of section 6.2, each with what exists in it. */
 type ResponderState =
-  | "start"
-  | "sendServerFlight"
-  | "waitClientIdentity"
-  | "waitClientIdentityVerify"
-  | "waitClientFinished";
+  | { readonly name: "start" }
+  /** The ServerHello frame to send, already in the transcript under these keys. */
+  | {
+    readonly name: "sendServerFlight";
+    readonly keys: HandshakeKeys;
+    readonly serverHello: Uint8Array;
+  }
+  | { readonly name: "waitClientIdentity"; readonly keys: HandshakeKeys }
+  | {
+    readonly name: "waitClientIdentityVerify";
+    readonly keys: HandshakeKeys;
+    readonly claimed: ClaimedPeer;
+  }
+  | {
+    readonly name: "waitClientFinished";
+    readonly keys: HandshakeKeys;
+    readonly claimed: ClaimedPeer;
+  };
 
 /** The responder (listener) side of section 6.2. */
 export class ResponderHandshake extends HandshakeBase<ResponderState> {
-  #serverHelloFrame: Uint8Array | undefined;
-
   constructor(options: HandshakeOptions) {
-    super("start", options);
+    super({ name: "start" }, "responder", options);
   }
 
   /** 6.2 start: ClientHello -> choose version and suite, answer the share, handshake keys. */
@@ -61,7 +74,10 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           { alert: "protocol_version" },
         );
       }
-      const common = this.options.suites.filter((s) => hello.shares.some((o) => o.suite === s));
+      // 5.2: the offered shares, in our order of preference (suite ids are distinct in a hello).
+      const common = this.options.suites.flatMap((suite) =>
+        hello.shares.filter((offer) => offer.suite === suite)
+      );
       if (common.length === 0) {
         throw new ProtocolError(
           "no_common_suite",
@@ -72,41 +88,39 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
         );
       }
       // 6.3: an expensive suite over its budget is skipped for the next common one.
-      let suite: SuiteName | undefined;
-      let release: (() => void) | undefined;
-      for (const candidate of common) {
-        release = this.options.reserveKex ? this.options.reserveKex(candidate) : () => {};
+      let chosen: { offer: (typeof common)[number]; release: () => void } | undefined;
+      for (const offer of common) {
+        const release = this.options.reserveKex ? this.options.reserveKex(offer.suite) : () => {};
         if (release !== undefined) {
-          suite = candidate;
+          chosen = { offer, release };
           break;
         }
       }
-      if (suite === undefined || release === undefined) {
+      if (chosen === undefined) {
         throw new ProtocolError(
           "kex_busy",
-          `too many ${common.join(", ")} handshakes from this address at once`,
+          `too many ${
+            common.map((offer) => offer.suite).join(", ")
+          } handshakes from this address at once`,
           {
             alert: "handshake_failure",
             hints: ["the peer may retry later or offer another suite"],
           },
         );
       }
-      const offered = hello.shares.find((s) => s.suite === suite)!;
+      const { suite, share } = chosen.offer;
       let answer;
       try {
         answer = await responderKex(
           suite,
-          offered.share,
+          share,
           this.random,
           this.options.encapsulation ? { encapsulation: this.options.encapsulation } : {},
         );
       } finally {
-        release();
+        chosen.release();
       }
-      this.version = version;
-      this.suite = suite;
-      this.peerMaxPlaintext = hello.maxRecordPlaintext;
-      this.#serverHelloFrame = encodeFrame(
+      const serverHello = encodeFrame(
         FRAME_TYPE.serverHello,
         encodeServerHello({
           version,
@@ -116,39 +130,38 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           share: answer.share,
         }),
       );
-      this.transcript.add(this.#serverHelloFrame);
-      await this.enterHandshakeKeys(answer.sharedSecret, false);
-      this.state = "sendServerFlight";
+      this.transcript.add(serverHello);
+      const keys = await this.deriveHandshakeKeys(answer.sharedSecret, {
+        suite,
+        version,
+        peerMaxPlaintext: hello.maxRecordPlaintext,
+      });
+      this.state = { name: "sendServerFlight", keys, serverHello };
     });
   }
 
   /** 6.2 sendServerFlight: MAGIC, ServerHello, {Identity}, {IdentityVerify}, {Finished}. */
   writeServerFlight(): Promise<Uint8Array> {
-    return this.step("sendServerFlight", async () => {
-      const records = await this.writeOwnFlight(
-        SERVER_SIGNATURE_CONTEXT,
-        this.secrets!.serverHandshakeTraffic,
-        "server",
-      );
-      this.state = "waitClientIdentity";
-      return concat(MAGIC, this.#serverHelloFrame!, ...records);
+    return this.step("sendServerFlight", async ({ keys, serverHello }) => {
+      const records = await this.writeOwnFlight(keys);
+      this.state = { name: "waitClientIdentity", keys };
+      return concat(MAGIC, serverHello, ...records);
     });
   }
 
   /** 6.2 waitClientIdentity: {Identity}. */
   readClientIdentity(frame: Frame): Promise<void> {
-    return this.step("waitClientIdentity", async () => {
-      await this.readPeerIdentity(await this.openHandshakeMessage(frame, "Identity"));
-      this.state = "waitClientIdentityVerify";
+    return this.step("waitClientIdentity", async ({ keys }) => {
+      const claimed = await this.readPeerIdentity(keys, frame);
+      this.state = { name: "waitClientIdentityVerify", keys, claimed };
     });
   }
 
   /** 6.2 waitClientIdentityVerify: {IdentityVerify}, signature over TH(client Identity). */
   readClientIdentityVerify(frame: Frame): Promise<void> {
-    return this.step("waitClientIdentityVerify", async () => {
-      const message = await this.openAndHashBefore(frame, "IdentityVerify");
-      await this.readPeerSignature(message, CLIENT_SIGNATURE_CONTEXT);
-      this.state = "waitClientFinished";
+    return this.step("waitClientIdentityVerify", async ({ keys, claimed }) => {
+      await this.verifyPeerSignature(keys, claimed, frame, CLIENT_SIGNATURE_CONTEXT);
+      this.state = { name: "waitClientFinished", keys, claimed };
     });
   }
 
@@ -157,12 +170,12 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
    * caller checks authorized_keys before using the session.
    */
   readClientFinished(frame: Frame): Promise<VerifiedPeer> {
-    return this.step("waitClientFinished", async () => {
-      const message = await this.openAndHashBefore(frame, "Finished");
-      await this.readPeerFinished(message, this.secrets!.clientHandshakeTraffic);
-      this.peer = this.peerIdentity!;
-      await this.deriveApplication(false);
-      return this.peer;
+    return this.step("waitClientFinished", async ({ keys, claimed }) => {
+      await this.verifyPeerFinished(keys, frame);
+      const peer: VerifiedPeer = claimed;
+      const result = await this.deriveApplicationKeys(keys, peer);
+      this.state = { name: "done", result };
+      return peer;
     });
   }
 }

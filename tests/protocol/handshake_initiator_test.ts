@@ -69,6 +69,19 @@ Deno.test("InitiatorHandshake methods called in the wrong state throw ProtocolSt
   await step("done", () => Promise.resolve(m.client.finish()));
 });
 
+Deno.test("InitiatorHandshake refuses a call made while a step of the same state still runs", async () => {
+  const m = machines();
+  const first = m.client.writeClientHello();
+  await rejects(m.client.writeClientHello(), isStateError("start", "start, during another step"));
+  const [clientHello] = splitFrames(await first, true);
+  strictEqual(m.client.currentState, "waitServerHello");
+  // The machine goes on with the first call's hello.
+  await m.server.readClientHello(clientHello!);
+  const [sHello] = splitFrames(await m.server.writeServerFlight(), true);
+  await m.client.readServerHello(sHello!);
+  strictEqual(m.client.currentState, "waitServerIdentity");
+});
+
 Deno.test("InitiatorHandshake refuses every method in state failed after a failed step", async () => {
   const m = await helloSent();
   await rejects(

@@ -262,6 +262,24 @@ Deno.test("InitiatorHandshake.fail() wipes the handshake secrets", async () => {
   }
 });
 
+Deno.test("InitiatorHandshake.fail() after the last step wipes the application keys finish() did not hand over", async () => {
+  const m = await clientFlown();
+  await m.server.readClientIdentity(m.clientIdentity);
+  await m.server.readClientIdentityVerify(m.clientVerify);
+  await m.server.readClientFinished(m.clientFinished);
+  const names = ["c_ap_traffic", "s_ap_traffic"];
+  for (const side of [m.secrets.client, m.secrets.server]) {
+    for (const name of names) ok(!isAllZero(side.get(name)!), `${name} missing`);
+  }
+  m.client.fail();
+  m.server.fail();
+  for (const side of [m.secrets.client, m.secrets.server]) {
+    for (const name of names) ok(isAllZero(side.get(name)!), `${name} not wiped`);
+  }
+  throws(() => m.client.finish(), isStateError("done", "failed"));
+  throws(() => m.server.finish(), isStateError("done", "failed"));
+});
+
 // Regression: after fail() a wiped protection could still seal alerts with a zeroed IV.
 Deno.test({
   name: "InitiatorHandshake.alertFrame() after fail() is a plain_alert frame, not a record",
