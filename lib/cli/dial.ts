@@ -8,7 +8,7 @@
 
 import { ConnectionError, TrustError, UsageError } from "../core/errors.ts";
 import { runInitiator } from "../transport/connection.ts";
-import type { VerifiedPeer } from "../protocol/handshake.ts";
+import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { SuiteName } from "../crypto/kex.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost } from "../trust/known_hosts.ts";
 import { joinPath, securechatHome } from "../core/paths.ts";

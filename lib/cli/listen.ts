@@ -9,7 +9,7 @@
  */
 
 import { ConnectionError, SecurechatError, TrustError, UsageError } from "../core/errors.ts";
-import type { VerifiedPeer } from "../protocol/handshake.ts";
+import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { Identity } from "../keys/identity.ts";
 import {
   type AuthorizedKey,

@@ -8,7 +8,7 @@
 
 import type { Participant } from "../chat/chat_events.ts";
 import { UsageError } from "../core/errors.ts";
-import type { VerifiedPeer } from "../protocol/handshake.ts";
+import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import { commentProblem, type Identity } from "../keys/identity.ts";
 import { loadIdentity } from "../keys/identity_file.ts";
 import { parseSuiteList, type SuiteName } from "../crypto/kex.ts";

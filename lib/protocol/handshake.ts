@@ -1,6 +1,6 @@
 /**
- * What the two handshake machines share: the options and result types, the signature context
- * strings, the data each phase holds, and `HandshakeBase`, which holds the transcript and the state
+ * What the two handshake machines share: the signature context strings and `HandshakeBase`, which
+ * holds the transcript and the state (the types of each phase are in `handshake_state.ts`)
  * and takes the steps both roles take alike: deriving the handshake and application keys (7.3),
  * opening and sealing the encrypted handshake messages, reading the peer's Identity, verifying its
  * IdentityVerify and Finished, writing our own flight, and failing closed.
@@ -33,25 +33,13 @@ import { concat, constantTimeEqual, utf8, wipe } from "../core/bytes.ts";
 import { ALERT, AuthenticationError, PeerAlertError, ProtocolError } from "../core/errors.ts";
 import { alertName, SecurechatError } from "../core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAX_HELLO_LENGTH } from "./frame.ts";
-import {
-  type Identity,
-  importPublicIdentity,
-  type PublicIdentity,
-  signTranscript,
-  verifyTranscript,
-} from "../keys/identity.ts";
-import {
-  type RandomSource,
-  type RecordedEncapsulation,
-  type SuiteName,
-  systemRandom,
-} from "../crypto/kex.ts";
+import { importPublicIdentity, signTranscript, verifyTranscript } from "../keys/identity.ts";
+import { type RandomSource, systemRandom } from "../crypto/kex.ts";
 import {
   deriveApplicationSecrets,
   deriveHandshakeSecrets,
   finishedMac,
   formatVerificationCode,
-  type HandshakeSecrets,
   Transcript,
 } from "../crypto/key_schedule.ts";
 import {
@@ -65,124 +53,27 @@ import {
 } from "./messages.ts";
 import { CONTENT_TYPE, MAX_RECORD_PLAINTEXT, maxCiphertextLength } from "./record.ts";
 import { RecordProtection } from "./record_protection.ts";
+import {
+  type Choice,
+  type ClaimedPeer,
+  type DoneState,
+  eraseHandshakeKeys,
+  eraseResult,
+  type FailedState,
+  type HandshakeKeys,
+  type HandshakeOptions,
+  type HandshakeResult,
+  type HandshakeState,
+  isDone,
+  type Named,
+  ProtocolStateError,
+  unexpected,
+  type VerifiedPeer,
+} from "./handshake_state.ts";
 
 /** Section 5.3: signature context strings, one per role. */
 export const SERVER_SIGNATURE_CONTEXT = "securechat/1 server signature";
 export const CLIENT_SIGNATURE_CONTEXT = "securechat/1 client signature";
-
-/** Options of both machines. */
-export interface HandshakeOptions {
-  /** Our identity key pair. */
-  identity: Identity;
-  /** Display name sent in our Identity message (default: the key comment). */
-  name?: string;
-  /** Initiator: suites to offer, in preference order. Responder: suites accepted, in its order. */
-  suites: readonly SuiteName[];
-  /** The largest record content we accept (our hello's max_record_plaintext). */
-  maxRecordPlaintext: number;
-  /** Randomness; the system CSPRNG unless a test vector injects its own. */
-  random?: RandomSource;
-  /** A recorded ML-KEM encapsulation (responder, test vector only). */
-  encapsulation?: RecordedEncapsulation;
-  /**
-   * Responder: reserves the key agreement of a suite it would choose, before any work on the
-   * peer's share; returns the release, or undefined when that suite is over budget (section 6.3),
-   * and the next common suite is tried.
-   */
-  reserveKex?: (suite: SuiteName) => (() => void) | undefined;
-  /** Receives every intermediate secret by name (test vector and debugging only). */
-  onSecret?: (name: string, value: Uint8Array) => void;
-}
-
-/** The peer, once its signature and Finished verified. */
-export interface VerifiedPeer {
-  identity: PublicIdentity;
-  name: string;
-}
-
-/** What a finished handshake hands to the record layer and the user. */
-export interface HandshakeResult {
-  peer: VerifiedPeer;
-  suite: SuiteName;
-  version: number;
-  verificationCode: string;
-  sendSecret: Uint8Array;
-  receiveSecret: Uint8Array;
-  peerMaxPlaintext: number;
-  ownMaxPlaintext: number;
-  /**
-   * Initiator only: the responder's handshake protection, kept to read an alert the responder
-   * seals under it while checking our flight (section 6.1, last paragraph).
-   */
-  handshakeReceive?: RecordProtection;
-}
-
-/** Thrown when a method is called in the wrong state (a programming error, not a peer's). */
-export class ProtocolStateError extends Error {
-  constructor(expected: string, actual: string) {
-    super(`handshake method for state "${expected}" called in state "${actual}"`);
-    this.name = "ProtocolStateError";
-  }
-}
-
-/** The error for a message out of order (section 6: any other input is unexpected_message). */
-export function unexpected(what: string): ProtocolError {
-  return new ProtocolError("unexpected_message", `peer sent ${what} out of order`, {
-    alert: "unexpected_message",
-  });
-}
-
-/** Section 5.2: what the hellos settled, besides the keys. */
-export interface Choice {
-  readonly suite: SuiteName;
-  readonly version: number;
-  /** The peer hello's max_record_plaintext. */
-  readonly peerMaxPlaintext: number;
-}
-
-/**
- * Sections 5.2 and 7.3: what every state from the hellos to the last Finished holds: the choice,
- * the handshake secrets and the protection of each direction.
- */
-export interface HandshakeKeys extends Choice {
-  readonly secrets: HandshakeSecrets;
-  /** Our direction: c_hs_traffic for the initiator, s_hs_traffic for the responder. */
-  readonly send: RecordProtection;
-  /** The peer's direction. */
-  readonly receive: RecordProtection;
-}
-
-/** Section 5.3: the peer's Identity, before its signature and Finished verified it. */
-export interface ClaimedPeer {
-  identity: PublicIdentity;
-  name: string;
-}
-
-/** What any state may hold; a role's states extend it. */
-export interface HandshakeState {
-  readonly name: string;
-  /** The handshake keys, in every state from the hellos to the last Finished. */
-  readonly keys?: HandshakeKeys | undefined;
-}
-
-/** After the last step: the result, until `finish()` hands it over. */
-interface DoneState {
-  readonly name: "done";
-  readonly keys?: undefined;
-  readonly result: HandshakeResult | undefined;
-}
-
-/**
- * After a failure: the handshake keys stay, so `alertFrame()` can seal the alert under them, until
- * `fail()` wipes them.
- */
-interface FailedState {
-  readonly name: "failed";
-  readonly keys: HandshakeKeys | undefined;
-}
-
-/** The state of `S` named `N`. */
-type Named<S extends HandshakeState, N> = Extract<S, { readonly name: N }>;
 
 /** The part both roles share: transcript, state, key schedule, failure handling. */
 export abstract class HandshakeBase<S extends HandshakeState> {
@@ -449,28 +340,6 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     eraseHandshakeKeys(keys, { keepReceive: initiator });
     return result;
   }
-}
-
-/** Wipes the application traffic secrets of a result and destroys its handshake protection. */
-function eraseResult(result: HandshakeResult): void {
-  wipe(result.sendSecret, result.receiveSecret);
-  result.handshakeReceive?.destroy();
-}
-
-/** A role's own states are never named "done" (`S` cannot say so, hence this guard). */
-function isDone(state: HandshakeState): state is DoneState {
-  return state.name === "done";
-}
-
-/** Wipes the handshake secrets and destroys the protections (all but `receive` if kept). */
-function eraseHandshakeKeys(keys: HandshakeKeys, { keepReceive }: { keepReceive: boolean }) {
-  wipe(
-    keys.secrets.handshakeSecret,
-    keys.secrets.clientHandshakeTraffic,
-    keys.secrets.serverHandshakeTraffic,
-  );
-  keys.send.destroy();
-  if (!keepReceive) keys.receive.destroy();
 }
 
 /** The encrypted handshake messages, by name (section 5.3). */

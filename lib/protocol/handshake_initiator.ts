@@ -16,16 +16,14 @@
 import { concat } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAGIC } from "./frame.ts";
+import { HandshakeBase, plainAlert, SERVER_SIGNATURE_CONTEXT } from "./handshake.ts";
 import {
   type ClaimedPeer,
-  HandshakeBase,
   type HandshakeKeys,
   type HandshakeOptions,
-  plainAlert,
-  SERVER_SIGNATURE_CONTEXT,
   unexpected,
   type VerifiedPeer,
-} from "./handshake.ts";
+} from "./handshake_state.ts";
 import { type InitiatorKex, initiatorKex } from "../crypto/kex.ts";
 import {
   type ClientHello,

@@ -16,15 +16,14 @@
 import { concat } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE, MAGIC } from "./frame.ts";
+import { CLIENT_SIGNATURE_CONTEXT, HandshakeBase } from "./handshake.ts";
 import {
   type ClaimedPeer,
-  CLIENT_SIGNATURE_CONTEXT,
-  HandshakeBase,
   type HandshakeKeys,
   type HandshakeOptions,
   unexpected,
   type VerifiedPeer,
-} from "./handshake.ts";
+} from "./handshake_state.ts";
 import { responderKex } from "../crypto/kex.ts";
 import {
   decodeClientHello,

@@ -15,7 +15,7 @@ import { concat, constantTimeEqual } from "../core/bytes.ts";
 import { ConnectionError, ProtocolError } from "../core/errors.ts";
 import { FrameReader, MAGIC, NOT_SECURECHAT_REPLY } from "../protocol/frame.ts";
 import { writeAll } from "../core/io.ts";
-import type { HandshakeOptions, VerifiedPeer } from "../protocol/handshake.ts";
+import type { HandshakeOptions, VerifiedPeer } from "../protocol/handshake_state.ts";
 import { InitiatorHandshake } from "../protocol/handshake_initiator.ts";
 import { ResponderHandshake } from "../protocol/handshake_responder.ts";
 import { SecureConnection, type SecureConnectionOptions } from "./secure_connection.ts";

@@ -24,7 +24,7 @@ import {
 } from "../core/errors.ts";
 import { FRAME_TYPE, type FrameReader } from "../protocol/frame.ts";
 import { writeAll } from "../core/io.ts";
-import type { HandshakeResult, VerifiedPeer } from "../protocol/handshake.ts";
+import type { HandshakeResult, VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { SuiteName } from "../crypto/kex.ts";
 import {
   alertHints,

@@ -12,7 +12,7 @@ import { ok, rejects, strictEqual } from "node:assert/strict";
 import { isAllZero } from "../../lib/core/bytes.ts";
 import { PeerAlertError, ProtocolError } from "../../lib/core/errors.ts";
 import { encodeFrame, type Frame, FRAME_TYPE } from "../../lib/protocol/frame.ts";
-import { ProtocolStateError } from "../../lib/protocol/handshake.ts";
+import { ProtocolStateError } from "../../lib/protocol/handshake_state.ts";
 import { InitiatorHandshake } from "../../lib/protocol/handshake_initiator.ts";
 import { ResponderHandshake } from "../../lib/protocol/handshake_responder.ts";
 import type { Identity } from "../../lib/keys/identity.ts";

@@ -23,7 +23,7 @@ import {
   TrustError,
 } from "../../lib/core/errors.ts";
 import { FRAME_TYPE, MAX_HELLO_LENGTH } from "../../lib/protocol/frame.ts";
-import type { HandshakeResult } from "../../lib/protocol/handshake.ts";
+import type { HandshakeResult } from "../../lib/protocol/handshake_state.ts";
 import { generateIdentity, type Identity } from "../../lib/keys/identity.ts";
 import { ALL_SUITES, type SuiteName } from "../../lib/crypto/kex.ts";
 import {
