@@ -183,7 +183,10 @@ export class TransferFlows {
           if (flow.resumed) return { action: "charge" };
           flow.resumed = true;
         } else if (type === "ack") {
-          if (size <= flow.acked || size > flow.data) return { action: "charge" };
+          if (size > flow.data) {
+            return { action: "violation", text: "an acknowledgement of file data never sent" };
+          }
+          if (size <= flow.acked) return { action: "charge" };
           flow.acked = size;
         } else {
           flow.ended = true;

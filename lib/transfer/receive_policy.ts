@@ -8,8 +8,9 @@
  *
  * Free space comes from `statfs` (`node:fs/promises`; Deno needs `--allow-sys=statfs`, which the
  * shipped binary has). Where it is unavailable (permission denied, unsupported platform) the
- * check is skipped and only the size limit applies. A resumed transfer is counted whole, so a
- * resume near a full disk may be declined although its `.part` files hold most of it.
+ * check is skipped and only the size limit applies. The bytes still to come of transfers already
+ * accepted count as used. A resumed transfer is counted whole, so a resume near a full disk may
+ * be declined although its `.part` files hold most of it.
  *
  * Mirrors: docs/PROTOCOL.md section 14.5 (a recipient's limits on an Offer).
  *
@@ -71,10 +72,20 @@ export async function freeSpace(dir: string): Promise<number | undefined> {
 
 /**
  * Why an offer of `total` bytes cannot be received into `dir`, or undefined when it fits (or
- * the free space cannot be known).
+ * the free space cannot be known). `committed` gives the bytes already promised to transfers
+ * accepted but not yet written: it is called after the free space is read, so that the caller
+ * can mark its offer accepted with no await in between, and offers accepted at once cannot each
+ * count the same free space.
  */
-export async function noRoomFor(total: number, dir: string): Promise<string | undefined> {
+export async function noRoomFor(
+  total: number,
+  dir: string,
+  committed: () => number = () => 0,
+): Promise<string | undefined> {
   const free = await freeSpace(dir);
-  if (free === undefined || total <= free) return undefined;
-  return `not enough free space: ${total} bytes offered, ${free} available`;
+  if (free === undefined) return undefined;
+  const promised = committed();
+  if (total + promised <= free) return undefined;
+  return `not enough free space: ${total} bytes offered, ${free} available` +
+    (promised > 0 ? ` of which ${promised} are promised to transfers in progress` : "");
 }

@@ -77,7 +77,9 @@ export class TransferManager {
         return;
       case "ack":
         if (fromRecipient) {
-          out.acked = Math.max(out.acked, message.received);
+          // Never beyond what was sent: an Ack for more would open our window past the one the
+          // relay enforces (14.4), and the relay would disconnect us for the recipient's lie.
+          out.acked = Math.max(out.acked, Math.min(message.received, out.sent));
           out.wake();
         }
         return;

@@ -170,7 +170,8 @@ export class IncomingTransfers {
     if (this.#context.receiveDir === undefined) {
       await Deno.mkdir(inc.folder, { recursive: true, mode: 0o700 });
     }
-    const noRoom = await noRoomFor(inc.total, inc.folder);
+    // No await between counting what is promised and marking this one accepted (14.5).
+    const noRoom = await noRoomFor(inc.total, inc.folder, () => this.#promisedBytes());
     if (noRoom !== undefined) {
       inc.finished = true;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
@@ -180,6 +181,15 @@ export class IncomingTransfers {
     inc.started = this.#now();
     await this.#context.send(encodeTransfer.accept(inc.party, inc.id));
     this.#events.emit(inc, "receive", "receiving");
+  }
+
+  /** Bytes still to come of the transfers accepted and not ended: the disk space they may take. */
+  #promisedBytes(): number {
+    let sum = 0;
+    for (const t of this.#transfers.values()) {
+      if (!t.finished && t.state !== "offered") sum += t.total - t.bytes;
+    }
+    return sum;
   }
 
   /** Rejects an offer (default: the only pending one). */
