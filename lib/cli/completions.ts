@@ -52,6 +52,7 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   receive: "dir",
   "max-pending-handshakes": "text",
   "max-pending-per-address": "text",
+  "max-waiting": "text",
   "max-members": "text",
   expect: "text",
   send: "file",

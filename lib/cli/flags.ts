@@ -58,6 +58,7 @@ export const LISTEN_FLAGS: Record<string, FlagSpec> = {
   receive: { type: "string" },
   "max-pending-handshakes": { type: "string" },
   "max-pending-per-address": { type: "string" },
+  "max-waiting": { type: "string" },
   "max-members": { type: "string" },
 };
 

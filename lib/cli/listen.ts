@@ -21,14 +21,17 @@ import type { SecureConnection } from "../transport/secure_connection.ts";
 import type { SuiteName } from "../crypto/kex.ts";
 import {
   acceptLoop,
+  addressPrefix,
   closeQuietly,
   DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
   DEFAULT_EXPENSIVE_KEX_TOTAL,
   DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_PENDING_PER_ADDRESS,
+  DEFAULT_MAX_WAITING,
   KexBudget,
   PendingHandshakes,
   type Source,
+  WaitingLine,
 } from "../transport/listener.ts";
 import { runPipe } from "../transport/pipe.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
@@ -124,7 +127,9 @@ function makeAdmitter(options: {
       options.report(
         `too many handshakes pending (${pending.size} in all, ${
           pending.countOf(source.address)
-        } from ${source.address}): dropping the oldest (--max-pending-handshakes, --max-pending-per-address)`,
+        } from ${
+          addressPrefix(source.address)
+        }): dropping the oldest of the busiest address (--max-pending-handshakes, --max-pending-per-address)`,
       );
     }
     try {
@@ -204,11 +209,19 @@ export async function run(args: string[]): Promise<number> {
     max: 100_000,
     fallback: DEFAULT_MAX_PENDING_PER_ADDRESS,
   });
+  const maxWaiting = integerFlag(parsed, "max-waiting", {
+    min: 1,
+    max: 100_000,
+    fallback: DEFAULT_MAX_WAITING,
+  });
   const authorizedFile = stringFlag(parsed, "authorized-keys");
   const receive = await receivePolicyFlags(parsed, ["receive", "accept-files"]);
   if (host === "") throw new UsageError('flag "--host" needs an address');
   if (keepOpen && mode !== "pipe") {
     throw new UsageError('flag "--keep-open" is for pipe mode: a chat room stays open anyway');
+  }
+  if (stringFlag(parsed, "max-waiting") !== undefined && !keepOpen) {
+    throw new UsageError('flag "--max-waiting" is for pipe mode with --keep-open');
   }
 
   const authorized = authorizedFile === undefined
@@ -241,7 +254,9 @@ export async function run(args: string[]): Promise<number> {
     authorizedFile,
   };
   try {
-    if (mode === "pipe") return await servePipe(listener, settings, keepOpen, progressLine(parsed));
+    if (mode === "pipe") {
+      return await servePipe(listener, settings, { keepOpen, maxWaiting }, progressLine(parsed));
+    }
     return await serveRoom(listener, settings, mode, { maxMembers, receive });
   } finally {
     try {
@@ -254,19 +269,26 @@ export async function run(args: string[]): Promise<number> {
 
 type Settings = Omit<Parameters<typeof makeAdmitter>[0], "maxRecordPlaintext" | "report">;
 
-/** Pipe mode: one peer at a time on stdin/stdout; with --keep-open, one after another. */
+/**
+ * Pipe mode: one peer at a time on stdin/stdout; with --keep-open, one after another, at most
+ * `maxWaiting` waiting their turn (half of them from one address); the rest are refused as busy.
+ */
 async function servePipe(
   listener: Deno.TcpListener,
   settings: Settings,
-  keepOpen: boolean,
+  options: { keepOpen: boolean; maxWaiting: number },
   progress: ProgressLine | undefined,
 ): Promise<number> {
+  const { keepOpen, maxWaiting } = options;
   const admit = makeAdmitter({
     ...settings,
     maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
     report: warning,
   });
-  // One pipe at a time: stdin and stdout are shared. With --keep-open later peers wait their turn.
+  // One pipe at a time: stdin and stdout are shared. With --keep-open later peers wait their turn,
+  // in a line of bounded length: an admitted peer has left the pending handshakes and would
+  // otherwise hold its connection for as long as it likes.
+  const line = new WaitingLine({ max: maxWaiting, maxPerAddress: Math.ceil(maxWaiting / 2) });
   let busy = false;
   let sessionEnded: Promise<void> = Promise.resolve();
   let finish: (code: number) => void = () => {};
@@ -276,10 +298,17 @@ async function servePipe(
     const admitted = await admit(conn, source);
     if (!admitted) return;
     const { secure, from } = admitted;
-    while (busy && keepOpen) await sessionEnded;
+    const leave = busy && keepOpen ? line.enter(source.address) : undefined;
+    if (leave !== undefined) {
+      try {
+        while (busy) await sessionEnded;
+      } finally {
+        leave();
+      }
+    }
     if (busy) {
       await secure.abort(new SecurechatError("busy", "busy", 1, { alert: "user_canceled" }));
-      warning(`connection from ${from} refused: already serving a peer`);
+      warning(`connection from ${from} refused: already serving a peer (${line.size} waiting)`);
       return;
     }
     busy = true;

@@ -121,10 +121,12 @@ Flags:
       --suites LIST             key agreement suites to accept, in order of preference
                                 (default x25519-mlkem768,x25519; add ffdhe3072 to accept it)
       --keep-open               in pipe mode, serve one peer after another instead of exiting
+      --max-waiting N           with --keep-open, peers that wait their turn (default 8, at most
+                                half from one address); the rest are refused as busy
       --relay-only              run the room without taking part (a service); log to stderr
       --max-members N           members a room admits (default 256)
       --max-pending-handshakes N  handshakes in progress at once; a new connection evicts
-                                the oldest still pending (default 256)
+                                the oldest of the address with the most (default 256)
       --max-pending-per-address N  handshakes in progress at once from one address; a new one
                                 evicts that address's oldest (default 32)
       --receive DIR             one shot: accept the first file or folder sent into DIR, then exit

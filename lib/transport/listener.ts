@@ -2,8 +2,10 @@
  * The listener's accept loop and admission policy, apart from any command: `acceptLoop()` keeps
  * accepting whatever one connection or the system throws at it; `PendingHandshakes` decides which
  * handshake in progress to give up when too many wait at once; `KexBudget` caps the expensive key
- * agreements (ffdhe3072) each source address may have running. The policy classes are pure (no
- * sockets, no clock), so tests drive them directly; lib/cli/listen.ts only wires flags to them.
+ * agreements (ffdhe3072) each source address may have running; `WaitingLine` caps the admitted
+ * peers a one-at-a-time listener keeps waiting. All three count per `addressPrefix()` (an IPv4
+ * address, an IPv6 /64). The policy classes are pure (no sockets, no clock), so tests drive them
+ * directly; lib/cli/listen.ts only wires flags to them.
  *
  * Mirrors: docs/PROTOCOL.md section 6.3 (deadlines and admission) and 4.3 (ffdhe3072 on a listener).
  *
@@ -17,6 +19,12 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 
 /** Handshakes in progress at once from one address; a new one evicts that address's oldest. */
 export const DEFAULT_MAX_PENDING_PER_ADDRESS = 32;
+
+/**
+ * Admitted peers a pipe listener with --keep-open keeps waiting for their turn; at most half of
+ * them (rounded up) from one address. Past either, a peer is refused as busy.
+ */
+export const DEFAULT_MAX_WAITING = 8;
 
 /** Expensive key agreements (ffdhe3072) running at once from one address, and in all. */
 export const DEFAULT_EXPENSIVE_KEX_PER_ADDRESS = 1;
@@ -42,6 +50,64 @@ const CONNECTION_ERRORS = [
 export interface Source {
   address: string;
   from: string;
+}
+
+/**
+ * What the admission budgets count by: an IPv4 address as it is; an IPv6 address by its /64 (a
+ * host is commonly given a whole /64, so addresses within it cost an attacker nothing); an
+ * IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, a dual-stack socket's view of an IPv4 peer) as
+ * the IPv4 address it carries. A zone (`%eth0`) is dropped; anything that is not an IP address is
+ * its own key.
+ *
+ * @example
+ * ```ts
+ * addressPrefix("2001:db8:1:2:aaaa::1"); // "2001:db8:1:2::/64"
+ * addressPrefix("::ffff:192.0.2.1"); // "192.0.2.1"
+ * addressPrefix("192.0.2.1"); // "192.0.2.1"
+ * ```
+ */
+export function addressPrefix(address: string): string {
+  const groups = ipv6Groups(address);
+  if (groups === undefined) return address;
+  const [g6, g7] = [groups[6]!, groups[7]!];
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    return `${g6 >> 8}.${g6 & 0xff}.${g7 >> 8}.${g7 & 0xff}`;
+  }
+  const network = groups.slice(0, 4);
+  while (network.at(-1) === 0) network.pop(); // the zeros join the "::" (RFC 5952)
+  return `${network.map((group) => group.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address in text form, or undefined when it is not one. */
+function ipv6Groups(address: string): number[] | undefined {
+  const text = address.replace(/%.*$/, "");
+  if (!text.includes(":")) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const parse = (half: string): number[] | undefined => {
+    if (half === "") return [];
+    const groups: number[] = [];
+    const parts = half.split(":");
+    for (const [index, part] of parts.entries()) {
+      const dotted = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(part);
+      if (dotted !== null && index === parts.length - 1) {
+        const bytes = dotted.slice(1).map(Number);
+        if (bytes.some((byte) => byte > 255)) return undefined;
+        groups.push((bytes[0]! << 8) | bytes[1]!, (bytes[2]! << 8) | bytes[3]!);
+      } else if (/^[0-9a-f]{1,4}$/i.test(part)) {
+        groups.push(parseInt(part, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return groups;
+  };
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  return [...head, ...new Array<number>(missing).fill(0), ...tail];
 }
 
 /** The peer's address, or undefined when the socket already reset (NotConnected). */
@@ -116,11 +182,22 @@ export interface PendingEntry<T> {
   firstFlightDone: boolean;
 }
 
+/** An entry with what the table orders and groups it by. */
+interface Slot<T> extends PendingEntry<T> {
+  /** `addressPrefix(address)`. */
+  readonly prefix: string;
+  /** Arrival order: lower is older. */
+  readonly order: number;
+}
+
 /**
- * Handshakes in progress, oldest first. Adding one beyond the per-address cap evicts that
- * address's oldest; beyond the global cap, the oldest of all. Entries still waiting for their
- * first flight go before those already doing the key agreement, so connections that only hold a
- * slot make room for a dialer that talks. Admitted sessions never enter the table.
+ * Handshakes in progress, oldest first, grouped by `addressPrefix()`. Adding one beyond the
+ * per-address cap evicts that address's oldest. Beyond the global cap it evicts from the address
+ * holding the most slots (of those, the one whose oldest entry is oldest), so a flood from many
+ * addresses evicts its own handshakes and not a lone dialer's, unless every address holds as few.
+ * Within an address, entries still waiting for their first flight go before those already doing
+ * the key agreement, so connections that only hold a slot make room for a dialer that talks.
+ * Admitted sessions never enter the table.
  *
  * @example
  * ```ts
@@ -131,8 +208,9 @@ export interface PendingEntry<T> {
  * ```
  */
 export class PendingHandshakes<T> {
-  #entries = new Set<PendingEntry<T>>();
-  #byAddress = new Map<string, Set<PendingEntry<T>>>();
+  #size = 0;
+  #order = 0;
+  #byPrefix = new Map<string, Set<Slot<T>>>();
   #maxPending: number;
   #maxPerAddress: number;
 
@@ -146,12 +224,12 @@ export class PendingHandshakes<T> {
 
   /** Handshakes in progress. */
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
   }
 
-  /** Handshakes in progress from `address`. */
+  /** Handshakes in progress from `address`'s prefix (`addressPrefix()`). */
   countOf(address: string): number {
-    return this.#byAddress.get(address)?.size ?? 0;
+    return this.#byPrefix.get(addressPrefix(address))?.size ?? 0;
   }
 
   /**
@@ -161,45 +239,69 @@ export class PendingHandshakes<T> {
    */
   add(address: string, value: T): { entry: PendingEntry<T>; evicted: T[] } {
     const evicted: T[] = [];
-    const own = this.#byAddress.get(address);
+    const prefix = addressPrefix(address);
+    const own = this.#byPrefix.get(prefix);
     if (own !== undefined && own.size >= this.#maxPerAddress) {
       evicted.push(this.#evict(own));
     }
-    if (this.#entries.size >= this.#maxPending) evicted.push(this.#evict(this.#entries));
-    const entry: PendingEntry<T> = { address, value, firstFlightDone: false };
-    this.#entries.add(entry);
-    let set = this.#byAddress.get(address);
-    if (set === undefined) this.#byAddress.set(address, set = new Set());
+    if (this.#size >= this.#maxPending) evicted.push(this.#evict(this.#heaviest()));
+    const entry: Slot<T> = { address, prefix, value, firstFlightDone: false, order: this.#order++ };
+    let set = this.#byPrefix.get(prefix);
+    if (set === undefined) this.#byPrefix.set(prefix, set = new Set());
     set.add(entry);
+    this.#size++;
     return { entry, evicted };
   }
 
   /** Removes an entry (its handshake finished or failed); removing twice does nothing. */
   remove(entry: PendingEntry<T>): void {
-    if (!this.#entries.delete(entry)) return;
-    const set = this.#byAddress.get(entry.address)!;
-    set.delete(entry);
-    if (set.size === 0) this.#byAddress.delete(entry.address);
+    const { prefix } = entry as Slot<T>;
+    const set = this.#byPrefix.get(prefix);
+    if (set === undefined || !set.delete(entry as Slot<T>)) return;
+    this.#size--;
+    if (set.size === 0) this.#byPrefix.delete(prefix);
+  }
+
+  /**
+   * The entries of the address holding the most; on a tie, of the one whose oldest is oldest.
+   * A scan over the addresses present: at most `maxPending` of them.
+   */
+  #heaviest(): Set<Slot<T>> {
+    let heaviest: Set<Slot<T>> | undefined;
+    for (const set of this.#byPrefix.values()) {
+      if (
+        heaviest === undefined || set.size > heaviest.size ||
+        (set.size === heaviest.size && oldest(set).order < oldest(heaviest).order)
+      ) {
+        heaviest = set;
+      }
+    }
+    return heaviest!;
   }
 
   /** Removes and returns the oldest entry of `scope` still waiting for its first flight, else the oldest. */
-  #evict(scope: Set<PendingEntry<T>>): T {
-    let victim: PendingEntry<T> | undefined;
+  #evict(scope: Set<Slot<T>>): T {
+    let victim: Slot<T> | undefined;
     for (const entry of scope) {
       if (!entry.firstFlightDone) {
         victim = entry;
         break;
       }
     }
-    victim ??= scope.values().next().value!;
+    victim ??= oldest(scope);
     this.remove(victim);
     return victim.value;
   }
 }
 
+/** The first (oldest) entry of a non-empty set kept in arrival order. */
+function oldest<T>(set: Set<Slot<T>>): Slot<T> {
+  return set.values().next().value!;
+}
+
 /**
- * Caps the expensive key agreements (`EXPENSIVE_SUITES`) running at once, per source address and
- * in all, so a flood of ffdhe3072 hellos queues no more than a few exponentiations.
+ * Caps the expensive key agreements (`EXPENSIVE_SUITES`) running at once, per source address (by
+ * `addressPrefix()`) and in all, so a flood of ffdhe3072 hellos queues no more than a few exponentiations.
  *
  * @example
  * ```ts
@@ -228,6 +330,7 @@ export class KexBudget {
    */
   reserve(address: string, suite: SuiteName): (() => void) | undefined {
     if (!EXPENSIVE_SUITES.includes(suite)) return () => {};
+    address = addressPrefix(address);
     const running = this.#running.get(address) ?? 0;
     if (running >= this.#perAddress || this.#total >= this.#maxTotal) return undefined;
     this.#running.set(address, running + 1);
@@ -240,6 +343,60 @@ export class KexBudget {
       const left = this.#running.get(address)! - 1;
       if (left === 0) this.#running.delete(address);
       else this.#running.set(address, left);
+    };
+  }
+}
+
+/**
+ * The admitted peers waiting for their turn at a listener that serves one at a time: at most
+ * `max` in all and `maxPerAddress` per `addressPrefix()`. Such peers have left the pending
+ * handshakes, so without this cap anyone admitted could hold connections until the listener runs
+ * out of file descriptors.
+ *
+ * @example
+ * ```ts
+ * const line = new WaitingLine({ max: 2, maxPerAddress: 1 });
+ * const leave = line.enter("10.0.0.1"); // a function
+ * line.enter("10.0.0.1"); // undefined: that address already waits
+ * leave!();
+ * ```
+ */
+export class WaitingLine {
+  #waiting = new Map<string, number>();
+  #size = 0;
+  #max: number;
+  #maxPerAddress: number;
+
+  constructor(options: { max: number; maxPerAddress: number }) {
+    this.#max = options.max;
+    this.#maxPerAddress = options.maxPerAddress;
+  }
+
+  /** Peers waiting. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Takes a place in the line for a peer from `address`.
+   *
+   * @returns the function that gives the place back (call it when the peer's turn comes or it
+   *   leaves), or undefined when the line is full in all or for that address
+   */
+  enter(address: string): (() => void) | undefined {
+    const prefix = addressPrefix(address);
+    const own = this.#waiting.get(prefix) ?? 0;
+    if (own >= this.#maxPerAddress || this.#size >= this.#max) return undefined;
+    this.#waiting.set(prefix, own + 1);
+    this.#size++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#size--;
+      const remaining = this.#waiting.get(prefix)! - 1;
+      if (remaining === 0) this.#waiting.delete(prefix);
+      else this.#waiting.set(prefix, remaining);
     };
   }
 }

@@ -34,6 +34,8 @@
  * | a cut connection to crash the pipe with a stack trace   | tests/e2e/pipe_test.ts                    |
  * | transfer messages that flood a slow member off the room | tests/room/relay_transfer_limits_test.ts  |
  * | a transfer id reused to take another transfer over      | tests/transfer/transfer_ids_test.ts       |
+ * | hellos from many addresses evicting honest handshakes   | tests/e2e/listener_flood_test.ts          |
+ * | admitted peers waiting without bound (pipe --keep-open) | tests/e2e/pipe_test.ts                    |
  *
  * The first test below checks that this map stays true: every file it names holds a test for the
  * attack. The attacks of this file need a proxy that also sends frames back the way they came,
@@ -306,6 +308,20 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     tests: [
       "a hostile offer reusing another member's transfer id cannot take that transfer over",
       "a sender reusing the id of its own earlier transfer is refused with a specific reason",
+    ],
+  },
+  {
+    attack: "hellos from many addresses",
+    file: "../e2e/listener_flood_test.ts",
+    tests: [
+      "an honest dial gets through while 11 other addresses keep the pending table full of hellos",
+    ],
+  },
+  {
+    attack: "admitted peers waiting without bound",
+    file: "../e2e/pipe_test.ts",
+    tests: [
+      "listen --keep-open keeps at most 4 peers from one address waiting and refuses the rest as busy",
     ],
   },
 ];

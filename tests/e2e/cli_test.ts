@@ -37,6 +37,16 @@ const CASES: { args: string[]; code: number; stdout?: RegExp; error?: RegExp }[]
   { args: ["listen", "--suites", "rot13"], code: 2, error: /unknown suite "rot13"/ },
   { args: ["listen", "--handshake-timeout", "0"], code: 2, error: /between 1 and 3600/ },
   { args: ["listen", "extra"], code: 2, error: /unexpected argument "extra"/ },
+  {
+    args: ["listen", "--pipe", "--max-waiting", "4"],
+    code: 2,
+    error: /"--max-waiting" is for pipe mode with --keep-open/,
+  },
+  {
+    args: ["listen", "--pipe", "--keep-open", "--max-waiting", "0"],
+    code: 2,
+    error: /"--max-waiting" must be between 1 and 100000/,
+  },
   { args: ["dial"], code: 2, error: /missing the listener to dial/ },
   { args: ["dial", "host:0"], code: 2, error: /port must be a number from 1 to 65535/ },
   { args: ["dial", "host", "--expect", "MD5:abc"], code: 2, error: /fingerprint/ },

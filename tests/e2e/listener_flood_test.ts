@@ -26,6 +26,7 @@ import {
   startPeer,
   type TestPeer,
 } from "../_helpers/peers.ts";
+import { loopbackAddresses, startHelloFlood } from "../_helpers/hello_flood.ts";
 
 async function withPeers(body: (alice: TestPeer, bob: TestPeer) => Promise<void>) {
   const root = await Deno.makeTempDir({ prefix: "securechat-flood-" });
@@ -251,4 +252,36 @@ Deno.test("an honest dial gets through while 300 connections that send only the 
     const stderr = await stop(listener);
     match(stderr, /dropping the oldest/);
   });
+});
+
+Deno.test({
+  name:
+    "an honest dial gets through while 11 other addresses keep the pending table full of hellos",
+  // Sources 127.0.0.2-12 are local on Linux only (macOS has just 127.0.0.1 on lo0).
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withPeers(async (alice, bob) => {
+      const listener = await startListener(bob, ["--keep-open"]);
+      await listener.closeStdin();
+      // 11 addresses x 32 (each within its cap) > 256 in all: each new hello must evict one. With
+      // the oldest of all evicted, the honest handshake went out first-in, first-out.
+      const flood = startHelloFlood(listener.port, {
+        addresses: loopbackAddresses(2, 12),
+        perAddress: 32,
+        seconds: 30,
+      });
+      await listener.stderr.waitFor(/dropping the oldest/);
+      for (const word of ["one", "two"]) {
+        const honest = await dialOnce(alice, listener.port, `${word}\n`, [
+          "--handshake-timeout",
+          "2",
+        ]);
+        strictEqual(honest.code, 0, honest.stderr);
+      }
+      const opened = await flood.stop();
+      strictEqual(opened > 11 * 32, true, `only ${opened} flood connections`);
+      await assertAlive(listener);
+      await stop(listener);
+    });
+  },
 });

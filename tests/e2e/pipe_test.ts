@@ -131,6 +131,19 @@ Deno.test("no common suite fails the handshake with a one-line error on both sid
   });
 });
 
+/** Resolves with the first `count` results of `promises` to settle, in the order they settled. */
+function firstSettled<T>(promises: Promise<T>[], count: number): Promise<T[]> {
+  const done: T[] = [];
+  return new Promise((resolve) => {
+    for (const promise of promises) {
+      promise.then((value) => {
+        done.push(value);
+        if (done.length === count) resolve([...done]);
+      });
+    }
+  });
+}
+
 /** Writes `block` `times` times, then ends the input; stops quietly once the child is gone. */
 async function feedRepeated(
   writer: WritableStreamDefaultWriter<Uint8Array>,
@@ -190,5 +203,75 @@ Deno.test("a connection cut mid-transfer of 64 MiB each way ends both sides with
       assertOneErrorLine(`${round}: dialer`, d.code, d.stderr);
       assertOneErrorLine(`${round}: listener`, l.code, l.stderr);
     }
+  });
+});
+
+Deno.test("listen --keep-open keeps at most 4 peers from one address waiting and refuses the rest as busy", async () => {
+  await withPeers(async (alice, bob) => {
+    const listener = await startListener(bob, ["--keep-open"]);
+    await listener.closeStdin();
+    // The first peer keeps its input open: the listener is busy until it ends.
+    const first = startDialer(alice, listener.port);
+    await listener.stderr.waitFor(/connection from/);
+    // Seven more complete the handshake meanwhile. Before the cap all seven waited, without bound.
+    const others = Array.from({ length: 7 }, (_, i) => {
+      const dialer = startDialer(alice, listener.port);
+      feed(dialer.stdin, new TextEncoder().encode(`waiting ${i}\n`));
+      return dialer.finished();
+    });
+    // Before the cap none was refused (all seven waited): this fails after 10 s.
+    await listener.stderr.waitFor(/refused: already serving a peer/, 10_000);
+    const refused = await firstSettled(others, 3);
+    for (const r of refused) {
+      ok(r.code !== 0, r.stderr);
+      match(r.stderr, /user_canceled/);
+    }
+    const busyLines = listener.stderr.lines.filter((line) => /refused: already serving/.test(line));
+    deepStrictEqual(busyLines.map((line) => line.replace(/^.*refused: /, "")), [
+      "already serving a peer (4 waiting)",
+      "already serving a peer (4 waiting)",
+      "already serving a peer (4 waiting)",
+    ]);
+    // The first session ends; the four that waited are served in turn, each with its input.
+    await feed(first.stdin, new TextEncoder().encode("first\n"));
+    const f = await first.finished();
+    strictEqual(f.code, 0, f.stderr);
+    const served = (await Promise.all(others)).filter((r) => r.code === 0);
+    strictEqual(served.length, 4);
+    // The listener went on: the four that waited were served in turn, and one more after them.
+    const last = startDialer(alice, listener.port);
+    await feed(last.stdin, new TextEncoder().encode("after\n"));
+    strictEqual((await last.finished()).code, 0);
+    await listener.stderr.waitFor(/ended: sent 0 bytes, received 6$/);
+    listener.child.kill("SIGTERM");
+    const l = await listener.finished();
+    const lines = new TextDecoder().decode(l.stdout).split("\n").filter((x) => x !== "");
+    strictEqual(lines.length, 6, lines.join());
+    deepStrictEqual([lines[0], lines.at(-1)], ["first", "after"]);
+    strictEqual(l.stderr.includes("error:"), false, l.stderr);
+  });
+});
+
+Deno.test("listen --keep-open --max-waiting 1 keeps one peer waiting and refuses the others", async () => {
+  await withPeers(async (alice, bob) => {
+    const listener = await startListener(bob, ["--keep-open", "--max-waiting", "1"]);
+    await listener.closeStdin();
+    const first = startDialer(alice, listener.port);
+    await listener.stderr.waitFor(/connection from/);
+    const others = Array.from({ length: 3 }, (_, i) => {
+      const dialer = startDialer(alice, listener.port);
+      feed(dialer.stdin, new TextEncoder().encode(`waiting ${i}\n`));
+      return dialer.finished();
+    });
+    await listener.stderr.waitFor(/refused: already serving a peer/, 10_000);
+    const refused = await firstSettled(others, 2);
+    for (const r of refused) ok(r.code !== 0, r.stderr);
+    await feed(first.stdin, new TextEncoder().encode("first\n"));
+    strictEqual((await first.finished()).code, 0);
+    strictEqual((await Promise.all(others)).filter((r) => r.code === 0).length, 1);
+    listener.child.kill("SIGTERM");
+    const l = await listener.finished();
+    match(l.stderr, /refused: already serving a peer \(1 waiting\)/);
+    strictEqual(new TextDecoder().decode(l.stdout).split("\n").length, 3); // two lines and ""
   });
 });
