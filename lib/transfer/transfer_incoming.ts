@@ -60,12 +60,21 @@ export interface Incoming extends Progress {
   lastAck: number;
 }
 
+/**
+ * How many transfer keys per sender are remembered after their transfers ended, so that an Offer
+ * reusing one of them is still refused (14.1) while the table itself keeps only open transfers.
+ */
+export const RECENT_IDS_PER_SENDER = 1024;
+
 /** Runs the incoming transfers of one room member. */
 export class IncomingTransfers {
   #context: TransferContext;
   #events: TransferEvents;
   #now: () => number;
+  /** The open transfers: each is removed once its final event is out. */
   #transfers = new Map<string, Incoming>();
+  /** Sender fingerprint to the keys of its latest offers, oldest first, at most RECENT_IDS_PER_SENDER. */
+  #recent = new Map<string, Set<string>>();
 
   constructor(context: TransferContext, events: TransferEvents) {
     this.#context = context;
@@ -73,14 +82,36 @@ export class IncomingTransfers {
     this.#now = context.now ?? Date.now;
   }
 
-  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  /** The open transfer with this key ({@linkcode transferKey}). */
   get(key: string): Incoming | undefined {
     return this.#transfers.get(key);
   }
 
-  /** Every transfer so far, finished or not. */
+  /** The open transfers (offered, accepted or receiving). */
   values(): MapIterator<Incoming> {
     return this.#transfers.values();
+  }
+
+  /** How many transfers the table holds: only open ones, however many have ended. */
+  get size(): number {
+    return this.#transfers.size;
+  }
+
+  /** True when `sender` already used `key` (open, or among its recent ones); remembers it. */
+  #reused(sender: string, key: string): boolean {
+    let keys = this.#recent.get(sender);
+    if (!keys) this.#recent.set(sender, keys = new Set());
+    if (this.#transfers.has(key) || keys.has(key)) return true;
+    keys.add(key);
+    if (keys.size > RECENT_IDS_PER_SENDER) keys.delete(keys.values().next().value!);
+    return false;
+  }
+
+  /** Reports the final `state` of `inc` and forgets it: the table holds open transfers only. */
+  #final(inc: Incoming, state: string, extra: Record<string, unknown>): void {
+    inc.finished = true;
+    this.#transfers.delete(transferKey(inc.party, inc.id));
+    this.#events.emit(inc, "receive", state, extra);
   }
 
   /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
@@ -104,7 +135,7 @@ export class IncomingTransfers {
       return reject("a file offer that was replayed");
     }
     const key = transferKey(message.party, message.transferId);
-    if (this.#transfers.has(key)) {
+    if (this.#reused(senderPrint, key)) {
       return reject("a file offer that reuses the id of an earlier transfer from that member");
     }
     let folder: string;
@@ -143,7 +174,7 @@ export class IncomingTransfers {
       inc.finished = true;
       const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
-      return this.#events.emit(inc, "receive", "rejected", { reason });
+      return this.#final(inc, "rejected", { reason });
     }
     this.#context.emit({
       type: "offer",
@@ -175,7 +206,7 @@ export class IncomingTransfers {
     if (noRoom !== undefined) {
       inc.finished = true;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
-      return this.#events.emit(inc, "receive", "rejected", { reason: noRoom });
+      return this.#final(inc, "rejected", { reason: noRoom });
     }
     inc.state = "manifest";
     inc.started = this.#now();
@@ -201,7 +232,7 @@ export class IncomingTransfers {
     );
     inc.finished = true;
     await this.#context.send(encodeTransfer.reject(inc.party, inc.id, "declined"));
-    this.#events.emit(inc, "receive", "rejected", { reason: "you declined it" });
+    this.#final(inc, "rejected", { reason: "you declined it" });
   }
 
   /** Handles a Manifest slice; on the last one checks it whole and sends the Resume. */
@@ -357,7 +388,7 @@ export class IncomingTransfers {
     await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
     // Every path lies under the offer's name (checkManifestPaths), so that is what was received.
     const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
-    this.#events.emit(inc, "receive", "done", { path: top });
+    this.#final(inc, "done", { path: top });
   }
 
   /**
@@ -373,7 +404,7 @@ export class IncomingTransfers {
     inc.finished = true;
     await inc.sink?.abort(remove).catch(() => {});
     inc.sink = undefined;
-    this.#events.emit(inc, "receive", state, { reason });
+    this.#final(inc, state, { reason });
   }
 }
 
