@@ -28,7 +28,10 @@ import {
   ACK_EVERY_BYTES,
   encodeTransfer,
   type ManifestEntry,
+  manifestLimit,
   ManifestParser,
+  MAX_MANIFEST_BYTES,
+  minManifestBytes,
   type Offer,
   type TransferMessage,
   verifyOffer,
@@ -169,7 +172,8 @@ export class IncomingTransfers {
     };
     this.#transfers.set(key, inc);
     const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
-    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true);
+    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true) ??
+      manifestSizeProblem(message.offer);
     if (refused !== undefined || (max !== undefined && inc.total > max)) {
       inc.finished = true;
       const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
@@ -240,8 +244,11 @@ export class IncomingTransfers {
     if (inc.state !== "manifest") throw new TransferFailure("manifest out of order");
     if (offset !== inc.manifestLength) throw new TransferFailure("manifest slices out of order");
     inc.manifestLength += bytes.length;
-    if (inc.manifestLength > inc.offer.fileCount * (2 + 4096 + 40)) {
-      throw new TransferFailure("the manifest is larger than its files can need");
+    // Checked before the slice is kept: memory stays within the cap (14.3).
+    if (inc.manifestLength > manifestLimit(inc.offer.fileCount)) {
+      throw new TransferFailure(
+        `the manifest is larger than its files can need or the limit of ${MAX_MANIFEST_BYTES} bytes`,
+      );
     }
     inc.manifest.push(bytes);
     if (!inc.manifest.complete) return;
@@ -447,6 +454,17 @@ export function offerNameProblem(name: string, allowHidden: boolean): string | u
     return `file offer "${shown}" refused: its name ends like securechat's own part files`;
   }
   return undefined;
+}
+
+/**
+ * Why an offer is refused before its manifest is read, or undefined: its file count and name
+ * need a manifest larger than {@linkcode MAX_MANIFEST_BYTES} (14.3) even with the shortest paths.
+ */
+export function manifestSizeProblem(offer: Pick<Offer, "name" | "fileCount">): string | undefined {
+  const need = minManifestBytes(offer);
+  if (need <= MAX_MANIFEST_BYTES) return undefined;
+  return `file offer "${sanitizeDisplayName(offer.name)}" refused: its ${offer.fileCount} files ` +
+    `need a manifest of at least ${need} bytes, over the limit of ${MAX_MANIFEST_BYTES} bytes`;
 }
 
 /**
