@@ -19,7 +19,8 @@
 import { constantTimeEqual } from "../core/bytes.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
 import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
-import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
+import { encodePartRecord, type FolderOwner, ownsPart, type PartOwner } from "./part_record.ts";
+import { claimFolder, predictFolder, releaseFolder } from "./receive_folder.ts";
 import { downloadsFolder, exists, joinPath } from "../core/paths.ts";
 import { noRoomFor, sizeLimit } from "./receive_policy.ts";
 import { authorOf, fingerprintOfAuthor } from "../chat/room_messages.ts";
@@ -57,6 +58,8 @@ export interface Incoming extends Progress {
   folder: string;
   /** The name of the single file received, once published (it may be numbered). */
   published?: string;
+  /** For a folder offer: the top-level folder it is received into ("NAME" or "NAME (n)"). */
+  top?: string;
   resumeFrom: Map<number, number>;
   index: number;
   sink: FileSink | undefined;
@@ -180,12 +183,20 @@ export class IncomingTransfers {
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
       return this.#final(inc, "rejected", { reason });
     }
+    // A folder offer goes into a folder of its own (14.3): say which, as it stands now. A
+    // single-entry manifest may be a file or a folder of one; that is known with the manifest.
+    const saveAs = message.offer.fileCount > 1
+      ? await predictFolder(folder, message.offer.name, folderOwner(inc))
+      : undefined;
     this.#context.emit({
       type: "offer",
       time: this.#now(),
       id: short,
       from: sender.info,
       name: inc.name,
+      ...(saveAs !== undefined && saveAs !== message.offer.name
+        ? { saveAs: sanitizeDisplayName(saveAs) }
+        : {}),
       files: message.offer.fileCount,
       size: inc.total,
       folder,
@@ -261,6 +272,12 @@ export class IncomingTransfers {
     }
     const root = inc.folder;
     const checked = checkManifestPaths(inc.offer.name, entries, this.#context.allowHidden === true);
+    if (!(entries.length === 1 && checked[0]!.length === 1)) {
+      // Never into a folder that was there: one of our own, numbered when the name is taken,
+      // or the one this sender's same manifest started in (resume).
+      inc.top = await claimFolder(root, inc.offer.name, folderOwner(inc));
+      for (const segments of checked) segments[0] = inc.top;
+    }
     const points = [];
     for (const [index, entry] of entries.entries()) {
       const segments = checked[index]!;
@@ -356,9 +373,9 @@ export class IncomingTransfers {
     };
   }
 
-  /** Notes where a single file ended up ("NAME (1)" when its name was taken). */
+  /** Notes where a single file (not a folder of one) ended up ("NAME (1)" when taken). */
   #published(inc: Incoming, path: string): void {
-    if (inc.files.length === 1) inc.published = path;
+    if (inc.top === undefined) inc.published = path;
   }
 
   /**
@@ -392,8 +409,9 @@ export class IncomingTransfers {
     if (inc.sink) throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
     await this.#advanceTo(inc, inc.files.length);
     inc.finished = true;
+    if (inc.top !== undefined) await releaseFolder(inc.folder, inc.top);
     await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
-    // Every path lies under the offer's name (checkManifestPaths), so that is what was received.
+    // Every path lies under the folder claimed for it (or is the single file).
     const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
     this.#final(inc, "done", { path: top });
   }
@@ -411,8 +429,15 @@ export class IncomingTransfers {
     inc.finished = true;
     await inc.sink?.abort(remove).catch(() => {});
     inc.sink = undefined;
+    // Kept when the connection broke, so that a resend resumes into the same folder.
+    if (remove && inc.top !== undefined) await releaseFolder(inc.folder, inc.top).catch(() => {});
     this.#final(inc, state, { reason });
   }
+}
+
+/** Who a folder offer's top-level folder belongs to (its folder record). */
+function folderOwner(inc: Incoming): FolderOwner {
+  return { sender: inc.peer.fingerprint, manifestSha256: inc.offer.manifestSha256 };
 }
 
 /**
