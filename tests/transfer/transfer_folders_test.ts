@@ -178,7 +178,7 @@ Deno.test("an interrupted folder transfer resumes into its own folder, for the s
     strictEqual(offers(events)[0]!.saveAs, "project (1)");
     await manager.abortAll("the connection was lost");
     deepStrictEqual(
-      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
       ["project", "project (1)", "project (1).securechat-resume"],
     );
     // Mallory offering the very same manifest gets a folder of her own and no resume.
