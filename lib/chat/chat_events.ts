@@ -63,6 +63,11 @@ export type ChatEvent =
     from: MemberInfo;
     /** The file or folder name the sender gave (sanitized): every path received lies under it. */
     name: string;
+    /**
+     * The folder name it will be saved as when not `name` (sanitized): a folder offer whose name
+     * is taken in the receive folder goes into "NAME (1)", ... (or the one it resumes into).
+     */
+    saveAs?: string;
     files: number;
     size: number;
     /** The folder it will be saved into. */

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { MAX_MANIFEST_BYTES } from "../transfer/transfer_messages.ts";
+
 /** Section 13.4 defaults. */
 export const DEFAULT_MAX_MEMBERS = 256;
 export const DEFAULT_RATE_PER_SECOND = 5;
@@ -124,7 +126,8 @@ export class TransferFlows {
       data: 0,
       acked: 0,
       manifest: 0,
-      manifestLimit: fileCount * this.#manifestEntryLimit,
+      // The recipient's cap too (14.3): a manifest never takes more, whatever its file count.
+      manifestLimit: Math.min(fileCount * this.#manifestEntryLimit, MAX_MANIFEST_BYTES),
     });
     return { action: "forward" };
   }

@@ -188,7 +188,7 @@ export function offerDetails(event: ChatEvent & { type: "offer" }): string {
     ? "hidden (dot) files allowed"
     : "hidden (dot) files refused";
   return `saved into "${sanitize(event.folder)}" as "${
-    sanitize(event.name)
+    sanitize(event.saveAs ?? event.name)
   }"; ${hidden}; no file is made executable`;
 }
 

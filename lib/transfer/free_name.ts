@@ -89,6 +89,23 @@ export async function freeName(path: string): Promise<string> {
   );
 }
 
+/**
+ * The n-th name for a folder: `name` itself (n = 0), else "name (n)", the number always at the
+ * end (a folder has no extension: "photos.2024 (1)"), the name shortened to fit 255 UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { numberedFolderName } from "./free_name.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(numberedFolderName("Library", 0), "Library");
+ * assert.equal(numberedFolderName("photos.2024", 2), "photos.2024 (2)");
+ * ```
+ */
+export function numberedFolderName(name: string, n: number): string {
+  return n === 0 ? name : fitName(name, ` (${n})`);
+}
+
 /** `stem + tail`, with the stem cut by code points until the name fits in 255 UTF-8 bytes. */
 function fitName(stem: string, tail: string): string {
   const encoder = new TextEncoder();

@@ -11,6 +11,11 @@
  * a length and learn the SHA-256 of any prefix of a file in the receive folder, then have it
  * truncated, appended to and deleted.
  *
+ * A folder offer gets a record too, beside the top-level folder it created
+ * (`NAME (1).securechat-resume` beside `NAME (1)/`, {@linkcode encodeFolderRecord}): the same
+ * sender re-offering the same manifest resumes into that folder and no other
+ * ({@linkcode ownsFolder}).
+ *
  * What it does not do: write the part file (`lib/transfer/file_sink.ts`), pick names (`lib/transfer/free_name.ts`).
  *
  * Mirrors: docs/PROTOCOL.md section 14.4 (Data, flow control and resume).
@@ -90,5 +95,60 @@ export async function ownsPart(finalPath: string, owner: PartOwner): Promise<boo
     return false;
   }
   const expected = encodePartRecord(owner);
+  return bytes.length === expected.length && constantTimeEqual(bytes, expected);
+}
+
+/** Whose top-level folder it is: the sender and the manifest of the folder offer it holds. */
+export interface FolderOwner {
+  /** The sender's identity fingerprint ("SHA256:..."). */
+  sender: string;
+  /** SHA-256 of the manifest the signed Offer named. */
+  manifestSha256: Uint8Array;
+}
+
+/**
+ * The record's bytes for a top-level folder: a few text lines, compared whole, never parsed.
+ *
+ * @example
+ * ```ts
+ * import { encodeFolderRecord } from "./part_record.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const text = new TextDecoder().decode(
+ *   encodeFolderRecord({ sender: "SHA256:abc", manifestSha256: new Uint8Array(32) }),
+ * );
+ * assert.match(text, /^securechat folder 1\nsender SHA256:abc\n/);
+ * ```
+ */
+export function encodeFolderRecord(owner: FolderOwner): Uint8Array {
+  return new TextEncoder().encode(
+    [
+      "securechat folder 1",
+      `sender ${owner.sender}`,
+      `manifest ${toHex(owner.manifestSha256)}`,
+      "",
+    ].join("\n"),
+  );
+}
+
+/**
+ * True when `folder` is a folder this securechat created for `owner`'s folder offer: a real
+ * folder (not a link) and beside it a regular record file holding exactly
+ * {@linkcode encodeFolderRecord}`(owner)`. Reads the record only (at most 1 KiB).
+ *
+ * @param folder the top-level folder's path
+ * @param owner the sender and manifest of the offer asking
+ */
+export async function ownsFolder(folder: string, owner: FolderOwner): Promise<boolean> {
+  const info = await lstatIfExists(folder);
+  const record = await lstatIfExists(recordPath(folder));
+  if (!info?.isDirectory || !record?.isFile || record.size > MAX_RECORD_BYTES) return false;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(recordPath(folder));
+  } catch {
+    return false;
+  }
+  const expected = encodeFolderRecord(owner);
   return bytes.length === expected.length && constantTimeEqual(bytes, expected);
 }

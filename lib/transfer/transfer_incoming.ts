@@ -19,7 +19,8 @@
 import { constantTimeEqual } from "../core/bytes.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
 import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
-import { encodePartRecord, ownsPart, type PartOwner } from "./part_record.ts";
+import { encodePartRecord, type FolderOwner, ownsPart, type PartOwner } from "./part_record.ts";
+import { claimFolder, predictFolder, releaseFolder } from "./receive_folder.ts";
 import { downloadsFolder, exists, joinPath } from "../core/paths.ts";
 import { noRoomFor, sizeLimit } from "./receive_policy.ts";
 import { authorOf, fingerprintOfAuthor } from "../chat/room_messages.ts";
@@ -28,7 +29,10 @@ import {
   ACK_EVERY_BYTES,
   encodeTransfer,
   type ManifestEntry,
+  manifestLimit,
   ManifestParser,
+  MAX_MANIFEST_BYTES,
+  minManifestBytes,
   type Offer,
   type TransferMessage,
   verifyOffer,
@@ -54,18 +58,29 @@ export interface Incoming extends Progress {
   folder: string;
   /** The name of the single file received, once published (it may be numbered). */
   published?: string;
+  /** For a folder offer: the top-level folder it is received into ("NAME" or "NAME (n)"). */
+  top?: string;
   resumeFrom: Map<number, number>;
   index: number;
   sink: FileSink | undefined;
   lastAck: number;
 }
 
+/**
+ * How many transfer keys per sender are remembered after their transfers ended, so that an Offer
+ * reusing one of them is still refused (14.1) while the table itself keeps only open transfers.
+ */
+export const RECENT_IDS_PER_SENDER = 1024;
+
 /** Runs the incoming transfers of one room member. */
 export class IncomingTransfers {
   #context: TransferContext;
   #events: TransferEvents;
   #now: () => number;
+  /** The open transfers: each is removed once its final event is out. */
   #transfers = new Map<string, Incoming>();
+  /** Sender fingerprint to the keys of its latest offers, oldest first, at most RECENT_IDS_PER_SENDER. */
+  #recent = new Map<string, Set<string>>();
 
   constructor(context: TransferContext, events: TransferEvents) {
     this.#context = context;
@@ -73,14 +88,36 @@ export class IncomingTransfers {
     this.#now = context.now ?? Date.now;
   }
 
-  /** The transfer with this key ({@linkcode transferKey}), finished or not. */
+  /** The open transfer with this key ({@linkcode transferKey}). */
   get(key: string): Incoming | undefined {
     return this.#transfers.get(key);
   }
 
-  /** Every transfer so far, finished or not. */
+  /** The open transfers (offered, accepted or receiving). */
   values(): MapIterator<Incoming> {
     return this.#transfers.values();
+  }
+
+  /** How many transfers the table holds: only open ones, however many have ended. */
+  get size(): number {
+    return this.#transfers.size;
+  }
+
+  /** True when `sender` already used `key` (open, or among its recent ones); remembers it. */
+  #reused(sender: string, key: string): boolean {
+    let keys = this.#recent.get(sender);
+    if (!keys) this.#recent.set(sender, keys = new Set());
+    if (this.#transfers.has(key) || keys.has(key)) return true;
+    keys.add(key);
+    if (keys.size > RECENT_IDS_PER_SENDER) keys.delete(keys.values().next().value!);
+    return false;
+  }
+
+  /** Reports the final `state` of `inc` and forgets it: the table holds open transfers only. */
+  #final(inc: Incoming, state: string, extra: Record<string, unknown>): void {
+    inc.finished = true;
+    this.#transfers.delete(transferKey(inc.party, inc.id));
+    this.#events.emit(inc, "receive", state, extra);
   }
 
   /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
@@ -104,7 +141,7 @@ export class IncomingTransfers {
       return reject("a file offer that was replayed");
     }
     const key = transferKey(message.party, message.transferId);
-    if (this.#transfers.has(key)) {
+    if (this.#reused(senderPrint, key)) {
       return reject("a file offer that reuses the id of an earlier transfer from that member");
     }
     let folder: string;
@@ -138,19 +175,28 @@ export class IncomingTransfers {
     };
     this.#transfers.set(key, inc);
     const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
-    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true);
+    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true) ??
+      manifestSizeProblem(message.offer);
     if (refused !== undefined || (max !== undefined && inc.total > max)) {
       inc.finished = true;
       const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
-      return this.#events.emit(inc, "receive", "rejected", { reason });
+      return this.#final(inc, "rejected", { reason });
     }
+    // A folder offer goes into a folder of its own (14.3): say which, as it stands now. A
+    // single-entry manifest may be a file or a folder of one; that is known with the manifest.
+    const saveAs = message.offer.fileCount > 1
+      ? await predictFolder(folder, message.offer.name, folderOwner(inc))
+      : undefined;
     this.#context.emit({
       type: "offer",
       time: this.#now(),
       id: short,
       from: sender.info,
       name: inc.name,
+      ...(saveAs !== undefined && saveAs !== message.offer.name
+        ? { saveAs: sanitizeDisplayName(saveAs) }
+        : {}),
       files: message.offer.fileCount,
       size: inc.total,
       folder,
@@ -175,7 +221,7 @@ export class IncomingTransfers {
     if (noRoom !== undefined) {
       inc.finished = true;
       await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
-      return this.#events.emit(inc, "receive", "rejected", { reason: noRoom });
+      return this.#final(inc, "rejected", { reason: noRoom });
     }
     inc.state = "manifest";
     inc.started = this.#now();
@@ -201,7 +247,7 @@ export class IncomingTransfers {
     );
     inc.finished = true;
     await this.#context.send(encodeTransfer.reject(inc.party, inc.id, "declined"));
-    this.#events.emit(inc, "receive", "rejected", { reason: "you declined it" });
+    this.#final(inc, "rejected", { reason: "you declined it" });
   }
 
   /** Handles a Manifest slice; on the last one checks it whole and sends the Resume. */
@@ -209,8 +255,11 @@ export class IncomingTransfers {
     if (inc.state !== "manifest") throw new TransferFailure("manifest out of order");
     if (offset !== inc.manifestLength) throw new TransferFailure("manifest slices out of order");
     inc.manifestLength += bytes.length;
-    if (inc.manifestLength > inc.offer.fileCount * (2 + 4096 + 40)) {
-      throw new TransferFailure("the manifest is larger than its files can need");
+    // Checked before the slice is kept: memory stays within the cap (14.3).
+    if (inc.manifestLength > manifestLimit(inc.offer.fileCount)) {
+      throw new TransferFailure(
+        `the manifest is larger than its files can need or the limit of ${MAX_MANIFEST_BYTES} bytes`,
+      );
     }
     inc.manifest.push(bytes);
     if (!inc.manifest.complete) return;
@@ -223,6 +272,12 @@ export class IncomingTransfers {
     }
     const root = inc.folder;
     const checked = checkManifestPaths(inc.offer.name, entries, this.#context.allowHidden === true);
+    if (!(entries.length === 1 && checked[0]!.length === 1)) {
+      // Never into a folder that was there: one of our own, numbered when the name is taken,
+      // or the one this sender's same manifest started in (resume).
+      inc.top = await claimFolder(root, inc.offer.name, folderOwner(inc));
+      for (const segments of checked) segments[0] = inc.top;
+    }
     const points = [];
     for (const [index, entry] of entries.entries()) {
       const segments = checked[index]!;
@@ -318,9 +373,9 @@ export class IncomingTransfers {
     };
   }
 
-  /** Notes where a single file ended up ("NAME (1)" when its name was taken). */
+  /** Notes where a single file (not a folder of one) ended up ("NAME (1)" when taken). */
   #published(inc: Incoming, path: string): void {
-    if (inc.files.length === 1) inc.published = path;
+    if (inc.top === undefined) inc.published = path;
   }
 
   /**
@@ -354,10 +409,11 @@ export class IncomingTransfers {
     if (inc.sink) throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
     await this.#advanceTo(inc, inc.files.length);
     inc.finished = true;
+    if (inc.top !== undefined) await releaseFolder(inc.folder, inc.top);
     await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
-    // Every path lies under the offer's name (checkManifestPaths), so that is what was received.
+    // Every path lies under the folder claimed for it (or is the single file).
     const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
-    this.#events.emit(inc, "receive", "done", { path: top });
+    this.#final(inc, "done", { path: top });
   }
 
   /**
@@ -373,8 +429,15 @@ export class IncomingTransfers {
     inc.finished = true;
     await inc.sink?.abort(remove).catch(() => {});
     inc.sink = undefined;
-    this.#events.emit(inc, "receive", state, { reason });
+    // Kept when the connection broke, so that a resend resumes into the same folder.
+    if (remove && inc.top !== undefined) await releaseFolder(inc.folder, inc.top).catch(() => {});
+    this.#final(inc, state, { reason });
   }
+}
+
+/** Who a folder offer's top-level folder belongs to (its folder record). */
+function folderOwner(inc: Incoming): FolderOwner {
+  return { sender: inc.peer.fingerprint, manifestSha256: inc.offer.manifestSha256 };
 }
 
 /**
@@ -416,6 +479,17 @@ export function offerNameProblem(name: string, allowHidden: boolean): string | u
     return `file offer "${shown}" refused: its name ends like securechat's own part files`;
   }
   return undefined;
+}
+
+/**
+ * Why an offer is refused before its manifest is read, or undefined: its file count and name
+ * need a manifest larger than {@linkcode MAX_MANIFEST_BYTES} (14.3) even with the shortest paths.
+ */
+export function manifestSizeProblem(offer: Pick<Offer, "name" | "fileCount">): string | undefined {
+  const need = minManifestBytes(offer);
+  if (need <= MAX_MANIFEST_BYTES) return undefined;
+  return `file offer "${sanitizeDisplayName(offer.name)}" refused: its ${offer.fileCount} files ` +
+    `need a manifest of at least ${need} bytes, over the limit of ${MAX_MANIFEST_BYTES} bytes`;
 }
 
 /**

@@ -44,6 +44,30 @@ export const WINDOW_BYTES = 1024 * 1024;
 export const ACK_EVERY_BYTES = 256 * 1024;
 /** The most manifest bytes one file may take: path length, a 4096-byte path, size and hash. */
 export const MAX_MANIFEST_ENTRY_BYTES = 2 + 4096 + 8 + 32;
+/**
+ * Section 14.3: the most bytes one manifest may take, whatever its file count. The recipient holds
+ * the manifest (and an entry per file) in memory for the whole transfer; without this cap 100,000
+ * files of 4138 bytes each made 414 MB per Offer. 16 MiB still fits 100,000 files whose paths
+ * average 125 bytes, more than real trees need (paths of a few dozen bytes are typical).
+ */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The most manifest bytes an Offer of `fileCount` files allows (14.3): its files' worst case, never
+ * more than {@linkcode MAX_MANIFEST_BYTES}. The relay (14.1) and the recipient use the same figure.
+ */
+export function manifestLimit(fileCount: number): number {
+  return Math.min(fileCount * MAX_MANIFEST_ENTRY_BYTES, MAX_MANIFEST_BYTES);
+}
+
+/**
+ * The fewest manifest bytes an Offer can need (14.3): one entry whose path is its name, or one
+ * entry per file whose path is at least "name/x".
+ */
+export function minManifestBytes(offer: Pick<Offer, "name" | "fileCount">): number {
+  const name = utf8(offer.name).length;
+  return offer.fileCount === 1 ? 2 + name + 8 + 32 : offer.fileCount * (2 + name + 2 + 8 + 32);
+}
 
 /** True for a room message type that belongs to file transfer. */
 export function isTransferType(type: number): boolean {
@@ -338,19 +362,31 @@ export class ManifestParser {
   #pending: Uint8Array = new Uint8Array(0);
   #hash: Hash;
   #count: number;
+  #length = 0;
 
   private constructor(count: number, hash: Hash) {
     this.#count = count;
     this.#hash = hash;
   }
 
-  /** A parser for a manifest of `count` entries. */
+  /** A parser for a manifest of `count` entries, at most {@linkcode manifestLimit}`(count)` bytes. */
   static async create(count: number): Promise<ManifestParser> {
     return new ManifestParser(count, (await loadNodeCrypto()).createHash("sha256"));
   }
 
-  /** Adds the next slice. @throws {ProtocolError} for a malformed entry or trailing bytes */
+  /**
+   * Adds the next slice.
+   *
+   * @throws {ProtocolError} for a malformed entry, trailing bytes, or more bytes than
+   *   {@linkcode manifestLimit} allows for its count (checked before the slice is kept)
+   */
   push(bytes: Uint8Array): void {
+    this.#length += bytes.length;
+    if (this.#length > manifestLimit(this.#count)) {
+      new FieldReader(bytes, "manifest", "bad_transfer_message").fail(
+        `larger than ${manifestLimit(this.#count)} bytes`,
+      );
+    }
     this.#hash.update(bytes);
     this.#pending = this.#pending.length === 0 ? bytes : concat(this.#pending, bytes);
     while (this.entries.length < this.#count && this.#pending.length >= 2) {

@@ -260,6 +260,7 @@ Deno.test("`renderEvent()` prints offers and every transfer state on lines of th
     "09:05 -- type /accept a1b2c3d4 or /reject a1b2c3d4",
   ]);
   match(renderEvent({ ...offer, hidden: "allowed" }, plain)[1]!, /hidden \(dot\) files allowed/);
+  match(renderEvent({ ...offer, saveAs: "photos (1)" }, plain)[1]!, / as "photos \(1\)"; /);
   const cases: [string, TransferEvent, string][] = [
     [
       "waiting",

@@ -180,9 +180,54 @@ Deno.test({
     [[0, 0, PAYLOAD]],
     (root) => Deno.symlink(`${root}/outside`, `${root}/inbox/link`),
   );
-  strictEqual(result.event.state, "failed");
+  // The name is taken (by the link): the folder offer gets a folder of its own, beside it.
+  strictEqual(result.event.state, "done");
+  match(result.event.path ?? "", /\/inbox\/link \(1\)$/);
   deepStrictEqual(result.outside, []);
-  deepStrictEqual(result.inbox, ["link"]);
+  deepStrictEqual(result.inbox, ["link", "link (1)", "link (1)/payload.txt"]);
+});
+
+// Review: a folder offer was merged into an existing folder of the same name. With `--receive ~`
+// on macOS, "Library/LaunchAgents/x.plist" runs at the next login.
+Deno.test('a folder offer named like an existing folder ("Library") goes to "Library (1)"; the existing one is unchanged', async () => {
+  const plist = new TextEncoder().encode("<plist><dict><key>ProgramArguments</key></dict></plist>");
+  let before: string[] = [];
+  const contents: Record<string, string> = {};
+  const result = await hostile(
+    [await entry("Library/LaunchAgents/x.plist", plist)],
+    [[0, 0, plist]],
+    async (root) => {
+      await Deno.mkdir(`${root}/inbox/Library/LaunchAgents`, { recursive: true });
+      await Deno.writeTextFile(`${root}/inbox/Library/prefs.txt`, "the user's settings");
+      await Deno.writeTextFile(`${root}/inbox/Library/LaunchAgents/mine.plist`, "the user's");
+      before = await listTree(`${root}/inbox/Library`);
+      for (const name of ["prefs.txt", "LaunchAgents/mine.plist"]) {
+        contents[name] = await Deno.readTextFile(`${root}/inbox/Library/${name}`);
+      }
+    },
+    undefined,
+    {
+      check: async (root) => {
+        deepStrictEqual(await listTree(`${root}/inbox/Library`), before);
+        for (const [name, text] of Object.entries(contents)) {
+          strictEqual(await Deno.readTextFile(`${root}/inbox/Library/${name}`), text);
+        }
+      },
+    },
+  );
+  strictEqual(result.event.state, "done");
+  match(result.event.path ?? "", /\/inbox\/Library \(1\)$/);
+  deepStrictEqual(result.inbox, [
+    "Library",
+    "Library (1)",
+    "Library (1)/LaunchAgents",
+    "Library (1)/LaunchAgents/x.plist",
+    "Library/LaunchAgents",
+    "Library/LaunchAgents/mine.plist",
+    "Library/prefs.txt",
+  ]);
+  strictEqual(result.files["Library (1)/LaunchAgents/x.plist"], new TextDecoder().decode(plist));
+  deepStrictEqual(result.outside, []);
 });
 
 Deno.test("data beyond the announced size is refused: no final file, no .part", async () => {

@@ -13,6 +13,8 @@ import { sha256 } from "../../lib/core/bytes.ts";
 import { authorOf } from "../../lib/chat/room_messages.ts";
 import { Roster } from "../../lib/chat/room_roster.ts";
 import { TransferManager } from "../../lib/transfer/transfer.ts";
+import { IncomingTransfers } from "../../lib/transfer/transfer_incoming.ts";
+import { TransferEvents } from "../../lib/transfer/transfer_progress.ts";
 import {
   decodeTransfer,
   encodeManifest,
@@ -25,8 +27,8 @@ const [alice, bob, mallory] = await identities(3) as [Identity, Identity, Identi
 const roomId = crypto.getRandomValues(new Uint8Array(16));
 let counter = BigInt(Date.now()) * 1000n + 5_000_000_000n;
 
-/** Alice's transfer manager, with Bob and Mallory in her roster; `sent` and `events` collect. */
-function aliceManager(receiveDir: string) {
+/** Alice's transfer context, with Bob and Mallory in her roster; `sent` and `events` collect. */
+function aliceContext(receiveDir: string) {
   const roster = new Roster(roomId, alice.fingerprint);
   for (const [identity, name] of [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]] as const) {
     const info: MemberInfo = { name, fingerprint: identity.fingerprint };
@@ -35,19 +37,25 @@ function aliceManager(receiveDir: string) {
   }
   const sent: Uint8Array[] = [];
   const events: ChatEvent[] = [];
-  const manager = new TransferManager({
+  const context = {
     identity: alice,
     roomId,
     roster,
     signer: new ChatSigner(alice, roomId),
-    send: (message) => {
+    send: (message: Uint8Array) => {
       sent.push(message);
       return Promise.resolve();
     },
-    emit: (event) => events.push(event),
+    emit: (event: ChatEvent) => events.push(event),
     receiveDir,
-  });
-  return { manager, sent, events };
+  };
+  return { context, sent, events };
+}
+
+/** Alice's transfer manager, with Bob and Mallory in her roster; `sent` and `events` collect. */
+function aliceManager(receiveDir: string) {
+  const { context, sent, events } = aliceContext(receiveDir);
+  return { manager: new TransferManager(context), sent, events };
 }
 
 const CONTENT = new TextEncoder().encode("bob's real file");
@@ -130,6 +138,67 @@ Deno.test("a sender reusing the id of its own earlier transfer is refused with a
     deepStrictEqual(rejections(events), [
       "a file offer that reuses the id of an earlier transfer from that member",
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("IncomingTransfers keeps only open transfers: rejected, declined, done and cancelled ones are dropped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "securechat-ids-" });
+  try {
+    const { context, events } = aliceContext(dir);
+    const incoming = new IncomingTransfers(context, new TransferEvents(context));
+    const bobParty = authorOf(bob.fingerprint);
+    const offer = async (short: string, name?: string) => {
+      const id = crypto.getRandomValues(new Uint8Array(16));
+      const message = await offerFrom(bob, id, name);
+      if (message.type !== "offer") throw new Error("not an offer");
+      await incoming.onOffer(message, short);
+      return id;
+    };
+    const open = () => [...incoming.values()].length;
+    // Rejected at once (a hidden name), declined by the user, received, cancelled, pending.
+    for (let i = 0; i < 10; i++) await offer(`hidden${i}`, ".hidden.txt");
+    for (let i = 0; i < 10; i++) {
+      await offer(`declined${i}`);
+      await incoming.reject(`declined${i}`);
+    }
+    const finishedIds = [];
+    for (let i = 0; i < 5; i++) {
+      finishedIds.push(await offer(`done${i}`));
+      await incoming.accept(`done${i}`);
+      const inc = [...incoming.values()].find((t) => t.short === `done${i}`)!;
+      await incoming.onManifest(inc, 0, manifest);
+      await incoming.onData(inc, {
+        type: "data",
+        party: bobParty,
+        transferId: inc.id,
+        fileIndex: 0,
+        offset: 0,
+        bytes: CONTENT,
+      });
+      await incoming.onDone(inc);
+    }
+    for (let i = 0; i < 2; i++) {
+      await offer(`cancelled${i}`);
+      await incoming.accept(`cancelled${i}`);
+      const inc = [...incoming.values()].find((t) => t.short === `cancelled${i}`)!;
+      await incoming.end(inc, "cancelled", "you cancelled it", true);
+    }
+    for (let i = 0; i < 3; i++) await offer(`pending${i}`);
+    const states = events.flatMap((e) => e.type === "transfer" ? [e.state] : []);
+    strictEqual(states.filter((s) => s === "done").length, 5);
+    strictEqual(open(), 3);
+    strictEqual(incoming.size, 3);
+    // The ids of ended transfers are still refused when reused.
+    const reused = await offerFrom(bob, finishedIds[0]!);
+    if (reused.type !== "offer") throw new Error("not an offer");
+    await incoming.onOffer(reused, "again");
+    strictEqual(
+      rejections(events).at(-1),
+      "a file offer that reuses the id of an earlier transfer from that member",
+    );
+    strictEqual(incoming.size, 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

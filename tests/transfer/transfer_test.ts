@@ -75,7 +75,7 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
   });
 });
 
-Deno.test("a folder arrives with its structure, empty files included, never overwriting", async () => {
+Deno.test("a folder arrives with its structure, empty files included, never into an existing folder", async () => {
   await withRoom(async (_room, sender, receiver, dirs) => {
     const files: Record<string, Uint8Array> = {
       "album/a.txt": new TextEncoder().encode("alpha"),
@@ -93,11 +93,17 @@ Deno.test("a folder arrives with its structure, empty files included, never over
     await receiver.until((events) => events.some((e) => e.type === "offer"));
     await receiver.session.acceptOffer!();
     await receiver.until(finished(receiver, "receive"));
-    strictEqual(transfers(receiver.events).at(-1)!.state, "done");
+    const done = transfers(receiver.events).at(-1)!;
+    strictEqual(done.state, "done");
+    // The existing "album" is not added to: the offer gets a folder of its own.
+    strictEqual(done.path, `${dirs.in}/album (1)`);
+    deepStrictEqual(await listDir(`${dirs.in}/album`), ["a.txt"]);
     strictEqual(await Deno.readTextFile(`${dirs.in}/album/a.txt`), "precious, keep me");
-    strictEqual(await Deno.readTextFile(`${dirs.in}/album/a (1).txt`), "alpha");
-    for (const path of ["album/empty", "album/sub/deep/b.bin", "album/sub/c.bin"]) {
-      deepStrictEqual(await Deno.readFile(`${dirs.in}/${path}`), files[path]);
+    for (const [path, data] of Object.entries(files)) {
+      deepStrictEqual(
+        await Deno.readFile(`${dirs.in}/${path.replace("album/", "album (1)/")}`),
+        data,
+      );
     }
   });
 });
