@@ -70,20 +70,14 @@ export function recordPath(finalPath: string): string {
  */
 export async function freeName(path: string): Promise<string> {
   if (!await exists(path)) return path;
-  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1;
-  const folder = path.slice(0, cut);
-  const base = path.slice(cut);
-  const dot = base.lastIndexOf(".");
-  const stem = dot > 0 ? base.slice(0, dot) : base;
-  const extension = dot > 0 ? base.slice(dot) : "";
   for (let n = 1; n <= MAX_FREE_NAME_TRIES; n++) {
-    const candidate = folder + fitName(stem, ` (${n})${extension}`);
+    const candidate = numberedName(path, n);
     if (!await exists(candidate)) return candidate;
   }
   throw new SecurechatError(
     "no_free_name",
     `cannot find a free name for "${sanitizeDisplayName(path)}": ` +
-      `"${base}" and its numbered variants up to (${MAX_FREE_NAME_TRIES}) are all taken`,
+      `"${baseName(path)}" and its numbered variants up to (${MAX_FREE_NAME_TRIES}) are all taken`,
     1,
     { hints: ["move or remove some of those files, or receive into another folder"] },
   );
@@ -115,6 +109,35 @@ function fitName(stem: string, tail: string): string {
     chars = chars.slice(0, -1);
   }
   return chars.join("") + tail;
+}
+
+/**
+ * The `n`th numbered variant of a file's path, as {@linkcode freeName} numbers them: "report.pdf"
+ * → "report (n).pdf", a name without extension or a dotfile gets the number at the end; n = 0 is
+ * the path itself.
+ *
+ * @example
+ * ```ts
+ * import { numberedName } from "./free_name.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(numberedName("dir/report.pdf", 2), "dir/report (2).pdf");
+ * assert.equal(numberedName(".bashrc", 1), ".bashrc (1)");
+ * ```
+ */
+export function numberedName(path: string, n: number): string {
+  if (n === 0) return path;
+  const base = baseName(path);
+  const folder = path.slice(0, path.length - base.length);
+  const dot = base.lastIndexOf(".");
+  const stem = dot > 0 ? base.slice(0, dot) : base;
+  const extension = dot > 0 ? base.slice(dot) : "";
+  return folder + fitName(stem, ` (${n})${extension}`);
+}
+
+/** The last segment of a path, after its last slash or backslash. */
+function baseName(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
 }
 
 /**

@@ -9,7 +9,7 @@
  * The one exception is resume: the same sender re-offering the same manifest gets back the folder
  * whose record names that sender and manifest ({@linkcode claimFolder}), and only that one.
  *
- * What it does not do: validate the name (`offerNameProblem` in `lib/transfer/transfer_incoming.ts`
+ * What it does not do: validate the name (`offerNameProblem` in `lib/transfer/offer_checks.ts`
  * did), or create anything below the folder (`lib/transfer/file_sink.ts`, after
  * `lib/transfer/safe_path.ts`).
  *

@@ -1,8 +1,8 @@
 /**
  * The recipient's side of file transfers: verify the signed Offer against the roster and its
  * counter, wait for the user (or accept at once with `autoAccept`), check the manifest against the
- * Offer and every path in it (each under the one name the offer showed, no hidden segment unless
- * `allowHidden`), prove the prefixes of the part files it left itself for this sender and
+ * Offer and every path in it (`lib/transfer/offer_checks.ts`: each under the one name the offer
+ * showed, no hidden segment unless `allowHidden`), prove the prefixes of the part files it left itself for this sender and
  * manifest (`lib/transfer/part_record.ts`) in a Resume, and write each file through {@linkcode FileSink},
  * which renames it only once its SHA-256 matches. Progress is reported through
  * {@linkcode TransferEvents}; how messages travel is injected (`send`).
@@ -18,13 +18,14 @@
 
 import { constantTimeEqual } from "../core/bytes.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
-import { PART_SUFFIX, partPath, RECORD_SUFFIX, recordPath } from "./free_name.ts";
+import { numberedName, partPath, recordPath } from "./free_name.ts";
+import { checkManifestPaths, manifestSizeProblem, offerNameProblem } from "./offer_checks.ts";
 import { encodePartRecord, type FolderOwner, ownsPart, type PartOwner } from "./part_record.ts";
 import { claimFolder, predictFolder, releaseFolder } from "./receive_folder.ts";
 import { downloadsFolder, exists, joinPath } from "../core/paths.ts";
 import { noRoomFor, sizeLimit } from "./receive_policy.ts";
 import { authorOf, fingerprintOfAuthor } from "../chat/room_messages.ts";
-import { resolveInside, safeRelativePath, sanitizeDisplayName } from "./safe_path.ts";
+import { resolveInside, sanitizeDisplayName } from "./safe_path.ts";
 import {
   ACK_EVERY_BYTES,
   encodeTransfer,
@@ -32,7 +33,6 @@ import {
   manifestLimit,
   ManifestParser,
   MAX_MANIFEST_BYTES,
-  minManifestBytes,
   type Offer,
   type TransferMessage,
   verifyOffer,
@@ -287,7 +287,7 @@ export class IncomingTransfers {
       const slot = await ownedSlot(path, owner);
       inc.files.push({ entry, path, segments, slot: slot ?? 0 });
       if (slot === undefined) continue;
-      const proof = await prefixProof(partPath(numbered(path, slot)), entry.size);
+      const proof = await prefixProof(partPath(numberedName(path, slot)), entry.size);
       if (proof && proof.length > 0) {
         inc.resumeFrom.set(index, proof.length);
         points.push({ fileIndex: index, length: proof.length, sha256: proof.sha256 });
@@ -388,10 +388,10 @@ export class IncomingTransfers {
   async #target(inc: Incoming, index: number, resumeFrom: number): Promise<string> {
     const file = inc.files[index]!;
     const path = await resolveInside(inc.folder, file.segments);
-    if (resumeFrom > 0) return numbered(path, file.slot);
+    if (resumeFrom > 0) return numberedName(path, file.slot);
     const owner = this.#owner(inc, index);
     for (let n = 0;; n++) {
-      const candidate = numbered(path, n);
+      const candidate = numberedName(path, n);
       if (await ownsPart(candidate, owner)) {
         await Deno.remove(partPath(candidate));
         await Deno.remove(recordPath(candidate));
@@ -446,110 +446,10 @@ function folderOwner(inc: Incoming): FolderOwner {
  */
 async function ownedSlot(path: string, owner: PartOwner): Promise<number | undefined> {
   for (let n = 0;; n++) {
-    const candidate = numbered(path, n);
+    const candidate = numberedName(path, n);
     if (await ownsPart(candidate, owner)) return n;
     if (!(await exists(partPath(candidate))) && !(await exists(recordPath(candidate)))) {
       return undefined;
     }
   }
-}
-
-/**
- * Why an offer's name cannot be accepted, or undefined: it must be one safe path segment (the
- * folder or file everything is received under), and not hidden unless `allowHidden`.
- */
-export function offerNameProblem(name: string, allowHidden: boolean): string | undefined {
-  const shown = sanitizeDisplayName(name);
-  let segments: string[];
-  try {
-    segments = safeRelativePath(name);
-  } catch (error) {
-    return `file offer "${shown}" refused: its name is not a plain file or folder name (${
-      error instanceof Error ? error.message : String(error)
-    })`;
-  }
-  if (segments.length !== 1) {
-    return `file offer "${shown}" refused: its name is a path, not a file or folder name`;
-  }
-  if (name.startsWith(".") && !allowHidden) {
-    return `file offer "${shown}" refused: it is a hidden (dot) file; ` +
-      `to accept hidden files, start securechat with --allow-hidden-files`;
-  }
-  if (reservedSuffix(name)) {
-    return `file offer "${shown}" refused: its name ends like securechat's own part files`;
-  }
-  return undefined;
-}
-
-/**
- * Why an offer is refused before its manifest is read, or undefined: its file count and name
- * need a manifest larger than {@linkcode MAX_MANIFEST_BYTES} (14.3) even with the shortest paths.
- */
-export function manifestSizeProblem(offer: Pick<Offer, "name" | "fileCount">): string | undefined {
-  const need = minManifestBytes(offer);
-  if (need <= MAX_MANIFEST_BYTES) return undefined;
-  return `file offer "${sanitizeDisplayName(offer.name)}" refused: its ${offer.fileCount} files ` +
-    `need a manifest of at least ${need} bytes, over the limit of ${MAX_MANIFEST_BYTES} bytes`;
-}
-
-/**
- * Checks every manifest path against the offer (14.3): a safe relative path, listed once, under
- * the offer's name (or equal to it for a single file), without hidden segments unless
- * `allowHidden`, and not named like a part file or resume record. Returns the segments of each.
- *
- * @throws {TransferFailure} naming the offer and the path
- */
-function checkManifestPaths(
-  name: string,
-  entries: ManifestEntry[],
-  allowHidden: boolean,
-): string[][] {
-  const shown = sanitizeDisplayName(name);
-  const refuse = (why: string) => new TransferFailure(`file offer "${shown}" refused: ${why}`);
-  const seen = new Set<string>();
-  const checked = [];
-  for (const entry of entries) {
-    const segments = safeRelativePath(entry.path);
-    const path = sanitizeDisplayName(entry.path);
-    const single = entries.length === 1 && segments.length === 1;
-    if (segments[0] !== name || (segments.length === 1 && !single)) {
-      throw refuse(`its manifest holds "${path}", outside "${shown}"`);
-    }
-    const hidden = segments.find((segment) => segment.startsWith("."));
-    if (hidden !== undefined && !allowHidden) {
-      throw refuse(
-        `its manifest holds the hidden (dot) file or folder "${path}"; ` +
-          `to accept hidden files, start securechat with --allow-hidden-files`,
-      );
-    }
-    if (segments.some(reservedSuffix)) {
-      throw refuse(`its manifest holds "${path}", named like securechat's own part files`);
-    }
-    // One spelling per name, as case-insensitive and normalizing file systems see it.
-    const key = segments.join("/").normalize("NFC").toLowerCase();
-    if (seen.has(key)) throw refuse(`its manifest lists "${path}" twice`);
-    seen.add(key);
-    checked.push(segments);
-  }
-  return checked;
-}
-
-/** True for a name ending like a part file or a resume record, in any case. */
-function reservedSuffix(segment: string): boolean {
-  const lower = segment.toLowerCase();
-  return lower.endsWith(PART_SUFFIX) || lower.endsWith(RECORD_SUFFIX);
-}
-
-/**
- * "dir/report.pdf" -> "dir/report (n).pdf" (n = 0: the path itself); dotfiles and names without
- * extension get a suffix.
- */
-function numbered(path: string, n: number): string {
-  if (n === 0) return path;
-  const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  const name = path.slice(slash + 1);
-  const dot = name.lastIndexOf(".");
-  const stem = dot > 0 ? name.slice(0, dot) : name;
-  const extension = dot > 0 ? name.slice(dot) : "";
-  return `${path.slice(0, slash + 1)}${stem} (${n})${extension}`;
 }
