@@ -45,8 +45,10 @@ export const CONTENT_TYPE = {
 
 /** Section 8.5: a receipt's content is `bytes_received u64`. */
 export const RECEIPT_CONTENT_LENGTH = 8;
-/** Section 8.5: the only record body length allowed after close_notify (a receipt's). */
+/** Section 8.5: a receipt's record body length, one of two allowed after close_notify. */
 export const RECEIPT_CIPHERTEXT_LENGTH = 1 + RECEIPT_CONTENT_LENGTH + AEAD_TAG_LENGTH;
+/** Sections 8.5 and 8.6: a keepalive's record body length, the other one allowed after close_notify. */
+export const KEEPALIVE_CIPHERTEXT_LENGTH = 1 + 1 + AEAD_TAG_LENGTH;
 
 /** AES-GCM tag length. */
 export const TAG_LENGTH = AEAD_TAG_LENGTH;
@@ -103,6 +105,8 @@ export class RecordLayer {
   /** Set while the send key is being replaced: seals wait for it. */
   #sendSwitch: Promise<void> | undefined;
   #sentClose = false;
+  /** Set by a fatal alert: unlike close_notify, nothing at all follows it. */
+  #sentFatal = false;
   #receivedClose = false;
   /** Section 8.5: one receipt may follow our close_notify (not an alert), and one the peer's. */
   #mayReceipt = false;
@@ -224,9 +228,13 @@ export class RecordLayer {
     return frame!;
   }
 
-  /** Seals a keepalive ping or pong (section 8.6). */
+  /**
+   * Seals a keepalive ping or pong (section 8.6). Unlike data, keepalives may follow our
+   * close_notify and our receipt (pipe mode keeps asking until the end, section 8.5); nothing
+   * follows a fatal alert.
+   */
   async sealKeepalive(ping: boolean): Promise<Uint8Array> {
-    this.#checkOpen();
+    if (this.#sentFatal) throw new RangeError("cannot send after a fatal alert");
     const [frame] = await this.#sealRecord(CONTENT_TYPE.keepalive, u8(ping ? 0 : 1));
     return frame!;
   }
@@ -257,6 +265,7 @@ export class RecordLayer {
   async sealAlert(code: number): Promise<Uint8Array> {
     this.#checkOpen();
     this.#sentClose = true;
+    this.#sentFatal = true;
     const [frame] = await this.#sealRecord(CONTENT_TYPE.alert, u8(code));
     return frame!;
   }
@@ -270,7 +279,7 @@ export class RecordLayer {
    * @throws {PeerAlertError} when the peer sent a fatal alert
    */
   async open(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
-    if (this.#receivedClose) return await this.#openReceipt(header, ciphertext);
+    // Also after close_notify: keepalives may follow it for as long as the peer likes.
     if (this.#receive.sequence >= BigInt(this.#keyUpdateRecords + KEY_UPDATE_SLACK)) {
       throw new ProtocolError(
         "key_usage_exceeded",
@@ -278,6 +287,7 @@ export class RecordLayer {
         { alert: "unexpected_message" },
       );
     }
+    if (this.#receivedClose) return await this.#openAfterClose(header, ciphertext);
     const { type, content } = await this.#receive.open(header, ciphertext);
     switch (type) {
       case CONTENT_TYPE.applicationData:
@@ -292,8 +302,7 @@ export class RecordLayer {
         return { kind: "keyUpdate", updateRequested };
       }
       case CONTENT_TYPE.keepalive:
-        if (content.length !== 1 || content[0]! > 1) throw malformed("keepalive");
-        return { kind: "keepalive", ping: content[0] === 0 };
+        return keepaliveEvent(content);
       case CONTENT_TYPE.alert: {
         if (content.length !== 1) throw malformed("alert");
         if (content[0] === 0) {
@@ -315,15 +324,20 @@ export class RecordLayer {
   }
 
   /**
-   * Section 8.5: after the peer's close_notify only its receipt may come, once. A record of any
-   * other length is refused unopened; one that opens as another type is refused too.
+   * Sections 8.5 and 8.6: after the peer's close_notify only its receipt (once) and keepalives
+   * may come. A record of any other length is refused unopened (the receipt's length once the
+   * receipt came); one that opens as another type than its length says is refused too.
    */
-  async #openReceipt(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
-    if (this.#receivedReceipt || ciphertext.length !== RECEIPT_CIPHERTEXT_LENGTH) {
-      throw recordAfterClose();
-    }
+  async #openAfterClose(header: Uint8Array, ciphertext: Uint8Array): Promise<RecordEvent> {
+    const expected = ciphertext.length === KEEPALIVE_CIPHERTEXT_LENGTH
+      ? CONTENT_TYPE.keepalive
+      : ciphertext.length === RECEIPT_CIPHERTEXT_LENGTH && !this.#receivedReceipt
+      ? CONTENT_TYPE.receipt
+      : undefined;
+    if (expected === undefined) throw recordAfterClose();
     const { type, content } = await this.#receive.open(header, ciphertext);
-    if (type !== CONTENT_TYPE.receipt) throw recordAfterClose();
+    if (type !== expected) throw recordAfterClose();
+    if (type === CONTENT_TYPE.keepalive) return keepaliveEvent(content);
     this.#receivedReceipt = true;
     const view = new DataView(content.buffer, content.byteOffset, content.length);
     return { kind: "receipt", bytesReceived: view.getBigUint64(0) };
@@ -358,6 +372,12 @@ function recordAfterClose(): ProtocolError {
     "peer sent data after its close_notify: the stream may have been tampered with",
     { alert: "unexpected_message" },
   );
+}
+
+/** Section 8.1: a keepalive's content is one byte, 0 for a ping and 1 for a pong. */
+function keepaliveEvent(content: Uint8Array): RecordEvent {
+  if (content.length !== 1 || content[0]! > 1) throw malformed("keepalive");
+  return { kind: "keepalive", ping: content[0] === 0 };
 }
 
 function malformed(what: string): ProtocolError {

@@ -39,6 +39,13 @@ const OFFLOAD_AFTER_BYTES = 4 * 2 ** 20;
  */
 const OFFLOAD_MIN_CORES = 4;
 
+/**
+ * Section 8.6: while a write to our output is still pending after this long, we ping the peer
+ * this often. A side whose output is slow reads nothing, so it cannot answer the peer's pings;
+ * the smallest `--keepalive` is 1 s, so even such a peer (silent after 3 s) hears from us in time.
+ */
+const SLOW_OUTPUT_PING_MS = 1000;
+
 /** The local side of a pipe. */
 export interface PipeEnds {
   input: ByteSource;
@@ -62,6 +69,7 @@ export interface PipeStats {
  */
 export async function runPipe(connection: SecureConnection, ends: PipeEnds): Promise<PipeStats> {
   await exchangeSessionHello(connection, "pipe");
+  connection.useReceipts();
   const stats: PipeStats = { sent: 0, received: 0 };
   let offloading = false;
   const offloadWhenBulk = () => {
@@ -80,7 +88,7 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
       const data = await connection.receive();
       if (data === null) break;
       await writing;
-      writing = writeAll(ends.output, data).then(() => {
+      writing = pingWhileSlow(connection, writeAll(ends.output, data)).then(() => {
         stats.received += data.length;
         ends.onProgress?.(stats.sent, stats.received);
         offloadWhenBulk();
@@ -158,8 +166,15 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
     await connection.abort(reported);
     throw reported;
   }
-  connection.close();
+  // Section 8.5: TCP FIN only now that both receipts are exchanged, then the peer's FIN.
+  await connection.finish();
   return stats;
+}
+
+/** Pings the peer every SLOW_OUTPUT_PING_MS until `write` settles (section 8.6). */
+function pingWhileSlow(connection: SecureConnection, write: Promise<void>): Promise<void> {
+  const timer = setInterval(() => connection.ping(), SLOW_OUTPUT_PING_MS);
+  return write.finally(() => clearInterval(timer));
 }
 
 /**

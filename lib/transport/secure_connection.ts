@@ -38,6 +38,12 @@ import type { RecordProtection } from "../protocol/record_protection.ts";
 /** Queued sends that seal at once; behind more, sealing waits its turn (see #writeInOrder). */
 const EAGER_SEALS = 8;
 
+/**
+ * Section 8.5: how long a pipe that has both receipts waits for the peer's FIN before it closes
+ * anyway (success is decided by then; the wait only spares a receipt in flight from a reset).
+ */
+export const FIN_WAIT_MS = 2000;
+
 /** Options of a secure connection (the drivers' options carry them). */
 export interface SecureConnectionOptions {
   /** Lowers the key update threshold, for tests. */
@@ -66,6 +72,13 @@ export class SecureConnection {
   #handshakeReceive: RecordProtection | undefined;
   #lastSent = Date.now();
   #lastReceived = Date.now();
+  /** When the read now pending began; undefined while nothing reads (our output is slow). */
+  #waitingSince: number | undefined;
+  /** Pipe mode (section 8.5): the session ends with receipts, keepalives go on until both. */
+  #receipts = false;
+  #peerReceipt = false;
+  /** Set once our TCP write direction is shut (or about to be): nothing more is queued. */
+  #writeShut = false;
   #keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   #silentError: ConnectionError | undefined;
 
@@ -192,10 +205,32 @@ export class SecureConnection {
     });
   }
 
-  /** Sends a control record unless we already said goodbye; failures only matter to receive(). */
-  #sendControl(seal: () => Promise<Uint8Array>): void {
-    if (this.#records.sentClose || this.#closing || this.#closed) return;
+  /**
+   * Sends a control record unless we already said goodbye; failures only matter to receive().
+   * In pipe mode keepalives go on after our close_notify, until our FIN (sections 8.5, 8.6).
+   */
+  #sendControl(seal: () => Promise<Uint8Array>, keepalive = false): void {
+    if (this.#closed || this.#ended || this.#writeShut) return;
+    const closing = this.#records.sentClose || this.#closing !== undefined;
+    if (closing && !(keepalive && this.#receipts)) return;
     this.#writeInOrder(() => seal().then((frame) => [frame])).catch(() => {});
+  }
+
+  /**
+   * Pipe mode (sections 8.5, 8.6, 11): this session ends with receipts. Keepalives then go on
+   * after our close_notify, the peer is timed out until its receipt arrives, and TCP is shut
+   * only by `finish()`, once both receipts are exchanged.
+   */
+  useReceipts(): void {
+    this.#receipts = true;
+  }
+
+  /**
+   * Sends a ping now, whatever the keepalive interval (section 8.6): a pipe whose output is slow
+   * reads nothing, so it cannot answer the peer's pings, and says it is alive this way instead.
+   */
+  ping(): void {
+    this.#sendControl(() => this.#records.sealKeepalive(true), true);
   }
 
   /** Sends a key_update now (section 8.4), asking the peer to update too if `requestPeer`. */
@@ -208,10 +243,13 @@ export class SecureConnection {
   /**
    * Section 8.6: pings after `intervalMs` without sending, and after `intervalMs` without
    * receiving (asking: the peer answers a ping at once, whatever its own interval), at most once
-   * an interval; presumes the peer dead after three intervals without receiving (a pending
-   * `receive()` then throws `peer_silent`). Once we sent close_notify we can no longer ask, so
-   * silence proves nothing and the peer is no longer timed out. The timer needs someone calling
-   * `receive()`, which answers pings and notes arrivals.
+   * an interval; presumes the peer dead after waiting three intervals for a record from it (a
+   * pending `receive()` or `receiveReceipt()` then throws `peer_silent`). Time when nothing
+   * reads (our own output is slow) is not the peer's silence. In chat mode, once we sent
+   * close_notify we can no longer ask, so the peer is no longer timed out, nor after its
+   * close_notify; in pipe mode (`useReceipts()`) we keep asking after our close_notify, so the
+   * peer is timed out until its receipt arrives. The timer needs someone calling `receive()` or
+   * `receiveReceipt()`, which answer pings and note arrivals.
    */
   startKeepalive(intervalMs: number): void {
     if (intervalMs <= 0 || this.#keepaliveTimer !== undefined) return;
@@ -219,10 +257,12 @@ export class SecureConnection {
     let lastPing = 0;
     this.#keepaliveTimer = setInterval(() => {
       const now = Date.now();
-      if (this.#records.receivedClose || this.#closed) return;
-      if (this.#records.sentClose || this.#closing) return;
-      if (now - this.#lastReceived > 3 * intervalMs) {
-        const seconds = Math.round((now - this.#lastReceived) / 1000);
+      if (this.#closed || this.#writeShut) return;
+      const closing = this.#records.sentClose || this.#closing !== undefined;
+      if (!this.#receipts && (closing || this.#records.receivedClose)) return;
+      const waiting = this.#waitingSince;
+      if (!this.#peerReceipt && waiting !== undefined && now - waiting > 3 * intervalMs) {
+        const seconds = Math.round((now - waiting) / 1000);
         this.#silentError = new ConnectionError(
           "peer_silent",
           `peer silent for ${seconds} s: the connection is presumed dead`,
@@ -235,7 +275,7 @@ export class SecureConnection {
       const quietIn = now - this.#lastReceived >= intervalMs && now - lastPing >= intervalMs;
       if (quietOut || quietIn) {
         lastPing = now;
-        this.#sendControl(() => this.#records.sealKeepalive(true));
+        this.#sendControl(() => this.#records.sealKeepalive(true), true);
       }
     }, tick);
     Deno.unrefTimer(this.#keepaliveTimer);
@@ -277,44 +317,83 @@ export class SecureConnection {
   }
 
   /**
-   * Sends our receipt (section 8.5), the last record of our direction, then half-closes TCP.
-   * Only after `closeNotify()` and once the peer's close_notify arrived and its data was taken.
+   * Sends our receipt (section 8.5), the last record of our direction but keepalives. Only
+   * after `closeNotify()` and once the peer's close_notify arrived and its data was taken. TCP
+   * stays open: `finish()` shuts it once the peer's receipt is in too.
    *
    * @param bytesReceived application data bytes accepted from the peer after its SessionHello
    */
   sendReceipt(bytesReceived: number): Promise<void> {
     return this.#writeInOrder(
       () => this.#records.sealReceipt(bytesReceived).then((frame) => [frame]),
-      () => this.#conn.closeWrite().catch(() => {}),
     );
   }
 
   /**
-   * Section 8.5: after the peer's close_notify, reads its receipt, the one record that may
-   * follow. Anything else ending the connection first (a FIN, a reset, a partial frame, which
-   * anyone on the path can forge) means the peer never confirmed what it received.
+   * Section 8.5: after the peer's close_notify, reads its receipt, the one record besides
+   * keepalives that may follow (pings are answered, section 8.6). Anything else ending the
+   * connection first (a FIN, a reset, a partial frame, which anyone on the path can forge)
+   * means the peer never confirmed what it received.
    *
    * @returns the peer's `bytes_received`
    * @throws {AuthenticationError} `no_receipt` when the connection ends before the receipt
+   * @throws {ConnectionError} `peer_silent` when the keepalive timer presumed the peer dead
    * @throws {ProtocolError} `record_after_close` for any other record
    */
   async receiveReceipt(): Promise<bigint> {
     if (!this.#records.receivedClose) throw new RangeError("the peer has not closed yet");
     const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
-    let frame;
+    while (true) {
+      let frame;
+      this.#waitingSince = Date.now();
+      try {
+        frame = await this.#reader.readFrame((type) =>
+          type === FRAME_TYPE.record ? cap : undefined
+        );
+      } catch (error) {
+        if (this.#silentError) throw this.#silentError;
+        if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
+        if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
+        throw noReceipt(error);
+      } finally {
+        this.#waitingSince = undefined;
+      }
+      if (frame === null) throw this.#silentError ?? noReceipt(undefined);
+      this.#lastReceived = Date.now();
+      const event = await this.#records.open(frame.header, frame.body);
+      if (event.kind === "keepalive") {
+        if (event.ping) this.#sendControl(() => this.#records.sealKeepalive(false), true);
+        continue;
+      }
+      if (event.kind !== "receipt") {
+        throw new RangeError("the record layer let a non-receipt through");
+      }
+      this.#peerReceipt = true;
+      return event.bytesReceived;
+    }
+  }
+
+  /**
+   * Ends a pipe whose receipts were both exchanged (section 8.5): shuts our TCP write direction
+   * after anything still queued, then reads until the peer's FIN, discarding what comes (only
+   * its keepalives may), for at most `FIN_WAIT_MS`, and closes. Closing with unread data would
+   * make TCP send a reset, which may destroy our receipt before the peer has read it.
+   */
+  async finish(): Promise<void> {
+    this.#writeShut = true;
+    await this.#enqueue(() => this.#conn.closeWrite().catch(() => {})).catch(() => {});
+    const timer = setTimeout(() => this.close(), FIN_WAIT_MS);
     try {
-      frame = await this.#reader.readFrame((type) => type === FRAME_TYPE.record ? cap : undefined);
-    } catch (error) {
-      if (error instanceof SecurechatError && error.code !== "truncated_frame") throw error;
-      if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
-      throw noReceipt(error);
+      const buffer = new Uint8Array(4096);
+      while (!this.#closed && await this.#conn.read(buffer) !== null) {
+        // Discarded: success was decided by the receipts.
+      }
+    } catch {
+      // Reset or closed by the timer: either way we are done.
+    } finally {
+      clearTimeout(timer);
+      this.close();
     }
-    if (frame === null) throw noReceipt(undefined);
-    const event = await this.#records.open(frame.header, frame.body);
-    if (event.kind !== "receipt") {
-      throw new RangeError("the record layer let a non-receipt through");
-    }
-    return event.bytesReceived;
   }
 
   /**
@@ -330,6 +409,7 @@ export class SecureConnection {
     const cap = maxCiphertextLength(this.#records.ownMaxPlaintext);
     while (true) {
       let frame;
+      this.#waitingSince = Date.now();
       try {
         // Borrowed: this call opens (or rejects) the record before anything reads again.
         frame = await this.#reader.readFrame(
@@ -341,6 +421,8 @@ export class SecureConnection {
         if (error instanceof SecurechatError) throw error;
         if (this.#closed) throw new ConnectionError("connection_closed", "connection closed");
         throw truncated(error);
+      } finally {
+        this.#waitingSince = undefined;
       }
       if (frame === null) throw this.#silentError ?? truncated(undefined);
       this.#lastReceived = Date.now();
@@ -356,7 +438,7 @@ export class SecureConnection {
           }
           continue;
         case "keepalive":
-          if (event.ping) this.#sendControl(() => this.#records.sealKeepalive(false));
+          if (event.ping) this.#sendControl(() => this.#records.sealKeepalive(false), true);
           continue;
         case "receipt":
           throw new RangeError("the record layer opened a receipt before close_notify");

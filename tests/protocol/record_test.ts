@@ -231,6 +231,56 @@ Deno.test("RecordLayer.open() after close_notify refuses anything but a receipt"
   await rejects(failed.sealReceipt(0), RangeError);
 });
 
+Deno.test("RecordLayer keepalives may follow close_notify and the receipt, both ways; nothing else", async () => {
+  const { a, b, c } = await layers();
+  eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
+  // a pings after its close_notify; b (not closed) answers; a reads the pong.
+  const ping = await a.sealKeepalive(true);
+  strictEqual(ping.length, 5 + 1 + 1 + TAG_LENGTH);
+  eql(await b.open(...splitFrame(ping)), { kind: "keepalive", ping: true });
+  eql(await a.open(...splitFrame(await b.sealKeepalive(false))), {
+    kind: "keepalive",
+    ping: false,
+  });
+  // Then b closes too: keepalives still pass in both directions, around the receipts.
+  eql(await a.open(...splitFrame(await b.sealCloseNotify())), { kind: "close" });
+  eql(await b.open(...splitFrame(await a.sealKeepalive(false))), {
+    kind: "keepalive",
+    ping: false,
+  });
+  eql(await a.open(...splitFrame(await b.sealKeepalive(true))), { kind: "keepalive", ping: true });
+  eql(await b.open(...splitFrame(await a.sealReceipt(0))), { kind: "receipt", bytesReceived: 0n });
+  eql(await b.open(...splitFrame(await a.sealKeepalive(true))), { kind: "keepalive", ping: true });
+  eql(await a.open(...splitFrame(await b.sealReceipt(0))), { kind: "receipt", bytesReceived: 0n });
+  eql(await a.open(...splitFrame(await b.sealKeepalive(false))), {
+    kind: "keepalive",
+    ping: false,
+  });
+  // a sent close_notify, a ping, a pong, its receipt and a ping: an authentic record of the
+  // keepalive's length but another type, with the next sequence number, is refused.
+  const forger = await RecordProtection.create(c);
+  for (let i = 0; i < 5; i++) await forger.seal(CONTENT_TYPE.keepalive, Uint8Array.of(0));
+  const data = await forger.seal(CONTENT_TYPE.applicationData, Uint8Array.of(7));
+  await rejects(
+    b.open(...splitFrame(data)),
+    isCode(ProtocolError, "record_after_close", "unexpected_message"),
+  );
+  // Nothing follows a fatal alert, not even a keepalive; data never follows close_notify.
+  const { a: failed } = await layers();
+  await failed.sealAlert(ALERT.internal_error);
+  await rejects(failed.sealKeepalive(true), RangeError);
+  await rejects(a.sealData(Uint8Array.of(1)), RangeError);
+});
+
+Deno.test("RecordLayer.open() after close_notify refuses a malformed keepalive", async () => {
+  const { a, b, c } = await layers();
+  eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
+  const forger = await RecordProtection.create(c);
+  await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
+  const bad = await forger.seal(CONTENT_TYPE.keepalive, Uint8Array.of(2));
+  await rejects(b.open(...splitFrame(bad)), isCode(ProtocolError, "decode_error", "decode_error"));
+});
+
 Deno.test("RecordLayer.open() turns a fatal alert into PeerAlertError", async () => {
   for (
     const name of ["handshake_failure", "bad_record_mac", "access_denied", "user_canceled"] as const
