@@ -7,6 +7,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
 import {
+  authorOf,
   decodeRoomMessage,
   encodeChat,
   encodeJoined,
@@ -14,6 +15,7 @@ import {
   JOINED_FLAG,
 } from "../../lib/chat/room_messages.ts";
 import { Relay } from "../../lib/room/relay.ts";
+import { encodeTransfer, signOffer } from "../../lib/transfer/transfer_messages.ts";
 import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
 import { identities, join, type TestMember, texts } from "../_helpers/room.ts";
 
@@ -258,4 +260,39 @@ Deno.test("recipients reject messages a malicious relay altered, invented or rep
   for (const { connection } of admitted) connection.close();
   ma.session.close();
   mb.session.close();
+});
+
+Deno.test("a file offer to a member who is not in the room earns its sender a Notice, and reaches nobody", async () => {
+  // PROTOCOL.md 14.1: the relay routes by the recipient's author id; an Offer for an unknown one
+  // is answered with a Notice (other transfer messages for unknown members are dropped silently).
+  const room = hub({ hostParticipates: false });
+  const sender = await join(a!, relayIdentity, (conn, name) => room.admit(conn, name));
+  const bystander = await join(b!, relayIdentity, (conn, name) => room.admit(conn, name));
+  await sender.until(() => sender.session.members().length === 2);
+  const [absent] = await identities(1);
+  const id = crypto.getRandomValues(new Uint8Array(16));
+  const offer = await signOffer(a!, {
+    roomId: room.roomId,
+    sender: authorOf(a!.fingerprint),
+    recipient: authorOf(absent!.fingerprint),
+    transferId: id,
+  }, {
+    counter: BigInt(Date.now()) * 1000n,
+    timestamp: Date.now(),
+    name: "report.txt",
+    fileCount: 1,
+    totalSize: 1,
+    manifestSha256: new Uint8Array(32),
+  });
+  await sender.connection!.send(encodeTransfer.offer(authorOf(absent!.fingerprint), id, offer));
+  await sender.until((events) =>
+    events.some((e) =>
+      e.type === "notice" && e.text === "no such member: the file offer was not delivered"
+    )
+  );
+  // The bystander saw no offer, and the sender is still in the room.
+  await sender.session.sendText("still here");
+  await bystander.until((events) => texts(bystander).includes("still here") && events.length > 0);
+  strictEqual(bystander.events.some((e) => e.type === "offer"), false);
+  await leaveAll(room, [sender, bystander]);
 });
