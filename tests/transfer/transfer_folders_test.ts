@@ -8,13 +8,11 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
-import { ChatSigner } from "../../lib/chat/chat_signer.ts";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
 import { authorOf } from "../../lib/chat/room_messages.ts";
-import { Roster } from "../../lib/chat/room_roster.ts";
-import { TransferManager } from "../../lib/transfer/transfer.ts";
+import type { TransferManager } from "../../lib/transfer/transfer.ts";
 import {
   decodeTransfer,
   encodeManifest,
@@ -24,6 +22,7 @@ import {
   signOffer,
 } from "../../lib/transfer/transfer_messages.ts";
 import { identities } from "../_helpers/room.ts";
+import { recipientManager } from "../_helpers/transfer_context.ts";
 import { randomBytes } from "../_helpers/peers.ts";
 
 const [alice, bob, mallory] = await identities(3) as [Identity, Identity, Identity];
@@ -32,28 +31,10 @@ let counter = BigInt(Date.now()) * 1000n + 9_000_000_000n;
 
 /** Alice's manager (accepting every offer), with Bob and Mallory in her roster. */
 function aliceManager(receiveDir: string) {
-  const roster = new Roster(roomId, alice.fingerprint);
-  for (const [identity, name] of [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]] as const) {
-    const info: MemberInfo = { name, fingerprint: identity.fingerprint };
-    if (identity === alice) info.self = true;
-    roster.addIdentity(identity, info);
-  }
-  const sent: Uint8Array[] = [];
-  const events: ChatEvent[] = [];
-  const manager = new TransferManager({
-    identity: alice,
-    roomId,
-    roster,
-    signer: new ChatSigner(alice, roomId),
-    send: (message) => {
-      sent.push(message);
-      return Promise.resolve();
-    },
-    emit: (event) => events.push(event),
+  return recipientManager(roomId, [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]], {
     receiveDir,
     autoAccept: true,
   });
-  return { manager, sent, events };
 }
 
 /** A folder to send: its manifest entries and their contents. */

@@ -6,12 +6,10 @@
  */
 
 import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
-import { ChatSigner } from "../../lib/chat/chat_signer.ts";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
 import { authorOf } from "../../lib/chat/room_messages.ts";
-import { Roster } from "../../lib/chat/room_roster.ts";
 import { TransferManager } from "../../lib/transfer/transfer.ts";
 import { IncomingTransfers } from "../../lib/transfer/transfer_incoming.ts";
 import { TransferEvents } from "../../lib/transfer/transfer_progress.ts";
@@ -22,6 +20,7 @@ import {
   signOffer,
 } from "../../lib/transfer/transfer_messages.ts";
 import { identities } from "../_helpers/room.ts";
+import { recipientContext } from "../_helpers/transfer_context.ts";
 
 const [alice, bob, mallory] = await identities(3) as [Identity, Identity, Identity];
 const roomId = crypto.getRandomValues(new Uint8Array(16));
@@ -29,27 +28,9 @@ let counter = BigInt(Date.now()) * 1000n + 5_000_000_000n;
 
 /** Alice's transfer context, with Bob and Mallory in her roster; `sent` and `events` collect. */
 function aliceContext(receiveDir: string) {
-  const roster = new Roster(roomId, alice.fingerprint);
-  for (const [identity, name] of [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]] as const) {
-    const info: MemberInfo = { name, fingerprint: identity.fingerprint };
-    if (identity === alice) info.self = true;
-    roster.addIdentity(identity, info);
-  }
-  const sent: Uint8Array[] = [];
-  const events: ChatEvent[] = [];
-  const context = {
-    identity: alice,
-    roomId,
-    roster,
-    signer: new ChatSigner(alice, roomId),
-    send: (message: Uint8Array) => {
-      sent.push(message);
-      return Promise.resolve();
-    },
-    emit: (event: ChatEvent) => events.push(event),
+  return recipientContext(roomId, [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]], {
     receiveDir,
-  };
-  return { context, sent, events };
+  });
 }
 
 /** Alice's transfer manager, with Bob and Mallory in her roster; `sent` and `events` collect. */

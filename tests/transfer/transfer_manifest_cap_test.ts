@@ -6,13 +6,9 @@
  */
 
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
-import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
-import { ChatSigner } from "../../lib/chat/chat_signer.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
 import { authorOf } from "../../lib/chat/room_messages.ts";
-import { Roster } from "../../lib/chat/room_roster.ts";
-import { TransferManager } from "../../lib/transfer/transfer.ts";
 import {
   decodeTransfer,
   encodeManifest,
@@ -24,35 +20,19 @@ import {
   signOffer,
 } from "../../lib/transfer/transfer_messages.ts";
 import { identities } from "../_helpers/room.ts";
+import { recipientManager } from "../_helpers/transfer_context.ts";
 
 const [alice, bob] = await identities(2) as [Identity, Identity];
 const roomId = crypto.getRandomValues(new Uint8Array(16));
 let counter = BigInt(Date.now()) * 1000n + 7_000_000_000n;
 
+/** Alice's manager (accepting every offer up to 1 TiB), with Bob in her roster. */
 function aliceManager(receiveDir: string) {
-  const roster = new Roster(roomId, alice.fingerprint);
-  for (const [identity, name] of [[alice, "alice"], [bob, "bob"]] as const) {
-    const info: MemberInfo = { name, fingerprint: identity.fingerprint };
-    if (identity === alice) info.self = true;
-    roster.addIdentity(identity, info);
-  }
-  const sent: Uint8Array[] = [];
-  const events: ChatEvent[] = [];
-  const manager = new TransferManager({
-    identity: alice,
-    roomId,
-    roster,
-    signer: new ChatSigner(alice, roomId),
-    send: (message) => {
-      sent.push(message);
-      return Promise.resolve();
-    },
-    emit: (event) => events.push(event),
+  return recipientManager(roomId, [[alice, "alice"], [bob, "bob"]], {
     receiveDir,
     autoAccept: true,
     maxFileSize: 2 ** 40,
   });
-  return { manager, sent, events };
 }
 
 /** Bob's signed offer to Alice, as the relay forwards it. */
