@@ -9,7 +9,9 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import type { ChatEvent, Participant } from "../../lib/chat/chat_events.ts";
 import { runInitiator, runResponder } from "../../lib/transport/connection.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
-import { generateIdentity, type Identity } from "../../lib/keys/identity.ts";
+import { generateIdentity, type Identity, importPublicIdentity } from "../../lib/keys/identity.ts";
+import { authorOf, decodeRoomMessage, JOINED_FLAG } from "../../lib/chat/room_messages.ts";
+import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
 import { ALL_SUITES } from "../../lib/crypto/kex.ts";
 import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
 import { type JoinOptions, joinRoom } from "../../lib/room/member.ts";
@@ -152,4 +154,32 @@ export function assertDeliveredInOrder(members: TestMember[], messages: number):
     }
     strictEqual(member.events.filter((e) => e.type === "rejected").length, 0);
   }
+}
+
+/**
+ * A member built from the library that joins a real listener's room at `port` by hand: the real
+ * handshake and SessionHello, then reads until it has the Welcome and the host's Joined. Tests
+ * then send what an attacker or a probe would, with `secure`.
+ */
+export async function joinListenerRoom(
+  port: number,
+  identity: Identity,
+): Promise<{ secure: SecureConnection; roomId: Uint8Array; hostAuthor: Uint8Array }> {
+  const secure = await runInitiator(await Deno.connect({ hostname: "127.0.0.1", port }), {
+    identity,
+    suites: ["x25519"],
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+    checkPeer: () => Promise.resolve(),
+  });
+  await exchangeSessionHello(secure, "chat");
+  let roomId: Uint8Array | undefined;
+  let hostAuthor: Uint8Array | undefined;
+  while (!roomId || !hostAuthor) {
+    const message = decodeRoomMessage((await secure.receive())!);
+    if (message.type === "welcome") roomId = message.roomId;
+    if (message.type === "joined" && message.flags & JOINED_FLAG.host) {
+      hostAuthor = authorOf((await importPublicIdentity(message.spki)).fingerprint);
+    }
+  }
+  return { secure, roomId, hostAuthor };
 }

@@ -7,11 +7,8 @@
  */
 
 import { match, notStrictEqual, strictEqual } from "node:assert/strict";
-import { runInitiator } from "../../lib/transport/connection.ts";
-import { type Identity, importPublicIdentity } from "../../lib/keys/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
-import { authorOf, decodeRoomMessage, JOINED_FLAG } from "../../lib/chat/room_messages.ts";
-import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { authorOf } from "../../lib/chat/room_messages.ts";
 import {
   decodeTransfer,
   encodeTransfer,
@@ -19,7 +16,7 @@ import {
   TRANSFER_MESSAGE,
 } from "../../lib/transfer/transfer_messages.ts";
 import { makePeer, startPeer } from "../_helpers/peers.ts";
-import { identities } from "../_helpers/room.ts";
+import { identities, joinListenerRoom } from "../_helpers/room.ts";
 
 const [sender] = await identities(1) as [Identity];
 
@@ -36,22 +33,7 @@ async function offerToReceiver(totalSize: number, extra: string[] = []) {
     const listener = startPeer(["listen", "--port", "0", "--receive", dir, ...extra], host.env);
     const line = await listener.stderr.waitFor(/listening on/);
     const port = Number(/:(\d+) as /.exec(line)?.[1]);
-    const secure = await runInitiator(await Deno.connect({ hostname: "127.0.0.1", port }), {
-      identity: sender,
-      suites: ["x25519"],
-      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-      checkPeer: () => Promise.resolve(),
-    });
-    await exchangeSessionHello(secure, "chat");
-    let roomId: Uint8Array | undefined;
-    let hostAuthor: Uint8Array | undefined;
-    while (!roomId || !hostAuthor) {
-      const message = decodeRoomMessage((await secure.receive())!);
-      if (message.type === "welcome") roomId = message.roomId;
-      if (message.type === "joined" && message.flags & JOINED_FLAG.host) {
-        hostAuthor = authorOf((await importPublicIdentity(message.spki)).fingerprint);
-      }
-    }
+    const { secure, roomId, hostAuthor } = await joinListenerRoom(port, sender);
     const id = crypto.getRandomValues(new Uint8Array(16));
     const offer = await signOffer(sender, {
       roomId,
