@@ -126,7 +126,6 @@ function offerSignedContent(
   transferId: Uint8Array,
   offer: Omit<Offer, "signature">,
 ): Uint8Array {
-  const name = utf8(offer.name);
   return concat(
     utf8(OFFER_SIGNATURE_CONTEXT),
     u8(0),
@@ -134,6 +133,14 @@ function offerSignedContent(
     sender,
     recipient,
     transferId,
+    offerFields(offer),
+  );
+}
+
+/** Section 14.2: the Offer's fields from counter to manifest_sha256, signed and sent alike. */
+function offerFields(offer: Omit<Offer, "signature">): Uint8Array {
+  const name = utf8(offer.name);
+  return concat(
     u64(offer.counter),
     u64(BigInt(offer.timestamp)),
     u16(name.length),
@@ -194,22 +201,11 @@ export async function verifyOffer(
 /** Encoders, one per message type (section 14.1). */
 export const encodeTransfer = {
   offer(party: Uint8Array, id: Uint8Array, offer: Offer): Uint8Array {
-    const name = utf8(offer.name);
     return envelope(
       TRANSFER_MESSAGE.offer,
       party,
       id,
-      concat(
-        u64(offer.counter),
-        u64(BigInt(offer.timestamp)),
-        u16(name.length),
-        name,
-        u32(offer.fileCount),
-        u64(BigInt(offer.totalSize)),
-        offer.manifestSha256,
-        u16(offer.signature.length),
-        offer.signature,
-      ),
+      concat(offerFields(offer), u16(offer.signature.length), offer.signature),
     );
   },
   accept: (party: Uint8Array, id: Uint8Array) =>
