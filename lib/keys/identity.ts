@@ -25,7 +25,7 @@
  * @module
  */
 
-import { own, sha256, toBase64, utf8 } from "../core/bytes.ts";
+import { fromBase64, own, sha256, toBase64, utf8 } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { type KeyType, parseSpki, PSS_SALT_LENGTH, RSA_BITS } from "./spki.ts";
 import { hasUnsafeCharacter } from "../core/text.ts";
@@ -113,6 +113,19 @@ export async function generateIdentity(
     ["sign"],
   );
   return { identity: { ...publicIdentity, privateKey, comment: options.comment }, pkcs8 };
+}
+
+/**
+ * The raw 32-byte author id of a fingerprint (the SHA-256 it spells): how rooms and transfers name
+ * a member on the wire (docs/PROTOCOL.md 13.4, 14.1).
+ */
+export function authorOf(fingerprint: string): Uint8Array {
+  return fromBase64(fingerprint.slice("SHA256:".length));
+}
+
+/** The fingerprint of a raw 32-byte author id. */
+export function fingerprintOfAuthor(author: Uint8Array): string {
+  return "SHA256:" + toBase64(author).replace(/=+$/, "");
 }
 
 /**
