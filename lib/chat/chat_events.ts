@@ -18,8 +18,8 @@ export interface MemberInfo {
   self?: boolean;
   /** True for the member running the relay (the listener's person). */
   host?: boolean;
-  /** The relay's view only: the verification code of this member's connection. */
-  code?: string;
+  /** True for a member who may admit and remove others (docs/PROTOCOL.md 13.3). */
+  admin?: boolean;
 }
 
 /** Everything a participant reports. `time` is milliseconds since the epoch. */
@@ -37,16 +37,45 @@ export type ChatEvent =
     /** Always true: unverified messages never become message events. */
     verified: true;
   }
-  | { type: "join"; time: number; member: MemberInfo }
-  | { type: "leave"; time: number; member: MemberInfo; reason: string }
+  | {
+    type: "join";
+    time: number;
+    member: MemberInfo;
+    /** The admin whose commit added the member (absent for the room's creator). */
+    by?: MemberInfo;
+  }
+  | {
+    type: "leave";
+    time: number;
+    member: MemberInfo;
+    /** "left the room", or who removed the member. */
+    reason: string;
+    /** The admin whose commit removed the member, when it did not leave by itself. */
+    by?: MemberInfo;
+  }
+  | {
+    type: "knock";
+    time: number;
+    /** A newcomer asking to be admitted, by the name it asked for and its fingerprint. */
+    member: MemberInfo;
+    /** True when we are an admin and may /admit it. */
+    canAdmit: boolean;
+  }
   | { type: "roster"; time: number; members: MemberInfo[] }
   | {
     type: "verification";
     time: number;
-    /** The transport session's verification code (compare it with the peer). */
+    /** The verification code of our connection to the relay (compare it with the relay's). */
     code: string;
-    /** The peer at the other end of our connection (the relay, for a dialer). */
+    /** The relay at the other end of our connection. */
     peer: MemberInfo;
+    /**
+     * The room's epoch code: every member in the same state of the same group sees the same one,
+     * so comparing it catches a relay that split the room (docs/PROTOCOL.md 13.7).
+     */
+    epochCode?: string;
+    /** With /verify NAME: the safety number we and that member both compute (13.7). */
+    safety?: { member: MemberInfo; number: string };
   }
   | {
     type: "rejected";
@@ -109,17 +138,23 @@ export interface Participant {
   readonly self: MemberInfo;
   /** Subscribes to events; returns an unsubscribe function. */
   onEvent(listener: (event: ChatEvent) => void): () => void;
-  /** Signs and sends a line to the room. */
+  /** Sends a line to the room. */
   sendText(text: string): Promise<void>;
-  /** Signs and sends a /me action. */
+  /** Sends a /me action. */
   sendAction(text: string): Promise<void>;
-  /** Signs and sends a private message to the member called `to` (name or fingerprint). */
+  /** Sends a private message, sealed to the member called `to` (name or fingerprint). */
   sendPrivate(to: string, text: string): Promise<void>;
   /** The current members, ourselves included. */
   members(): MemberInfo[];
-  /** The verification event for /verify. */
-  verification(): ChatEvent & { type: "verification" };
-  /** Leaves the room (close_notify) and resolves when the session is over. */
+  /** The verification event for /verify: the room's, or with `member` also the safety number. */
+  verify(member?: string): Promise<ChatEvent & { type: "verification" }>;
+  /** An admin lets a newcomer in (name or fingerprint of its knock). */
+  admit?(who: string): Promise<void>;
+  /** An admin removes a member. */
+  kick?(who: string): Promise<void>;
+  /** An admin makes a member an admin too (`on`), or no longer one. */
+  setAdmin?(who: string, on: boolean): Promise<void>;
+  /** Leaves the room (a Remove proposal, then close_notify) and resolves when it is over. */
   close(): Promise<void>;
   /** Resolves when the session ends for any reason. */
   readonly closed: Promise<void>;

@@ -1,85 +1,61 @@
 /**
- * The roster: who is in the room, with their keys, and the checks every recipient runs before it
- * shows a chat message (known author, signature, recipient, per-author counter).
+ * Who is in the room, as a participant shows it: the group's members (lib/group) turned into the
+ * `MemberInfo` the UIs and `--json` share, with names made safe to print and told apart when two
+ * members ask for the same one. The group decides membership; this only names it.
  *
- * Every participant (lib/room/participant.ts), a member or the host, keeps one, so the same checks
- * run on every recipient. Our own messages are signed by chat_signer.ts.
+ * What it does not do: check anything (MLS and lib/group's credential checks did), or change
+ * membership.
  *
- * Mirrors: docs/PROTOCOL.md section 13.2 ("Recipients") and the counter rule of 13.3.
+ * Mirrors: docs/PROTOCOL.md section 13.7.
  *
  * @module
  */
 
-import { constantTimeEqual } from "../core/bytes.ts";
-import type { ChatEvent, MemberInfo } from "./chat_events.ts";
-import { importPublicIdentity, type PublicIdentity } from "../keys/identity.ts";
+import type { MemberInfo } from "./chat_events.ts";
+import type { GroupMember } from "../group/group.ts";
 import { replaceUnsafe } from "../core/text.ts";
-import {
-  authorOf,
-  CHAT_KIND,
-  CHAT_KIND_NAME,
-  fingerprintOfAuthor,
-  JOINED_FLAG,
-  type SignedChat,
-  verifyChat,
-} from "./room_messages.ts";
+import { fingerprintOfAuthor } from "../keys/identity.ts";
 
-/** The recipient field of a message that is not private: 32 zero bytes (section 13.2). */
-export const NO_RECIPIENT = new Uint8Array(32);
+/** The first characters of a fingerprint's base64 that tell two same-named members apart. */
+const SHORT_PRINT = 6;
 
-/** One member as the roster knows it. */
-export interface RosterEntry {
-  info: MemberInfo;
-  identity: PublicIdentity;
-}
-
-/**
- * Who is in the room and what each recipient checks (section 13.2 "Recipients").
- */
+/** The room's members, by fingerprint, in the group's leaf order. */
 export class Roster {
-  readonly roomId: Uint8Array;
-  readonly selfFingerprint: string;
-  #members = new Map<string, RosterEntry>();
-  #lastCounter = new Map<string, bigint>();
+  #members = new Map<string, MemberInfo>();
+  #hostFingerprint: string | undefined;
 
-  constructor(roomId: Uint8Array, selfFingerprint: string) {
-    this.roomId = roomId;
-    this.selfFingerprint = selfFingerprint;
+  /**
+   * @param hostFingerprint the relay's identity: when it is a member too, it is the host (the
+   *   person at the listener), and shown as such
+   */
+  constructor(hostFingerprint?: string) {
+    this.#hostFingerprint = hostFingerprint;
   }
 
-  /** Adds (or replaces) a member from its SPKI. @throws {ProtocolError} for a bad key */
-  async add(spki: Uint8Array, name: string, flags: number): Promise<RosterEntry> {
-    const identity = await importPublicIdentity(spki);
-    const info: MemberInfo = { name: replaceUnsafe(name), fingerprint: identity.fingerprint };
-    if (flags & JOINED_FLAG.host) info.host = true;
-    if (identity.fingerprint === this.selfFingerprint) info.self = true;
-    const entry = { info, identity };
-    this.#members.set(identity.fingerprint, entry);
-    return entry;
+  /** Replaces the members with the group's current ones. */
+  update(members: readonly GroupMember[]): void {
+    const counts = new Map<string, number>();
+    const names = members.map((member) => replaceUnsafe(member.name) || "member");
+    for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+    this.#members.clear();
+    members.forEach((member, i) => {
+      const name = names[i]!;
+      const info: MemberInfo = {
+        name: counts.get(name)! > 1
+          ? `${name}-${member.fingerprint.slice("SHA256:".length, "SHA256:".length + SHORT_PRINT)}`
+          : name,
+        fingerprint: member.fingerprint,
+      };
+      if (member.self) info.self = true;
+      if (member.fingerprint === this.#hostFingerprint) info.host = true;
+      if (member.admin) info.admin = true;
+      this.#members.set(member.fingerprint, info);
+    });
   }
 
-  /** Adds a member whose key is already imported (the host adds members this way). */
-  addIdentity(identity: PublicIdentity, info: MemberInfo): RosterEntry {
-    const entry = { info, identity };
-    this.#members.set(identity.fingerprint, entry);
-    return entry;
-  }
-
-  /** Removes a member; returns it if it was there. */
-  remove(fingerprint: string): RosterEntry | undefined {
-    const entry = this.#members.get(fingerprint);
-    this.#members.delete(fingerprint);
-    return entry;
-  }
-
-  /** The member with this fingerprint. */
-  get(fingerprint: string): RosterEntry | undefined {
-    return this.#members.get(fingerprint);
-  }
-
-  /** Every member, in join order. */
+  /** Every member, ourselves included. */
   list(): MemberInfo[] {
-    return [...this.#members.values()].map((entry) => entry.info);
+    return [...this.#members.values()];
   }
 
   /** Number of members. */
@@ -87,69 +63,27 @@ export class Roster {
     return this.#members.size;
   }
 
+  /** The member with this fingerprint. */
+  get(fingerprint: string): MemberInfo | undefined {
+    return this.#members.get(fingerprint);
+  }
+
+  /** The member with this raw author id. */
+  byAuthor(author: Uint8Array): MemberInfo | undefined {
+    return author.length === 32 ? this.#members.get(fingerprintOfAuthor(author)) : undefined;
+  }
+
   /**
    * Finds a member by exact name, or by fingerprint (with or without "SHA256:", a prefix of at
    * least 6 characters).
    */
-  find(query: string): RosterEntry | undefined {
-    const entries = [...this.#members.values()];
-    const byName = entries.filter((entry) => entry.info.name === query);
+  find(query: string): MemberInfo | undefined {
+    const members = this.list();
+    const byName = members.filter((member) => member.name === query);
     if (byName.length === 1) return byName[0];
     const bare = query.replace(/^SHA256:/, "");
-    if (bare.length < 6) return undefined;
-    const byPrint = entries.filter((e) => e.info.fingerprint.slice(7).startsWith(bare));
+    if (bare.length < SHORT_PRINT) return undefined;
+    const byPrint = members.filter((member) => member.fingerprint.slice(7).startsWith(bare));
     return byPrint.length === 1 ? byPrint[0] : undefined;
-  }
-
-  /**
-   * Accepts `counter` as the next of `fingerprint`'s sequence if it is higher than the last one
-   * (chat messages and file offers share it, 14.2). Returns false for a replay.
-   */
-  checkCounter(fingerprint: string, counter: bigint): boolean {
-    const last = this.#lastCounter.get(fingerprint) ?? -1n;
-    if (counter <= last) return false;
-    this.#lastCounter.set(fingerprint, counter);
-    return true;
-  }
-
-  /**
-   * Verifies a received chat message and turns it into the event to show, or a rejection.
-   * Order: known author, signature, recipient, counter (section 13.2).
-   */
-  async accept(chat: SignedChat, now: number): Promise<ChatEvent> {
-    const fingerprint = fingerprintOfAuthor(chat.author);
-    const author = this.#members.get(fingerprint);
-    const claimed = author?.info.name ?? fingerprint;
-    const reject = (reason: string): ChatEvent => ({
-      type: "rejected",
-      time: now,
-      claimedAuthor: claimed,
-      reason,
-    });
-    if (!author) return reject("its author is not in the room");
-    if (!(await verifyChat(author.identity, this.roomId, chat))) {
-      return reject("its signature does not verify (altered or forged)");
-    }
-    const toUs = constantTimeEqual(chat.recipient, authorOf(this.selfFingerprint));
-    if (chat.kind === CHAT_KIND.private && !toUs) {
-      return reject("it is a private message for someone else");
-    }
-    if (chat.kind !== CHAT_KIND.private && !constantTimeEqual(chat.recipient, NO_RECIPIENT)) {
-      return reject("it names a recipient but is not private");
-    }
-    const last = this.#lastCounter.get(fingerprint) ?? -1n;
-    if (chat.counter <= last) return reject("it was replayed or arrived out of order");
-    this.#lastCounter.set(fingerprint, chat.counter);
-    const event: ChatEvent = {
-      type: "message",
-      time: chat.timestamp,
-      from: author.info,
-      text: replaceUnsafe(chat.text),
-      kind: CHAT_KIND_NAME[chat.kind],
-      verified: true,
-    };
-    const me = this.get(this.selfFingerprint)?.info;
-    if (chat.kind === CHAT_KIND.private && me) event.to = me;
-    return event;
   }
 }

@@ -1,96 +1,119 @@
 /**
- * A room member's side: `joinRoom()` turns a dialer's secure connection into a
- * {@linkcode RoomParticipant} (lib/room/participant.ts, the same class as the host's) and runs the
- * loop that reads what the relay sends: roster changes, chat messages, notices and file
- * transfer messages. What each recipient checks lives in room_roster.ts.
+ * A member's side of a room: `joinRoom()` turns a connection to a relay (a dialer's
+ * SecureConnection, or the host's in-process link) into a {@linkcode RoomParticipant}, makes the
+ * group or asks to be admitted, and runs the loop that reads the relay: one message at a time, in
+ * the relay's order, because every MLS message moves the one group state (13.1).
  *
- * Mirrors: docs/PROTOCOL.md sections 13.1 to 13.3.
+ * What it does not do: decide what a message means (lib/group checks it, RoomParticipant shows
+ * it) or what to commit (lib/room/admission.ts).
+ *
+ * Mirrors: docs/PROTOCOL.md sections 13.4 (Start, and the relay's messages to a member) and 13.6.
  *
  * @module
  */
 
 import type { MemberInfo, Participant } from "../chat/chat_events.ts";
-import { ProtocolError, SecurechatError } from "../core/errors.ts";
-import type { Identity } from "../keys/identity.ts";
-import { type ReceivePolicy, receivePolicyOf } from "../transfer/receive_policy.ts";
-import { decodeRoomMessage, fingerprintOfAuthor, JOINED_FLAG } from "../chat/room_messages.ts";
-import { RoomParticipant } from "./participant.ts";
-import type { SecureConnection } from "../transport/secure_connection.ts";
-import { exchangeSessionHello } from "../transport/session_hello.ts";
-import { replaceUnsafe } from "../core/text.ts";
 import {
-  decodeTransfer,
-  isTransferType,
-  type TransferMessage,
-} from "../transfer/transfer_messages.ts";
+  decodeFromRelay,
+  encodeToRelay,
+  type FromRelay,
+  NOTICE_LEVEL,
+  type ToRelay,
+} from "../chat/relay_messages.ts";
+import { ProtocolError, SecurechatError } from "../core/errors.ts";
+import { replaceUnsafe } from "../core/text.ts";
+import { fingerprintOfAuthor, type Identity } from "../keys/identity.ts";
+import { GroupRejection, Newcomer, RoomGroup } from "../group/group.ts";
+import { type ReceivePolicy, receivePolicyOf } from "../transfer/receive_policy.ts";
+import { exchangeSessionHello } from "../transport/session_hello.ts";
+import { Admissions } from "./admission.ts";
+import { type RelayLink, RoomParticipant } from "./participant.ts";
+import type { RoomConnection } from "./room_connection.ts";
 
 /** Options of `joinRoom`. */
 export interface JoinOptions extends ReceivePolicy {
   identity: Identity;
+  /** The name we ask to be shown as (default: the identity's comment). */
+  name?: string | undefined;
+  /** Whom we admit without asking once we are an admin (default: nobody; /admit asks). */
+  admitsAtOnce?: (fingerprint: string) => boolean;
   now?: () => number;
 }
 
 /**
- * Joins the room behind a dialer's connection: exchanges SessionHellos, reads the Welcome, and
- * returns a Participant whose events start with the verification code and the roster.
+ * Joins the room behind a connection to a relay: exchanges SessionHellos, reads the Start, and
+ * makes the group (the first member) or sends our KeyPackage and waits for an admin. Returns a
+ * Participant whose events start with the verification code; the roster follows once we are in.
  *
  * @throws {ProtocolError} when the relay does not speak the room protocol
+ * @throws {SecurechatError} `refused_by_relay` when the relay turns us away
  */
 export async function joinRoom(
-  connection: SecureConnection,
+  connection: RoomConnection,
   options: JoinOptions,
 ): Promise<Participant> {
   await exchangeSessionHello(connection, "chat");
   const now = options.now ?? Date.now;
   const first = await connection.receive();
-  if (first === null) throw new ProtocolError("no_welcome", "the relay closed before welcoming us");
-  const welcome = decodeRoomMessage(first);
-  if (welcome.type === "notice") {
+  if (first === null) throw new ProtocolError("no_start", "the relay closed before letting us in");
+  const start = decodeFromRelay(first);
+  if (start.type === "notice") {
     connection.close();
     throw new SecurechatError(
       "refused_by_relay",
-      `the relay refused us: ${replaceUnsafe(welcome.text)}`,
+      `the relay refused us: ${replaceUnsafe(start.text)}`,
       1,
     );
   }
-  if (welcome.type !== "welcome") {
-    throw new ProtocolError("no_welcome", "the relay did not start with a Welcome");
+  if (start.type !== "start") {
+    throw new ProtocolError("no_start", "the relay did not start with a Start");
   }
-  const self: MemberInfo = {
-    name: replaceUnsafe(welcome.name),
-    fingerprint: options.identity.fingerprint,
-    self: true,
-  };
-  const relay: MemberInfo = {
-    name: connection.peer.name,
-    fingerprint: connection.peer.identity.fingerprint,
-  };
+  const name = options.name ?? (options.identity.comment || "member");
   const membership = new Membership(connection, now);
   const participant = new RoomParticipant({
     identity: options.identity,
-    roomId: welcome.roomId,
+    name,
     now,
     ...receivePolicyOf(options),
-    self,
-    verification: {
-      type: "verification",
-      time: now(),
-      code: connection.verificationCode,
-      peer: relay,
-    },
     link: membership,
   });
-  membership.run(participant);
+  const admissions = new Admissions({
+    group: () => participant.group,
+    send: (message) => membership.send(message),
+    emit: (event) => participant.emit(event),
+    committed: (event) => participant.committed(event),
+    admitsAtOnce: options.admitsAtOnce ?? (() => false),
+    fail: (error) => membership.fail(error),
+    now,
+  });
+  participant.admin = admissions;
+  participant.emit(await participant.verify());
+  let newcomer: Newcomer | undefined;
+  if (start.role === "create") {
+    participant.entered(await RoomGroup.create(options.identity, name));
+  } else {
+    newcomer = await Newcomer.create(options.identity, name);
+    await membership.send({ type: "key_package", keyPackage: newcomer.keyPackage });
+    participant.emit({
+      type: "notice",
+      time: now(),
+      text: `waiting for an admin of the room to admit you (you are ${options.identity.fingerprint})`,
+    });
+  }
+  membership.run(participant, admissions, newcomer);
   return participant;
 }
 
 /**
  * The member's end of the room: the link its participant sends through, and the loop that reads
- * the relay until the room ends for us (we leave, the relay closes, or something fails).
+ * the relay until the room ends for us (we leave, the relay closes, we are removed, or something
+ * fails).
  */
-class Membership {
+class Membership implements RelayLink {
   readonly closed: Promise<void>;
-  #connection: SecureConnection;
+  readonly code: string;
+  readonly relay: MemberInfo;
+  #connection: RoomConnection;
   #now: () => number;
   #ended = false;
   #leaving = false;
@@ -98,19 +121,24 @@ class Membership {
   #resolveClosed: () => void = () => {};
   #receiving: Promise<void> = Promise.resolve();
   #participant: RoomParticipant | undefined;
+  #admissions: Admissions | undefined;
 
-  constructor(connection: SecureConnection, now: () => number) {
+  constructor(connection: RoomConnection, now: () => number) {
     this.#connection = connection;
     this.#now = now;
+    this.code = connection.verificationCode;
+    this.relay = {
+      name: replaceUnsafe(connection.peer.name),
+      fingerprint: connection.peer.identity.fingerprint,
+    };
     this.closed = new Promise<void>((resolve) => this.#resolveClosed = resolve);
   }
 
-  sendChat(bytes: Uint8Array): Promise<void> {
-    return this.#connection.send(bytes);
-  }
-
-  sendTransfer(message: Uint8Array): Promise<void> {
-    return this.#connection.send(message);
+  send(message: ToRelay): Promise<void> {
+    if (this.#ended) {
+      return Promise.reject(new SecurechatError("not_connected", "the room is closed"));
+    }
+    return this.#connection.send(encodeToRelay(message));
   }
 
   isClosed(): boolean {
@@ -121,10 +149,28 @@ class Membership {
     return this.#failure;
   }
 
-  /** Leaves: close_notify, then up to 2 s for the relay to confirm by closing its side. */
+  /** Ends the session with `error` (our own commit could not be applied, 13.6). */
+  fail(error: unknown): void {
+    if (this.#ended) return;
+    this.#failure = error;
+    this.#report(error);
+    this.#connection.abort(error).catch(() => {});
+    this.#finish(error instanceof Error ? error.message : String(error));
+  }
+
+  /**
+   * Leaves: a Remove proposal for our own leaf (13.3) when others are there to commit it, then
+   * close_notify, then up to 2 s for the relay to confirm by closing its side.
+   */
   async close(): Promise<void> {
     if (!this.#ended) {
       this.#leaving = true;
+      const group = this.#participant?.group;
+      if (group && group.members().length > 1) {
+        await group.proposeLeave()
+          .then((message) => this.send({ type: "group", message }))
+          .catch(() => {});
+      }
       await this.#connection.closeWrite().catch(() => {});
       const timer = setTimeout(() => this.#finish("we left the room"), 2000);
       await this.#receiving;
@@ -135,96 +181,184 @@ class Membership {
   }
 
   /** Starts reading the relay for `participant`. */
-  run(participant: RoomParticipant): void {
+  run(participant: RoomParticipant, admissions: Admissions, newcomer: Newcomer | undefined): void {
     this.#participant = participant;
-    this.#receiving = this.#receive(participant);
+    this.#admissions = admissions;
+    this.#receiving = this.#receive(participant, admissions, newcomer);
   }
 
   #finish(reason: string): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#participant?.transfers.abortAll(reason);
+    this.#admissions?.stop();
+    this.#participant?.transfers.abortAll(reason).catch(() => {});
     this.#participant?.emit({ type: "closed", time: this.#now(), reason });
     this.#connection.close();
     this.#resolveClosed();
   }
 
-  async #receive(participant: RoomParticipant): Promise<void> {
-    participant.emit(participant.verification());
+  #report(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = error instanceof SecurechatError ? error.code : "error";
+    this.#participant?.emit({ type: "error", time: this.#now(), code, message });
+  }
+
+  async #receive(
+    participant: RoomParticipant,
+    admissions: Admissions,
+    newcomer: Newcomer | undefined,
+  ): Promise<void> {
     try {
-      while (true) {
+      while (!this.#ended) {
         const data = await this.#connection.receive();
         if (data === null) {
           return this.#finish(this.#leaving ? "we left the room" : "the relay closed the room");
         }
-        if (data.length > 0 && isTransferType(data[0]!)) {
-          const transfer = this.#decodeTransfer(participant, data);
-          if (transfer) await participant.transfers.handle(transfer);
-        } else {
-          await this.#handleRoomMessage(participant, data);
+        const message = decodeFromRelay(data);
+        if (message.type === "welcome" && newcomer && !participant.group) {
+          newcomer = await this.#welcomed(participant, newcomer, message.welcome);
+          continue;
         }
+        await this.#handle(participant, admissions, message);
       }
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const code = error instanceof SecurechatError ? error.code : "error";
       if (!this.#ended) {
         this.#failure = error;
-        participant.emit({ type: "error", time: this.#now(), code, message });
+        this.#report(error);
+        await this.#connection.abort(error).catch(() => {});
       }
-      await this.#connection.abort(error);
-      this.#finish(message);
+      this.#finish(error instanceof Error ? error.message : String(error));
     }
   }
 
-  /** A malformed transfer message is the sender's doing (the relay checks them): not a reason to leave. */
-  #decodeTransfer(participant: RoomParticipant, data: Uint8Array): TransferMessage | undefined {
+  /** A Welcome while we wait: we are in, or it was not for us (shown, and we keep waiting). */
+  async #welcomed(
+    participant: RoomParticipant,
+    newcomer: Newcomer,
+    welcome: Uint8Array,
+  ): Promise<Newcomer | undefined> {
     try {
-      return decodeTransfer(data);
+      const { group, addedBy } = await newcomer.join(welcome);
+      participant.entered(group, addedBy);
+      return undefined;
     } catch (error) {
+      if (!(error instanceof GroupRejection)) throw error;
       participant.emit({
         type: "rejected",
         time: this.#now(),
-        claimedAuthor: "a member",
-        reason: `a malformed file transfer message: ${(error as Error).message}`,
+        claimedAuthor: "the relay",
+        reason: `a Welcome we could not use: ${error.message}`,
       });
-      return undefined;
+      return newcomer;
     }
   }
 
-  /** Section 13.1: what the relay says about the room. @throws {ProtocolError} on a second Welcome */
-  async #handleRoomMessage(participant: RoomParticipant, data: Uint8Array): Promise<void> {
-    const roster = participant.roster;
-    const message = decodeRoomMessage(data);
+  /** Section 13.4: one message from the relay, applied before the next is read. */
+  async #handle(
+    participant: RoomParticipant,
+    admissions: Admissions,
+    message: FromRelay,
+  ): Promise<void> {
+    const group = participant.group;
     switch (message.type) {
-      case "joined": {
-        const entry = await roster.add(message.spki, message.name, message.flags);
-        if (entry.info.self) entry.info.name = participant.self.name;
-        if (!(message.flags & JOINED_FLAG.present)) {
-          participant.emit({ type: "join", time: this.#now(), member: entry.info });
-        } else if (entry.info.self) {
-          participant.emit({ type: "roster", time: this.#now(), members: roster.list() });
-        }
-        return;
-      }
-      case "left": {
-        const entry = roster.remove(fingerprintOfAuthor(message.author));
-        if (!entry) return;
-        await participant.transfers.abortWith(entry.info.fingerprint, "they left the room");
+      case "notice":
         participant.emit({
-          type: "leave",
+          type: "notice",
           time: this.#now(),
-          member: entry.info,
-          reason: replaceUnsafe(message.reason),
+          text: (message.level === NOTICE_LEVEL.final ? "the relay says: " : "") +
+            replaceUnsafe(message.text),
+        });
+        return;
+      case "knock":
+        return await admissions.knock(message.sender, message.keyPackage);
+      case "accepted":
+        return await admissions.accepted(message.epoch);
+      case "refused":
+        return admissions.refused(message.epoch);
+      case "direct":
+        return await participant.direct(message.sender, message.bytes);
+      case "left": {
+        const member = participant.roster.byAuthor(message.sender);
+        if (!member || member.self) return;
+        participant.emit({
+          type: "notice",
+          time: this.#now(),
+          text: `the relay says ${member.name} disconnected (still a member until it leaves ` +
+            "or an admin removes it)",
         });
         return;
       }
-      case "chat":
-        return await participant.check(message.message);
-      case "notice":
-        participant.emit({ type: "notice", time: this.#now(), text: replaceUnsafe(message.text) });
-        return;
+      case "commit":
+      case "group":
+        if (!group) return; // not in the group yet: nothing of it is ours to read
+        return await this.#groupMessage(
+          participant,
+          admissions,
+          group,
+          message.type === "commit" ? message.commit : message.message,
+          fingerprintOfAuthor(message.sender),
+        );
       case "welcome":
-        throw new ProtocolError("bad_room_message", "the relay sent a second Welcome");
+        participant.emit({
+          type: "rejected",
+          time: this.#now(),
+          claimedAuthor: "the relay",
+          reason: "a Welcome although we are in the room already",
+        });
+        return;
+      case "start":
+        throw new ProtocolError("bad_relay_message", "the relay sent a second Start");
+    }
+  }
+
+  /** An MLS message for the group: applied (13.1); refused ones shown (13.6). */
+  async #groupMessage(
+    participant: RoomParticipant,
+    admissions: Admissions,
+    group: RoomGroup,
+    bytes: Uint8Array,
+    relayedFrom: string,
+  ): Promise<void> {
+    let event;
+    try {
+      event = await group.process(bytes);
+    } catch (error) {
+      if (!(error instanceof GroupRejection)) throw error;
+      const claimed = participant.roster.get(relayedFrom)?.name ?? relayedFrom;
+      participant.emit({
+        type: "rejected",
+        time: this.#now(),
+        claimedAuthor: claimed,
+        reason: error.message,
+      });
+      return;
+    }
+    switch (event.kind) {
+      case "application":
+        return await participant.received(event);
+      case "proposal":
+        if (event.leaving) {
+          const member = participant.roster.get(event.sender.fingerprint);
+          participant.emit({
+            type: "notice",
+            time: this.#now(),
+            text: `${member?.name ?? "a member"} is leaving the room`,
+          });
+        }
+        admissions.proposed();
+        return;
+      case "commit":
+        participant.committed(event);
+        if (event.removedUs) {
+          if (this.#leaving || event.removed.some(({ member, left }) => member.self && left)) {
+            return this.#finish("we left the room");
+          }
+          const by = participant.roster.get(event.committer.fingerprint)?.name ??
+            replaceUnsafe(event.committer.name);
+          throw new SecurechatError("removed_from_room", `${by} removed you from the room`, 1);
+        }
+        admissions.applied(event);
+        return;
     }
   }
 }

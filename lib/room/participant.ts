@@ -1,68 +1,64 @@
 /**
- * One taking part in a room, written once for both kinds: a member that dialed in
- * (`joinRoom()`, lib/room/member.ts) and the host, the person at the listener
- * (lib/room/host.ts). It owns what every participant has: its roster (who is in the room, with
- * the keys their messages are checked with), its signer, its events, its file transfers, and the
- * `Participant` a UI drives. What differs between the two is only how bytes leave, which each
- * side gives as a {@linkcode ParticipantLink}: a member sends through its connection to the
- * relay, the host hands messages straight to the members' outboxes.
+ * One taking part in a room: the `Participant` a UI drives, the same for a dialer and for the
+ * host (the person at the listener, whose link to the relay is in-process). It owns what a member
+ * has once the group has let it in: the group (lib/group), the roster the UI shows, its events,
+ * its file transfers, and what it says to the room, privately or to everyone.
  *
- * What it does not do: read a connection (the member's receive loop and the relay do, and hand
- * it what arrives through {@linkcode RoomParticipant.check} and {@linkcode RoomParticipant.emit}),
- * route other members' traffic, or print.
+ * What it does not do: read the relay (lib/room/member.ts does, and hands it what arrives), decide
+ * who to admit (lib/room/admission.ts), or print.
  *
- * Mirrors: docs/PROTOCOL.md sections 13.2 and 13.3 (every participant signs and checks alike),
- * and 14 for file transfers.
+ * Mirrors: docs/PROTOCOL.md sections 13.5 (what members say), 13.6 (what is wrong), 13.7 (what
+ * members see), and 14 for file transfers.
  *
  * @module
  */
 
 import type { ChatEvent, MemberInfo, Participant } from "../chat/chat_events.ts";
-import { ChatSigner } from "../chat/chat_signer.ts";
 import { SecurechatError } from "../core/errors.ts";
 import type { Identity } from "../keys/identity.ts";
+import { authorOf } from "../keys/identity.ts";
 import { type ReceivePolicy, receivePolicyOf } from "../transfer/receive_policy.ts";
 import {
-  CHAT_KIND,
-  CHAT_KIND_NAME,
-  type ChatKind,
+  decodeRoomContent,
+  decodeSealedContent,
   encodeChat,
-  type SignedChat,
-} from "../chat/room_messages.ts";
+  encodePrivate,
+  encodeSealed,
+} from "../chat/room_content.ts";
 import { Roster } from "../chat/room_roster.ts";
 import { TransferManager } from "../transfer/transfer.ts";
+import type { GroupEvent, GroupMember, RoomGroup } from "../group/group.ts";
+import type { ToRelay } from "../chat/relay_messages.ts";
+import { replaceUnsafe } from "../core/text.ts";
 
 /** The event /verify shows. */
 export type VerificationEvent = ChatEvent & { type: "verification" };
 
-/** How a participant's messages leave, and how its room ends: the one thing the sides differ in. */
-export interface ParticipantLink {
-  /** Sends an encoded chat message: to the member `to`, or to the whole room. */
-  sendChat(bytes: Uint8Array, to: MemberInfo | undefined): Promise<void>;
-  /** Sends an encoded file transfer message toward its recipient. */
-  sendTransfer(message: Uint8Array): Promise<void>;
+/** What a participant needs of the member's link to the relay. */
+export interface RelayLink {
+  /** Sends one relay message (13.4). */
+  send(message: ToRelay): Promise<void>;
+  /** The verification code of the connection to the relay, and who the relay is. */
+  readonly code: string;
+  readonly relay: MemberInfo;
   /** True once the room is over for this participant: nothing more is sent. */
   isClosed(): boolean;
-  /** Leaves (a member) or closes (the host) the room; resolves when that is done. */
+  /** Leaves the room; resolves when that is done. */
   close(): Promise<void>;
   /** Settles once the room is over for this participant, for any reason. */
   readonly closed: Promise<void>;
   /** The error that ended the room for this participant, if one did. */
-  failure?(): unknown;
+  failure(): unknown;
 }
 
 /** Options of a {@linkcode RoomParticipant}. */
 export interface ParticipantOptions extends ReceivePolicy {
-  /** Our identity: signs our messages, and is how the roster knows which entry is us. */
   identity: Identity;
-  roomId: Uint8Array;
-  /** Ourselves as the room shows us. */
-  self: MemberInfo;
-  /** What /verify shows until {@linkcode RoomParticipant.setVerification} says otherwise. */
-  verification: VerificationEvent;
+  /** The name we asked to be shown as. */
+  name: string;
   /** Milliseconds clock. */
   now: () => number;
-  link: ParticipantLink;
+  link: RelayLink;
 }
 
 /**
@@ -89,39 +85,48 @@ export class EventHub {
   }
 }
 
-/** A participant in a room: the `Participant` a UI drives, for a member and the host alike. */
+/** A participant in a room: the `Participant` a UI drives, for a dialer and the host alike. */
 export class RoomParticipant implements Participant {
-  readonly self: MemberInfo;
-  /** Every member, with the keys their messages are checked with. */
+  /** Every member, as shown. */
   readonly roster: Roster;
   /** Our file transfers, in both directions. */
   readonly transfers: TransferManager;
   readonly closed: Promise<void>;
-  #signer: ChatSigner;
+  /** Admin actions (/admit, /kick, /op), set by the member's link once it runs. */
+  admin: AdminActions | undefined;
+  #self: MemberInfo;
+  #group: RoomGroup | undefined;
   #events = new EventHub();
-  #verification: VerificationEvent;
-  #checks: Promise<unknown> = Promise.resolve();
   #now: () => number;
-  #link: ParticipantLink;
+  #link: RelayLink;
 
   constructor(options: ParticipantOptions) {
-    this.self = options.self;
     this.#now = options.now;
     this.#link = options.link;
-    this.#verification = options.verification;
     this.closed = options.link.closed;
-    this.roster = new Roster(options.roomId, options.identity.fingerprint);
-    this.#signer = new ChatSigner(options.identity, options.roomId, this.#now);
+    this.#self = { name: replaceUnsafe(options.name), fingerprint: options.identity.fingerprint };
+    this.#self.self = true;
+    this.roster = new Roster(options.link.relay.fingerprint);
     this.transfers = new TransferManager({
-      identity: options.identity,
-      roomId: options.roomId,
-      roster: this.roster,
-      signer: this.#signer,
-      send: (message) => this.#link.sendTransfer(message),
+      self: this.#self,
+      peers: this.roster,
+      sendSealed: (message, to) => this.#sendSealed(message, to),
+      sendDirect: (bytes, to) =>
+        this.#link.send({ type: "direct", recipient: authorOf(to.fingerprint), bytes }),
       emit: (event) => this.emit(event),
       now: this.#now,
       ...receivePolicyOf(options),
     });
+  }
+
+  /** Ourselves as the room shows us. */
+  get self(): MemberInfo {
+    return this.roster.get(this.#self.fingerprint) ?? this.#self;
+  }
+
+  /** The group, once we are in it. */
+  get group(): RoomGroup | undefined {
+    return this.#group;
   }
 
   /** Tells our UI something. */
@@ -129,54 +134,179 @@ export class RoomParticipant implements Participant {
     this.#events.emit(event);
   }
 
-  /** Sets what /verify shows: the host learns a new code with every member that joins. */
-  setVerification(event: VerificationEvent): void {
-    this.#verification = event;
+  /**
+   * We are in the group: we made it (`addedBy` undefined) or a Welcome brought us in. Shows the
+   * roster, and who let us in.
+   */
+  entered(group: RoomGroup, addedBy?: GroupMember): void {
+    this.#group = group;
+    this.roster.update(group.members());
+    const time = this.#now();
+    if (addedBy) {
+      const by = this.roster.get(addedBy.fingerprint);
+      this.emit({ type: "notice", time, text: `${by?.name ?? "a member"} admitted you` });
+    }
+    this.emit({ type: "roster", time, members: this.roster.list() });
+  }
+
+  /** A commit was applied (someone else's, or ours after the relay's Accepted): shows the changes. */
+  committed(event: GroupEvent & { kind: "commit" }): void {
+    const before = this.roster.list();
+    const committer = this.roster.get(event.committer.fingerprint) ?? infoOf(event.committer);
+    if (this.#group) this.roster.update(this.#group.members());
+    const time = this.#now();
+    for (const { member, left } of event.removed) {
+      const info = before.find((m) => m.fingerprint === member.fingerprint) ?? infoOf(member);
+      if (!this.roster.get(member.fingerprint)) {
+        this.transfers.abortWith(member.fingerprint, "they left the room").catch(() => {});
+      }
+      if (left) {
+        this.emit({ type: "leave", time, member: info, reason: "left the room" });
+      } else {
+        this.emit({
+          type: "leave",
+          time,
+          member: info,
+          reason: `removed by ${committer.name}`,
+          by: committer,
+        });
+      }
+    }
+    for (const member of event.added) {
+      const info = this.roster.get(member.fingerprint) ?? infoOf(member);
+      this.emit({ type: "join", time, member: info, by: committer });
+    }
+    const admins = new Set(event.admins);
+    const adminsBefore = new Set(before.filter((m) => m.admin).map((m) => m.fingerprint));
+    for (const info of this.roster.list()) {
+      const now = admins.has(info.fingerprint);
+      if (now === adminsBefore.has(info.fingerprint)) continue;
+      if (before.every((m) => m.fingerprint !== info.fingerprint)) continue;
+      this.emit({
+        type: "notice",
+        time,
+        text: `${committer.name} ${now ? "made" : "no longer makes"} ${info.name} an admin`,
+      });
+    }
   }
 
   /**
-   * Checks a received chat message like any recipient (section 13.2) and shows the result: the
-   * message, or a rejection. Checks run in arrival order, one after another: WebCrypto may finish
-   * verifications out of order, and the counter check needs arrival order.
-   *
-   * @param chat the decoded message
-   * @returns when this message's check is done
+   * Section 13.5: what an authenticated application message says. Content that does not decode
+   * is the sender's doing, and shown as rejected.
    */
-  check(chat: SignedChat): Promise<void> {
-    const checked = this.#checks.then(() => this.roster.accept(chat, this.#now()))
-      .then((event) => this.emit(event));
-    this.#checks = checked.catch(() => {});
-    return checked;
+  async received(event: GroupEvent & { kind: "application" }): Promise<void> {
+    const from = this.roster.get(event.sender.fingerprint) ?? infoOf(event.sender);
+    const time = this.#now();
+    if (event.missed > 0) {
+      this.emit({
+        type: "notice",
+        time,
+        text: `${event.missed} message(s) from ${from.name} never arrived: the relay dropped them`,
+      });
+    }
+    try {
+      const content = decodeRoomContent(event.content);
+      if (content.type === "chat") {
+        this.emit({
+          type: "message",
+          time: content.timestamp,
+          from,
+          text: content.text,
+          kind: content.kind,
+          verified: true,
+        });
+        return;
+      }
+      const group = this.#group;
+      if (!group) return;
+      const plaintext = await group.open(event.sender, content.body);
+      if (plaintext === undefined) return; // for someone else
+      const sealed = decodeSealedContent(plaintext);
+      if (sealed.type === "private") {
+        this.emit({
+          type: "message",
+          time: sealed.timestamp,
+          from,
+          text: sealed.text,
+          kind: "private",
+          to: this.self,
+          verified: true,
+        });
+      } else {
+        await this.transfers.handleSealed(from, sealed.message);
+      }
+    } catch (error) {
+      if (!(error instanceof SecurechatError)) throw error;
+      this.emit({ type: "rejected", time, claimedAuthor: from.name, reason: error.message });
+    }
+  }
+
+  /** A Direct from a member: file data (14.4). Bytes from anyone outside the group are dropped. */
+  async direct(sender: Uint8Array, bytes: Uint8Array): Promise<void> {
+    const from = this.roster.byAuthor(sender);
+    if (!from || from.self) return;
+    await this.transfers.handleDirect(from, bytes);
   }
 
   onEvent(listener: (event: ChatEvent) => void): () => void {
     return this.#events.on(listener);
   }
 
-  sendText(text: string): Promise<void> {
-    return this.#sendChat(CHAT_KIND.text, text);
+  async sendText(text: string): Promise<void> {
+    await this.#sendChat("text", text);
   }
 
-  sendAction(text: string): Promise<void> {
-    return this.#sendChat(CHAT_KIND.action, text);
+  async sendAction(text: string): Promise<void> {
+    await this.#sendChat("action", text);
   }
 
   async sendPrivate(to: string, text: string): Promise<void> {
-    const entry = this.roster.find(to);
-    if (!entry || entry.info.self) {
-      throw new SecurechatError("unknown_member", `no member called "${to}" in the room`, 1, {
-        hints: ["type /who to see the members"],
-      });
-    }
-    await this.#sendChat(CHAT_KIND.private, text, entry.info);
+    const member = this.#other(to);
+    const timestamp = this.#now();
+    await this.#sendSealed(encodePrivate(timestamp, text), member);
+    this.emit({
+      type: "message",
+      time: timestamp,
+      from: this.self,
+      text,
+      kind: "private",
+      to: member,
+      verified: true,
+    });
   }
 
   members(): MemberInfo[] {
-    return this.roster.list();
+    return this.#group ? this.roster.list() : [this.self];
   }
 
-  verification(): VerificationEvent {
-    return this.#verification;
+  async verify(who?: string): Promise<VerificationEvent> {
+    const event: VerificationEvent = {
+      type: "verification",
+      time: this.#now(),
+      code: this.#link.code,
+      peer: this.#link.relay,
+    };
+    const group = this.#group;
+    if (!group) return event;
+    event.epochCode = await group.epochCode();
+    if (who !== undefined) {
+      const member = this.#other(who);
+      const groupMember = group.member(authorOf(member.fingerprint));
+      if (groupMember) event.safety = { member, number: await group.safetyNumber(groupMember) };
+    }
+    return event;
+  }
+
+  admit(who: string): Promise<void> {
+    return this.#admin().admit(who);
+  }
+
+  kick(who: string): Promise<void> {
+    return this.#admin().kick(who);
+  }
+
+  setAdmin(who: string, on: boolean): Promise<void> {
+    return this.#admin().setAdmin(who, on);
   }
 
   close(): Promise<void> {
@@ -184,11 +314,11 @@ export class RoomParticipant implements Participant {
   }
 
   failure(): unknown {
-    return this.#link.failure?.();
+    return this.#link.failure();
   }
 
   sendFile(path: string, to?: string): Promise<void> {
-    return this.transfers.offer(path, pickRecipient(this.roster, to));
+    return this.transfers.offer(path, this.#recipient(to));
   }
 
   acceptOffer(id?: string): Promise<void> {
@@ -203,39 +333,86 @@ export class RoomParticipant implements Participant {
     return this.transfers.cancel(id);
   }
 
-  /** Signs, sends, and shows us our own message, as it will be shown to the others. */
-  async #sendChat(kind: ChatKind, text: string, to?: MemberInfo): Promise<void> {
+  /** Encrypts content for the whole group and hands it to the relay. */
+  async #sendToGroup(content: Uint8Array): Promise<void> {
+    const group = this.#joinedGroup();
+    await this.#link.send({ type: "group", message: await group.encrypt(content) });
+  }
+
+  /** Section 13.5: a message only `to` can open, inside an application message for the group. */
+  async #sendSealed(plaintext: Uint8Array, to: MemberInfo): Promise<void> {
+    const group = this.#joinedGroup();
+    const member = group.member(authorOf(to.fingerprint));
+    if (!member) throw new SecurechatError("unknown_member", `${to.name} is not in the room`);
+    await this.#sendToGroup(encodeSealed(await group.seal(member, plaintext)));
+  }
+
+  /** Sends a line to the room, and shows us our own message as the others will see it. */
+  async #sendChat(kind: "text" | "action", text: string): Promise<void> {
+    const timestamp = this.#now();
+    await this.#sendToGroup(encodeChat({ kind, timestamp, text }));
+    this.emit({ type: "message", time: timestamp, from: this.self, text, kind, verified: true });
+  }
+
+  #joinedGroup(): RoomGroup {
     if (this.#link.isClosed()) throw new SecurechatError("not_connected", "the room is closed");
-    const chat = await this.#signer.sign(kind, text, to?.fingerprint);
-    await this.#link.sendChat(encodeChat(chat), to);
-    const event: ChatEvent = {
-      type: "message",
-      time: chat.timestamp,
-      from: this.roster.get(this.self.fingerprint)?.info ?? this.self,
-      text,
-      kind: CHAT_KIND_NAME[kind],
-      verified: true,
-    };
-    if (to) event.to = to;
-    this.emit(event);
+    if (!this.#group) {
+      throw new SecurechatError(
+        "not_admitted",
+        "you are not in the room yet: an admin has to admit you first",
+      );
+    }
+    return this.#group;
+  }
+
+  #admin(): AdminActions {
+    this.#joinedGroup();
+    if (!this.admin) throw new SecurechatError("not_connected", "the room is closed");
+    return this.admin;
+  }
+
+  /** Another member, by name or fingerprint. @throws {SecurechatError} `unknown_member` */
+  #other(who: string): MemberInfo {
+    const member = this.roster.find(who);
+    if (!member || member.self) throw unknownMember(who);
+    return member;
+  }
+
+  /**
+   * The recipient of a file: `to` by name or fingerprint, else the host when there is one (what
+   * `dial --send` means), else the only other member.
+   */
+  #recipient(to: string | undefined): MemberInfo {
+    if (to !== undefined) return this.#other(to);
+    const others = this.roster.list().filter((member) => !member.self);
+    const host = others.find((member) => member.host);
+    const only = host ?? (others.length === 1 ? others[0] : undefined);
+    if (!only) {
+      throw new SecurechatError(
+        "unknown_member",
+        "say whom to send it to: /send PATH NAME (there is more than one member)",
+        1,
+        { hints: ["type /who to see the members"] },
+      );
+    }
+    return only;
   }
 }
 
-/** Picks the recipient of a file: `to` by name or fingerprint, else the only other member. */
-export function pickRecipient(roster: Roster, to: string | undefined): MemberInfo {
-  const others = roster.list().filter((member) => !member.self);
-  const entry = to === undefined
-    ? (others.length === 1 ? roster.get(others[0]!.fingerprint) : undefined)
-    : roster.find(to);
-  if (!entry || entry.info.self) {
-    throw new SecurechatError(
-      "unknown_member",
-      to === undefined
-        ? "say whom to send it to: /send PATH NAME (there is more than one member)"
-        : `no member called "${to}" in the room`,
-      1,
-      { hints: ["type /who to see the members"] },
-    );
-  }
-  return entry.info;
+/** What an admin can do; lib/room/admission.ts does it. */
+export interface AdminActions {
+  admit(who: string): Promise<void>;
+  kick(who: string): Promise<void>;
+  setAdmin(who: string, on: boolean): Promise<void>;
+}
+
+/** A group member as shown when the roster no longer (or not yet) has it. */
+function infoOf(member: GroupMember): MemberInfo {
+  return { name: replaceUnsafe(member.name) || "member", fingerprint: member.fingerprint };
+}
+
+function unknownMember(who: string): SecurechatError {
+  return new SecurechatError("unknown_member", `no member called "${who}" in the room`, 1, {
+    hints: ["type /who to see the members"],
+  });
 }

@@ -1,0 +1,317 @@
+/**
+ * A member's commits: who it admits, removes or makes an admin, batched into one commit at a
+ * time, and the leaving members' proposals it commits when nobody else does. It keeps the
+ * newcomers that knocked, admits those the admit list names at once (when we are an admin), and
+ * the others when the person types /admit. Only one commit is in flight: the relay accepts one
+ * per epoch (Accepted), and a refused one is dropped and made again from what is still to do
+ * once the winner has been applied.
+ *
+ * What it does not do: read the relay (lib/room/member.ts hands it Knocks, Accepted, Refused and
+ * the commits it applied), check commits (lib/group does, for everyone's), or print.
+ *
+ * Mirrors: docs/PROTOCOL.md section 13.3 (admitting, leaving, making admins) and 13.4 (order).
+ *
+ * @module
+ */
+
+import type { ChatEvent, MemberInfo } from "../chat/chat_events.ts";
+import type { ToRelay } from "../chat/relay_messages.ts";
+import { SecurechatError } from "../core/errors.ts";
+import { replaceUnsafe } from "../core/text.ts";
+import {
+  type Admission as KeyPackageAdmission,
+  type GroupEvent,
+  type GroupMember,
+  GroupRejection,
+  type PendingCommit,
+  type RoomGroup,
+} from "../group/group.ts";
+import { constantTimeEqual } from "../core/bytes.ts";
+import type { AdminActions } from "./participant.ts";
+
+/** Knocks arriving within this many milliseconds go into one commit. */
+const BATCH_MS = 25;
+/** A member commits pending proposals after 1 s plus this much per position (13.3). */
+const PROPOSAL_WAIT_MS = 1000;
+const PROPOSAL_STEP_MS = 250;
+
+/** Options of {@linkcode Admissions}. */
+export interface AdmissionsOptions {
+  /** The group, once we are in it. */
+  group(): RoomGroup | undefined;
+  send(message: ToRelay): Promise<void>;
+  emit(event: ChatEvent): void;
+  /** A commit of ours the relay accepted, applied: show it. */
+  committed(event: GroupEvent & { kind: "commit" }): void;
+  /** Whom we admit without asking when we are an admin (the admit list; the host: everyone). */
+  admitsAtOnce(fingerprint: string): boolean;
+  /** The session's fatal error: our own commit could not be applied. */
+  fail(error: unknown): void;
+  now: () => number;
+}
+
+/** A newcomer that knocked, waiting for an admin. */
+interface Knock {
+  admission: KeyPackageAdmission;
+  info: MemberInfo;
+  /** Its fingerprint had a leaf when it knocked: that old leaf goes in the same commit. */
+  replaces: boolean;
+  /** An admin (we) decided to let it in. */
+  admitted: boolean;
+}
+
+/** Our commits, one at a time. */
+export class Admissions implements AdminActions {
+  #options: AdmissionsOptions;
+  #knocks = new Map<string, Knock>();
+  #kicks = new Set<string>();
+  #admins: string[] | undefined;
+  #pending: PendingCommit | undefined;
+  #making = false;
+  #batchTimer: number | undefined;
+  #proposalTimer: number | undefined;
+  #stopped = false;
+
+  constructor(options: AdmissionsOptions) {
+    this.#options = options;
+  }
+
+  /** A newcomer's KeyPackage from the relay (13.3): checked, shown, admitted if listed. */
+  async knock(sender: Uint8Array, keyPackage: Uint8Array): Promise<void> {
+    const group = this.#options.group();
+    if (!group) return;
+    let admission: KeyPackageAdmission;
+    try {
+      admission = await group.checkKeyPackage(keyPackage);
+    } catch (error) {
+      if (!(error instanceof GroupRejection)) throw error;
+      this.#emit({ type: "notice", time: this.#options.now(), text: `a knock was refused: ${error.message}` });
+      return;
+    }
+    if (!constantTimeEqual(admission.member.author, sender)) {
+      this.#emit({
+        type: "notice",
+        time: this.#options.now(),
+        text: "a knock was refused: its KeyPackage is not its sender's",
+      });
+      return;
+    }
+    const fingerprint = admission.member.fingerprint;
+    if (fingerprint === group.self().fingerprint) return;
+    const info: MemberInfo = {
+      name: replaceUnsafe(admission.member.name) || "member",
+      fingerprint,
+    };
+    const replaces = group.member(admission.member.author) !== undefined;
+    const admin = group.self().admin;
+    const knock: Knock = { admission, info, replaces, admitted: false };
+    this.#knocks.set(fingerprint, knock);
+    this.#emit({ type: "knock", time: this.#options.now(), member: info, canAdmit: admin });
+    if (admin && this.#options.admitsAtOnce(fingerprint)) {
+      knock.admitted = true;
+      this.#soon();
+    }
+  }
+
+  /** /admit: lets in a newcomer that knocked, by name or fingerprint. */
+  admit(who: string): Promise<void> {
+    this.#requireAdmin();
+    const knocks = [...this.#knocks.values()];
+    const byName = knocks.filter((knock) => knock.info.name === who);
+    const bare = who.replace(/^SHA256:/, "");
+    const found = byName.length === 1
+      ? byName[0]
+      : bare.length >= 6
+      ? knocks.find((knock) => knock.info.fingerprint.slice(7).startsWith(bare))
+      : undefined;
+    if (!found) {
+      throw new SecurechatError("unknown_member", `nobody called "${who}" is waiting to join`, 1, {
+        hints: ["newcomers waiting to join are shown as they knock"],
+      });
+    }
+    found.admitted = true;
+    this.#soon();
+    return Promise.resolve();
+  }
+
+  /** /kick: removes a member (an admin only). */
+  kick(who: string): Promise<void> {
+    this.#requireAdmin();
+    const member = this.#member(who);
+    if (member.self) {
+      throw new SecurechatError("unknown_member", "to leave the room, type /quit");
+    }
+    this.#kicks.add(member.fingerprint);
+    this.#soon();
+    return Promise.resolve();
+  }
+
+  /** /op and /deop: makes a member an admin, or no longer one (never the last). */
+  setAdmin(who: string, on: boolean): Promise<void> {
+    this.#requireAdmin();
+    const member = this.#member(who);
+    const group = this.#options.group()!;
+    const current = this.#admins ??
+      group.members().filter((m) => m.admin).map((m) => m.fingerprint);
+    const next = on
+      ? [...new Set([...current, member.fingerprint])]
+      : current.filter((fingerprint) => fingerprint !== member.fingerprint);
+    if (next.length === 0) {
+      throw new SecurechatError("last_admin", "the room needs at least one admin");
+    }
+    this.#admins = next;
+    this.#soon();
+    return Promise.resolve();
+  }
+
+  /** A leaving member's proposal arrived: commit it ourselves if nobody does soon (13.3). */
+  proposed(): void {
+    this.#armProposalTimer();
+  }
+
+  /** Someone else's commit was applied: forget what it did, then see what is still to do. */
+  applied(event: GroupEvent & { kind: "commit" }): void {
+    for (const member of event.added) this.#knocks.delete(member.fingerprint);
+    for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
+    if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    this.#armProposalTimer();
+    this.#soon();
+  }
+
+  /** The relay accepted our commit for `epoch`: apply it. */
+  async accepted(epoch: bigint): Promise<void> {
+    const pending = this.#pending;
+    const group = this.#options.group();
+    if (!pending || !group || pending.epoch !== epoch) return;
+    this.#pending = undefined;
+    let event: GroupEvent & { kind: "commit" };
+    try {
+      event = await group.confirmCommit(pending);
+    } catch (error) {
+      return this.#options.fail(error);
+    }
+    for (const member of event.added) this.#knocks.delete(member.fingerprint);
+    for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
+    if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    this.#options.committed(event);
+    this.#armProposalTimer();
+    this.#soon();
+  }
+
+  /** The relay refused our commit for `epoch`: the winner came first; make ours again. */
+  refused(epoch: bigint): void {
+    const pending = this.#pending;
+    const group = this.#options.group();
+    if (!pending || !group || pending.epoch !== epoch) return;
+    this.#pending = undefined;
+    group.discardCommit(pending);
+    this.#soon();
+  }
+
+  /** The session is over: no more commits. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#batchTimer);
+    clearTimeout(this.#proposalTimer);
+  }
+
+  #emit(event: ChatEvent): void {
+    this.#options.emit(event);
+  }
+
+  #requireAdmin(): void {
+    const group = this.#options.group();
+    if (!group?.self().admin) {
+      throw new SecurechatError("not_admin", "only an admin of the room can do that", 1, {
+        hints: ["type /who: admins are marked"],
+      });
+    }
+  }
+
+  #member(who: string): GroupMember {
+    const group = this.#options.group()!;
+    const members = group.members();
+    const byName = members.filter((member) => member.name === who);
+    const bare = who.replace(/^SHA256:/, "");
+    const found = byName.length === 1
+      ? byName[0]
+      : bare.length >= 6
+      ? members.find((member) => member.fingerprint.slice(7).startsWith(bare))
+      : undefined;
+    if (!found) {
+      throw new SecurechatError("unknown_member", `no member called "${who}" in the room`, 1, {
+        hints: ["type /who to see the members"],
+      });
+    }
+    return found;
+  }
+
+  /** Commits soon, so that knocks arriving together share one commit. */
+  #soon(): void {
+    if (this.#stopped || this.#batchTimer !== undefined) return;
+    this.#batchTimer = setTimeout(() => {
+      this.#batchTimer = undefined;
+      this.#commit().catch((error) => this.#options.fail(error));
+    }, BATCH_MS);
+  }
+
+  /**
+   * The proposal timer: a member at position p among the members commits pending proposals after
+   * 1 s + p × 250 ms without a commit, so one member does it, not all at once.
+   */
+  #armProposalTimer(): void {
+    clearTimeout(this.#proposalTimer);
+    this.#proposalTimer = undefined;
+    const group = this.#options.group();
+    if (this.#stopped || !group?.hasPendingProposals()) return;
+    const position = group.members().findIndex((member) => member.self);
+    this.#proposalTimer = setTimeout(() => {
+      this.#proposalTimer = undefined;
+      if (this.#options.group()?.hasPendingProposals()) this.#soon();
+    }, PROPOSAL_WAIT_MS + Math.max(position, 0) * PROPOSAL_STEP_MS);
+  }
+
+  /** Makes and sends one commit of everything still to do, unless one is in flight. */
+  async #commit(): Promise<void> {
+    const group = this.#options.group();
+    if (this.#stopped || !group || this.#pending || this.#making) return;
+    const admin = group.self().admin;
+    const admitted = admin ? [...this.#knocks.values()].filter((knock) => knock.admitted) : [];
+    const members = group.members();
+    const remove = new Map<string, GroupMember>();
+    if (admin) {
+      for (const member of members) {
+        if (this.#kicks.has(member.fingerprint)) remove.set(member.fingerprint, member);
+      }
+      for (const knock of admitted) {
+        const old = knock.replaces ? group.member(knock.admission.member.author) : undefined;
+        if (old && !old.self) remove.set(old.fingerprint, old);
+      }
+    }
+    const admins = admin ? this.#admins : undefined;
+    const proposals = group.hasPendingProposals() && this.#proposalTimer === undefined;
+    if (admitted.length === 0 && remove.size === 0 && !admins && !proposals) return;
+    this.#making = true;
+    try {
+      const pending = await group.prepareCommit({
+        ...(admitted.length ? { add: admitted.map((knock) => knock.admission) } : {}),
+        ...(remove.size ? { remove: [...remove.values()] } : {}),
+        ...(admins ? { admins } : {}),
+      });
+      this.#pending = pending;
+      const message: ToRelay = {
+        type: "commit",
+        commit: pending.commit,
+        recipients: pending.recipients,
+      };
+      if (pending.welcome) message.welcome = pending.welcome;
+      await this.#options.send(message);
+    } finally {
+      this.#making = false;
+    }
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item) => b.includes(item));
+}
