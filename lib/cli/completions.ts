@@ -56,6 +56,7 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   "max-members": "text",
   expect: "text",
   send: "file",
+  admit: "file",
 };
 
 /** What a command's positional argument is, for commands that take one. */

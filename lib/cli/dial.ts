@@ -13,7 +13,7 @@ import type { SuiteName } from "../crypto/kex.ts";
 import { addKnownHost, canonicalHostPort, checkKnownHost } from "../trust/known_hosts.ts";
 import { joinPath, securechatHome } from "../core/paths.ts";
 import { runPipe } from "../transport/pipe.ts";
-import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
 import { parseFingerprint } from "../trust/trust_file.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
@@ -25,6 +25,7 @@ import {
   handshakeTimeoutMs,
   keepaliveMs,
   loadOwnIdentity,
+  admitListFlag,
   nameFlag,
   progressLine,
   receivePolicyFlags,
@@ -98,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
     await (await import("../transfer/transfer_outgoing.ts")).collectFiles(sendPath);
   }
   const receive = await receivePolicyFlags(parsed, ["accept-files"]);
+  const admitList = await admitListFlag(parsed);
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
@@ -131,7 +133,8 @@ export async function run(args: string[]): Promise<number> {
     identity,
     ...(name === undefined ? {} : { name }),
     suites,
-    maxRecordPlaintext: mode === "pipe" ? MAX_RECORD_PLAINTEXT_LIMIT : MAX_RECORD_PLAINTEXT,
+    // A room's commits and Welcomes travel in one record each and grow with the room (13).
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
     timeoutMs,
     checkPeer,
   });
@@ -161,7 +164,12 @@ export async function run(args: string[]): Promise<number> {
   }
   // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
   const { joinRoom } = await import("../room/member.ts");
-  const session = await joinRoom(secure, { identity, ...receive });
+  const session = await joinRoom(secure, {
+    identity,
+    name,
+    ...receive,
+    ...(admitList === undefined ? {} : { admitsAtOnce: admitList }),
+  });
   if (mode !== "oneshot") return await runChatUi(session, mode);
   await rosterReady(session);
   // One shot: the file goes to the listener's person (the host), or the only other member.

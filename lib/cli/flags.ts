@@ -67,6 +67,7 @@ export const DIAL_FLAGS: Record<string, FlagSpec> = {
   ...SESSION_FLAGS,
   expect: { type: "string" },
   send: { type: "string" },
+  admit: { type: "string" },
 };
 
 /** `securechat completions`. */

@@ -350,24 +350,21 @@ async function serveRoom(
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
   const room = new Relay({
-    identity: settings.identity,
-    ...(settings.name === undefined ? {} : { hostName: settings.name }),
-    hostParticipates: mode !== "relay",
     maxMembers,
-    ...receive,
     // The terminal belongs to the chat UI, which shows joins and leaves itself.
     ...(mode === "terminal" ? {} : { log: status }),
   });
+  const report = mode === "terminal" ? () => {} : status;
   const admit = makeAdmitter({
     ...settings,
-    maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-    report: (line) => room.report(line),
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
+    report,
   });
   // The accept loop survives every connection's failure; it ends only with the listener.
   acceptLoop(listener, async (conn, source) => {
     const admitted = await admit(conn, source);
-    if (admitted) await room.admit(admitted.secure, admitted.name);
-  }, (line) => room.report(line));
+    if (admitted) await room.join(admitted.secure);
+  }, report);
 
   if (mode === "relay") {
     status(`relaying a room of up to ${maxMembers} members; stop with Ctrl-C`);
@@ -378,19 +375,25 @@ async function serveRoom(
       for (const signal of signals) Deno.addSignalListener(signal, () => resolve(0));
     });
     const code = await stop;
-    await room.close("the relay is shutting down");
+    await room.close();
     return code;
   }
+  // The person at the listener is the room's first member, through an in-process link.
+  const { hostRoom } = await import("../room/host.ts");
+  const host = await hostRoom(room, {
+    identity: settings.identity,
+    name: settings.name,
+    ...receive,
+  });
   if (mode === "oneshot") {
     status(
       `receiving into "${receive.receiveDir}": the first file or folder sent ends the session`,
     );
-    const receiving = followTransfer(room.hostParticipant(), "receive", () => Promise.resolve());
-    const code = await receiving;
-    await room.close("the transfer is over");
+    const code = await followTransfer(host, "receive", () => Promise.resolve());
+    await room.close();
     return code;
   }
-  const code = await runChatUi(room.hostParticipant(), mode);
+  const code = await runChatUi(host, mode);
   await room.close();
   return code;
 }

@@ -14,6 +14,7 @@ import { loadIdentity } from "../keys/identity_file.ts";
 import { parseSuiteList, type SuiteName } from "../crypto/kex.ts";
 import { passphraseSource } from "../terminal/passphrase.ts";
 import { joinPath, securechatHome } from "../core/paths.ts";
+import { readAuthorizedKeys } from "../trust/authorized_keys.ts";
 import type { PipeEnds } from "../transport/pipe.ts";
 import { colorEnabled } from "../terminal/tty.ts";
 import { booleanFlag, integerFlag, type ParsedArgs, stringFlag } from "./args.ts";
@@ -82,6 +83,22 @@ export function rosterReady(session: Participant): Promise<void> {
       }
     });
   });
+}
+
+/**
+ * `--admit FILE`: the newcomers we admit without asking once we are an admin of a room, listed
+ * like authorized_keys (docs/PROTOCOL.md 13.3).
+ *
+ * @returns whether a fingerprint is listed, or undefined without the flag
+ * @throws {SecurechatError} when the file is missing or malformed
+ */
+export async function admitListFlag(
+  parsed: ParsedArgs,
+): Promise<((fingerprint: string) => boolean) | undefined> {
+  const file = stringFlag(parsed, "admit");
+  if (file === undefined) return undefined;
+  const listed = new Set((await readAuthorizedKeys(file)).map((key) => key.fingerprint));
+  return (fingerprint) => listed.has(fingerprint);
 }
 
 /** `--name`, checked like a key comment. @throws {UsageError} */

@@ -111,8 +111,9 @@ Examples:
   securechat listen [flags]
 
 Waits for dialers on HOST:PORT and runs the authenticated handshake with each. On a terminal it
-opens a chat room that you take part in (type /help); in pipe mode it moves raw bytes with one
-peer.
+opens an end-to-end encrypted room (an MLS group) that you take part in and admin: everyone the
+listener lets in is admitted (type /help). With --relay-only it only relays a room it cannot read,
+whose first member admits the others. In pipe mode it moves raw bytes with one peer.
 
 Flags:
       --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
@@ -123,7 +124,8 @@ Flags:
       --keep-open               in pipe mode, serve one peer after another instead of exiting
       --max-waiting N           with --keep-open, peers that wait their turn (default 8, at most
                                 half from one address); the rest are refused as busy
-      --relay-only              run the room without taking part (a service); log to stderr
+      --relay-only              relay a room without taking part (a service that sees no
+                                plaintext, only who is connected, when, and sizes); log to stderr
       --max-members N           members a room admits (default 256)
       --max-pending-handshakes N  handshakes in progress at once; a new connection evicts
                                 the oldest of the address with the most (default 256)
@@ -150,11 +152,14 @@ Examples:
 
 Connects to a listener (default port 65432), checks its identity against known_hosts (recording
 it on first contact) or the pinned fingerprint, and runs the handshake. On a terminal it joins the
-listener's chat room (type /help); in pipe mode it moves raw bytes.
+listener's end-to-end encrypted room (type /help): an admin of the room admits you, or you make the
+room when you are the first to arrive at a --relay-only relay. In pipe mode it moves raw bytes.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
       --send PATH               one shot: offer PATH (file or folder) to the listener, then exit
+      --admit FILE              in a room you admin, admit newcomers whose keys FILE lists
+                                (lines "SHA256:... name", as authorized_keys) without asking
       --accept-files DIR        in a chat, accept file offers into DIR without asking
       --allow-hidden-files      accept files and folders whose names start with "." (refused by
                                 default: a file offer must not plant dotfiles)
