@@ -7,8 +7,8 @@
  *   above the prompt (`lib/terminal/transfer_view.ts`), redrawn in place, one line per transfer; the other
  *   transfer states are printed once and take the transfer out of the status area.
  * - `runJsonChat`: the `--json` mode. Every event is one JSON line on the output; input lines are
- *   the same commands as typed lines, and local replies (/who, /verify, /help, errors) are events
- *   too.
+ *   the same commands as typed lines (/admit, /kick, /op and /deop included), and local replies
+ *   (/who, /verify, /help, errors) are events too.
  *
  * Both run typed lines through `parseChatInput` one at a time and in order, turn failures
  * (an unknown member for /msg, a closed session) into `error` events, and keep going. They end
@@ -286,7 +286,20 @@ class Control {
         case "who":
           return show({ type: "roster", time: this.#now().getTime(), members: session.members() });
         case "verify":
-          return show(session.verification());
+          return show(await session.verify(input.member));
+        case "admit":
+          return await required(session.admit, "admitting newcomers (/admit)").call(
+            session,
+            input.who,
+          );
+        case "kick":
+          return await required(session.kick, "removing members (/kick)").call(session, input.who);
+        case "admin":
+          return await required(session.setAdmin, "making admins (/op, /deop)").call(
+            session,
+            input.who,
+            input.on,
+          );
         case "quit":
           return this.quit();
         case "empty":
@@ -404,7 +417,10 @@ function chunks(input: ChatInputSource): Chunks {
   };
 }
 
-/** A session method that file transfer needs, or an error saying this session lacks it. */
+/**
+ * An optional session method (file transfer, the admin commands), or an error saying this session
+ * lacks it.
+ */
 function required<T extends (...args: never[]) => Promise<void>>(
   method: T | undefined,
   what: string,

@@ -16,7 +16,11 @@
  *   CVE-2021-42574). The sets are `lib/core/text.ts`'s, shared with names, comments and paths.
  * - Lone surrogates become U+FFFD; all other Unicode (accents, CJK, emoji, ZWJ sequences) is kept.
  * - Names are cut at {@linkcode MAX_NAME_DISPLAY} code points. Look-alike names are not detected:
- *   the fingerprint (shown by /who and on join) is what identifies a member.
+ *   the fingerprint (shown by /who, on join, leave and knock) is what identifies a member.
+ *
+ * Room lines mirror docs/PROTOCOL.md 13.3 and 13.7: a knock says how to /admit the newcomer (or
+ * that an admin can), joins and leaves say which admin added or removed whom, /who marks admins,
+ * and /verify shows each code with whom to compare it and what a different one means.
  *
  * The progress text of a transfer line is built here and shared with the live status area above
  * the prompt (`renderTransferStatus()` in `lib/terminal/transfer_view.ts`).
@@ -103,7 +107,7 @@ export function formatTime(time: number, timeZone?: string): string {
 }
 
 /**
- * Renders one event as terminal lines (one line, except roster and verification).
+ * Renders one event as terminal lines (one line, except roster, verification and offer).
  *
  * @param event any chat event
  * @param options colours and time zone
@@ -127,10 +131,28 @@ export function renderEvent(event: ChatEvent, options: ViewOptions): string[] {
   switch (event.type) {
     case "message":
       return [line(renderMessage(event, style))];
-    case "join":
-      return [info(`${name(event.member, style)} joined (${sanitize(event.member.fingerprint)})`)];
+    case "join": {
+      const by = event.by === undefined ? "" : `, added by ${name(event.by, style)}`;
+      return [info(`${name(event.member, style)} joined (${fingerprint(event.member)})${by}`)];
+    }
     case "leave":
-      return [info(`${name(event.member, style)} left: ${sanitize(event.reason)}`)];
+      return [
+        info(
+          `${name(event.member, style)} left (${fingerprint(event.member)})${
+            leaveReason(event, style)
+          }`,
+        ),
+      ];
+    case "knock": {
+      const who = `${name(event.member, style)} (${fingerprint(event.member)}) asks to join`;
+      return [
+        info(
+          event.canAdmit
+            ? `${who}: type /admit ${admitArgument(event.member)}`
+            : `${who}; an admin can /admit them`,
+        ),
+      ];
+    }
     case "roster": {
       const count = event.members.length;
       return [
@@ -138,18 +160,8 @@ export function renderEvent(event: ChatEvent, options: ViewOptions): string[] {
         ...event.members.map((member) => `${" ".repeat(9)}${rosterEntry(member, style)}`),
       ];
     }
-    case "verification": {
-      const peer = event.peer;
-      return [
-        info(`verification code: ${style("1", sanitize(event.code))}`),
-        info(`peer: ${rosterEntry(peer, style)}`),
-        info(
-          `compare this code with ${
-            displayName(peer.name)
-          } over another channel (voice, in person): a different code means someone may be intercepting the connection`,
-        ),
-      ];
-    }
+    case "verification":
+      return renderVerification(event, style).map(info);
     case "rejected":
       return [line(style(
         "1;31",
@@ -313,12 +325,74 @@ function name(member: MemberInfo, style: Style): string {
   return style(member.self ? "1;36" : "1", displayName(member.name));
 }
 
-/** One roster line: name, (you, host), fingerprint, and the connection's code on the relay. */
+/** One roster line: name, (you, host, admin), fingerprint. */
 function rosterEntry(member: MemberInfo, style: Style): string {
-  const tags = [member.self ? "you" : "", member.host ? "host" : ""].filter((tag) => tag !== "");
+  const tags = [member.self && "you", member.host && "host", member.admin && "admin"]
+    .filter((tag) => typeof tag === "string");
   let entry = name(member, style);
   if (tags.length > 0) entry += ` (${tags.join(", ")})`;
-  entry += ` ${sanitize(member.fingerprint)}`;
-  if (member.code !== undefined) entry += ` verification code ${sanitize(member.code)}`;
-  return entry;
+  return `${entry} ${fingerprint(member)}`;
+}
+
+/** A member's fingerprint, safe to print. */
+function fingerprint(member: MemberInfo): string {
+  return sanitize(member.fingerprint);
+}
+
+/**
+ * Why a member left, after "left (fingerprint)": the reason, or who removed it. With `by`, the
+ * admin's name is shown from `by` (as the roster names it), and the reason only when it says more
+ * than "removed by" that name.
+ */
+function leaveReason(event: ChatEvent & { type: "leave" }, style: Style): string {
+  if (event.by === undefined) return `: ${sanitize(event.reason)}`;
+  const removed = `, removed by ${name(event.by, style)}`;
+  return event.reason === `removed by ${event.by.name}`
+    ? removed
+    : `${removed}: ${sanitize(event.reason)}`;
+}
+
+/**
+ * What to type after /admit for a newcomer: its name when typing it back finds it (the name is
+ * printable as it is, not cut, and has no surrounding spaces, which parsing trims), else its
+ * fingerprint, which always does.
+ */
+function admitArgument(member: MemberInfo): string {
+  const shown = displayName(member.name);
+  return shown === member.name && shown.trim() === shown && shown !== ""
+    ? shown
+    : fingerprint(member);
+}
+
+/**
+ * The /verify lines (docs/PROTOCOL.md 13.7): our connection's code with the relay, then the
+ * room's epoch code once we are in the group, then the safety number with one member when asked,
+ * each with what to compare it with and what a difference means.
+ */
+function renderVerification(event: ChatEvent & { type: "verification" }, style: Style): string[] {
+  const relay = displayName(event.peer.name);
+  const lines = [
+    `verification code with the relay: ${style("1", sanitize(event.code))}`,
+    `relay: ${rosterEntry(event.peer, style)}`,
+    `compare this code with ${relay} over another channel (voice, in person): a different code ` +
+    "means someone may be intercepting your connection to the relay",
+  ];
+  if (event.epochCode !== undefined) {
+    lines.push(
+      `room epoch code: ${style("1", sanitize(event.epochCode))}`,
+      "every member should see this same epoch code: compare it with the others out of band " +
+        "(voice, in person); a different code means the relay split the room",
+    );
+  }
+  if (event.safety !== undefined) {
+    const member = event.safety.member;
+    lines.push(
+      `safety number with ${name(member, style)} (${fingerprint(member)}): ${
+        style("1", sanitize(event.safety.number))
+      }`,
+      `compare it with ${displayName(member.name)} in person or by voice: a different number ` +
+        "means one of you sees another key for the other",
+    );
+  }
+  return lines;
 }

@@ -55,8 +55,9 @@ class FakeSession implements Participant {
   members(): MemberInfo[] {
     return [alice, bob];
   }
-  verification(): ChatEvent & { type: "verification" } {
-    return { type: "verification", time: TIME, code: "0421 9973 1205", peer: bob };
+  verify(member?: string): Promise<ChatEvent & { type: "verification" }> {
+    this.calls.push(member === undefined ? ["verify"] : ["verify", member]);
+    return Promise.resolve(verification(member));
   }
   close(): Promise<void> {
     this.calls.push(["close"]);
@@ -71,6 +72,44 @@ class FakeSession implements Participant {
   fail(error: Error): void {
     this.#closed.reject(error);
   }
+}
+
+/**
+ * A FakeSession whose person may admit, remove and make admins: it records those calls too, and
+ * refuses a name nobody has, as the real session does.
+ */
+class AdminSession extends FakeSession {
+  admit(who: string): Promise<void> {
+    return this.#record("admit", who);
+  }
+  kick(who: string): Promise<void> {
+    return this.#record("kick", who);
+  }
+  setAdmin(who: string, on: boolean): Promise<void> {
+    return this.#record("setAdmin", who, String(on));
+  }
+  #record(method: string, who: string, ...rest: string[]): Promise<void> {
+    this.calls.push([method, who, ...rest]);
+    if (who === "zed") {
+      return Promise.reject(
+        new SecurechatError("unknown_member", `no member called "${who}" in the room`),
+      );
+    }
+    return Promise.resolve();
+  }
+}
+
+/** What FakeSession.verify() answers: with a member, the safety number with bob. */
+function verification(member?: string): ChatEvent & { type: "verification" } {
+  const event: ChatEvent & { type: "verification" } = {
+    type: "verification",
+    time: TIME,
+    code: "0421 9973 1205",
+    peer: bob,
+    epochCode: "5550 1234 9876",
+  };
+  if (member !== undefined) event.safety = { member: bob, number: "1111 2222 3333" };
+  return event;
 }
 
 function message(
@@ -227,14 +266,53 @@ Deno.test("`runTerminalChat()` answers /who, /verify and /help locally", async (
   const { session, keys, output, done } = startTerminal();
   keys.type("/who\r/verify\r/help\r/quit\r");
   await done;
-  eql(session.calls, [["close"]], "nothing sent");
+  eql(session.calls, [["verify"], ["close"]], "nothing sent");
   for (
     const expected of [
       "09:05 -- 2 members in the room:\r\n         alice (you) SHA256:aaa\r\n         bob (host) SHA256:bbb\r\n",
-      "09:05 -- verification code: 0421 9973 1205\r\n09:05 -- peer: bob (host) SHA256:bbb\r\n",
+      "09:05 -- verification code with the relay: 0421 9973 1205\r\n09:05 -- relay: bob (host) SHA256:bbb\r\n",
+      "09:05 -- room epoch code: 5550 1234 9876\r\n",
       "commands:\r\n  /help            this list\r\n",
     ]
   ) ok(output.text.includes(expected), expected);
+  ok(!output.text.includes("-- safety number with"), "no safety number without a NAME");
+});
+
+Deno.test("`runTerminalChat()` hands /admit, /kick, /op, /deop and /verify NAME to the session", async () => {
+  const { session, keys, output, done } = startTerminal(new AdminSession());
+  keys.type("/admit dave\r/kick carol\r/op carol\r/deop SHA256:ccc\r/verify bob\r/kick zed\r");
+  await until(() => output.text.includes('"zed" in the room'), "the error");
+  eql(session.calls, [
+    ["admit", "dave"],
+    ["kick", "carol"],
+    ["setAdmin", "carol", "true"],
+    ["setAdmin", "SHA256:ccc", "false"],
+    ["verify", "bob"],
+    ["kick", "zed"],
+  ]);
+  ok(output.text.includes("09:05 -- safety number with bob (SHA256:bbb): 1111 2222 3333\r\n"));
+  ok(output.text.includes('09:05 ! error: no member called "zed" in the room\r\n'));
+  keys.type("/kick\r");
+  await until(() => output.text.includes("usage: /kick NAME"), "the usage");
+  equal(session.calls.length, 6, "a bad usage calls nothing");
+  keys.type("/quit\r");
+  await done;
+});
+
+Deno.test("`runTerminalChat()` says so when the session cannot /admit, /kick, /op or /deop", async () => {
+  const { session, keys, output, done } = startTerminal();
+  keys.type("/admit dave\r/kick carol\r/op carol\r/deop carol\r");
+  await until(() => output.text.split("does not support").length === 5, "four errors");
+  for (
+    const what of [
+      "admitting newcomers (/admit)",
+      "removing members (/kick)",
+      "making admins (/op, /deop)",
+    ]
+  ) ok(output.text.includes(`09:05 ! error: this session does not support ${what}\r\n`), what);
+  eql(session.calls, []);
+  keys.type("/quit\r");
+  await done;
 });
 
 Deno.test("`runTerminalChat()` ends when the session closes, and says why", async () => {
@@ -318,7 +396,7 @@ Deno.test("`runJsonChat()` emits one JSON event per line and runs every command"
     message(alice, "hello"),
     message(alice, "waves", "action"),
     { type: "roster", time: TIME, members: [alice, bob] },
-    session.verification(),
+    verification(),
     { type: "notice", time: TIME, text: CHAT_HELP.join("\n") },
     {
       type: "error",
@@ -339,9 +417,51 @@ Deno.test("`runJsonChat()` emits one JSON event per line and runs every command"
   eql(session.calls, [
     ["sendText", "hello"],
     ["sendAction", "waves"],
+    ["verify"],
     ["sendPrivate", "zed", "hi"],
     ["sendPrivate", "bob", "psst"],
     ["close"],
+  ]);
+});
+
+Deno.test("`runJsonChat()` takes /admit, /kick, /op, /deop and /verify NAME as typed lines", async () => {
+  const session = new AdminSession();
+  const events = await runJson(
+    session,
+    "/admit dave\n/kick carol\n/op carol\n/deop carol\n/verify bob\n/op\n/admit zed\n",
+  );
+  eql(session.calls, [
+    ["admit", "dave"],
+    ["kick", "carol"],
+    ["setAdmin", "carol", "true"],
+    ["setAdmin", "carol", "false"],
+    ["verify", "bob"],
+    ["admit", "zed"],
+    ["close"],
+  ]);
+  eql(events, [
+    verification("bob"),
+    { type: "error", time: TIME, code: "invalid_input", message: "usage: /op NAME" },
+    {
+      type: "error",
+      time: TIME,
+      code: "unknown_member",
+      message: 'no member called "zed" in the room',
+    },
+    { type: "closed", time: TIME, reason: "you left" },
+  ]);
+});
+
+Deno.test("`runJsonChat()` answers an admin command the session lacks with an unsupported error", async () => {
+  const events = await runJson(new FakeSession(), "/kick carol\n");
+  eql(events, [
+    {
+      type: "error",
+      time: TIME,
+      code: "unsupported",
+      message: "this session does not support removing members (/kick)",
+    },
+    { type: "closed", time: TIME, reason: "you left" },
   ]);
 });
 

@@ -69,41 +69,121 @@ const CASES: [string, ChatEvent, string[], string[]][] = [
     ["\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m joined (SHA256:ccc)"],
   ],
   [
+    "join, added by an admin",
+    { type: "join", time: TIME, member: carol, by: bob },
+    ["09:05 -- carol joined (SHA256:ccc), added by bob"],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m joined (SHA256:ccc), " +
+      "added by \x1b[1mbob\x1b[0m",
+    ],
+  ],
+  [
     "leave",
-    { type: "leave", time: TIME, member: carol, reason: "connection lost" },
-    ["09:05 -- carol left: connection lost"],
-    ["\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m left: connection lost"],
+    { type: "leave", time: TIME, member: carol, reason: "left the room" },
+    ["09:05 -- carol left (SHA256:ccc): left the room"],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m left (SHA256:ccc): " +
+      "left the room",
+    ],
+  ],
+  [
+    "leave, removed by an admin",
+    { type: "leave", time: TIME, member: carol, reason: "removed by bob", by: bob },
+    ["09:05 -- carol left (SHA256:ccc), removed by bob"],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m left (SHA256:ccc), " +
+      "removed by \x1b[1mbob\x1b[0m",
+    ],
+  ],
+  [
+    "knock, and we are an admin",
+    { type: "knock", time: TIME, member: carol, canAdmit: true },
+    ["09:05 -- carol (SHA256:ccc) asks to join: type /admit carol"],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m (SHA256:ccc) asks to join: " +
+      "type /admit carol",
+    ],
+  ],
+  [
+    "knock, and we are no admin",
+    { type: "knock", time: TIME, member: carol, canAdmit: false },
+    ["09:05 -- carol (SHA256:ccc) asks to join; an admin can /admit them"],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m \x1b[1mcarol\x1b[0m (SHA256:ccc) asks to join; " +
+      "an admin can /admit them",
+    ],
   ],
   [
     "roster (/who)",
-    { type: "roster", time: TIME, members: [alice, bob, carol] },
+    { type: "roster", time: TIME, members: [alice, { ...bob, admin: true }, carol] },
     [
       "09:05 -- 3 members in the room:",
       "         alice (you) SHA256:aaa",
-      "         bob (host) SHA256:bbb",
+      "         bob (host, admin) SHA256:bbb",
       "         carol SHA256:ccc",
     ],
     [
       "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m 3 members in the room:",
       "         \x1b[1;36malice\x1b[0m (you) SHA256:aaa",
-      "         \x1b[1mbob\x1b[0m (host) SHA256:bbb",
+      "         \x1b[1mbob\x1b[0m (host, admin) SHA256:bbb",
       "         \x1b[1mcarol\x1b[0m SHA256:ccc",
     ],
   ],
   [
-    "verification (/verify)",
+    "verification (/verify) before we are in the group",
     { type: "verification", time: TIME, code: "0421 9973 1205", peer: bob },
     [
-      "09:05 -- verification code: 0421 9973 1205",
-      "09:05 -- peer: bob (host) SHA256:bbb",
+      "09:05 -- verification code with the relay: 0421 9973 1205",
+      "09:05 -- relay: bob (host) SHA256:bbb",
       "09:05 -- compare this code with bob over another channel (voice, in person): " +
-      "a different code means someone may be intercepting the connection",
+      "a different code means someone may be intercepting your connection to the relay",
     ],
     [
-      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m verification code: \x1b[1m0421 9973 1205\x1b[0m",
-      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m peer: \x1b[1mbob\x1b[0m (host) SHA256:bbb",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m verification code with the relay: " +
+      "\x1b[1m0421 9973 1205\x1b[0m",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m relay: \x1b[1mbob\x1b[0m (host) SHA256:bbb",
       "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m compare this code with bob over another channel " +
-      "(voice, in person): a different code means someone may be intercepting the connection",
+      "(voice, in person): a different code means someone may be intercepting your connection " +
+      "to the relay",
+    ],
+  ],
+  [
+    "verification (/verify NAME) with the epoch code and a safety number",
+    {
+      type: "verification",
+      time: TIME,
+      code: "0421 9973 1205",
+      peer: bob,
+      epochCode: "5550 1234 9876",
+      safety: { member: carol, number: "1111 2222 3333" },
+    },
+    [
+      "09:05 -- verification code with the relay: 0421 9973 1205",
+      "09:05 -- relay: bob (host) SHA256:bbb",
+      "09:05 -- compare this code with bob over another channel (voice, in person): " +
+      "a different code means someone may be intercepting your connection to the relay",
+      "09:05 -- room epoch code: 5550 1234 9876",
+      "09:05 -- every member should see this same epoch code: compare it with the others out of " +
+      "band (voice, in person); a different code means the relay split the room",
+      "09:05 -- safety number with carol (SHA256:ccc): 1111 2222 3333",
+      "09:05 -- compare it with carol in person or by voice: a different number means one of " +
+      "you sees another key for the other",
+    ],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m verification code with the relay: " +
+      "\x1b[1m0421 9973 1205\x1b[0m",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m relay: \x1b[1mbob\x1b[0m (host) SHA256:bbb",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m compare this code with bob over another channel " +
+      "(voice, in person): a different code means someone may be intercepting your connection " +
+      "to the relay",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m room epoch code: \x1b[1m5550 1234 9876\x1b[0m",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m every member should see this same epoch code: " +
+      "compare it with the others out of band (voice, in person); a different code means the " +
+      "relay split the room",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m safety number with \x1b[1mcarol\x1b[0m " +
+      "(SHA256:ccc): \x1b[1m1111 2222 3333\x1b[0m",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m compare it with carol in person or by voice: " +
+      "a different number means one of you sees another key for the other",
     ],
   ],
   [
@@ -149,12 +229,73 @@ Deno.test("`renderEvent()` without colours writes no escape sequence at all", ()
   }
 });
 
-Deno.test("`renderEvent()` shows the verification code of each member when the relay has it", () => {
-  const member = { ...carol, code: "1111 2222 3333" };
-  eql(renderEvent({ type: "roster", time: TIME, members: [member] }, plain), [
-    "09:05 -- 1 member in the room:",
-    "         carol SHA256:ccc verification code 1111 2222 3333",
-  ]);
+Deno.test("`renderEvent()` marks every admin in the roster, ourselves included", () => {
+  eql(
+    renderEvent({
+      type: "roster",
+      time: TIME,
+      members: [{ ...alice, admin: true }, { ...carol, admin: true }, { ...bob, admin: false }],
+    }, plain),
+    [
+      "09:05 -- 3 members in the room:",
+      "         alice (you, admin) SHA256:aaa",
+      "         carol (admin) SHA256:ccc",
+      "         bob (host) SHA256:bbb",
+    ],
+  );
+});
+
+Deno.test("`renderEvent()` shows a removal's reason when it says more than who removed", () => {
+  eql(
+    renderEvent({
+      type: "leave",
+      time: TIME,
+      member: carol,
+      reason: "replaced by a new connection",
+      by: bob,
+    }, plain),
+    ["09:05 -- carol left (SHA256:ccc), removed by bob: replaced by a new connection"],
+  );
+  eql(
+    renderEvent({ type: "leave", time: TIME, member: carol, reason: "connection lost" }, plain),
+    ["09:05 -- carol left (SHA256:ccc): connection lost"],
+  );
+});
+
+Deno.test("`renderEvent()` suggests /admit with the fingerprint when the name cannot be typed back", () => {
+  const knock = (name: string): ChatEvent => ({
+    type: "knock",
+    time: TIME,
+    member: { name, fingerprint: "SHA256:ddd" },
+    canAdmit: true,
+  });
+  const cases: [string, string, string][] = [
+    ["a plain name", "dave", "09:05 -- dave (SHA256:ddd) asks to join: type /admit dave"],
+    [
+      "a name with a space inside",
+      "dave smith",
+      "09:05 -- dave smith (SHA256:ddd) asks to join: type /admit dave smith",
+    ],
+    [
+      "a name with a control character",
+      "da\x1bve",
+      "09:05 -- dave (SHA256:ddd) asks to join: type /admit SHA256:ddd",
+    ],
+    [
+      "a name with a trailing space",
+      "dave ",
+      "09:05 -- dave  (SHA256:ddd) asks to join: type /admit SHA256:ddd",
+    ],
+    [
+      "a name too long to show whole",
+      "d".repeat(MAX_NAME_DISPLAY + 1),
+      `09:05 -- ${"d".repeat(MAX_NAME_DISPLAY - 1)}… (SHA256:ddd) asks to join: ` +
+      "type /admit SHA256:ddd",
+    ],
+  ];
+  for (const [what, name, expected] of cases) {
+    eql(renderEvent(knock(name), plain), [expected], what);
+  }
 });
 
 Deno.test("`formatTime()` writes HH:MM on a 24-hour clock in the zone given", () => {
@@ -209,13 +350,37 @@ Deno.test("`renderEvent()` sanitizes names, texts, reasons and codes from peers"
     ),
     ['09:05 ! message claiming to be from "bob " was rejected: r'],
   );
+  eql(renderEvent({ type: "join", time: TIME, member: carol, by: evil }, plain), [
+    "09:05 -- carol joined (SHA256:ccc), added by mal[31mlory",
+  ]);
   eql(
-    renderEvent({ type: "verification", time: TIME, code: "1\x1b2", peer: evil }, plain).slice(
-      0,
-      2,
+    renderEvent(
+      { type: "leave", time: TIME, member: evil, reason: "gone\x1b[2J\n", by: evil },
+      plain,
     ),
-    ["09:05 -- verification code: 12", "09:05 -- peer: mal[31mlory SHA256:mm"],
+    ["09:05 -- mal[31mlory left (SHA256:mm), removed by mal[31mlory: gone[2J "],
   );
+  eql(renderEvent({ type: "knock", time: TIME, member: evil, canAdmit: true }, plain), [
+    "09:05 -- mal[31mlory (SHA256:mm) asks to join: type /admit SHA256:mm",
+  ]);
+  const verification: ChatEvent = {
+    type: "verification",
+    time: TIME,
+    code: "1\x1b2",
+    peer: evil,
+    epochCode: "3\x1b]4",
+    safety: { member: evil, number: "5\u202e6" },
+  };
+  const lines = renderEvent(verification, plain);
+  eql(lines.slice(0, 2), [
+    "09:05 -- verification code with the relay: 12",
+    "09:05 -- relay: mal[31mlory SHA256:mm",
+  ]);
+  equal(lines[3], "09:05 -- room epoch code: 3]4");
+  equal(lines[5], "09:05 -- safety number with mal[31mlory (SHA256:mm): 56");
+  for (const line of renderEvent(verification, colored)) {
+    ok(!line.replaceAll(SGR, "").includes("\x1b"), "only our own SGR sequences");
+  }
   const [colouredLine] = renderEvent(message(evil, "\x1b[0m"), colored);
   equal(
     colouredLine!.replaceAll(SGR, ""),
