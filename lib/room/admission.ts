@@ -27,6 +27,7 @@ import {
   type RoomGroup,
 } from "../group/group.ts";
 import { constantTimeEqual } from "../core/bytes.ts";
+import { authorOf } from "../keys/identity.ts";
 import type { AdminActions } from "./participant.ts";
 
 /** Knocks arriving within this many milliseconds go into one commit. */
@@ -43,6 +44,8 @@ export interface AdmissionsOptions {
   emit(event: ChatEvent): void;
   /** A commit of ours the relay accepted, applied: show it. */
   committed(event: GroupEvent & { kind: "commit" }): void;
+  /** A member by the name the roster shows, or a fingerprint prefix (`Roster.find`). */
+  find(who: string): MemberInfo | undefined;
   /** Whom we admit without asking when we are an admin (the admit list; the host: everyone). */
   admitsAtOnce(fingerprint: string): boolean;
   /** The session's fatal error: our own commit could not be applied. */
@@ -228,16 +231,11 @@ export class Admissions implements AdminActions {
     }
   }
 
+  /** A member by the name the roster shows (or a fingerprint prefix), as /who lists it. */
   #member(who: string): GroupMember {
     const group = this.#options.group()!;
-    const members = group.members();
-    const byName = members.filter((member) => member.name === who);
-    const bare = who.replace(/^SHA256:/, "");
-    const found = byName.length === 1
-      ? byName[0]
-      : bare.length >= 6
-      ? members.find((member) => member.fingerprint.slice(7).startsWith(bare))
-      : undefined;
+    const shown = this.#options.find(who);
+    const found = shown && group.member(authorOf(shown.fingerprint));
     if (!found) {
       throw new SecurechatError("unknown_member", `no member called "${who}" in the room`, 1, {
         hints: ["type /who to see the members"],

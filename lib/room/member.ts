@@ -82,6 +82,7 @@ export async function joinRoom(
     send: (message) => membership.send(message),
     emit: (event) => participant.emit(event),
     committed: (event) => participant.committed(event),
+    find: (who) => participant.roster.find(who),
     admitsAtOnce: options.admitsAtOnce ?? (() => false),
     fail: (error) => membership.fail(error),
     now,
