@@ -1,7 +1,8 @@
 /**
  * The resume record: a small file securechat writes beside each part file it creates
  * (`NAME.securechat-resume` beside `NAME.securechat-part`), naming the sender's fingerprint, the
- * signed manifest's SHA-256 and the manifest entry (index, size, SHA-256) the part belongs to.
+ * manifest's SHA-256 (from the Offer) and the manifest entry (index, size, SHA-256) the part
+ * belongs to.
  *
  * A part file is resumed, so read, hashed, truncated or deleted, only when its record holds
  * exactly what the new transfer would write there ({@linkcode ownsPart}). Anything else at those
@@ -34,7 +35,7 @@ const MAX_RECORD_BYTES = 1024;
 export interface PartOwner {
   /** The sender's identity fingerprint ("SHA256:..."). */
   sender: string;
-  /** SHA-256 of the manifest the signed Offer named. */
+  /** SHA-256 of the manifest the Offer named. */
   manifestSha256: Uint8Array;
   /** The file's index in that manifest. */
   fileIndex: number;
@@ -102,7 +103,7 @@ export async function ownsPart(finalPath: string, owner: PartOwner): Promise<boo
 export interface FolderOwner {
   /** The sender's identity fingerprint ("SHA256:..."). */
   sender: string;
-  /** SHA-256 of the manifest the signed Offer named. */
+  /** SHA-256 of the manifest the Offer named. */
   manifestSha256: Uint8Array;
 }
 

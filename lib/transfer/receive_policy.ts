@@ -1,8 +1,7 @@
 /**
  * How a participant receives files: the user's choices ({@linkcode ReceivePolicy}, one struct that
- * every layer passes on), and what a recipient checks before it accepts a file offer, beyond the
- * offer's signature: the size
- * limit (`--max-file-size`, and a default one for offers accepted without asking) and the free
+ * every layer passes on), and what a recipient checks before it accepts a file offer, beyond its
+ * name and file count: the size limit (`--max-file-size`, and a default one for offers accepted without asking) and the free
  * space of the receive folder's file system, so that an offer that cannot fit is declined with
  * its reason instead of failing half-way with the disk full.
  *

@@ -1,11 +1,18 @@
 /**
- * File transfer between two room members: one manager per member (a dialer or the host) that
- * routes each transfer message to the side it belongs to, the sender's
- * (`lib/transfer/transfer_outgoing.ts`: walk, hash, signed offer, manifest, resume check, windowed data) or
- * the recipient's (`lib/transfer/transfer_incoming.ts`: verify the offer, ask, validate every path, prove
- * resumable prefixes, write through FileSink, verify, rename), and ends transfers in either
- * direction when the user cancels, a member leaves or the connection is gone. Both sides report
- * progress as chat events. How messages travel is injected (`send`).
+ * File transfer between room members: one manager per member (a dialer or the host) that routes
+ * each transfer message to the side it belongs to, the sender's
+ * (`lib/transfer/transfer_outgoing.ts`: walk, hash, offer with a fresh data key, manifest, resume
+ * check, windowed sealed data) or the recipient's (`lib/transfer/transfer_incoming.ts`: take the
+ * offer, ask, validate every path, prove resumable prefixes, open each Data slice, write through
+ * FileSink, verify, rename), and ends transfers in either direction when the user cancels, a
+ * member leaves or the connection is gone. Both sides report progress as chat events.
+ *
+ * How messages travel is injected: transfer messages go out with `sendSealed` and come in through
+ * {@linkcode TransferManager.handleSealed} (the plaintext of a Sealed application message, 13.5:
+ * MLS authenticated the sender, HPKE bound the recipient); Data goes out with `sendDirect` and
+ * comes in through {@linkcode TransferManager.handleDirect} (a Direct relay message, 13.4, sealed
+ * under the transfer's data key, 14.4). Transfers are kept by (sender, transfer id): ids are the
+ * sender's choice, so one member's messages never reach another member's transfer.
  *
  * It never prints and never decides for the user: offers wait for `accept()` unless the manager
  * was made with `autoAccept` (`listen --receive DIR`).
@@ -16,97 +23,174 @@
  */
 
 import { constantTimeEqual, toHex } from "../core/bytes.ts";
+import { SecurechatError } from "../core/errors.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
+import { sealedTransferId } from "./data_seal.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
-import { encodeTransfer, type TransferMessage } from "./transfer_messages.ts";
+import { authorOf, decodeTransfer, encodeTransfer } from "./transfer_messages.ts";
 import { type Incoming, IncomingTransfers } from "./transfer_incoming.ts";
 import { OutgoingTransfers } from "./transfer_outgoing.ts";
 import {
   findTransfer,
-  type TransferContext,
   TransferEvents,
   transferKey,
+  type TransferManagerOptions,
 } from "./transfer_progress.ts";
+
+export type { TransferManagerOptions, TransferPeers } from "./transfer_progress.ts";
 
 /** Runs the transfers of one room member. */
 export class TransferManager {
-  #context: TransferContext;
+  #context: TransferManagerOptions;
+  #self: Uint8Array;
   #events: TransferEvents;
   #outgoing: OutgoingTransfers;
   #incoming: IncomingTransfers;
+  /** The outgoing streams still running (each reads a file and sends), to wait for in stopped(). */
+  #streams = new Set<Promise<void>>();
 
-  constructor(context: TransferContext) {
-    this.#context = context;
-    this.#events = new TransferEvents(context);
-    this.#outgoing = new OutgoingTransfers(context, this.#events);
-    this.#incoming = new IncomingTransfers(context, this.#events);
+  /** @throws {TypeError} when `options.self` has no member fingerprint */
+  constructor(options: TransferManagerOptions) {
+    this.#context = options;
+    this.#self = authorOf(options.self.fingerprint);
+    this.#events = new TransferEvents(options);
+    this.#outgoing = new OutgoingTransfers(options, this.#events);
+    this.#incoming = new IncomingTransfers(options, this.#events);
   }
 
-  /** Handles one transfer message; `party` is the other member (the relay filled it in). */
-  async handle(message: TransferMessage): Promise<void> {
-    // Keyed by (party, whole id): another member's id, or a colliding prefix, names nothing here.
-    const key = transferKey(message.party, message.transferId);
+  /** Reports a transfer message that is dropped, naming who sent it. */
+  #rejected(from: MemberInfo, reason: string): void {
+    this.#context.emit({
+      type: "rejected",
+      time: this.#context.now(),
+      claimedAuthor: from.name,
+      reason,
+    });
+  }
+
+  /**
+   * Handles one transfer message (14.1) that came out of a Sealed message from `from`, already
+   * authenticated by MLS. Call it once at a time, in the order messages arrived.
+   *
+   * A message that does not decode, that names another recipient than us, or whose sender is not
+   * in the room becomes a `rejected` event; one for a transfer its sender does not have with us
+   * is dropped.
+   */
+  async handleSealed(from: MemberInfo, bytes: Uint8Array): Promise<void> {
+    let message;
+    try {
+      message = decodeTransfer(bytes);
+    } catch (error) {
+      return this.#rejected(from, error instanceof Error ? error.message : String(error));
+    }
+    if (!constantTimeEqual(message.party, this.#self)) {
+      return this.#rejected(from, "a file transfer message addressed to another member");
+    }
+    const party = authorOf(from.fingerprint);
+    const peer = this.#context.peers.byAuthor(party);
+    if (peer === undefined || peer.fingerprint !== from.fingerprint) {
+      return this.#rejected(from, "a file transfer message from someone not in the room");
+    }
+    // Keyed by (sender, whole id): another member's id, or a colliding prefix, names nothing here.
+    const key = transferKey(party, message.transferId);
     if (message.type === "offer") {
-      return await this.#incoming.onOffer(message, this.#short(message.transferId));
+      return await this.#incoming.onOffer(peer, message, this.#short(message.transferId));
     }
     const out = this.#outgoing.get(key);
-    const fromRecipient = out && constantTimeEqual(out.party, message.party);
     const inc = this.#incoming.get(key);
-    const fromSender = inc && constantTimeEqual(inc.party, message.party);
     switch (message.type) {
       case "accept":
-        if (fromRecipient && !out.finished) this.#outgoing.stream(out);
+        // Once: a recipient repeating its Accept must not start a second stream of the same file.
+        if (out && !out.finished && !out.accepted) {
+          out.accepted = true;
+          // Not awaited: the stream waits for the Resume and for Acks, which come through here.
+          const stream = this.#outgoing.stream(out);
+          this.#streams.add(stream);
+          const forget = () => void this.#streams.delete(stream);
+          stream.then(forget, forget);
+        }
         return;
       case "reject":
       case "cancel":
-        if (fromRecipient && !out.finished) {
+        if (out && !out.finished) {
           this.#outgoing.end(
             out,
             message.type === "reject" ? "rejected" : "cancelled",
             message.reason,
             sanitizeDisplayName(message.reason),
           );
-        } else if (fromSender && !inc.finished && message.type === "cancel") {
+        } else if (inc && !inc.finished && message.type === "cancel") {
           await this.#incoming.end(inc, "cancelled", sanitizeDisplayName(message.reason), true);
         }
         return;
       case "resume":
-        if (fromRecipient) {
-          out.gotResume(new Map(message.points.map((p) => [p.fileIndex, p])));
-        }
+        if (out) out.gotResume(new Map(message.points.map((p) => [p.fileIndex, p])));
         return;
       case "ack":
-        if (fromRecipient) {
-          // Never beyond what was sent: an Ack for more would open our window past the one the
-          // relay enforces (14.4), and the relay would disconnect us for the recipient's lie.
+        if (out) {
+          // Never beyond what was sent: an Ack for more would open our window wider than the
+          // recipient's memory and disk were promised (14.4).
           out.acked = Math.max(out.acked, Math.min(message.received, out.sent));
           out.wake();
         }
         return;
       case "complete":
-        if (fromRecipient && !out.finished) {
+        if (out && !out.finished) {
           out.finished = true;
           this.#events.emit(out, "send", "done");
         }
         return;
       case "manifest":
-      case "data":
       case "done":
-        if (!fromSender || inc.finished) return;
-        try {
-          if (message.type === "manifest") {
-            await this.#incoming.onManifest(inc, message.offset, message.bytes);
-          } else if (message.type === "data") await this.#incoming.onData(inc, message);
-          else await this.#incoming.onDone(inc);
-        } catch (error) {
-          if (inc.finished) return; // cancelled meanwhile: a write into the aborted sink failed
-          const reason = error instanceof Error ? error.message : String(error);
-          await this.#incoming.end(inc, "failed", reason, true);
-          await this.#context.send(encodeTransfer.cancel(inc.party, inc.id, reason)).catch(
-            () => {},
-          );
-        }
+        if (!inc || inc.finished) return;
+        await this.#failOnError(
+          inc,
+          () =>
+            message.type === "manifest"
+              ? this.#incoming.onManifest(inc, message.offset, message.bytes)
+              : this.#incoming.onDone(inc, message.dataCount),
+        );
         return;
+    }
+  }
+
+  /**
+   * Handles a Direct from `from` (13.4): a Data slice sealed under the data key of one of its
+   * transfers to us (14.4). Call it once at a time, in the order Directs arrived.
+   *
+   * A Direct that names no open transfer of `from` to us is dropped unread (data still in flight
+   * when a transfer ended). One that does not open ends the transfer with "file data failed
+   * authentication"; one that opens out of sequence with "file data was dropped or replayed on
+   * the way".
+   */
+  async handleDirect(from: MemberInfo, bytes: Uint8Array): Promise<void> {
+    const id = sealedTransferId(bytes);
+    if (id === undefined) return;
+    const inc = this.#incoming.get(transferKey(authorOf(from.fingerprint), id));
+    if (!inc || inc.finished) return;
+    await this.#failOnError(inc, async () => {
+      const slice = await inc.opener.open(bytes);
+      if (!inc.finished) await this.#incoming.onData(inc, slice);
+    });
+  }
+
+  /**
+   * Runs one step of an incoming transfer; when it fails, ends the transfer and tells the sender
+   * why (Cancel). The file in progress is deleted, unless the step failed because Data did not
+   * arrive intact and in order (the relay's doing, 14.4): every byte in the `.part` file was
+   * authenticated, so it is kept for a resend to resume, as after a broken connection.
+   */
+  async #failOnError(inc: Incoming, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (error) {
+      if (inc.finished) return; // cancelled meanwhile: a write into the aborted sink failed
+      const reason = error instanceof Error ? error.message : String(error);
+      const lostOnTheWay = error instanceof SecurechatError &&
+        (error.code === "bad_file_data" || error.code === "file_data_sequence");
+      await this.#incoming.end(inc, "failed", reason, !lostOnTheWay);
+      await this.#context.sendSealed(encodeTransfer.cancel(inc.party, inc.id, reason), inc.peer)
+        .catch(() => {});
     }
   }
 
@@ -119,6 +203,14 @@ export class TransferManager {
     for (const inc of this.#incoming.values()) {
       if (!inc.finished) await this.#incoming.end(inc, "failed", reason, false);
     }
+  }
+
+  /**
+   * Resolves once no outgoing transfer is still running: after {@linkcode abortAll} (or once
+   * every transfer ended), when each stream's last send has returned and its file is closed.
+   */
+  async stopped(): Promise<void> {
+    while (this.#streams.size > 0) await Promise.allSettled([...this.#streams]);
   }
 
   /** A member left: end the transfers with it (keeping `.part` files for a resend). */
@@ -148,14 +240,20 @@ export class TransferManager {
     } else {
       await this.#incoming.end(transfer as Incoming, "cancelled", "you cancelled it", true);
     }
-    await this.#context.send(
+    await this.#context.sendSealed(
       encodeTransfer.cancel(transfer.party, transfer.id, "cancelled by the other side"),
+      transfer.peer,
     ).catch(() => {});
   }
 
-  /** Offers the file or folder at `path` to `peer`. */
-  offer(path: string, peer: MemberInfo): Promise<void> {
-    return this.#outgoing.offer(path, peer, (id) => this.#short(id));
+  /**
+   * Offers the file or folder at `path` to `to`, another member of the room.
+   *
+   * @throws {SecurechatError} code "not_in_room" when `to` is ourselves or not in the room; "no_such_file",
+   *   "not_a_file" or "empty_folder" when `path` has nothing to send
+   */
+  offer(path: string, to: MemberInfo): Promise<void> {
+    return this.#outgoing.offer(path, to, (id) => this.#short(id));
   }
 
   /**

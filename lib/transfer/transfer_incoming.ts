@@ -1,22 +1,27 @@
 /**
- * The recipient's side of file transfers: verify the signed Offer against the roster and its
- * counter, wait for the user (or accept at once with `autoAccept`), check the manifest against the
- * Offer and every path in it (`lib/transfer/offer_checks.ts`: each under the one name the offer
- * showed, no hidden segment unless `allowHidden`), prove the prefixes of the part files it left itself for this sender and
- * manifest (`lib/transfer/part_record.ts`) in a Resume, and write each file through {@linkcode FileSink},
- * which renames it only once its SHA-256 matches. Progress is reported through
- * {@linkcode TransferEvents}; how messages travel is injected (`send`).
+ * The recipient's side of file transfers: take an Offer from a member of the room (MLS told us
+ * who sent it), wait for the user (or accept at once with `autoAccept`), check the manifest
+ * against the Offer and every path in it (`lib/transfer/offer_checks.ts`: each under the one name
+ * the offer showed, no hidden segment unless `allowHidden`), prove the prefixes of the part files
+ * it left itself for this sender and manifest (`lib/transfer/part_record.ts`) in a Resume, open
+ * each Data slice with the Offer's data key (`lib/transfer/data_seal.ts`: authentic and in
+ * sequence), and write each file through {@linkcode FileSink}, which renames it only once its
+ * SHA-256 matches. Progress is reported through {@linkcode TransferEvents}; how messages travel
+ * is injected (`sendSealed`).
  *
- * It never decides for the user: offers wait for `accept()` unless the context has `autoAccept`
- * (`listen --receive DIR`). What it does not do: route messages (`lib/transfer/transfer.ts`), send files
- * (`lib/transfer/transfer_outgoing.ts`), or validate a path itself (`lib/transfer/safe_path.ts`).
+ * It never decides for the user: offers wait for `accept()` unless the options have
+ * `autoAccept` (`listen --receive DIR`). What it does not do: route messages
+ * (`lib/transfer/transfer.ts`), send files (`lib/transfer/transfer_outgoing.ts`), or validate a
+ * path itself (`lib/transfer/safe_path.ts`).
  *
  * Mirrors: docs/PROTOCOL.md sections 14.2 (Offer) to 14.5 (Cancel and interruption).
  *
  * @module
  */
 
-import { constantTimeEqual } from "../core/bytes.ts";
+import { constantTimeEqual, wipe } from "../core/bytes.ts";
+import type { MemberInfo } from "../chat/chat_events.ts";
+import { DataOpener } from "./data_seal.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
 import { numberedName, partPath, recordPath } from "./free_name.ts";
 import { checkManifestPaths, manifestSizeProblem, offerNameProblem } from "./offer_checks.ts";
@@ -24,10 +29,11 @@ import { encodePartRecord, type FolderOwner, ownsPart, type PartOwner } from "./
 import { claimFolder, predictFolder, releaseFolder } from "./receive_folder.ts";
 import { downloadsFolder, exists, joinPath } from "../core/paths.ts";
 import { noRoomFor, sizeLimit } from "./receive_policy.ts";
-import { authorOf, fingerprintOfAuthor } from "../chat/room_messages.ts";
 import { resolveInside, sanitizeDisplayName } from "./safe_path.ts";
 import {
   ACK_EVERY_BYTES,
+  authorOf,
+  type DataSlice,
   encodeTransfer,
   type ManifestEntry,
   manifestLimit,
@@ -35,20 +41,24 @@ import {
   MAX_MANIFEST_BYTES,
   type Offer,
   type TransferMessage,
-  verifyOffer,
 } from "./transfer_messages.ts";
 import {
   findTransfer,
   type Progress,
-  type TransferContext,
   type TransferEvents,
   TransferFailure,
   transferKey,
+  type TransferManagerOptions,
 } from "./transfer_progress.ts";
 
-/** A transfer we receive: the verified Offer, the manifest so far, and the file being written. */
+/**
+ * A transfer we receive: the Offer (its data key wiped once imported), the manifest so far, the
+ * opener of its Data, and the file being written.
+ */
 export interface Incoming extends Progress {
   offer: Offer;
+  /** Opens this transfer's Data: authentic, from its sender, in sequence (14.4). */
+  opener: DataOpener;
   state: "offered" | "manifest" | "receiving";
   manifest: ManifestParser;
   manifestLength: number;
@@ -72,9 +82,16 @@ export interface Incoming extends Progress {
  */
 export const RECENT_IDS_PER_SENDER = 1024;
 
+/**
+ * How many transfers one sender may have open with us at a time (offered, accepted or
+ * receiving); a further Offer is rejected at once (14.1). Each open transfer holds a manifest
+ * parser and a key here; the relay, which cannot see transfers, no longer bounds them.
+ */
+export const MAX_OPEN_PER_SENDER = 256;
+
 /** Runs the incoming transfers of one room member. */
 export class IncomingTransfers {
-  #context: TransferContext;
+  #context: TransferManagerOptions;
   #events: TransferEvents;
   #now: () => number;
   /** The open transfers: each is removed once its final event is out. */
@@ -82,10 +99,15 @@ export class IncomingTransfers {
   /** Sender fingerprint to the keys of its latest offers, oldest first, at most RECENT_IDS_PER_SENDER. */
   #recent = new Map<string, Set<string>>();
 
-  constructor(context: TransferContext, events: TransferEvents) {
+  constructor(context: TransferManagerOptions, events: TransferEvents) {
     this.#context = context;
     this.#events = events;
-    this.#now = context.now ?? Date.now;
+    this.#now = context.now;
+  }
+
+  /** Sends a transfer message to the other member of `inc`, sealed to it (14.1). */
+  #send(inc: Incoming, message: Uint8Array): Promise<void> {
+    return this.#context.sendSealed(message, inc.peer);
   }
 
   /** The open transfer with this key ({@linkcode transferKey}). */
@@ -120,30 +142,34 @@ export class IncomingTransfers {
     this.#events.emit(inc, "receive", state, extra);
   }
 
-  /** Handles an Offer: verifies it, then reports it (or rejects it at once when over the limit). */
-  async onOffer(message: TransferMessage & { type: "offer" }, short: string): Promise<void> {
-    const senderPrint = fingerprintOfAuthor(message.party);
-    const sender = this.#context.roster.get(senderPrint);
-    const claimed = sender?.info.name ?? senderPrint;
+  /**
+   * Handles an Offer from `from`, a member of the room (MLS authenticated the sender and the
+   * Sealed envelope bound us as its recipient): registers it, then reports it, or rejects it at
+   * once when its name, size or file count cannot be accepted.
+   */
+  async onOffer(
+    from: MemberInfo,
+    message: TransferMessage & { type: "offer" },
+    short: string,
+  ): Promise<void> {
+    const senderPrint = from.fingerprint;
     const reject = (reason: string) =>
-      this.#context.emit({ type: "rejected", time: this.#now(), claimedAuthor: claimed, reason });
-    if (!sender) return reject("a file offer from someone not in the room");
-    // Made before the checks so that no await separates the counter check from the registration.
+      this.#context.emit({ type: "rejected", time: this.#now(), claimedAuthor: from.name, reason });
+    const party = authorOf(senderPrint);
+    // Made before the checks so that no await separates the id check from the registration.
     const manifest = await ManifestParser.create(message.offer.fileCount);
-    const ok = await verifyOffer(sender.identity, {
-      roomId: this.#context.roomId,
-      sender: message.party,
-      recipient: authorOf(this.#context.identity.fingerprint),
+    const opener = await DataOpener.create(message.offer.dataKey, {
+      sender: party,
+      recipient: authorOf(this.#context.self.fingerprint),
       transferId: message.transferId,
-    }, message.offer);
-    if (!ok) return reject("a file offer whose signature does not verify (altered or forged)");
-    if (!this.#context.roster.checkCounter(senderPrint, message.offer.counter)) {
-      return reject("a file offer that was replayed");
-    }
-    const key = transferKey(message.party, message.transferId);
+    });
+    wipe(message.offer.dataKey);
+    const key = transferKey(party, message.transferId);
     if (this.#reused(senderPrint, key)) {
       return reject("a file offer that reuses the id of an earlier transfer from that member");
     }
+    const open = [...this.#transfers.values()].filter((t) => t.peer.fingerprint === senderPrint);
+    const tooMany = open.length >= MAX_OPEN_PER_SENDER;
     let folder: string;
     try {
       folder = this.#context.receiveDir ?? downloadsFolder();
@@ -153,8 +179,8 @@ export class IncomingTransfers {
     const inc: Incoming = {
       id: message.transferId,
       short,
-      peer: sender.info,
-      party: message.party,
+      peer: from,
+      party,
       name: sanitizeDisplayName(message.offer.name),
       total: message.offer.totalSize,
       bytes: 0,
@@ -163,6 +189,7 @@ export class IncomingTransfers {
       lastEvent: 0,
       finished: false,
       offer: message.offer,
+      opener,
       state: "offered",
       manifest,
       manifestLength: 0,
@@ -175,12 +202,17 @@ export class IncomingTransfers {
     };
     this.#transfers.set(key, inc);
     const max = sizeLimit(this.#context.maxFileSize, this.#context.autoAccept);
-    const refused = offerNameProblem(message.offer.name, this.#context.allowHidden === true) ??
-      manifestSizeProblem(message.offer);
+    const refused =
+      (tooMany
+        ? `too many file offers open from "${sanitizeDisplayName(from.name)}" ` +
+          `(at most ${MAX_OPEN_PER_SENDER})`
+        : undefined) ??
+        offerNameProblem(message.offer.name, this.#context.allowHidden === true) ??
+        manifestSizeProblem(message.offer);
     if (refused !== undefined || (max !== undefined && inc.total > max)) {
       inc.finished = true;
       const reason = refused ?? `larger than the recipient's limit of ${max} bytes`;
-      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, reason));
+      await this.#send(inc, encodeTransfer.reject(inc.party, inc.id, reason));
       return this.#final(inc, "rejected", { reason });
     }
     // A folder offer goes into a folder of its own (14.3): say which, as it stands now. A
@@ -192,7 +224,7 @@ export class IncomingTransfers {
       type: "offer",
       time: this.#now(),
       id: short,
-      from: sender.info,
+      from,
       name: inc.name,
       ...(saveAs !== undefined && saveAs !== message.offer.name
         ? { saveAs: sanitizeDisplayName(saveAs) }
@@ -220,12 +252,12 @@ export class IncomingTransfers {
     const noRoom = await noRoomFor(inc.total, inc.folder, () => this.#promisedBytes());
     if (noRoom !== undefined) {
       inc.finished = true;
-      await this.#context.send(encodeTransfer.reject(inc.party, inc.id, noRoom));
+      await this.#send(inc, encodeTransfer.reject(inc.party, inc.id, noRoom));
       return this.#final(inc, "rejected", { reason: noRoom });
     }
     inc.state = "manifest";
     inc.started = this.#now();
-    await this.#context.send(encodeTransfer.accept(inc.party, inc.id));
+    await this.#send(inc, encodeTransfer.accept(inc.party, inc.id));
     this.#events.emit(inc, "receive", "receiving");
   }
 
@@ -246,7 +278,7 @@ export class IncomingTransfers {
       "offer",
     );
     inc.finished = true;
-    await this.#context.send(encodeTransfer.reject(inc.party, inc.id, "declined"));
+    await this.#send(inc, encodeTransfer.reject(inc.party, inc.id, "declined"));
     this.#final(inc, "rejected", { reason: "you declined it" });
   }
 
@@ -265,7 +297,7 @@ export class IncomingTransfers {
     if (!inc.manifest.complete) return;
     const entries = inc.manifest.entries;
     if (!constantTimeEqual(inc.manifest.digest(), inc.offer.manifestSha256)) {
-      throw new TransferFailure("the manifest does not match the signed offer");
+      throw new TransferFailure("the manifest does not match the offer");
     }
     if (entries.reduce((sum, e) => sum + e.size, 0) !== inc.total) {
       throw new TransferFailure("the manifest sizes do not add up to the offer");
@@ -294,7 +326,7 @@ export class IncomingTransfers {
       }
     }
     inc.state = "receiving";
-    await this.#context.send(encodeTransfer.resume(inc.party, inc.id, points));
+    await this.#send(inc, encodeTransfer.resume(inc.party, inc.id, points));
   }
 
   async #advanceTo(inc: Incoming, index: number): Promise<void> {
@@ -315,8 +347,11 @@ export class IncomingTransfers {
     }
   }
 
-  /** Handles a Data slice: opens the next file's sink where needed, writes, acknowledges. */
-  async onData(inc: Incoming, message: TransferMessage & { type: "data" }): Promise<void> {
+  /**
+   * Handles a Data slice, opened and in sequence (`lib/transfer/data_seal.ts`): opens the next
+   * file's sink where needed, writes, acknowledges.
+   */
+  async onData(inc: Incoming, message: DataSlice): Promise<void> {
     if (inc.state !== "receiving") throw new TransferFailure("data before the manifest");
     if (message.fileIndex < inc.index || message.fileIndex >= inc.files.length) {
       throw new TransferFailure("data for a file out of order");
@@ -351,7 +386,7 @@ export class IncomingTransfers {
     const received = inc.bytes - inc.resumed;
     if (received - inc.lastAck >= ACK_EVERY_BYTES || inc.sink.written === file.entry.size) {
       inc.lastAck = received;
-      await this.#context.send(encodeTransfer.ack(inc.party, inc.id, received));
+      await this.#send(inc, encodeTransfer.ack(inc.party, inc.id, received));
     }
     if (inc.sink.written === file.entry.size) {
       await this.#published(inc, await inc.sink.finish());
@@ -403,14 +438,18 @@ export class IncomingTransfers {
     }
   }
 
-  /** Handles Done: creates any trailing empty files, then sends Complete. */
-  async onDone(inc: Incoming): Promise<void> {
+  /**
+   * Handles Done: checks that every Data slice the sender counts arrived (14.4), creates any
+   * trailing empty files, then sends Complete.
+   */
+  async onDone(inc: Incoming, dataCount: number): Promise<void> {
     if (inc.state !== "receiving") throw new TransferFailure("done before the manifest");
+    inc.opener.end(dataCount);
     if (inc.sink) throw new TransferFailure(`"${inc.files[inc.index]!.entry.path}" ended early`);
     await this.#advanceTo(inc, inc.files.length);
     inc.finished = true;
     if (inc.top !== undefined) await releaseFolder(inc.folder, inc.top);
-    await this.#context.send(encodeTransfer.complete(inc.party, inc.id));
+    await this.#send(inc, encodeTransfer.complete(inc.party, inc.id));
     // Every path lies under the folder claimed for it (or is the single file).
     const top = inc.published ?? joinPath(inc.folder, inc.files[0]!.segments[0]!);
     this.#final(inc, "done", { path: top });

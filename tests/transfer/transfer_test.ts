@@ -1,53 +1,70 @@
 /**
- * File transfer through a real room over loopback: files and folders arrive identical and are
- * only renamed after verification; offers can be rejected; a leftover .part resumes; chat keeps
- * flowing during a transfer; hostile manifests and oversize data are refused.
+ * File transfer between two TransferManagers wired to each other as the room wires them
+ * (transfer messages in Sealed messages, Data in Directs the relay cannot read): files and folders
+ * arrive identical and are only renamed after verification; offers can be rejected; a leftover
+ * .part resumes; either side can cancel; every transfer has its own data key; the relay sees no
+ * file byte and cannot alter, drop, replay or reorder Data unnoticed.
  */
 
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { ChatEvent } from "../../lib/chat/chat_events.ts";
+import { deepStrictEqual, notDeepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
+import { SecurechatError } from "../../lib/core/errors.ts";
 import { encodePartRecord } from "../../lib/transfer/part_record.ts";
-import { Relay } from "../../lib/room/relay.ts";
-import { encodeManifest } from "../../lib/transfer/transfer_messages.ts";
-import { identities, join, type TestMember } from "../_helpers/room.ts";
-import { randomBytes } from "../_helpers/peers.ts";
+import { DATA_FAILED_AUTHENTICATION, DATA_OUT_OF_SEQUENCE } from "../../lib/transfer/data_seal.ts";
+import {
+  authorOf,
+  encodeManifest,
+  encodeTransfer,
+  MAX_DATA_SLICE,
+} from "../../lib/transfer/transfer_messages.ts";
+import {
+  listDir,
+  memberInfos,
+  randomBytes,
+  type RelayedDirect,
+  type TestEndpoint,
+  TestRoom,
+} from "../_helpers/transfer_context.ts";
 
-const [relayIdentity, a, b] = await identities(3) as [
-  Awaited<ReturnType<typeof identities>>[0],
-  ...Awaited<ReturnType<typeof identities>>,
+const [alice, bob, carol] = await memberInfos("alice", "bob", "carol") as [
+  MemberInfo,
+  MemberInfo,
+  MemberInfo,
 ];
 
 type TransferEvent = ChatEvent & { type: "transfer" };
 const transfers = (events: ChatEvent[]) =>
   events.filter((e): e is TransferEvent => e.type === "transfer");
-const finished = (_member: TestMember, direction: "send" | "receive") => (events: ChatEvent[]) =>
+const finished = (direction: "send" | "receive") => (events: ChatEvent[]) =>
   transfers(events).some((e) =>
     e.direction === direction && ["done", "failed", "cancelled", "rejected"].includes(e.state)
   );
+const offered = (events: ChatEvent[]) => events.some((e) => e.type === "offer");
+const last = (endpoint: TestEndpoint) => transfers(endpoint.events).at(-1)!;
 
+/** Alice (sender) and Bob (recipient, receiving into `dirs.in`) in a room with Carol. */
 async function withRoom(
   body: (
-    room: Relay,
-    sender: TestMember,
-    receiver: TestMember,
+    room: TestRoom,
+    sender: TestEndpoint,
+    receiver: TestEndpoint,
     dirs: { out: string; in: string },
   ) => Promise<void>,
+  policy: { autoAccept?: boolean } = {},
 ) {
   const root = await Deno.makeTempDir({ prefix: "securechat-transfer-" });
   const dirs = { out: `${root}/out`, in: `${root}/in` };
   await Deno.mkdir(dirs.out);
   await Deno.mkdir(dirs.in);
-  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
-  const sender = await join(a!, relayIdentity!, (conn, name) => room.admit(conn, name));
-  const receiver = await join(b!, relayIdentity!, (conn, name) => room.admit(conn, name), {
-    receiveDir: dirs.in,
-  });
-  await sender.until(() => sender.session.members().length === 2);
+  const room = new TestRoom();
+  const sender = room.join(alice);
+  const receiver = room.join(bob, { receiveDir: dirs.in, ...policy });
+  room.addPeer(carol);
   try {
     await body(room, sender, receiver, dirs);
+    deepStrictEqual(room.errors, []);
   } finally {
-    await Promise.all([sender.session.close(), receiver.session.close()]);
     await room.close();
     await Deno.remove(root, { recursive: true });
   }
@@ -57,22 +74,205 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(5 * 1024 * 1024 + 123);
     await Deno.writeFile(`${dirs.out}/data.bin`, content);
-    await sender.session.sendFile!(`${dirs.out}/data.bin`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
+    await sender.manager.offer(`${dirs.out}/data.bin`, bob);
+    await receiver.until(offered);
     const offer = receiver.events.find((e) => e.type === "offer") as ChatEvent & { type: "offer" };
     strictEqual(offer.name, "data.bin");
     strictEqual(offer.size, content.length);
-    strictEqual(offer.from.fingerprint, a!.fingerprint);
+    strictEqual(offer.from.fingerprint, alice.fingerprint);
     // Nothing is written before acceptance.
     deepStrictEqual(await listDir(dirs.in), []);
-    await receiver.session.acceptOffer!();
-    await receiver.until(finished(receiver, "receive"));
-    await sender.until(finished(sender, "send"));
-    strictEqual(transfers(receiver.events).at(-1)!.state, "done");
-    strictEqual(transfers(sender.events).at(-1)!.state, "done");
+    await receiver.manager.accept();
+    await receiver.until(finished("receive"));
+    await sender.until(finished("send"));
+    strictEqual(last(receiver).state, "done");
+    strictEqual(last(sender).state, "done");
     deepStrictEqual(await Deno.readFile(`${dirs.in}/data.bin`), content);
     deepStrictEqual(await listDir(dirs.in), ["data.bin"]);
   });
+});
+
+Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that hold no file byte in the clear", async () => {
+  await withRoom(async (_room, sender, receiver, dirs) => {
+    const content = randomBytes(3 * MAX_DATA_SLICE + 5);
+    await Deno.writeFile(`${dirs.out}/secret.bin`, content);
+    await sender.manager.offer(`${dirs.out}/secret.bin`, bob);
+    await receiver.until(finished("receive"));
+    strictEqual(last(receiver).state, "done");
+    const directs = sender.sent.filter((s) => s.kind === "direct");
+    deepStrictEqual(directs.map((d) => d.bytes.length), [65536, 65536, 65536, 16 + 8 + 17 + 16]);
+    ok(directs.every((d) => d.to.fingerprint === bob.fingerprint));
+    // Every Direct's ciphertext differs from the file bytes it carries.
+    for (const [i, direct] of directs.entries()) {
+      const plain = content.subarray(i * MAX_DATA_SLICE, i * MAX_DATA_SLICE + 64);
+      const cipher = direct.bytes.subarray(24 + 12, 24 + 12 + plain.length);
+      notDeepStrictEqual(cipher, plain);
+    }
+    // No transfer message but the Offer carries the data key; none is Data.
+    deepStrictEqual(
+      sender.sealed().map((m) => m.type),
+      ["offer", "manifest", "done"],
+    );
+  }, { autoAccept: true });
+});
+
+Deno.test("each transfer has its own random data key, and its Data does not open under another's", async () => {
+  await withRoom(async (room, sender, receiver, dirs) => {
+    const content = randomBytes(100_000);
+    await Deno.writeFile(`${dirs.out}/same.bin`, content);
+    await sender.manager.offer(`${dirs.out}/same.bin`, bob);
+    await sender.manager.offer(`${dirs.out}/same.bin`, bob);
+    await receiver.until((events) => events.filter((e) => e.type === "offer").length === 2);
+    const [first, second] = sender.sealed().filter((m) => m.type === "offer");
+    ok(first?.type === "offer" && second?.type === "offer");
+    notDeepStrictEqual(first.offer.dataKey, second.offer.dataKey);
+    for (const key of [first.offer.dataKey, second.offer.dataKey]) {
+      strictEqual(key.length, 32);
+      ok(key.some((b) => b !== 0));
+    }
+    // The relay moves the first transfer's Data onto the second one's id: it does not open
+    // there, and the first transfer misses it.
+    room.relayDirect = (from, _to, bytes) => {
+      const moved = bytes.slice();
+      moved.set(second.transferId, 0);
+      return [{ from, bytes: moved }];
+    };
+    const shown = receiver.events.filter((e) => e.type === "offer") as (ChatEvent & {
+      type: "offer";
+    })[];
+    await receiver.manager.accept(shown[0]!.id);
+    await receiver.until((events) =>
+      transfers(events).filter((e) => e.state === "failed").length === 2
+    );
+    const failures = transfers(receiver.events).filter((e) => e.state === "failed");
+    deepStrictEqual(
+      failures.map((e) => [e.id, e.reason]),
+      [[shown[1]!.id, DATA_FAILED_AUTHENTICATION], [shown[0]!.id, DATA_OUT_OF_SEQUENCE]],
+    );
+    await sender.until((events) =>
+      transfers(events).filter((e) => e.state === "cancelled").length === 2
+    );
+    deepStrictEqual(await listDir(dirs.in), []);
+  });
+});
+
+/** Alice sends Bob a file of 4 slices while the relay does `relay` to the Directs. */
+async function tamperedTransfer(
+  relay: (directs: Uint8Array[], from: MemberInfo) => RelayedDirect[],
+) {
+  let result:
+    | { receiver: TransferEvent; sender: TransferEvent; inbox: string[]; part?: Uint8Array }
+    | undefined;
+  await withRoom(async (room, sender, receiver, dirs) => {
+    const content = randomBytes(4 * MAX_DATA_SLICE);
+    await Deno.writeFile(`${dirs.out}/file.bin`, content);
+    const seen: Uint8Array[] = [];
+    room.relayDirect = (from, _to, bytes) => {
+      seen.push(bytes);
+      return relay(seen, from);
+    };
+    await sender.manager.offer(`${dirs.out}/file.bin`, bob);
+    await receiver.until(finished("receive"));
+    await sender.until(finished("send"));
+    const inbox = await listDir(dirs.in);
+    result = {
+      receiver: last(receiver),
+      sender: last(sender),
+      inbox,
+      ...(inbox.includes("file.bin.securechat-part")
+        ? { part: await Deno.readFile(`${dirs.in}/file.bin.securechat-part`) }
+        : {}),
+    };
+    // The part file holds only bytes that were authenticated, in order.
+    if (result.part) deepStrictEqual(result.part, content.subarray(0, result.part.length));
+  }, { autoAccept: true });
+  return result!;
+}
+
+for (
+  const [where, offset] of [
+    ["transfer id", 3],
+    ["sequence number", 16 + 7],
+    ["ciphertext", 100],
+    ["tag", -1],
+  ] as const
+) {
+  Deno.test(`a Direct whose ${where} the relay flipped a bit of cancels the transfer: ${DATA_FAILED_AUTHENTICATION}`, async () => {
+    const result = await tamperedTransfer((directs, from) => {
+      const bytes = directs.at(-1)!.slice();
+      if (directs.length === 2) bytes[offset < 0 ? bytes.length + offset : offset]! ^= 1;
+      return [{ from, bytes }];
+    });
+    strictEqual(result.receiver.state, "failed");
+    // A flipped transfer id names no transfer: that Direct is dropped, and the next one is out
+    // of sequence.
+    const reason = where === "transfer id" ? DATA_OUT_OF_SEQUENCE : DATA_FAILED_AUTHENTICATION;
+    strictEqual(result.receiver.reason, reason);
+    strictEqual(result.sender.state, "cancelled");
+    strictEqual(result.sender.reason, reason);
+    ok(!result.inbox.includes("file.bin"));
+    // The authenticated first slice is kept for a resend to resume.
+    strictEqual(result.part?.length, MAX_DATA_SLICE);
+  });
+}
+
+for (
+  const [what, relay] of [
+    ["dropped", (directs: Uint8Array[]) => directs.length === 2 ? [] : [directs.at(-1)!]],
+    [
+      "dropped at the end",
+      (directs: Uint8Array[]) => directs.length === 4 ? [] : [directs.at(-1)!],
+    ],
+    [
+      "replayed",
+      (directs: Uint8Array[]) => directs.length === 2 ? [directs[0]!] : [directs.at(-1)!],
+    ],
+    [
+      "sent twice",
+      (directs: Uint8Array[]) =>
+        directs.length === 2 ? [directs[1]!, directs[1]!] : [directs.at(-1)!],
+    ],
+    [
+      "reordered",
+      (directs: Uint8Array[]) =>
+        directs.length === 2
+          ? []
+          : directs.length === 3
+          ? [directs[2]!, directs[1]!]
+          : [directs.at(-1)!],
+    ],
+  ] as const
+) {
+  Deno.test(`a Direct the relay ${what} cancels the transfer: ${DATA_OUT_OF_SEQUENCE}`, async () => {
+    const result = await tamperedTransfer((directs, from) =>
+      relay(directs).map((bytes) => ({ from, bytes }))
+    );
+    strictEqual(result.receiver.state, "failed");
+    strictEqual(result.receiver.reason, DATA_OUT_OF_SEQUENCE);
+    strictEqual(result.sender.state, "cancelled");
+    strictEqual(result.sender.reason, DATA_OUT_OF_SEQUENCE);
+    ok(!result.inbox.includes("file.bin"));
+  });
+}
+
+Deno.test("a Direct the relay says came from another member is dropped: it opens only as the offer's sender's", async () => {
+  const result = await tamperedTransfer((directs, from) =>
+    directs.length === 2
+      ? [{ from: carol, bytes: directs[1]! }, { from: from, bytes: directs[1]! }]
+      : [{ from: from, bytes: directs.at(-1)! }]
+  );
+  strictEqual(result.receiver.state, "done");
+  strictEqual(result.sender.state, "done");
+  deepStrictEqual(result.inbox, ["file.bin"]);
+});
+
+Deno.test("control: the same harness with an honest relay delivers the file", async () => {
+  const result = await tamperedTransfer((
+    directs,
+    from,
+  ) => [{ from: from, bytes: directs.at(-1)! }]);
+  strictEqual(result.receiver.state, "done");
+  deepStrictEqual(result.inbox, ["file.bin"]);
 });
 
 Deno.test("a folder arrives with its structure, empty files included, never into an existing folder", async () => {
@@ -89,11 +289,11 @@ Deno.test("a folder arrives with its structure, empty files included, never into
     }
     await Deno.mkdir(`${dirs.in}/album`);
     await Deno.writeTextFile(`${dirs.in}/album/a.txt`, "precious, keep me");
-    await sender.session.sendFile!(`${dirs.out}/album`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
-    await receiver.session.acceptOffer!();
-    await receiver.until(finished(receiver, "receive"));
-    const done = transfers(receiver.events).at(-1)!;
+    await sender.manager.offer(`${dirs.out}/album`, bob);
+    await receiver.until(offered);
+    await receiver.manager.accept();
+    await receiver.until(finished("receive"));
+    const done = last(receiver);
     strictEqual(done.state, "done");
     // The existing "album" is not added to: the offer gets a folder of its own.
     strictEqual(done.path, `${dirs.in}/album (1)`);
@@ -111,11 +311,11 @@ Deno.test("a folder arrives with its structure, empty files included, never into
 Deno.test("a rejected offer writes nothing and tells the sender", async () => {
   await withRoom(async (_room, sender, receiver, dirs) => {
     await Deno.writeTextFile(`${dirs.out}/note.txt`, "hello");
-    await sender.session.sendFile!(`${dirs.out}/note.txt`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
-    await receiver.session.rejectOffer!();
-    await sender.until(finished(sender, "send"));
-    strictEqual(transfers(sender.events).at(-1)!.state, "rejected");
+    await sender.manager.offer(`${dirs.out}/note.txt`, bob);
+    await receiver.until(offered);
+    await receiver.manager.reject();
+    await sender.until(finished("send"));
+    strictEqual(last(sender).state, "rejected");
     deepStrictEqual(await listDir(dirs.in), []);
   });
 });
@@ -138,16 +338,19 @@ Deno.test("securechat's own part file for the same sender and manifest is resume
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(3 * 1024 * 1024);
     await Deno.writeFile(`${dirs.out}/big.bin`, content);
-    await leftover(dirs.in, "big.bin", content, a!.fingerprint);
-    await sender.session.sendFile!(`${dirs.out}/big.bin`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
-    await receiver.session.acceptOffer!();
-    await receiver.until(finished(receiver, "receive"));
-    const done = transfers(receiver.events).at(-1)!;
+    await leftover(dirs.in, "big.bin", content, alice.fingerprint);
+    await sender.manager.offer(`${dirs.out}/big.bin`, bob);
+    await receiver.until(offered);
+    await receiver.manager.accept();
+    await receiver.until(finished("receive"));
+    const done = last(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.resumed, 2 * 1024 * 1024);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/big.bin`), content);
     deepStrictEqual(await listDir(dirs.in), ["big.bin"]);
+    // Only the missing megabyte travelled.
+    const directs = sender.sent.filter((s) => s.kind === "direct");
+    strictEqual(directs.length, Math.ceil(1024 * 1024 / MAX_DATA_SLICE));
   });
 });
 
@@ -155,13 +358,13 @@ Deno.test("a part file recorded for another sender is not resumed, read or chang
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(3 * 1024 * 1024);
     await Deno.writeFile(`${dirs.out}/big.bin`, content);
-    await leftover(dirs.in, "big.bin", content, b!.fingerprint);
+    await leftover(dirs.in, "big.bin", content, bob.fingerprint);
     const before = await Deno.readFile(`${dirs.in}/big.bin.securechat-part`);
-    await sender.session.sendFile!(`${dirs.out}/big.bin`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
-    await receiver.session.acceptOffer!();
-    await receiver.until(finished(receiver, "receive"));
-    const done = transfers(receiver.events).at(-1)!;
+    await sender.manager.offer(`${dirs.out}/big.bin`, bob);
+    await receiver.until(offered);
+    await receiver.manager.accept();
+    await receiver.until(finished("receive"));
+    const done = last(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.resumed, undefined);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/big (1).bin`), content);
@@ -174,49 +377,51 @@ Deno.test("a part file recorded for another sender is not resumed, read or chang
   });
 });
 
-Deno.test("chat messages sent during a transfer arrive before it ends", async () => {
-  await withRoom(async (_room, sender, receiver, dirs) => {
-    await Deno.writeFile(`${dirs.out}/large.bin`, randomBytes(40 * 1024 * 1024));
-    await sender.session.sendFile!(`${dirs.out}/large.bin`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
-    await receiver.session.acceptOffer!();
-    await receiver.until((events) =>
-      transfers(events).some((e) => e.state === "receiving" && e.bytes > 0)
-    );
-    await sender.session.sendText("still chatting");
-    await receiver.until(finished(receiver, "receive"), 60_000);
-    const chatAt = receiver.events.findIndex((e) =>
-      e.type === "message" && e.text === "still chatting"
-    );
-    const doneAt = receiver.events.findIndex((e) => e.type === "transfer" && e.state === "done");
-    ok(chatAt >= 0 && chatAt < doneAt, `chat at ${chatAt}, done at ${doneAt}`);
-  });
+Deno.test("a transfer cut by a data failure resumes from its authenticated part when offered again", async () => {
+  await withRoom(async (room, sender, receiver, dirs) => {
+    const content = randomBytes(6 * MAX_DATA_SLICE);
+    await Deno.writeFile(`${dirs.out}/film.bin`, content);
+    let count = 0;
+    room.relayDirect = (from, _to, bytes) => ++count === 4 ? [] : [{ from, bytes }];
+    await sender.manager.offer(`${dirs.out}/film.bin`, bob);
+    await receiver.until(finished("receive"));
+    strictEqual(last(receiver).reason, DATA_OUT_OF_SEQUENCE);
+    room.relayDirect = (from, _to, bytes) => [{ from, bytes }];
+    await sender.manager.offer(`${dirs.out}/film.bin`, bob);
+    await receiver.until((events) => transfers(events).some((e) => e.state === "done"));
+    strictEqual(last(receiver).resumed, 3 * MAX_DATA_SLICE);
+    deepStrictEqual(await Deno.readFile(`${dirs.in}/film.bin`), content);
+    deepStrictEqual(await listDir(dirs.in), ["film.bin"]);
+  }, { autoAccept: true });
 });
 
-async function listDir(path: string): Promise<string[]> {
-  const names = [];
-  for await (const entry of Deno.readDir(path)) names.push(entry.name);
-  return names.sort();
-}
-
 for (const who of ["recipient", "sender"] as const) {
-  Deno.test(`/cancel by the ${who} mid-transfer leaves no final file and no .part, and tells the other side`, async () => {
-    await withRoom(async (_room, sender, receiver, dirs) => {
-      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(40 * 1024 * 1024));
-      await sender.session.sendFile!(`${dirs.out}/long.bin`);
-      await receiver.until((events) => events.some((e) => e.type === "offer"));
-      await receiver.session.acceptOffer!();
-      await receiver.until((events) =>
-        transfers(events).some((e) => e.state === "receiving" && e.bytes > 0)
-      );
+  Deno.test(`cancel() by the ${who} mid-transfer leaves no final file and no .part, and tells the other side`, async () => {
+    await withRoom(async (room, sender, receiver, dirs) => {
+      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(8 * 1024 * 1024));
+      // The relay holds the Directs after the first few, as a slow link would.
+      let count = 0;
+      const held: RelayedDirect[] = [];
+      room.relayDirect = (from, _to, bytes) => {
+        if (++count <= 4) return [{ from, bytes }];
+        held.push({ from, bytes });
+        return [];
+      };
+      await sender.manager.offer(`${dirs.out}/long.bin`, bob);
+      await receiver.until(offered);
+      await receiver.manager.accept();
+      await receiver.until(() => held.length > 0);
+      await room.settled();
       const canceller = who === "recipient" ? receiver : sender;
       const other = who === "recipient" ? sender : receiver;
-      await canceller.session.cancelTransfer!();
-      await other.until(finished(other, who === "recipient" ? "send" : "receive"));
-      await receiver.until(finished(receiver, "receive"));
-      strictEqual(transfers(other.events).at(-1)!.state, "cancelled");
-      strictEqual(transfers(canceller.events).at(-1)!.state, "cancelled");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await canceller.manager.cancel();
+      await other.until(finished(who === "recipient" ? "send" : "receive"));
+      await receiver.until(finished("receive"));
+      strictEqual(last(other).state, "cancelled");
+      strictEqual(last(canceller).state, "cancelled");
+      // Data still in flight after the end is dropped unread.
+      for (const direct of held) await receiver.manager.handleDirect(direct.from, direct.bytes);
+      strictEqual(last(receiver).state, "cancelled");
       deepStrictEqual(await listDir(dirs.in), []);
     });
   });
@@ -227,32 +432,87 @@ Deno.test("without a receive folder, an accepted file goes to ~/Downloads/secure
   const saved = { HOME: Deno.env.get("HOME"), XDG: Deno.env.get("XDG_DOWNLOAD_DIR") };
   Deno.env.set("HOME", home);
   Deno.env.delete("XDG_DOWNLOAD_DIR");
-  const room = new Relay({ identity: relayIdentity!, hostParticipates: false });
-  const sender = await join(a!, relayIdentity!, (conn, name) => room.admit(conn, name));
-  const receiver = await join(b!, relayIdentity!, (conn, name) => room.admit(conn, name));
+  const room = new TestRoom();
+  const sender = room.join(alice);
+  const receiver = room.join(bob);
   try {
-    await sender.until(() => sender.session.members().length === 2);
     await Deno.writeTextFile(`${home}/note.txt`, "hello");
-    await sender.session.sendFile!(`${home}/note.txt`);
-    await receiver.until((events) => events.some((e) => e.type === "offer"));
+    await sender.manager.offer(`${home}/note.txt`, bob);
+    await receiver.until(offered);
     const offer = receiver.events.find((e) => e.type === "offer") as ChatEvent & { type: "offer" };
     const folder = `${home}/Downloads/securechat`;
     strictEqual(offer.folder, folder);
     strictEqual(offer.hidden, "refused");
-    await receiver.session.acceptOffer!();
-    await receiver.until(finished(receiver, "receive"));
-    const done = transfers(receiver.events).at(-1)!;
+    await receiver.manager.accept();
+    await receiver.until(finished("receive"));
+    const done = last(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.path, `${folder}/note.txt`);
     strictEqual(await Deno.readTextFile(`${folder}/note.txt`), "hello");
     if (Deno.build.os !== "windows") strictEqual((await Deno.stat(folder)).mode! & 0o777, 0o700);
   } finally {
-    await Promise.all([sender.session.close(), receiver.session.close()]);
     await room.close();
     for (const [name, value] of [["HOME", saved.HOME], ["XDG_DOWNLOAD_DIR", saved.XDG]]) {
       if (value === undefined) Deno.env.delete(name!);
       else Deno.env.set(name!, value);
     }
     await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("offer() refuses ourselves and anyone not in the room, before reading the file", async () => {
+  const room = new TestRoom();
+  const sender = room.join(alice);
+  const [stranger] = await memberInfos("stranger");
+  for (const to of [alice, stranger!]) {
+    await rejects(
+      sender.manager.offer("/nonexistent/file", to),
+      (error) => error instanceof SecurechatError && error.code === "not_in_room",
+    );
+  }
+  deepStrictEqual(sender.sent, []);
+  await room.close();
+});
+
+Deno.test("a member who left is sent nothing more: abortWith() ends the transfers with them", async () => {
+  await withRoom(async (room, sender, receiver, dirs) => {
+    await Deno.writeFile(`${dirs.out}/x.bin`, randomBytes(10));
+    await sender.manager.offer(`${dirs.out}/x.bin`, bob);
+    await receiver.until(offered);
+    room.leave(bob);
+    await sender.manager.abortWith(bob.fingerprint, "they left the room");
+    strictEqual(last(sender).state, "failed");
+    strictEqual(last(sender).reason, "they left the room");
+  });
+});
+
+Deno.test("a recipient repeating its Accept and Resume gets one stream: every slice once, in sequence", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "securechat-transfer-" });
+  const room = new TestRoom();
+  const sender = room.join(alice);
+  room.addPeer(bob);
+  try {
+    const content = randomBytes(2 * MAX_DATA_SLICE + 1);
+    await Deno.writeFile(`${dir}/twice.bin`, content);
+    await sender.manager.offer(`${dir}/twice.bin`, bob);
+    const offer = sender.sealed()[0]!;
+    const self = authorOf(alice.fingerprint);
+    for (let i = 0; i < 3; i++) {
+      await sender.manager.handleSealed(bob, encodeTransfer.accept(self, offer.transferId));
+    }
+    await sender.until(() => sender.sealed().some((m) => m.type === "manifest"));
+    for (let i = 0; i < 3; i++) {
+      await sender.manager.handleSealed(bob, encodeTransfer.resume(self, offer.transferId, []));
+    }
+    await sender.until(() => sender.sealed().some((m) => m.type === "done"));
+    deepStrictEqual(sender.sealed().map((m) => m.type), ["offer", "manifest", "done"]);
+    const directs = sender.sent.filter((s) => s.kind === "direct").map((s) => s.bytes);
+    deepStrictEqual(
+      directs.map((d) => new DataView(d.buffer, d.byteOffset + 16, 8).getBigUint64(0)),
+      [0n, 1n, 2n],
+    );
+  } finally {
+    await room.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,0 +1,237 @@
+/**
+ * The data seal (PROTOCOL.md 14.4): the bytes match an AES-256-GCM computation written here from
+ * the spec's nonce and additional data, straight on WebCrypto; slices open only under their own
+ * key, sender, recipient and transfer, and only in sequence (a drop, replay or reordering is
+ * named as such); Done's count catches Data dropped at the end; sizes stay within a Direct.
+ */
+
+import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
+import { concat, u64, utf8 } from "../../lib/core/bytes.ts";
+import { AuthenticationError, ProtocolError } from "../../lib/core/errors.ts";
+import {
+  DATA_FAILED_AUTHENTICATION,
+  DATA_HEADER_LENGTH,
+  DATA_OUT_OF_SEQUENCE,
+  DATA_SEAL_LABEL,
+  DataOpener,
+  type DataParties,
+  DataSealer,
+  sealedTransferId,
+} from "../../lib/transfer/data_seal.ts";
+import { encodeDataSlice, MAX_DATA_SLICE } from "../../lib/transfer/transfer_messages.ts";
+
+const parties: DataParties = {
+  sender: crypto.getRandomValues(new Uint8Array(32)),
+  recipient: crypto.getRandomValues(new Uint8Array(32)),
+  transferId: crypto.getRandomValues(new Uint8Array(16)),
+};
+const slice = (n: number) => ({
+  fileIndex: n,
+  offset: n * 1000,
+  bytes: utf8(`slice number ${n}`),
+});
+
+/** Section 14.4 computed here, independently of lib/: the Direct's bytes for one slice. */
+async function sealBySpec(
+  key: Uint8Array,
+  sequence: bigint,
+  plaintext: Uint8Array,
+  p: DataParties = parties,
+): Promise<Uint8Array> {
+  const iv = new Uint8Array(12);
+  new DataView(iv.buffer).setBigUint64(4, sequence);
+  const seq = new Uint8Array(8);
+  new DataView(seq.buffer).setBigUint64(0, sequence);
+  const aad = new Uint8Array([
+    ...new TextEncoder().encode("securechat/2 file data"),
+    0,
+    ...p.sender,
+    ...p.recipient,
+    ...p.transferId,
+    ...seq,
+  ]);
+  const cryptoKey = await crypto.subtle.importKey(
+    "raw",
+    key as Uint8Array<ArrayBuffer>,
+    "AES-GCM",
+    false,
+    [
+      "encrypt",
+    ],
+  );
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: aad },
+      cryptoKey,
+      plaintext as Uint8Array<ArrayBuffer>,
+    ),
+  );
+  return new Uint8Array([...p.transferId, ...seq, ...sealed]);
+}
+
+const isAuthFailure = (error: unknown) =>
+  error instanceof AuthenticationError && error.code === "bad_file_data" &&
+  error.message === DATA_FAILED_AUTHENTICATION;
+const isSequenceFailure = (error: unknown) =>
+  error instanceof ProtocolError && error.code === "file_data_sequence" &&
+  error.message === DATA_OUT_OF_SEQUENCE;
+
+Deno.test("DataSealer.seal() produces exactly the bytes of PROTOCOL.md 14.4, sequence 0, 1, 2", async () => {
+  strictEqual(DATA_SEAL_LABEL, "securechat/2 file data");
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  for (let n = 0; n < 3; n++) {
+    deepStrictEqual(
+      await sealer.seal(slice(n)),
+      await sealBySpec(key, BigInt(n), encodeDataSlice(slice(n))),
+    );
+  }
+  strictEqual(sealer.count, 3);
+});
+
+Deno.test("DataOpener.open() returns each slice, in sequence, and counts them", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const opener = await DataOpener.create(key, parties);
+  for (let n = 0; n < 5; n++) {
+    deepStrictEqual(await opener.open(await sealer.seal(slice(n))), slice(n));
+  }
+  strictEqual(opener.count, 5);
+  opener.end(5);
+});
+
+Deno.test("a slice of MAX_DATA_SLICE bytes makes a Direct of exactly 65536 bytes; 0 or one more is refused", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const opener = await DataOpener.create(key, parties);
+  const full = {
+    fileIndex: 7,
+    offset: 2 ** 40,
+    bytes: crypto.getRandomValues(new Uint8Array(MAX_DATA_SLICE)),
+  };
+  const sealed = await sealer.seal(full);
+  strictEqual(sealed.length, 65536);
+  deepStrictEqual(await opener.open(sealed), full);
+  for (const length of [0, MAX_DATA_SLICE + 1]) {
+    await rejects(
+      sealer.seal({ fileIndex: 0, offset: 0, bytes: new Uint8Array(length) }),
+      RangeError,
+    );
+  }
+  // A sender that seals a longer slice anyway (here by the spec's recipe) is refused on opening.
+  const oversize = encodeDataSlice({
+    fileIndex: 0,
+    offset: 0,
+    bytes: new Uint8Array(MAX_DATA_SLICE + 1),
+  });
+  await rejects(
+    opener.open(await sealBySpec(key, 1n, oversize)),
+    (error) => error instanceof ProtocolError && error.code === "bad_transfer_message",
+  );
+});
+
+Deno.test("DataOpener.open() refuses a slice sealed under another key, sender, recipient or transfer: file data failed authentication", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const other = crypto.getRandomValues(new Uint8Array(32));
+  const plaintext = encodeDataSlice(slice(0));
+  const wrong: [string, Uint8Array, DataParties][] = [
+    ["key", other, parties],
+    ["sender", key, { ...parties, sender: parties.recipient }],
+    ["recipient", key, { ...parties, recipient: parties.sender }],
+    ["transfer", key, { ...parties, transferId: new Uint8Array(16) }],
+  ];
+  for (const [what, sealKey, sealParties] of wrong) {
+    const opener = await DataOpener.create(key, parties);
+    const sealed = await sealBySpec(sealKey, 0n, plaintext, sealParties);
+    // The clear transfer id is the opener's own: only the seal tells them apart.
+    sealed.set(parties.transferId, 0);
+    await rejects(opener.open(sealed), isAuthFailure, what);
+  }
+});
+
+Deno.test("DataOpener.open() refuses every flipped bit and every truncation: file data failed authentication", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealed = await (await DataSealer.create(key, parties)).seal(slice(0));
+  // From the sequence number on (a flipped transfer id is the manager's: it names no transfer).
+  for (let i = 16; i < sealed.length; i++) {
+    const flipped = sealed.slice();
+    flipped[i]! ^= 0x80;
+    await rejects(
+      (await DataOpener.create(key, parties)).open(flipped),
+      isAuthFailure,
+      `byte ${i}`,
+    );
+  }
+  for (const length of [0, 1, DATA_HEADER_LENGTH, DATA_HEADER_LENGTH + 15, sealed.length - 1]) {
+    await rejects(
+      (await DataOpener.create(key, parties)).open(sealed.subarray(0, length)),
+      isAuthFailure,
+      `length ${length}`,
+    );
+  }
+});
+
+Deno.test("DataOpener.open() refuses a dropped, replayed or reordered slice: file data was dropped or replayed on the way", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const sealed = [];
+  for (let n = 0; n < 3; n++) sealed.push(await sealer.seal(slice(n)));
+  // Each delivery opens up to its last slice, which is refused.
+  const cases: [string, Uint8Array[]][] = [
+    ["first dropped", [sealed[1]!]],
+    ["one dropped", [sealed[0]!, sealed[2]!]],
+    ["replayed", [sealed[0]!, sealed[1]!, sealed[0]!]],
+    ["delivered twice", [sealed[0]!, sealed[0]!]],
+    ["reordered", [sealed[0]!, sealed[2]!]],
+  ];
+  for (const [what, delivered] of cases) {
+    const opener = await DataOpener.create(key, parties);
+    for (const bytes of delivered.slice(0, -1)) await opener.open(bytes);
+    await rejects(opener.open(delivered.at(-1)!), isSequenceFailure, what);
+  }
+});
+
+Deno.test("DataOpener fails closed: after a failure it refuses even the slice it expected", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const first = await sealer.seal(slice(0));
+  const opener = await DataOpener.create(key, parties);
+  const flipped = first.slice();
+  flipped[30]! ^= 1;
+  await rejects(opener.open(flipped), isAuthFailure);
+  await rejects(opener.open(first), isAuthFailure);
+  throws(() => opener.end(0), isAuthFailure);
+});
+
+Deno.test("DataOpener.end() catches slices dropped at the end, which no later sequence number shows", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const opener = await DataOpener.create(key, parties);
+  await opener.open(await sealer.seal(slice(0)));
+  await sealer.seal(slice(1)); // never delivered
+  throws(() => opener.end(sealer.count), isSequenceFailure);
+  const empty = await DataOpener.create(key, parties);
+  empty.end(0);
+  throws(() => empty.end(1), isSequenceFailure);
+});
+
+Deno.test("sealedTransferId() reads the clear transfer id, or nothing from a shorter Direct", () => {
+  const bytes = concat(parties.transferId, u64(5n), new Uint8Array(20));
+  deepStrictEqual(sealedTransferId(bytes), parties.transferId);
+  deepStrictEqual(sealedTransferId(bytes.subarray(0, 16)), parties.transferId);
+  strictEqual(sealedTransferId(bytes.subarray(0, 15)), undefined);
+});
+
+Deno.test("DataSealer.create() and DataOpener.create() refuse keys and ids of the wrong length", async () => {
+  for (const create of [DataSealer.create, DataOpener.create]) {
+    await rejects(create(new Uint8Array(16), parties), RangeError);
+    await rejects(
+      create(new Uint8Array(32), { ...parties, sender: new Uint8Array(31) }),
+      RangeError,
+    );
+    await rejects(
+      create(new Uint8Array(32), { ...parties, transferId: new Uint8Array(8) }),
+      RangeError,
+    );
+  }
+});
