@@ -118,9 +118,16 @@ export async function generateIdentity(
 /**
  * The raw 32-byte author id of a fingerprint (the SHA-256 it spells): how rooms and transfers name
  * a member on the wire (docs/PROTOCOL.md 13.4, 14.1).
+ *
+ * @throws {TypeError} when `fingerprint` is not "SHA256:" and the unpadded base64 of 32 bytes
  */
 export function authorOf(fingerprint: string): Uint8Array {
-  return fromBase64(fingerprint.slice("SHA256:".length));
+  const prefix = "SHA256:";
+  const author = fingerprint.startsWith(prefix)
+    ? fromBase64(fingerprint.slice(prefix.length))
+    : new Uint8Array(0);
+  if (author.length !== 32) throw new TypeError(`not a member fingerprint: "${fingerprint}"`);
+  return author;
 }
 
 /** The fingerprint of a raw 32-byte author id. */

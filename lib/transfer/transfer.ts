@@ -22,12 +22,13 @@
  * @module
  */
 
+import { authorOf } from "../keys/identity.ts";
 import { constantTimeEqual, toHex } from "../core/bytes.ts";
 import { SecurechatError } from "../core/errors.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { sealedTransferId } from "./data_seal.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
-import { authorOf, decodeTransfer, encodeTransfer } from "./transfer_messages.ts";
+import { decodeTransfer, encodeTransfer } from "./transfer_messages.ts";
 import { type Incoming, IncomingTransfers } from "./transfer_incoming.ts";
 import { OutgoingTransfers } from "./transfer_outgoing.ts";
 import {

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { authorOf } from "../keys/identity.ts";
 import { constantTimeEqual, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { DataOpener } from "./data_seal.ts";
@@ -32,7 +33,6 @@ import { noRoomFor, sizeLimit } from "./receive_policy.ts";
 import { resolveInside, sanitizeDisplayName } from "./safe_path.ts";
 import {
   ACK_EVERY_BYTES,
-  authorOf,
   type DataSlice,
   encodeTransfer,
   type ManifestEntry,

@@ -84,28 +84,6 @@ export function isTransferType(type: number): boolean {
     type !== TRANSFER_MESSAGE.data;
 }
 
-/**
- * The raw 32-byte author id of a fingerprint ("SHA256:" + unpadded base64 of 32 bytes), as
- * `party` and the data seal carry it.
- *
- * @throws {TypeError} when `fingerprint` is not of that form
- */
-export function authorOf(fingerprint: string): Uint8Array {
-  const prefix = "SHA256:";
-  const author = fingerprint.startsWith(prefix)
-    ? fromBase64(fingerprint.slice(prefix.length))
-    : new Uint8Array(0);
-  if (author.length !== PARTY_LENGTH) {
-    throw new TypeError(`not a member fingerprint: "${fingerprint}"`);
-  }
-  return author;
-}
-
-/** The fingerprint of a raw 32-byte author id (the inverse of {@linkcode authorOf}). */
-export function fingerprintOfAuthor(author: Uint8Array): string {
-  return "SHA256:" + toBase64(author).replace(/=+$/, "");
-}
-
 /** One manifest entry (section 14.3). */
 export interface ManifestEntry {
   path: string;

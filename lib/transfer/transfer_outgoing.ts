@@ -15,6 +15,7 @@
  * @module
  */
 
+import { authorOf } from "../keys/identity.ts";
 import { sha256, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { SecurechatError } from "../core/errors.ts";
@@ -22,7 +23,6 @@ import { hashFile, prefixMatches } from "./file_hash.ts";
 import { joinPath } from "../core/paths.ts";
 import { DataSealer } from "./data_seal.ts";
 import {
-  authorOf,
   DATA_KEY_LENGTH,
   encodeManifest,
   encodeTransfer,

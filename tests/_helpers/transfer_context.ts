@@ -13,12 +13,11 @@
  */
 
 import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
-import { generateIdentity } from "../../lib/keys/identity.ts";
+import { authorOf, generateIdentity } from "../../lib/keys/identity.ts";
 import type { ReceivePolicy } from "../../lib/transfer/receive_policy.ts";
 import { TransferManager, type TransferManagerOptions } from "../../lib/transfer/transfer.ts";
 import { DataSealer } from "../../lib/transfer/data_seal.ts";
 import {
-  authorOf,
   decodeTransfer,
   encodeTransfer,
   type Offer,

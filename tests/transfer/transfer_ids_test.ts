@@ -9,6 +9,7 @@
  * manager is driven message by message.
  */
 
+import { authorOf } from "../../lib/keys/identity.ts";
 import { deepStrictEqual, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
@@ -16,7 +17,6 @@ import { IncomingTransfers, MAX_OPEN_PER_SENDER } from "../../lib/transfer/trans
 import { TransferEvents } from "../../lib/transfer/transfer_progress.ts";
 import { DATA_FAILED_AUTHENTICATION } from "../../lib/transfer/data_seal.ts";
 import {
-  authorOf,
   decodeTransfer,
   encodeManifest,
   encodeTransfer,

@@ -4,15 +4,14 @@
  * body's size is bounded on both sides, and author ids and fingerprints convert both ways.
  */
 
+import { authorOf, fingerprintOfAuthor } from "../../lib/keys/identity.ts";
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import {
-  authorOf,
   decodeDataSlice,
   decodeTransfer,
   encodeDataSlice,
   encodeTransfer,
-  fingerprintOfAuthor,
   isTransferType,
   MAX_DATA_SLICE,
   type Offer,

@@ -6,6 +6,7 @@
  * file byte and cannot alter, drop, replay or reorder Data unnoticed.
  */
 
+import { authorOf } from "../../lib/keys/identity.ts";
 import { deepStrictEqual, notDeepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { sha256 } from "../../lib/core/bytes.ts";
@@ -13,7 +14,6 @@ import { SecurechatError } from "../../lib/core/errors.ts";
 import { encodePartRecord } from "../../lib/transfer/part_record.ts";
 import { DATA_FAILED_AUTHENTICATION, DATA_OUT_OF_SEQUENCE } from "../../lib/transfer/data_seal.ts";
 import {
-  authorOf,
   encodeManifest,
   encodeTransfer,
   MAX_DATA_SLICE,
