@@ -6,23 +6,24 @@
  *
  * What it does not do: decide who gets what (lib/room/relay.ts routes) or build messages.
  *
- * Mirrors: docs/PROTOCOL.md section 13.4 ("Other members are not affected"); the records it
- * writes are those of section 8.
+ * Mirrors: docs/PROTOCOL.md sections 13.4 (everything a member receives comes in the order the
+ * relay accepted it) and 13.8 (a member whose queue passes 8 MiB is too slow; the others are not
+ * affected).
  *
  * @module
  */
 
-import type { SecureConnection } from "../transport/secure_connection.ts";
+import type { RoomConnection } from "./room_connection.ts";
 
-/** Bytes queued for one member before it counts as too slow and is dropped. */
-export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+/** Section 13.8: bytes queued for one member before it counts as too slow and is dropped. */
+export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 /** At most this many queued messages, or about this many bytes, go out in one write. */
 const BATCH_MESSAGES = 256;
 const BATCH_BYTES = 64 * 1024;
 
 /** The messages on their way to one member. */
 export class MemberOutbox {
-  #connection: SecureConnection;
+  #connection: RoomConnection;
   #name: string;
   #log: (line: string) => void;
   #pending = 0;
@@ -40,7 +41,7 @@ export class MemberOutbox {
    * @param name the member's name, for the log line when it is dropped
    * @param log operator log lines
    */
-  constructor(connection: SecureConnection, name: string, log: (line: string) => void) {
+  constructor(connection: RoomConnection, name: string, log: (line: string) => void) {
     this.#connection = connection;
     this.#name = name;
     this.#log = log;

@@ -1,423 +1,508 @@
 /**
- * The relay (chat-mode listener): admits members over secure connections, checks every chat
- * message (author, signature, counter, size, rate) before forwarding it unchanged, routes private
- * messages to their recipient only, announces joins and leaves, and keeps one member's misbehaviour
- * or slowness from touching the others. The person at the listener can take part through
- * `hostParticipant()`, a Participant like a dialer's.
+ * The relay of a room: the untrusted delivery service of an MLS group. It admits connections,
+ * tells each whether to create the group or wait to be admitted (Start), orders commits (exactly
+ * one per epoch: the first for the room's current epoch wins, the committer hears Accepted,
+ * later ones Refused), fans out opaque MLS messages, routes Direct bytes, passes newcomers'
+ * KeyPackages to the group as Knocks, hands Welcomes to the newcomers a commit lists, announces
+ * departures (Left), and applies the limits of 13.8, so that one member's misbehaviour or
+ * slowness never touches the others.
  *
- * It never prints: `log` receives one line per event worth telling an operator. The limits it
- * applies are counted in lib/room/limits.ts, each member's outgoing queue is lib/room/delivery.ts,
- * and the host's participation is lib/room/host.ts.
+ * What it never does: hold a group secret or plaintext, or import an MLS library. All it reads of
+ * an MLS message is its clear header (lib/room/mls_header.ts): wire format, group id, epoch,
+ * content type. It cannot add, remove or rename anyone: members decide that among themselves.
+ * It knows no host either: the person at the listener joins as an ordinary member, through an
+ * in-memory pair (lib/room/room_connection.ts).
  *
- * Mirrors: docs/PROTOCOL.md sections 13.1 to 13.4.
+ * `join()` runs the SessionHello exchange (section 12) itself, on a SecureConnection as on the
+ * host's in-memory link, and serves the connection until it ends. The relay never prints: `log`
+ * receives one line per event worth telling an operator (joins, leaves, violations, accepted
+ * commits), with names and fingerprints but no content.
+ *
+ * Mirrors: docs/PROTOCOL.md sections 13.4 (relay messages, Start, order, fan-out, checks) and
+ * 13.8 (limits). Each member's outgoing queue is lib/room/delivery.ts; the limits are counted in
+ * lib/room/limits.ts.
  *
  * @module
  */
 
-import { type ReceivePolicy, receivePolicyOf } from "../transfer/receive_policy.ts";
-import type { MemberInfo, Participant } from "../chat/chat_events.ts";
-import type { SecureConnection } from "../transport/secure_connection.ts";
-import { ProtocolError } from "../core/errors.ts";
-import type { Identity, PublicIdentity } from "../keys/identity.ts";
+import { constantTimeEqual, sha256, toHex } from "../core/bytes.ts";
+import { SecurechatError } from "../core/errors.ts";
 import { replaceUnsafe } from "../core/text.ts";
 import {
-  authorOf,
-  CHAT_KIND,
-  decodeRoomMessage,
-  encodeJoined,
-  encodeLeft,
-  encodeNotice,
-  encodeWelcome,
-  JOINED_FLAG,
-  MAX_TEXT_BYTES,
+  decodeToRelay,
+  encodeFromRelay,
+  type FromRelay,
   NOTICE_LEVEL,
-  ROOM_ID_LENGTH,
-  type SignedChat,
-  verifyChat,
-} from "../chat/room_messages.ts";
+  type ToRelay,
+} from "../chat/relay_messages.ts";
+import { exchangeSessionHello } from "../transport/session_hello.ts";
 import { MemberOutbox } from "./delivery.ts";
-import { RoomHost } from "./host.ts";
 import {
-  DEFAULT_BURST,
+  DEFAULT_DIRECT_BURST_BYTES,
+  DEFAULT_DIRECT_BYTES_PER_SECOND,
+  DEFAULT_GROUP_BURST,
+  DEFAULT_GROUP_RATE,
   DEFAULT_MAX_MEMBERS,
-  DEFAULT_RATE_PER_SECOND,
+  MAX_RELAY_MESSAGE_BYTES,
   TokenBucket,
-  TransferFlows,
-  type TransferVerdict,
   Violations,
 } from "./limits.ts";
-import {
-  decodeTransfer,
-  isTransferType,
-  MAX_MANIFEST_ENTRY_BYTES,
-  MAX_SLICE,
-  partyOf,
-  TRANSFER_MESSAGE,
-  type TransferMessage,
-  WINDOW_BYTES,
-  withParty,
-} from "../transfer/transfer_messages.ts";
-import { toHex } from "../core/bytes.ts";
-import { exchangeSessionHello } from "../transport/session_hello.ts";
+import { type MlsHeader, readMlsHeader } from "./mls_header.ts";
+import type { RoomConnection } from "./room_connection.ts";
 
-/** Options of a room. */
-export interface RoomOptions extends ReceivePolicy {
-  /** The listener's identity (signs the host's messages). */
-  identity: Identity;
-  /** The host's display name, when the person at the listener takes part. */
-  hostName?: string;
-  /** False for --relay-only. */
-  hostParticipates: boolean;
+/** Options of a relay; every limit defaults to section 13.8. */
+export interface RelayOptions {
+  /** Connections admitted at once, waiting newcomers included. */
   maxMembers?: number;
-  ratePerSecond?: number;
-  burst?: number;
-  maxTextBytes?: number;
+  /** Group messages a second per member, sustained, and in a burst. */
+  groupRate?: number;
+  groupBurst?: number;
+  /** Direct bytes a second per member, sustained, and in a burst. */
+  directBytesPerSecond?: number;
+  directBurstBytes?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
   /** Operator log lines (stderr in the CLI). */
   log?: (line: string) => void;
 }
 
-interface Member {
-  connection: SecureConnection;
-  identity: PublicIdentity;
-  info: MemberInfo;
-  lastCounter: bigint;
-  bucket: TokenBucket;
+/** One connection, as the relay sees it. */
+interface Connected {
+  connection: RoomConnection;
+  /** The raw SHA-256 of its identity's SPKI: `sender` and `recipient` on the wire. */
+  author: Uint8Array;
+  /** `"name" SHA256:...`, for log lines. */
+  label: string;
+  /** In the group (it created it, or was handed a Welcome), or waiting to be admitted. */
+  role: "member" | "waiting";
+  /** Order of arrival: the longest-waiting newcomer creates the group when it empties. */
+  arrival: number;
+  /** Its KeyPackage while it waits (at most one, 13.8): handed as a Knock to each new member. */
+  keyPackage: Uint8Array | undefined;
+  groupBucket: TokenBucket;
+  directBucket: TokenBucket;
   violations: Violations;
-  /** Messages on their way to the member; also says whether it is gone, and why. */
   outbox: MemberOutbox;
 }
 
-/** Why a member is being removed. */
+/** The relay disconnects a member: its final Notice is already on its way. */
 class Ejection extends Error {}
 
-/** A chat room served by the listener. */
+/** A PrivateMessage's header, or a violation's text. */
+type Checked = { header: MlsHeader & { wireFormat: "private_message" } } | { problem: string };
+
+/** How long a connection being closed is given to take its last messages and close_notify. */
+const FAREWELL_MS = 5_000;
+
+/** The most bytes of a peer-chosen name a log line shows. */
+const MAX_LOGGED_NAME = 64;
+
+/** The delivery service of one room (docs/PROTOCOL.md 13.4). */
 export class Relay {
-  readonly roomId: Uint8Array = crypto.getRandomValues(new Uint8Array(ROOM_ID_LENGTH));
-  #options: RoomOptions;
-  #members = new Map<string, Member>();
-  #flows = new TransferFlows(WINDOW_BYTES + MAX_SLICE, MAX_MANIFEST_ENTRY_BYTES);
+  #options: RelayOptions;
   #now: () => number;
   #log: (line: string) => void;
-  #host: RoomHost;
+  /** Every connection the relay serves, by author id (hex). */
+  #connections = new Map<string, Connected>();
+  #arrivals = 0;
+  /** The room's group id and current epoch: unknown until the first commit is accepted. */
+  #groupId: Uint8Array | undefined;
+  #epoch: bigint | undefined;
   #closed = false;
   #resolveClosed: () => void = () => {};
+  /** Resolves once `close()` has said goodbye to everyone. */
   readonly closed: Promise<void> = new Promise((resolve) => this.#resolveClosed = resolve);
 
-  constructor(options: RoomOptions) {
+  constructor(options: RelayOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? (() => {});
-    this.#host = new RoomHost({
-      identity: options.identity,
-      roomId: this.roomId,
-      hostName: options.hostName,
-      participates: options.hostParticipates,
-      now: this.#now,
-      ...receivePolicyOf(options),
-      link: {
-        isClosed: () => this.#closed,
-        memberByAuthor: (author) => this.#memberByAuthor(author)?.outbox,
-        sendTo: (fingerprint, bytes) => this.#members.get(fingerprint)?.outbox.deliver(bytes),
-        broadcast: (bytes) => this.#broadcast(bytes),
-        close: () => this.close(),
-        closed: this.closed,
-      },
-    });
   }
 
-  #memberByAuthor(author: Uint8Array | undefined): Member | undefined {
-    if (!author) return undefined;
-    for (const member of this.#members.values()) {
-      if (authorOf(member.info.fingerprint).every((byte, i) => byte === author[i])) return member;
-    }
-    return undefined;
-  }
-
-  /** Section 14.1: forwards a transfer message to its party, naming the sender instead. */
-  async #routeTransfer(sender: Member, data: Uint8Array): Promise<void> {
-    const party = partyOf(data);
-    if (!party) {
-      throw new ProtocolError("bad_transfer_message", "member sent a truncated transfer message", {
-        alert: "decode_error",
-      });
-    }
-    if (data[0] === TRANSFER_MESSAGE.offer && !sender.bucket.take(this.#now())) {
-      return await this.#violation(sender, "too many messages: slow down");
-    }
-    // Decoded before forwarding: a malformed message is its sender's fault, never the recipient's.
-    const message = decodeTransfer(data);
-    const forwarded = withParty(data, authorOf(sender.info.fingerprint));
-    const target = this.#memberByAuthor(party);
-    if (target) {
-      const verdict = this.#flowVerdict(sender, target, message);
-      if (verdict.action === "violation") return await this.#violation(sender, verdict.text);
-      if (verdict.action === "drop") return;
-      if (verdict.action === "charge" && !sender.bucket.take(this.#now())) {
-        return await this.#violation(sender, "too many messages: slow down");
-      }
-      return target.outbox.deliver(forwarded);
-    }
-    const host = this.#host.info && authorOf(this.#host.info.fingerprint);
-    const hostTransfers = this.#host.transfers;
-    if (host && hostTransfers && host.every((byte, i) => byte === party[i])) {
-      return await hostTransfers.handle(decodeTransfer(forwarded));
-    }
-    if (data[0] === TRANSFER_MESSAGE.offer) {
-      sender.outbox.deliver(
-        encodeNotice(NOTICE_LEVEL.info, "no such member: the file offer was not delivered"),
-      );
-    }
-  }
-
-  /**
-   * Section 14.1: file data only within the window the recipient granted, other transfer
-   * messages free only as the next step of an open transfer (else they count as chat does).
-   */
-  #flowVerdict(sender: Member, target: Member, message: TransferMessage): TransferVerdict {
-    const from = sender.info.fingerprint;
-    const to = target.info.fingerprint;
-    const id = toHex(message.transferId);
-    switch (message.type) {
-      case "offer":
-        return this.#flows.offer(from, to, id, message.offer.fileCount);
-      case "data":
-      case "manifest":
-        return this.#flows.check(message.type, from, to, id, message.bytes.length);
-      case "ack":
-        return this.#flows.check(message.type, from, to, id, message.received);
-      default:
-        return this.#flows.check(message.type, from, to, id);
-    }
-  }
-
-  /** Number of members connected (the host not counted). */
+  /** Connections served now: members of the group and newcomers waiting to be admitted. */
   get memberCount(): number {
-    return this.#members.size;
+    return this.#connections.size;
   }
 
-  #uniqueName(wanted: string, fingerprint: string): string {
-    const base = replaceUnsafe(wanted).replace(/\s+/g, "_").slice(0, 40) || "member";
-    const taken = (name: string) =>
-      this.#host.info?.name === name ||
-      [...this.#members.values()].some((member) => member.info.name === name);
-    if (!taken(base)) return base;
-    // The fallback is checked too: another member may have picked "bob-AbCdEf" deliberately.
-    const fallback = `${base}-${fingerprint.slice(7, 13)}`;
-    if (!taken(fallback)) return fallback;
-    for (let n = 2;; n++) if (!taken(`${fallback}-${n}`)) return `${fallback}-${n}`;
+  #members(): Connected[] {
+    return [...this.#connections.values()].filter((c) => c.role === "member");
   }
 
-  #broadcast(bytes: Uint8Array, except?: string): void {
-    for (const [fingerprint, member] of this.#members) {
-      if (fingerprint !== except) member.outbox.deliver(bytes);
-    }
+  #send(to: Connected, message: FromRelay): void {
+    to.outbox.deliver(encodeFromRelay(message));
   }
 
-  async #refuse(connection: SecureConnection, text: string): Promise<void> {
-    await connection.send(encodeNotice(NOTICE_LEVEL.final, text)).catch(() => {});
+  /** Sends one encoding of `message` to every member of the group but `except`. */
+  #toGroup(message: FromRelay, except?: Connected): void {
+    const bytes = encodeFromRelay(message);
+    for (const member of this.#members()) if (member !== except) member.outbox.deliver(bytes);
+  }
+
+  async #refuse(connection: RoomConnection, text: string): Promise<void> {
+    const notice = encodeFromRelay({ type: "notice", level: NOTICE_LEVEL.final, text });
+    await connection.send(notice).catch(() => {});
     await connection.closeWrite().catch(() => {});
     connection.close();
   }
 
   /**
-   * Admits a member on an established connection and serves it until it leaves. Resolves when it
-   * is gone; never throws for the member's faults (they are logged).
+   * Admits a connection to the room and serves it until it ends: exchanges SessionHellos (mode 3,
+   * section 12), sends Start, then handles its relay messages. Resolves when the connection is
+   * gone; never throws for the peer's faults (they are logged, and the others are served on).
    *
-   * @param displayName the member's name (authorized_keys name, else its Identity name)
+   * @param connection an authenticated connection (a SecureConnection, or the host's in-memory
+   *   end) on which nothing was sent yet
    */
-  async admit(connection: SecureConnection, displayName: string): Promise<void> {
-    const fingerprint = connection.peer.identity.fingerprint;
+  async join(connection: RoomConnection): Promise<void> {
+    const identity = connection.peer.identity;
+    const label = `"${logName(connection.peer.name)}" ${identity.fingerprint}`;
     try {
       await exchangeSessionHello(connection, "chat");
     } catch (error) {
-      this.report(`"${displayName}" ${fingerprint} refused: ${(error as Error).message}`);
+      this.#log(`${label} refused: ${messageOf(error)}`);
       connection.close();
       return;
     }
-    if (this.#closed) return await this.#refuse(connection, "the room is closing");
-    if (this.#members.has(fingerprint) || this.#host.info?.fingerprint === fingerprint) {
-      this.report(`"${displayName}" ${fingerprint} refused: already in the room`);
+    const author = await sha256(identity.spki);
+    const key = toHex(author);
+    if (this.#closed) return await this.#refuse(connection, "the relay is closing");
+    if (this.#connections.has(key)) {
+      this.#log(`${label} refused: its key is already in the room`);
       return await this.#refuse(connection, "your key is already in the room");
     }
     const max = this.#options.maxMembers ?? DEFAULT_MAX_MEMBERS;
-    if (this.#members.size >= max) {
-      this.report(`"${displayName}" ${fingerprint} refused: the room is full (${max} members)`);
+    if (this.#connections.size >= max) {
+      this.#log(`${label} refused: the room is full (${max} members)`);
       return await this.#refuse(connection, `the room is full (${max} members)`);
     }
-    const info: MemberInfo = {
-      name: this.#uniqueName(displayName, fingerprint),
-      fingerprint,
-      code: connection.verificationCode,
-    };
-    const member: Member = {
+    const now = this.#now();
+    const joiner: Connected = {
       connection,
-      identity: connection.peer.identity,
-      info,
-      lastCounter: -1n,
-      bucket: new TokenBucket(
-        this.#options.ratePerSecond ?? DEFAULT_RATE_PER_SECOND,
-        this.#options.burst ?? DEFAULT_BURST,
-        this.#now(),
+      author,
+      label,
+      role: this.#members().length === 0 ? "member" : "waiting",
+      arrival: this.#arrivals++,
+      keyPackage: undefined,
+      groupBucket: new TokenBucket(
+        this.#options.groupRate ?? DEFAULT_GROUP_RATE,
+        this.#options.groupBurst ?? DEFAULT_GROUP_BURST,
+        now,
+      ),
+      directBucket: new TokenBucket(
+        this.#options.directBytesPerSecond ?? DEFAULT_DIRECT_BYTES_PER_SECOND,
+        this.#options.directBurstBytes ?? DEFAULT_DIRECT_BURST_BYTES,
+        now,
       ),
       violations: new Violations(),
-      outbox: new MemberOutbox(connection, info.name, this.#log),
+      outbox: new MemberOutbox(connection, logName(connection.peer.name), this.#log),
     };
-    member.outbox.deliver(encodeWelcome(this.roomId, info.name));
-    if (this.#host.info) {
-      member.outbox.deliver(
-        encodeJoined(
-          JOINED_FLAG.present | JOINED_FLAG.host,
-          this.#host.info.name,
-          this.#options.identity.spki,
-        ),
-      );
+    this.#connections.set(key, joiner);
+    if (joiner.role === "member") {
+      this.#startGroup(joiner);
+      this.#log(`${label} joined and creates the group (${this.#connections.size} connected)`);
+    } else {
+      this.#send(joiner, { type: "start", role: "wait" });
+      this.#log(`${label} joined and waits to be admitted (${this.#connections.size} connected)`);
     }
-    for (const other of this.#members.values()) {
-      member.outbox.deliver(
-        encodeJoined(JOINED_FLAG.present, other.info.name, other.identity.spki),
-      );
-    }
-    member.outbox.deliver(
-      encodeJoined(JOINED_FLAG.present | JOINED_FLAG.you, info.name, member.identity.spki),
-    );
-    this.#broadcast(encodeJoined(0, info.name, member.identity.spki));
-    this.#members.set(fingerprint, member);
-    this.#host.roster?.addIdentity(member.identity, info);
-    this.#log(`"${info.name}" ${fingerprint} joined (${this.#members.size} members)`);
-    this.#host.joined(info, connection.verificationCode);
+    await this.#serve(joiner, key);
+  }
 
-    let reason = "left";
+  /** Section 13.4 Start: `creator` makes a new group; the room forgets the old one's id and epoch. */
+  #startGroup(creator: Connected): void {
+    this.#groupId = undefined;
+    this.#epoch = undefined;
+    creator.role = "member";
+    creator.keyPackage = undefined;
+    this.#send(creator, { type: "start", role: "create" });
+    this.#handKnocks(creator);
+  }
+
+  /** Section 13.4: a new member of the group gets the Knocks of everyone still waiting. */
+  #handKnocks(member: Connected): void {
+    for (const other of this.#connections.values()) {
+      if (other.role === "waiting" && other.keyPackage !== undefined) {
+        this.#send(member, { type: "knock", sender: other.author, keyPackage: other.keyPackage });
+      }
+    }
+  }
+
+  async #serve(self: Connected, key: string): Promise<void> {
+    const { connection } = self;
+    let reason: string | undefined;
+    let ejected = false;
     try {
-      await this.#serve(member);
+      while (true) {
+        const data = await connection.receive();
+        if (data === null) break;
+        if (data.length > MAX_RELAY_MESSAGE_BYTES) {
+          this.#violation(self, `a relay message over ${MAX_RELAY_MESSAGE_BYTES} bytes`);
+          continue;
+        }
+        this.#handle(self, decodeToRelay(data));
+      }
     } catch (error) {
-      reason = error instanceof Ejection
-        ? error.message
-        : member.outbox.lost ?? `connection lost: ${(error as Error).message}`;
-      if (!(error instanceof Ejection)) await connection.abort(error);
-    } finally {
-      // A member that said goodbye gets ours, so its session ends cleanly too.
-      if (reason === "left") {
-        await member.outbox.flush();
-        await connection.closeWrite().catch(() => {});
-      }
-      member.outbox.gone = true;
-      connection.close();
-      this.#members.delete(fingerprint);
-      this.#flows.forget(fingerprint);
-      this.#host.roster?.remove(fingerprint);
-      if (!this.#closed) {
-        this.#broadcast(encodeLeft(authorOf(fingerprint), reason));
-        await this.#host.transfers?.abortWith(fingerprint, `${info.name} left the room`);
-        this.#host.emit({ type: "leave", time: this.#now(), member: info, reason });
-      }
-      this.#log(`"${info.name}" ${fingerprint} left: ${reason}`);
+      reason = error instanceof Ejection ? error.message : self.outbox.lost ?? messageOf(error);
+      ejected = error instanceof Ejection;
+      if (!ejected) await connection.abort(error);
     }
-  }
-
-  async #violation(member: Member, text: string): Promise<void> {
-    if (member.violations.add(this.#now())) {
-      member.outbox.deliver(
-        encodeNotice(NOTICE_LEVEL.final, `${text}: disconnected after repeated warnings`),
-      );
-      await member.outbox.flush();
-      await member.connection.closeWrite().catch(() => {});
-      throw new Ejection(`disconnected by the relay: ${text}`);
-    }
-    this.#log(`warning "${member.info.name}": ${text}`);
-    member.outbox.deliver(encodeNotice(NOTICE_LEVEL.warning, `${text}: message dropped`));
-  }
-
-  async #serve(member: Member): Promise<void> {
-    const maxText = this.#options.maxTextBytes ?? MAX_TEXT_BYTES;
-    while (true) {
-      const data = await member.connection.receive();
-      if (data === null) return;
-      if (data.length > 0 && isTransferType(data[0]!)) {
-        await this.#routeTransfer(member, data);
-        continue;
-      }
-      // The relay reads texts up to the u16 limit so that an oversized one earns the warning of
-      // 13.4 (and is dropped) instead of a disconnect; recipients keep the 4096-byte cap.
-      const message = decodeRoomMessage(data, { maxTextBytes: 0xffff });
-      if (message.type !== "chat") {
-        throw new ProtocolError("unexpected_message", `member sent a ${message.type} message`, {
-          alert: "unexpected_message",
-        });
-      }
-      const chat = message.message;
-      if (new TextEncoder().encode(chat.text).length > maxText) {
-        await this.#violation(member, `message longer than ${maxText} bytes`);
-        continue;
-      }
-      if (!member.bucket.take(this.#now())) {
-        await this.#violation(member, "too many messages: slow down");
-        continue;
-      }
-      if (authorOf(member.info.fingerprint).some((byte, i) => byte !== chat.author[i])) {
-        throw new Ejection("sent a message in another member's name");
-      }
-      if (chat.counter <= member.lastCounter) throw new Ejection("replayed one of its messages");
-      if (!(await verifyChat(member.identity, this.roomId, chat))) {
-        throw new Ejection("sent a message whose signature does not verify");
-      }
-      member.lastCounter = chat.counter;
-      this.#route(member, chat, data);
-    }
-  }
-
-  #route(sender: Member, chat: SignedChat, bytes: Uint8Array): void {
-    if (chat.kind !== CHAT_KIND.private) {
-      this.#broadcast(bytes, sender.info.fingerprint);
-      this.#host.accept(chat);
-      return;
-    }
-    const hostFingerprint = this.#host.info?.fingerprint;
-    for (const member of this.#members.values()) {
-      if (authorOf(member.info.fingerprint).every((byte, i) => byte === chat.recipient[i])) {
-        member.outbox.deliver(bytes);
-        return;
-      }
-    }
-    if (hostFingerprint && authorOf(hostFingerprint).every((b, i) => b === chat.recipient[i])) {
-      this.#host.accept(chat);
-      return;
-    }
-    sender.outbox.deliver(
-      encodeNotice(NOTICE_LEVEL.info, "no such member: the private message was not delivered"),
-    );
+    // Gone from the room at once, so nothing more is routed to it while it is said goodbye to.
+    this.#connections.delete(key);
+    if (!this.#closed) this.#departed(self);
+    // A member that said goodbye gets ours once it has everything, so it ends cleanly too; an
+    // ejected one gets its final Notice first.
+    if (reason === undefined || ejected) await this.#farewell(self, ejected);
+    self.outbox.gone = true;
+    connection.close();
+    const verb = reason === undefined ? "left" : `disconnected: ${reason}`;
+    this.#log(`${self.label} ${verb} (${this.#connections.size} connected)`);
   }
 
   /**
-   * Tells the operator something (a refused connection): a notice to the host when it takes part
-   * (its terminal belongs to the chat), else a log line.
+   * Section 13.4: everyone in the group hears that a connection ended (a member's, or a
+   * newcomer's whose Knock is thereby withdrawn). When the last member of the group is gone, the
+   * longest-waiting newcomer creates a new group.
    */
-  report(text: string): void {
-    if (this.#host.info) this.#host.emit({ type: "notice", time: this.#now(), text });
-    else this.#log(text);
+  #departed(gone: Connected): void {
+    this.#toGroup({ type: "left", sender: gone.author });
+    if (gone.role !== "member" || this.#members().length > 0) return;
+    let next: Connected | undefined;
+    for (const c of this.#connections.values()) if (!next || c.arrival < next.arrival) next = c;
+    if (next === undefined) {
+      this.#groupId = undefined;
+      this.#epoch = undefined;
+      return;
+    }
+    this.#startGroup(next);
+    this.#log(`the group is empty: ${next.label} creates a new one`);
   }
 
-  /** Closes the room: a final notice and close_notify to every member. */
-  async close(reason = "the host closed the room"): Promise<void> {
+  #handle(self: Connected, message: ToRelay): void {
+    switch (message.type) {
+      case "key_package":
+        return this.#keyPackage(self, message.keyPackage);
+      case "commit":
+        return this.#commit(self, message);
+      case "group":
+        return this.#group(self, message.message);
+      case "direct":
+        return this.#direct(self, message.recipient, message.bytes);
+    }
+  }
+
+  /** KeyPackage: a newcomer asks to be admitted; every member of the group gets the Knock. */
+  #keyPackage(self: Connected, keyPackage: Uint8Array): void {
+    // Dropped without a warning: a newcomer that the relay made the group's creator (the group
+    // emptied) may have sent its KeyPackage before it read that Start.
+    if (self.role === "member") return;
+    if (self.keyPackage !== undefined) {
+      return this.#violation(self, "a second KeyPackage: one at a time, until admitted");
+    }
+    const wireFormat = headerOf(keyPackage)?.wireFormat;
+    if (wireFormat !== "key_package") {
+      return this.#violation(self, `a KeyPackage that is ${describe(wireFormat)}`);
+    }
+    self.keyPackage = keyPackage;
+    this.#toGroup({ type: "knock", sender: self.author, keyPackage });
+    this.#log(`${self.label} asks to be admitted`);
+  }
+
+  /**
+   * Commit: accepted only for the room's group and current epoch, then the room moves to the next
+   * epoch, the committer hears Accepted, the rest of the group gets the commit, and each listed
+   * newcomer still waiting gets the Welcome and joins the group.
+   */
+  #commit(self: Connected, message: ToRelay & { type: "commit" }): void {
+    if (self.role !== "member") {
+      return this.#violation(self, "a Commit from outside the group");
+    }
+    const checked = this.#checkPrivate(message.commit, "commit");
+    if ("problem" in checked) {
+      return this.#violation(self, `a Commit that is ${checked.problem}`);
+    }
+    if (message.welcome !== undefined) {
+      const wireFormat = headerOf(message.welcome)?.wireFormat;
+      if (wireFormat !== "welcome") {
+        return this.#violation(self, `a Commit whose Welcome is ${describe(wireFormat)}`);
+      }
+    }
+    const { epoch, groupId } = checked.header;
+    if (this.#epoch !== undefined && this.#groupId !== undefined) {
+      if (!constantTimeEqual(groupId, this.#groupId)) {
+        this.#send(self, { type: "refused", epoch: this.#epoch });
+        return this.#violation(self, "a Commit for another group");
+      }
+      if (epoch !== this.#epoch) {
+        this.#send(self, { type: "refused", epoch: this.#epoch });
+        return;
+      }
+    }
+    if (epoch === 0xffffffffffffffffn) {
+      return this.#violation(self, "a Commit for the last epoch there is");
+    }
+    this.#groupId = groupId;
+    this.#epoch = epoch + 1n;
+    this.#send(self, { type: "accepted", epoch });
+    this.#toGroup({ type: "commit", sender: self.author, commit: message.commit }, self);
+    const welcomed: Connected[] = [];
+    for (const recipient of message.recipients) {
+      const newcomer = this.#connections.get(toHex(recipient));
+      if (newcomer?.role !== "waiting" || message.welcome === undefined) continue;
+      newcomer.role = "member";
+      newcomer.keyPackage = undefined;
+      this.#send(newcomer, { type: "welcome", sender: self.author, welcome: message.welcome });
+      welcomed.push(newcomer);
+    }
+    // After every Welcome: a newcomer admitted by the same commit is no longer waiting.
+    for (const newcomer of welcomed) this.#handKnocks(newcomer);
+    const names = welcomed.map((c) => c.label).join(", ");
+    this.#log(
+      `${self.label} committed epoch ${epoch}${welcomed.length ? `, welcoming ${names}` : ""}`,
+    );
+  }
+
+  /** Group: an application message or proposal, for every other member of the group. */
+  #group(self: Connected, message: Uint8Array): void {
+    if (self.role !== "member") {
+      return this.#violation(self, "a group message from outside the group");
+    }
+    const checked = this.#checkPrivate(message, "group");
+    if ("problem" in checked) {
+      return this.#violation(self, `a group message that is ${checked.problem}`);
+    }
+    if (!self.groupBucket.take(this.#now())) {
+      return this.#violation(self, "too many group messages: slow down");
+    }
+    this.#toGroup({ type: "group", sender: self.author, message }, self);
+  }
+
+  /** Direct: opaque bytes from one member of the group to another. */
+  #direct(self: Connected, recipient: Uint8Array, bytes: Uint8Array): void {
+    if (self.role !== "member") {
+      return this.#violation(self, "a direct message from outside the group");
+    }
+    if (!self.directBucket.take(this.#now(), bytes.length)) {
+      return this.#violation(self, "too many direct bytes: slow down");
+    }
+    const target = this.#connections.get(toHex(recipient));
+    if (target?.role !== "member") {
+      // Not a violation: the recipient may have left while the message was on its way.
+      return this.#send(self, {
+        type: "notice",
+        level: NOTICE_LEVEL.info,
+        text: "no such member in the group: the direct message was not delivered",
+      });
+    }
+    this.#send(target, { type: "direct", sender: self.author, bytes });
+  }
+
+  /**
+   * Section 13.4 "What the relay checks": a Commit must be a PrivateMessage commit, a Group
+   * message a PrivateMessage application message or proposal (a commit sent as a Group message
+   * would skip the ordering), and either must name the room's group once it is known.
+   */
+  #checkPrivate(bytes: Uint8Array, kind: "commit" | "group"): Checked {
+    let header: MlsHeader;
+    try {
+      header = readMlsHeader(bytes);
+    } catch (error) {
+      return { problem: `not an MLS message (${messageOf(error)})` };
+    }
+    if (header.wireFormat !== "private_message") {
+      return { problem: `${describe(header.wireFormat)}, not a PrivateMessage` };
+    }
+    const wanted = kind === "commit"
+      ? header.contentType === "commit"
+      : header.contentType !== "commit";
+    if (!wanted) return { problem: `a PrivateMessage holding ${an(header.contentType)}` };
+    if (
+      kind === "group" && this.#groupId !== undefined &&
+      !constantTimeEqual(header.groupId, this.#groupId)
+    ) {
+      return { problem: "for another group" };
+    }
+    return { header };
+  }
+
+  /**
+   * Section 13.8: a warning Notice and the message dropped; the third within a minute earns a
+   * final Notice and a disconnect.
+   *
+   * @throws {Ejection} at the third
+   */
+  #violation(self: Connected, text: string): void {
+    if (self.violations.add(this.#now())) {
+      this.#send(self, {
+        type: "notice",
+        level: NOTICE_LEVEL.final,
+        text: `${text}: disconnected after repeated warnings`,
+      });
+      throw new Ejection(`repeated violations, the last: ${text}`);
+    }
+    this.#log(`warning ${self.label}: ${text}`);
+    this.#send(self, { type: "notice", level: NOTICE_LEVEL.warning, text: `${text}: dropped` });
+  }
+
+  /**
+   * Hands the connection what is queued for it, then close_notify, but waits at most
+   * FAREWELL_MS: a peer that stopped reading must not hold its connection open. With `drain`
+   * (a peer that may still be sending) it also reads until the peer's close_notify, discarding:
+   * closing a socket with unread data resets it, which can destroy the final Notice unread.
+   */
+  async #farewell(c: Connected, drain = false): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_MS));
+    const goodbye = (async () => {
+      await c.outbox.flush();
+      await c.connection.closeWrite().catch(() => {});
+      while (drain && await c.connection.receive() !== null) {
+        // Discarded: the relay no longer listens to this peer.
+      }
+    })().catch(() => {});
+    await Promise.race([goodbye, deadline]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Closes the room: a final Notice and close_notify to every connection; later joins are
+   * refused.
+   *
+   * @param reason the final Notice's text
+   */
+  async close(reason = "the relay is shutting down"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#host.transfers?.abortAll(reason);
-    const members = [...this.#members.values()];
-    for (const member of members) member.outbox.deliver(encodeNotice(NOTICE_LEVEL.final, reason));
-    await Promise.all(members.map(async (member) => {
-      await member.outbox.flush();
-      await member.connection.closeWrite().catch(() => {});
-    }));
-    for (const member of members) member.connection.close();
-    this.#host.emit({ type: "closed", time: this.#now(), reason });
+    const everyone = [...this.#connections.values()];
+    for (const c of everyone) {
+      this.#send(c, { type: "notice", level: NOTICE_LEVEL.final, text: reason });
+    }
+    await Promise.all(everyone.map((c) => this.#farewell(c)));
+    for (const c of everyone) c.connection.close();
+    this.#log(`room closed: ${reason}`);
     this.#resolveClosed();
   }
+}
 
-  /** The host's participation, as a Participant. @throws {RangeError} with --relay-only */
-  hostParticipant(): Participant {
-    const participant = this.#host.participant;
-    if (!participant) throw new RangeError("the host does not take part in this room");
-    return participant;
+function headerOf(bytes: Uint8Array): MlsHeader | undefined {
+  try {
+    return readMlsHeader(bytes);
+  } catch {
+    return undefined;
   }
+}
+
+function describe(wireFormat: string | undefined): string {
+  return wireFormat === undefined ? "not an MLS message" : `${an(wireFormat)}`;
+}
+
+function an(name: string): string {
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof SecurechatError || error instanceof Error ? error.message : String(error);
+}
+
+/** A peer-chosen name made safe for one log line. */
+function logName(name: string): string {
+  return replaceUnsafe(name).slice(0, MAX_LOGGED_NAME);
 }

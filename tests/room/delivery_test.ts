@@ -4,7 +4,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
+import type { RoomConnection } from "../../lib/room/room_connection.ts";
 import { MAX_PENDING_BYTES, MemberOutbox } from "../../lib/room/delivery.ts";
 
 /** A connection whose writes wait until `release()` is called (or fail when `fail` is set). */
@@ -22,7 +22,7 @@ function fakeConnection() {
     close() {
       state.closed = true;
     },
-  } as unknown as SecureConnection;
+  } as unknown as RoomConnection;
   return { connection, batches, state, release: () => release() };
 }
 
@@ -46,7 +46,8 @@ Deno.test("MemberOutbox.deliver() sends in order, batching what piled up during 
   ok(!outbox.gone);
 });
 
-Deno.test("MemberOutbox.deliver() drops a member whose backlog passes MAX_PENDING_BYTES", async () => {
+Deno.test("MemberOutbox.deliver() drops a member whose backlog passes MAX_PENDING_BYTES (8 MiB)", async () => {
+  strictEqual(MAX_PENDING_BYTES, 8 * 1024 * 1024);
   const fake = fakeConnection();
   fake.state.hold = true;
   const log: string[] = [];

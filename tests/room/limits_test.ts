@@ -1,22 +1,32 @@
 /**
- * The relay's per-member limits on an injected clock: the token bucket and the violation window.
- * The relay's use of them (warnings, disconnects, --max-members) is in room_test.ts.
+ * The relay's per-member limits on an injected clock: the token bucket (by count and by bytes)
+ * and the violation window. The relay's use of them (warnings, disconnects, --max-members) is in
+ * relay_limits_test.ts.
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import {
+  DEFAULT_DIRECT_BURST_BYTES,
+  DEFAULT_DIRECT_BYTES_PER_SECOND,
+  DEFAULT_GROUP_BURST,
+  DEFAULT_GROUP_RATE,
+  DEFAULT_MAX_MEMBERS,
+  MAX_RELAY_MESSAGE_BYTES,
   MAX_VIOLATIONS,
   TokenBucket,
-  TransferFlows,
   VIOLATION_WINDOW_MS,
   Violations,
 } from "../../lib/room/limits.ts";
-import {
-  MAX_MANIFEST_BYTES,
-  MAX_MANIFEST_ENTRY_BYTES,
-  MAX_SLICE,
-  WINDOW_BYTES,
-} from "../../lib/transfer/transfer_messages.ts";
+
+Deno.test("limits.ts holds the defaults of PROTOCOL.md 13.8", () => {
+  strictEqual(DEFAULT_MAX_MEMBERS, 256);
+  strictEqual(MAX_RELAY_MESSAGE_BYTES, 2 ** 20 - 32);
+  strictEqual(DEFAULT_GROUP_RATE, 20);
+  strictEqual(DEFAULT_GROUP_BURST, 100);
+  strictEqual(DEFAULT_DIRECT_BYTES_PER_SECOND, 64 * 1024 * 1024);
+  strictEqual(DEFAULT_DIRECT_BURST_BYTES, 16 * 1024 * 1024);
+  strictEqual(VIOLATION_WINDOW_MS, 60_000);
+});
 
 Deno.test("TokenBucket.take() allows a burst, then refills at the rate, never above the burst", () => {
   const bucket = new TokenBucket(2, 3, 0);
@@ -44,20 +54,14 @@ Deno.test("Violations.add() says disconnect at the third violation within the wi
   strictEqual(fresh.add(VIOLATION_WINDOW_MS + 2), true);
 });
 
-Deno.test("TransferFlows.check() calls a manifest past MAX_MANIFEST_BYTES a violation, whatever the file count allows", () => {
-  const flows = new TransferFlows(WINDOW_BYTES + MAX_SLICE, MAX_MANIFEST_ENTRY_BYTES);
-  // 5,000 files would allow 20.7 MB by the per-file figure alone.
-  deepStrictEqual(flows.offer("sender", "recipient", "id", 5000), { action: "forward" });
-  deepStrictEqual(flows.check("accept", "recipient", "sender", "id"), { action: "forward" });
-  let forwarded = 0;
-  while (forwarded + MAX_SLICE <= MAX_MANIFEST_BYTES) {
-    deepStrictEqual(flows.check("manifest", "sender", "recipient", "id", MAX_SLICE), {
-      action: "forward",
-    });
-    forwarded += MAX_SLICE;
-  }
-  deepStrictEqual(flows.check("manifest", "sender", "recipient", "id", MAX_SLICE), {
-    action: "violation",
-    text: "a manifest larger than its offer allows",
-  });
+Deno.test("TokenBucket.take() takes many tokens at once, or none", () => {
+  const bucket = new TokenBucket(1000, 3000, 0);
+  strictEqual(bucket.take(0, 2000), true);
+  strictEqual(bucket.take(0, 1001), false, "1000 left");
+  strictEqual(bucket.take(0, 1000), true, "a refused take took nothing");
+  strictEqual(bucket.take(0, 1), false);
+  strictEqual(bucket.take(500, 500), true, "500 refilled in half a second");
+  // Never more than the burst, however long idle.
+  strictEqual(bucket.take(3_600_000, 3001), false);
+  strictEqual(bucket.take(3_600_000, 3000), true);
 });

@@ -15,13 +15,20 @@ import {
 import { runInitiator, runResponder } from "../../lib/transport/connection.ts";
 import { FRAME_TYPE } from "../../lib/protocol/frame.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
-import { exchangeSessionHello, MODE, type Mode } from "../../lib/transport/session_hello.ts";
+import {
+  exchangeSessionHello,
+  MODE,
+  type Mode,
+  RETIRED_ROOM_MODE,
+} from "../../lib/transport/session_hello.ts";
 import { isCode } from "../_helpers/assert_error.ts";
 import { startProxy } from "../_helpers/proxy.ts";
 import { alice, bob, connectionOptions, securePair } from "../_helpers/secure_pair.ts";
 
 const PIPE_HINT = "the peer runs a chat: leave out --pipe and use a terminal, or add --json";
 const CHAT_HINT = "the peer is in pipe mode: add --pipe, or run both sides on a terminal";
+const OLDER_HINT =
+  "the peer runs an older securechat, whose rooms cannot talk to this one: both sides need the same version";
 
 function modeMismatch(message: string, hint: string) {
   return (error: unknown) => {
@@ -45,8 +52,9 @@ async function expectHelloThenAlert(peer: SecureConnection, mode: Mode, alert: s
   });
 }
 
-Deno.test("MODE holds the section 12 codes", () => {
-  deepStrictEqual(MODE, { pipe: 1, chat: 2 });
+Deno.test("MODE holds the section 12 codes: chat is the room of section 13, code 3", () => {
+  deepStrictEqual(MODE, { pipe: 1, chat: 3 });
+  strictEqual(RETIRED_ROOM_MODE, 2);
 });
 
 for (const mode of ["pipe", "chat"] as const) {
@@ -70,8 +78,8 @@ for (const mode of ["pipe", "chat"] as const) {
 Deno.test("exchangeSessionHello() sends exactly one byte, the mode, as its own record", async () => {
   const { server, client } = await securePair();
   const hello = exchangeSessionHello(server, "chat");
-  deepStrictEqual(await client.receive(), Uint8Array.of(2));
-  await client.send(Uint8Array.of(2));
+  deepStrictEqual(await client.receive(), Uint8Array.of(3));
+  await client.send(Uint8Array.of(3));
   await hello;
   server.close();
   client.close();
@@ -104,6 +112,19 @@ Deno.test("exchangeSessionHello() names an unknown mode, and the peer gets no_ap
   client.close();
 });
 
+for (const mode of ["chat", "pipe"] as const) {
+  Deno.test(`exchangeSessionHello() in ${mode} mode names the version-1 room of an older securechat`, async () => {
+    const { server, client } = await securePair();
+    await client.send(Uint8Array.of(RETIRED_ROOM_MODE));
+    await rejects(
+      exchangeSessionHello(server, mode),
+      modeMismatch(`the peer wants the version-1 room, we are in ${mode} mode`, OLDER_HINT),
+    );
+    await expectHelloThenAlert(client, mode, "no_application_protocol");
+    client.close();
+  });
+}
+
 Deno.test("exchangeSessionHello() refuses a mode 0 hello", async () => {
   const { server, client } = await securePair();
   await client.send(Uint8Array.of(0));
@@ -115,7 +136,7 @@ Deno.test("exchangeSessionHello() refuses a mode 0 hello", async () => {
 });
 
 Deno.test("exchangeSessionHello() refuses a hello longer than one byte, even if it starts right", async () => {
-  for (const hello of [Uint8Array.of(2, 0), Uint8Array.of(2, 2), Uint8Array.of(1, 2, 3)]) {
+  for (const hello of [Uint8Array.of(3, 0), Uint8Array.of(3, 3), Uint8Array.of(1, 2, 3)]) {
     const { server, client } = await securePair();
     await client.send(hello);
     await rejects(
