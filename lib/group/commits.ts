@@ -37,6 +37,7 @@ import {
   openCommit,
   type PrivateMessage,
   type Proposal,
+  type ProposalOrRef,
   type ProposalWithSender,
 } from "./mls.ts";
 import type { CredentialBook, Roster } from "./roster.ts";
@@ -222,7 +223,8 @@ export async function problemWithAdds(
  * verifies, it refers only to proposals we hold, the rule allows it on the state before it, and
  * every KeyPackage it adds passes on its own.
  *
- * @returns the committer's leaf and every proposal the commit applies
+ * @returns the committer's leaf, every proposal the commit applies, the commit's own list of
+ *   them (by value or by reference), and the rule's view of the state before
  * @throws {GroupFailure} when any of that fails
  */
 export async function examineCommit(
@@ -230,7 +232,14 @@ export async function examineCommit(
   roster: Roster,
   header: PrivateMessage,
   cs: CiphersuiteImpl,
-): Promise<{ committer: number; proposals: ProposalWithSender[]; before: PolicyState }> {
+): Promise<
+  {
+    committer: number;
+    proposals: ProposalWithSender[];
+    listed: ProposalOrRef[];
+    before: PolicyState;
+  }
+> {
   let opened;
   try {
     opened = await openCommit(state, header, cs);
@@ -238,7 +247,7 @@ export async function examineCommit(
     throw new GroupFailure(`MLS refused it: ${messageOf(error)}`, { cause: error });
   }
   const before = policyStateOf(state, roster);
-  const { committer, proposals } = opened;
+  const { committer, proposals, listed } = opened;
   const refusal = commitRefusal(committer, proposals.map(policyProposal), before);
   if (refusal !== undefined || committer === undefined) {
     throw new GroupFailure(refusal ?? "a commit from outside the group");
@@ -248,7 +257,7 @@ export async function examineCommit(
   );
   const problem = await problemWithAdds(state, adds, committer, false, cs);
   if (problem !== undefined) throw new GroupFailure(`it adds a KeyPackage MLS refuses: ${problem}`);
-  return { committer, proposals, before };
+  return { committer, proposals, listed, before };
 }
 
 /**

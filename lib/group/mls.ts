@@ -18,6 +18,10 @@
  * - Lifetimes are not checked on receipt (`validateLifetimeOnReceive: false`): the library would
  *   check them on every tree leaf at join, and a member who joined yesterday has a leaf made from
  *   yesterday's KeyPackage. The admitting admin checks the KeyPackage (section 13.1).
+ * - Two library bugs are worked around here, each reproduced by a test that fails once an upgrade
+ *   fixes it: a commit whose Add that is not the last fails crashes the process
+ *   ({@linkcode checkAddAlone}), and a removed member whose leaf an Add of the same commit takes
+ *   back gets an internal error instead of its removal ({@linkcode afterOurRemoval}).
  * - Deep imports (`ts-mls/privateMessage.js` and others) go through the package's `./*.js`
  *   export map; they are internals, so this file is the one place to revisit on an upgrade.
  *
@@ -44,6 +48,7 @@ import {
   type PrivateKeyPackage,
   type PrivateMessage,
   type Proposal,
+  type ProposalOrRef,
   type ProposalWithSender,
   type Welcome,
 } from "ts-mls";
@@ -78,6 +83,7 @@ export type {
   PrivateKeyPackage,
   PrivateMessage,
   Proposal,
+  ProposalOrRef,
   ProposalWithSender,
   Welcome,
 } from "ts-mls";
@@ -175,7 +181,9 @@ export async function openCommit(
   state: ClientState,
   message: PrivateMessage,
   cs: CiphersuiteImpl,
-): Promise<{ committer: number | undefined; proposals: ProposalWithSender[] }> {
+): Promise<
+  { committer: number | undefined; proposals: ProposalWithSender[]; listed: ProposalOrRef[] }
+> {
   const { content } = await unprotectPrivateMessage(
     state.keySchedule.senderDataSecret,
     message,
@@ -196,7 +204,42 @@ export async function openCommit(
     if (held === undefined) throw new TypeError("it refers to a proposal this member never saw");
     return held;
   });
-  return { committer, proposals };
+  return { committer, proposals, listed: framed.commit.proposals };
+}
+
+/**
+ * Our state after a commit that removes us: the tree with the commit's proposals applied, no
+ * pending proposals, and the group marked as left, as the library records a removal.
+ *
+ * Why not the library: ts-mls 1.6.4 notices that a commit removes us only when our leaf is blank
+ * after it; when an Add of the same commit takes the leaf back (a member who comes back while
+ * its old session still runs, section 13.3), it tries to decrypt the update path, which a
+ * removed member is left out of, and fails with an internal error. A removed member needs
+ * nothing of the path or the next epoch.
+ *
+ * @param listed the commit's proposals as it lists them (by value or by reference)
+ * @throws {Error} (library errors) when the proposals do not apply
+ */
+export async function afterOurRemoval(
+  state: ClientState,
+  committer: number,
+  listed: ProposalOrRef[],
+  cs: CiphersuiteImpl,
+): Promise<ClientState> {
+  const { tree } = await applyProposals(
+    state,
+    listed,
+    committer as LeafIndex,
+    emptyPskIndex,
+    false,
+    cs,
+  );
+  return {
+    ...state,
+    ratchetTree: tree,
+    unappliedProposals: {},
+    groupActiveState: { kind: "removedFromGroup" },
+  };
 }
 
 /**

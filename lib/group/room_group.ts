@@ -40,6 +40,7 @@ import {
 import type { Admission, CommitChange, GroupEvent, PendingCommit } from "./group_types.ts";
 import { makeKeyPackage } from "./key_package.ts";
 import {
+  afterOurRemoval,
   type CiphersuiteImpl,
   clientConfig,
   type ClientState,
@@ -391,12 +392,23 @@ export class RoomGroup {
     if (header.epoch > this.epoch) {
       throw new GroupFailure(`it is for epoch ${header.epoch} but this member is at ${this.epoch}`);
     }
-    const { committer, proposals, before } = await examineCommit(
+    const { committer, proposals, listed, before } = await examineCommit(
       this.#state,
       this.#roster,
       header,
       this.#cs,
     );
+    const leaving = leavingOf(proposals);
+    if (proposals.some(({ proposal }) => isRemoveOf(proposal, this.#self.leaf))) {
+      // Removed: the library would fail when an Add takes our leaf back (see afterOurRemoval).
+      let state: ClientState;
+      try {
+        state = await afterOurRemoval(this.#state, committer, listed, this.#cs);
+      } catch (error) {
+        throw new GroupFailure(`MLS refused it: ${messageOf(error)}`, { cause: error });
+      }
+      return await this.#adopt(state, committer, leaving, header.epoch + 1n);
+    }
     // examineCommit applied the rule; the library's callback applies it again to exactly what
     // the library is about to apply.
     const verdict: { refusal?: string | undefined } = { refusal: "not a commit" };
@@ -409,7 +421,7 @@ export class RoomGroup {
     if (result.kind !== "newState" || result.actionTaken !== "accept") {
       throw new GroupFailure(verdict.refusal ?? "refused");
     }
-    return await this.#adopt(result.newState, committer, leavingOf(proposals), header.epoch + 1n);
+    return await this.#adopt(result.newState, committer, leaving, header.epoch + 1n);
   }
 
   /** Runs the library on one message, its errors made a rejection or a failure. */
@@ -433,17 +445,18 @@ export class RoomGroup {
     epoch: bigint,
   ): Promise<GroupEvent & { kind: "commit" }> {
     const committer = this.#roster.at(committerLeaf)!;
+    const removedUs = state.groupActiveState.kind === "removedFromGroup";
     let after: Roster;
     try {
-      after = await rosterOf(state, this.#book);
+      // Removed, our leaf index may now be someone else's.
+      after = await rosterOf(state, this.#book, removedUs ? -1 : this.#self.leaf);
     } catch (error) {
       throw new GroupFailure(`it leaves a group that is not a room: ${messageOf(error)}`);
     }
     const { added, removed } = this.#roster.changesTo(after, leaving);
-    const removedUs = state.groupActiveState.kind === "removedFromGroup";
     this.#state = state;
     this.#roster = after;
-    this.#self = after.at(this.#self.leaf) ?? this.#self;
+    if (!removedUs) this.#self = after.at(this.#self.leaf)!;
     if (removedUs) {
       this.#ended = "this member was removed from the room";
     } else {
@@ -487,10 +500,14 @@ export class RoomGroup {
   }
 }
 
-async function rosterOf(state: ClientState, book: CredentialBook): Promise<Roster> {
+async function rosterOf(
+  state: ClientState,
+  book: CredentialBook,
+  self = state.privatePath.leafIndex,
+): Promise<Roster> {
   const leaves = leavesOf(state);
   const admins = adminsOf(state.groupContext.extensions);
-  const roster = await Roster.build(leaves, state.privatePath.leafIndex, admins, book);
+  const roster = await Roster.build(leaves, self, admins, book);
   book.keepOnly(leaves);
   return roster;
 }
