@@ -11,12 +11,13 @@
  * | Add                    | the committer is an admin                                          |
  * | Remove                 | the committer is an admin, or the removed member proposed it       |
  * | Update                 | always                                                             |
- * | GroupContextExtensions | the committer is an admin, and the new admins extension is valid   |
- * |                        | and lists a member that stays                                      |
+ * | GroupContextExtensions | the committer is an admin, and the extensions become one valid     |
+ * |                        | admins extension listing a member who stays                        |
  * | anything else          | never (PSK, ReInit, ExternalInit, custom), nor an external commit  |
  *
  * A proposal on its own is kept for a later commit only when it is a member leaving (a Remove of
- * its sender's own leaf): any other would ride into an admin's next commit by reference.
+ * its sender's own leaf; room_group.ts also refuses a second one): any other would ride into an
+ * admin's next commit by reference.
  *
  * Pure: no MLS library here. group.ts turns the library's proposals into
  * {@linkcode PolicyProposal}s, and decides from the state before the commit.
