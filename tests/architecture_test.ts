@@ -41,6 +41,7 @@ export const LAYERS = [
   "trust",
   "protocol",
   "transport",
+  "group",
   "chat",
   "transfer",
   "room",
@@ -148,6 +149,16 @@ Deno.test("protocol/ is pure: no socket, file, process or clock, only bytes in a
     const hit = code.find((line) => impure.test(line));
     strictEqual(hit, undefined, `${file.path}: ${hit}`);
   }
+});
+
+Deno.test("only lib/group/mls.ts imports the MLS library (ts-mls), so an upgrade has one place to look", async () => {
+  const importers: string[] = [];
+  for (const file of await sources(new URL("lib/", root))) {
+    if (imports(file.text).some((target) => /^(?:npm:)?ts-mls(?:@|\/|$)/.test(target))) {
+      importers.push(file.path);
+    }
+  }
+  deepStrictEqual(importers, ["lib/group/mls.ts"]);
 });
 
 // Spelled in two parts so that grep-based checks (the before-stop hook) do not flag this test.
