@@ -20,12 +20,12 @@ import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
 import { followTransfer } from "./transfer_cli.ts";
 import {
+  admitListFlag,
   announcePeer,
   chooseMode,
   handshakeTimeoutMs,
   keepaliveMs,
   loadOwnIdentity,
-  admitListFlag,
   nameFlag,
   progressLine,
   receivePolicyFlags,

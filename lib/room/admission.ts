@@ -71,9 +71,13 @@ export class Admissions implements AdminActions {
   #admins: string[] | undefined;
   #pending: PendingCommit | undefined;
   #making = false;
-  #batchTimer: number | undefined;
-  #proposalTimer: number | undefined;
+  #batchTimer: ReturnType<typeof setTimeout> | undefined;
+  #proposalTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  /** Someone wants to send: pending proposals are committed now, not after the timer. */
+  #urgent = false;
+  /** Sends waiting for pending proposals to be committed (RFC 9420 forbids sending before). */
+  #waiting: { resolve: () => void; reject: (error: unknown) => void }[] = [];
 
   constructor(options: AdmissionsOptions) {
     this.#options = options;
@@ -88,7 +92,11 @@ export class Admissions implements AdminActions {
       admission = await group.checkKeyPackage(keyPackage);
     } catch (error) {
       if (!(error instanceof GroupRejection)) throw error;
-      this.#emit({ type: "notice", time: this.#options.now(), text: `a knock was refused: ${error.message}` });
+      this.#emit({
+        type: "notice",
+        time: this.#options.now(),
+        text: `a knock was refused: ${error.message}`,
+      });
       return;
     }
     if (!constantTimeEqual(admission.member.author, sender)) {
@@ -167,6 +175,20 @@ export class Admissions implements AdminActions {
     return Promise.resolve();
   }
 
+  /**
+   * Resolves once no proposal waits for a commit, committing them now if needed: a member may
+   * send nothing while one waits (RFC 9420 section 12.1), so a send waits for this first.
+   *
+   * @throws {SecurechatError} when the room ends first
+   */
+  async clear(): Promise<void> {
+    if (!this.#options.group()?.hasPendingProposals()) return;
+    if (this.#stopped) throw new SecurechatError("not_connected", "the room is closed");
+    this.#urgent = true;
+    this.#soon();
+    await new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
   /** A leaving member's proposal arrived: commit it ourselves if nobody does soon (13.3). */
   proposed(): void {
     this.#armProposalTimer();
@@ -177,6 +199,7 @@ export class Admissions implements AdminActions {
     for (const member of event.added) this.#knocks.delete(member.fingerprint);
     for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
     if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    this.#settled();
     this.#armProposalTimer();
     this.#soon();
   }
@@ -197,6 +220,7 @@ export class Admissions implements AdminActions {
     for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
     if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
     this.#options.committed(event);
+    this.#settled();
     this.#armProposalTimer();
     this.#soon();
   }
@@ -214,8 +238,17 @@ export class Admissions implements AdminActions {
   /** The session is over: no more commits. */
   stop(): void {
     this.#stopped = true;
+    const closed = new SecurechatError("not_connected", "the room is closed");
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(closed);
     clearTimeout(this.#batchTimer);
     clearTimeout(this.#proposalTimer);
+  }
+
+  /** Wakes the sends that waited for pending proposals, once none is left. */
+  #settled(): void {
+    if (this.#options.group()?.hasPendingProposals()) return;
+    this.#urgent = false;
+    for (const waiter of this.#waiting.splice(0)) waiter.resolve();
   }
 
   #emit(event: ChatEvent): void {
@@ -287,7 +320,8 @@ export class Admissions implements AdminActions {
       }
     }
     const admins = admin ? this.#admins : undefined;
-    const proposals = group.hasPendingProposals() && this.#proposalTimer === undefined;
+    const proposals = group.hasPendingProposals() &&
+      (this.#urgent || this.#proposalTimer === undefined);
     if (admitted.length === 0 && remove.size === 0 && !admins && !proposals) return;
     this.#making = true;
     try {

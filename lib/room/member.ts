@@ -98,7 +98,8 @@ export async function joinRoom(
     participant.emit({
       type: "notice",
       time: now(),
-      text: `waiting for an admin of the room to admit you (you are ${options.identity.fingerprint})`,
+      text:
+        `waiting for an admin of the room to admit you (you are ${options.identity.fingerprint})`,
     });
   }
   membership.run(participant, admissions, newcomer);

@@ -335,8 +335,17 @@ export class RoomParticipant implements Participant {
 
   /** Encrypts content for the whole group and hands it to the relay. */
   async #sendToGroup(content: Uint8Array): Promise<void> {
-    const group = this.#joinedGroup();
-    await this.#link.send({ type: "group", message: await group.encrypt(content) });
+    for (let attempt = 1;; attempt++) {
+      await this.admin?.clear();
+      const group = this.#joinedGroup();
+      try {
+        return await this.#link.send({ type: "group", message: await group.encrypt(content) });
+      } catch (error) {
+        // Another proposal arrived between clear() and encrypt(): wait for its commit too.
+        const again = error instanceof SecurechatError && error.code === "group_pending_proposals";
+        if (!again || attempt === 3) throw error;
+      }
+    }
   }
 
   /** Section 13.5: a message only `to` can open, inside an application message for the group. */
@@ -401,6 +410,8 @@ export class RoomParticipant implements Participant {
 
 /** What an admin can do; lib/room/admission.ts does it. */
 export interface AdminActions {
+  /** Resolves once no proposal waits for a commit (a member may send nothing before). */
+  clear(): Promise<void>;
   admit(who: string): Promise<void>;
   kick(who: string): Promise<void>;
   setAdmin(who: string, on: boolean): Promise<void>;
