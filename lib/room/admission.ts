@@ -125,7 +125,8 @@ export class Admissions implements AdminActions {
   }
 
   /** /admit: lets in a newcomer that knocked, by name or fingerprint. */
-  admit(who: string): Promise<void> {
+  // deno-lint-ignore require-await
+  async admit(who: string): Promise<void> {
     this.#requireAdmin();
     const knocks = [...this.#knocks.values()];
     const byName = knocks.filter((knock) => knock.info.name === who);
@@ -142,11 +143,11 @@ export class Admissions implements AdminActions {
     }
     found.admitted = true;
     this.#soon();
-    return Promise.resolve();
   }
 
   /** /kick: removes a member (an admin only). */
-  kick(who: string): Promise<void> {
+  // deno-lint-ignore require-await
+  async kick(who: string): Promise<void> {
     this.#requireAdmin();
     const member = this.#member(who);
     if (member.self) {
@@ -154,11 +155,11 @@ export class Admissions implements AdminActions {
     }
     this.#kicks.add(member.fingerprint);
     this.#soon();
-    return Promise.resolve();
   }
 
   /** /op and /deop: makes a member an admin, or no longer one (never the last). */
-  setAdmin(who: string, on: boolean): Promise<void> {
+  // deno-lint-ignore require-await
+  async setAdmin(who: string, on: boolean): Promise<void> {
     this.#requireAdmin();
     const member = this.#member(who);
     const group = this.#options.group()!;
@@ -172,7 +173,6 @@ export class Admissions implements AdminActions {
     }
     this.#admins = next;
     this.#soon();
-    return Promise.resolve();
   }
 
   /**

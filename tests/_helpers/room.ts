@@ -1,35 +1,21 @@
 /**
- * Room fixtures over real loopback sockets: a Relay, and members that dial it through the real
- * handshake and join with `joinRoom()`. Events are collected per member.
+ * Room fixtures over real loopback sockets: a real Relay, and members that dial it through the
+ * real handshake and join with `joinRoom()` (real MLS). The first member makes the group and
+ * admits the others it is told to (an admit list), like `dial --admit`. Events are collected per
+ * member.
  *
  * @module
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import type { ChatEvent, Participant } from "../../lib/chat/chat_events.ts";
-import { runInitiator, runResponder } from "../../lib/transport/connection.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
-import { generateIdentity, type Identity, importPublicIdentity } from "../../lib/keys/identity.ts";
-import { authorOf, decodeRoomMessage, JOINED_FLAG } from "../../lib/chat/room_messages.ts";
-import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
-import { ALL_SUITES } from "../../lib/crypto/kex.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
 import { type JoinOptions, joinRoom } from "../../lib/room/member.ts";
+import { Relay, type RelayOptions } from "../../lib/room/relay.ts";
+import { identities, securePairFor } from "./relay_peers.ts";
 
-/** Identities are slow to make: reuse a pool across tests. */
-const pool: Identity[] = [];
-export async function identities(count: number): Promise<Identity[]> {
-  while (pool.length < count) {
-    const batch = await Promise.all(
-      Array.from(
-        { length: Math.min(16, count - pool.length) },
-        (_, i) => generateIdentity({ type: "ed25519", comment: `member${pool.length + i}` }),
-      ),
-    );
-    pool.push(...batch.map((pair) => pair.identity));
-  }
-  return pool.slice(0, count);
-}
+export { identities };
 
 /** A member: its session and every event it saw. */
 export interface TestMember {
@@ -42,34 +28,6 @@ export interface TestMember {
   readonly received: number;
   /** Resolves when `predicate` holds for the events seen so far. */
   until(predicate: (events: ChatEvent[]) => boolean, timeoutMs?: number): Promise<void>;
-}
-
-/** Opens a secure connection pair on loopback: `accept` gets the responder side. */
-export async function connectPair(
-  client: Identity,
-  server: Identity,
-): Promise<{ clientSide: SecureConnection; serverSide: SecureConnection }> {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const [serverConn, clientConn] = await Promise.all([
-    listener.accept(),
-    Deno.connect({ hostname: "127.0.0.1", port }),
-  ]);
-  const [serverSide, clientSide] = await Promise.all([
-    runResponder(serverConn, {
-      identity: server,
-      suites: ALL_SUITES,
-      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-      authorize: () => Promise.resolve(),
-    }),
-    runInitiator(clientConn, {
-      identity: client,
-      suites: ["x25519"],
-      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-      checkPeer: () => Promise.resolve(),
-    }),
-  ]);
-  return { clientSide, serverSide };
 }
 
 /** Wraps a session so a test can wait for events. */
@@ -89,7 +47,7 @@ export function watch(identity: Identity, session: Participant): TestMember {
     get received() {
       return received;
     },
-    async until(predicate, timeoutMs = 20_000) {
+    async until(predicate, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(events)) {
         if (Date.now() > deadline) {
@@ -107,18 +65,75 @@ export function watch(identity: Identity, session: Participant): TestMember {
   };
 }
 
-/** Joins `identity` to a room served by `admit` (Relay.admit or a test relay). */
+/** Joins `identity` to `relay` over a real loopback connection and real handshake. */
 export async function join(
   identity: Identity,
+  relay: Relay,
   relayIdentity: Identity,
-  admit: (connection: SecureConnection, name: string) => Promise<void>,
   options: Omit<JoinOptions, "identity"> = {},
 ): Promise<TestMember> {
-  const { clientSide, serverSide } = await connectPair(identity, relayIdentity);
-  admit(serverSide, identity.comment);
-  const session = await joinRoom(clientSide, { identity, ...options });
+  const { memberSide, relaySide } = await securePairFor(identity, relayIdentity);
+  relay.join(relaySide).catch(() => {});
+  const session = await joinRoom(memberSide, { identity, ...options });
   // Not spread: that would copy `received` once instead of keeping its getter.
-  return Object.assign(watch(identity, session), { connection: clientSide });
+  return Object.assign(watch(identity, session), { connection: memberSide });
+}
+
+/** True once the member is in the group (its roster arrived). */
+export function entered(events: ChatEvent[]): boolean {
+  return events.some((event) => event.type === "roster");
+}
+
+/** True once the member's roster lists `count` members. */
+export function rosterSize(member: TestMember, count: number): boolean {
+  return member.session.members().length === count;
+}
+
+/**
+ * A room of `count` members on a fresh relay: the first makes the group and admits the others
+ * (its admit list names them), who join one after another or all at once (`together`). Resolves
+ * once every member's roster lists all of them.
+ */
+export async function room(
+  count: number,
+  options: { relay?: RelayOptions; together?: boolean; member?: Omit<JoinOptions, "identity"> } =
+    {},
+): Promise<
+  { relay: Relay; relayIdentity: Identity; members: TestMember[]; close(): Promise<void> }
+> {
+  const [relayIdentity, ...people] = await identities(count + 1) as [Identity, ...Identity[]];
+  const relay = new Relay(options.relay ?? {});
+  const listed = new Set(people.map((person) => person.fingerprint));
+  const first = await join(people[0]!, relay, relayIdentity, {
+    ...options.member,
+    admitsAtOnce: (fingerprint) => listed.has(fingerprint),
+  });
+  await first.until(entered);
+  const others: TestMember[] = [];
+  if (options.together) {
+    others.push(
+      ...await Promise.all(
+        people.slice(1).map((person) => join(person, relay, relayIdentity, options.member)),
+      ),
+    );
+  } else {
+    for (const person of people.slice(1)) {
+      const member = await join(person, relay, relayIdentity, options.member);
+      await member.until(entered);
+      others.push(member);
+    }
+  }
+  const members = [first, ...others];
+  for (const member of members) await member.until(() => rosterSize(member, count));
+  return {
+    relay,
+    relayIdentity,
+    members,
+    async close() {
+      await Promise.all(members.map((member) => member.session.close().catch(() => {})));
+      await relay.close();
+    },
+  };
 }
 
 /** Messages (text) a member received from others, in order. */
@@ -128,7 +143,6 @@ export function texts(member: TestMember): string[] {
   );
 }
 
-/** Messages from others that a member has shown. */
 /** Messages from other members among `events` (a scan: for small tests; load tests use `received`). */
 export function receivedCount(events: ChatEvent[]): number {
   return events.filter((e) => e.type === "message" && !e.from.self).length;
@@ -154,32 +168,4 @@ export function assertDeliveredInOrder(members: TestMember[], messages: number):
     }
     strictEqual(member.events.filter((e) => e.type === "rejected").length, 0);
   }
-}
-
-/**
- * A member built from the library that joins a real listener's room at `port` by hand: the real
- * handshake and SessionHello, then reads until it has the Welcome and the host's Joined. Tests
- * then send what an attacker or a probe would, with `secure`.
- */
-export async function joinListenerRoom(
-  port: number,
-  identity: Identity,
-): Promise<{ secure: SecureConnection; roomId: Uint8Array; hostAuthor: Uint8Array }> {
-  const secure = await runInitiator(await Deno.connect({ hostname: "127.0.0.1", port }), {
-    identity,
-    suites: ["x25519"],
-    maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-    checkPeer: () => Promise.resolve(),
-  });
-  await exchangeSessionHello(secure, "chat");
-  let roomId: Uint8Array | undefined;
-  let hostAuthor: Uint8Array | undefined;
-  while (!roomId || !hostAuthor) {
-    const message = decodeRoomMessage((await secure.receive())!);
-    if (message.type === "welcome") roomId = message.roomId;
-    if (message.type === "joined" && message.flags & JOINED_FLAG.host) {
-      hostAuthor = authorOf((await importPublicIdentity(message.spki)).fingerprint);
-    }
-  }
-  return { secure, roomId, hostAuthor };
 }

@@ -1,0 +1,128 @@
+/**
+ * Members of a real room: a real Relay on loopback sockets, real handshakes, real MLS. What each
+ * member sees when others talk, whisper, join, leave and are removed (PROTOCOL.md 13.3, 13.5,
+ * 13.7).
+ */
+
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
+import { entered, identities, join, room, rosterSize, texts } from "../_helpers/room.ts";
+import { Relay } from "../../lib/room/relay.ts";
+
+const hasText = (text: string) => (events: ChatEvent[]) =>
+  events.some((event) => event.type === "message" && event.text === text);
+
+Deno.test("three members: lines reach everyone, verified, named by their credential", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    await bob!.session.sendText("hello from bob");
+    await alice!.until(hasText("hello from bob"));
+    await carol!.until(hasText("hello from bob"));
+    await carol!.session.sendAction("waves");
+    await bob!.until(hasText("waves"));
+    const seen = alice!.events.find((event) => event.type === "message" && !event.from.self);
+    strictEqual(seen?.type === "message" && seen.from.fingerprint, bob!.identity.fingerprint);
+    for (const member of [alice!, bob!, carol!]) {
+      strictEqual(member.events.filter((event) => event.type === "rejected").length, 0);
+    }
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a private message reaches its recipient only; the others see nothing of it", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    await alice!.session.sendPrivate(bob!.identity.comment, "for bob only");
+    await alice!.session.sendText("for everyone");
+    await bob!.until(hasText("for everyone"));
+    await carol!.until(hasText("for everyone"));
+    deepStrictEqual(texts(bob!), ["for bob only", "for everyone"]);
+    deepStrictEqual(texts(carol!), ["for everyone"]);
+    strictEqual(carol!.events.filter((event) => event.type === "rejected").length, 0);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("joins show who added whom; every member sees the same epoch code", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    const joined = bob!.events.find((event) =>
+      event.type === "join" && event.member.fingerprint === carol!.identity.fingerprint
+    );
+    strictEqual(joined?.type === "join" && joined.by?.fingerprint, alice!.identity.fingerprint);
+    const codes = await Promise.all(
+      [alice!, bob!, carol!].map(async (member) => (await member.session.verify()).epochCode),
+    );
+    ok(codes[0]);
+    deepStrictEqual(new Set(codes).size, 1);
+    const [ab, ba] = await Promise.all([
+      alice!.session.verify(bob!.identity.comment),
+      bob!.session.verify(alice!.identity.comment),
+    ]);
+    ok(ab.safety?.number);
+    strictEqual(ab.safety?.number, ba.safety?.number);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a member who leaves is committed out by the others, and the room goes on", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    await carol!.session.close();
+    await alice!.until(() => rosterSize(alice!, 2));
+    await bob!.until(() => rosterSize(bob!, 2));
+    const left = bob!.events.find((event) => event.type === "leave");
+    strictEqual(left?.type === "leave" && left.reason, "left the room");
+    await bob!.session.sendText("still here");
+    await alice!.until(hasText("still here"));
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("an admin removes a member, who is told and can read nothing after", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    await alice!.session.kick!(carol!.identity.comment);
+    await carol!.until((events) => events.some((event) => event.type === "closed"));
+    await bob!.until(() => rosterSize(bob!, 2));
+    const error = carol!.events.find((event) => event.type === "error");
+    ok(error?.type === "error" && error.message.includes("removed you"), JSON.stringify(error));
+    await alice!.session.sendText("after carol");
+    await bob!.until(hasText("after carol"));
+    ok(!texts(carol!).includes("after carol"));
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("only an admin may admit or remove: a member's /kick is refused before anything is sent", async () => {
+  const { members: [, bob, carol], close } = await room(3);
+  try {
+    await rejects(bob!.session.kick!(carol!.identity.comment), /only an admin/);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a newcomer waits until an admin types /admit; then it is in", async () => {
+  const [relayIdentity, alice, bob] = await identities(3);
+  const relay = new Relay({});
+  const first = await join(alice!, relay, relayIdentity!);
+  await first.until(entered);
+  const newcomer = await join(bob!, relay, relayIdentity!);
+  await first.until((events) => events.some((event) => event.type === "knock"));
+  const knock = first.events.find((event) => event.type === "knock");
+  strictEqual(knock?.type === "knock" && knock.member.fingerprint, bob!.fingerprint);
+  strictEqual(knock?.type === "knock" && knock.canAdmit, true);
+  await rejects(newcomer.session.sendText("too early"), /admit/);
+  await first.session.admit!(bob!.comment);
+  await newcomer.until(entered);
+  await newcomer.session.sendText("in");
+  await first.until(hasText("in"));
+  await Promise.all([first.session.close(), newcomer.session.close()]);
+  await relay.close();
+});
