@@ -319,6 +319,12 @@ export class Relay {
     if ("problem" in checked) {
       return this.#violation(self, `a Commit that is ${checked.problem}`);
     }
+    // A commit costs every member a state change: it counts like a group message (13.8). Refused,
+    // so that the committer does not wait for an answer that never comes.
+    if (!self.groupBucket.take(this.#now())) {
+      if (this.#epoch !== undefined) this.#send(self, { type: "refused", epoch: this.#epoch });
+      return this.#violation(self, "too many commits: slow down");
+    }
     if (message.welcome !== undefined) {
       const wireFormat = headerOf(message.welcome)?.wireFormat;
       if (wireFormat !== "welcome") {

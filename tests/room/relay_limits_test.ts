@@ -35,6 +35,15 @@ function application(size = 100): Uint8Array {
   return message;
 }
 
+/** A Commit (no Welcome) for `epoch` of the test's group. */
+function commitAt(epoch: bigint) {
+  return {
+    type: "commit" as const,
+    commit: privateMessage({ groupId: GROUP, epoch, contentType: "commit" }),
+    recipients: [],
+  };
+}
+
 /**
  * A creator and `count` members welcomed at epoch 0; `how` says which of them (by index) join
  * through the in-memory pair, and which never read (`slow`).
@@ -83,7 +92,8 @@ async function closeAll(room: Relay, peers: RelayPeer[]): Promise<void> {
 
 Deno.test("Relay holds a member to its Group rate: a warning, then a final Notice at the third", async () => {
   let time = 0;
-  const { room, log } = relay({ groupRate: 1, groupBurst: 3, now: () => time });
+  // A burst of 4: the commit that makes the group takes one token (commits count too, 13.8).
+  const { room, log } = relay({ groupRate: 1, groupBurst: 4, now: () => time });
   const [a, b] = await group(room, 1) as [RelayPeer, RelayPeer];
   const messages = [application(), application(), application(), application()];
   for (const message of messages) await a.send({ type: "group", message });
@@ -115,6 +125,22 @@ Deno.test("Relay holds a member to its Group rate: a warning, then a final Notic
     ),
   );
   await closeAll(room, [b]);
+});
+
+Deno.test("Relay counts Commits against the Group rate, answering an extra one Refused", async () => {
+  let time = 0;
+  const { room } = relay({ groupRate: 1, groupBurst: 2, now: () => time });
+  const [a, b] = await group(room, 1) as [RelayPeer, RelayPeer];
+  // The group's first commit took one token, this one the last.
+  await a.send(commitAt(1n));
+  deepStrictEqual(await a.barrier(), [{ type: "accepted", epoch: 1n }]);
+  await a.send(commitAt(2n));
+  deepStrictEqual(await a.barrier(), [
+    { type: "refused", epoch: 2n },
+    warning("too many commits: slow down: dropped"),
+  ]);
+  strictEqual((await b.barrier()).filter((message) => message.type === "commit").length, 1);
+  await closeAll(room, [a, b]);
 });
 
 Deno.test("Relay holds a member to its Direct bytes a second", async () => {
