@@ -1,0 +1,133 @@
+/**
+ * A member's commits on a real relay with real MLS (PROTOCOL.md 13.3, 13.4): knocks batched into
+ * one commit, two admins committing at once (one is refused and makes its commit again), a member
+ * coming back after a crash, admins made and unmade, and sends that wait for a leaving member's
+ * proposal to be committed.
+ */
+
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import type { ChatEvent } from "../../lib/chat/chat_events.ts";
+import { Relay } from "../../lib/room/relay.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { entered, identities, join, room, rosterSize, texts } from "../_helpers/room.ts";
+
+const hasText = (text: string) => (events: ChatEvent[]) =>
+  events.some((event) => event.type === "message" && event.text === text);
+
+const joinsBy = (events: ChatEvent[]) =>
+  events.flatMap((event) => event.type === "join" ? [event.by?.fingerprint] : []);
+
+Deno.test("a burst of knocks is admitted in few commits, not one each", async () => {
+  const log: string[] = [];
+  const [relayIdentity, admin, ...newcomers] = await identities(8) as [Identity, ...Identity[]];
+  const relay = new Relay({ log: (line) => log.push(line) });
+  const first = await join(admin!, relay, relayIdentity, { admitsAtOnce: () => true });
+  await first.until(entered);
+  const members = await Promise.all(
+    newcomers.map((newcomer) => join(newcomer, relay, relayIdentity)),
+  );
+  for (const member of members) await member.until(() => rosterSize(member, 7));
+  const commits = log.filter((line) => line.includes(" committed epoch "));
+  // The first knock may go alone; the rest arrive while it is in flight and share one commit.
+  ok(commits.length <= 3, commits.join("\n"));
+  await Promise.all([first, ...members].map((member) => member.session.close()));
+  await relay.close();
+});
+
+Deno.test("two admins admitting at once: one commit wins, the other is made again, nobody twice", async () => {
+  const { relay, relayIdentity, members: [alice, bob], close } = await room(2);
+  try {
+    await alice!.session.setAdmin!(bob!.identity.comment, true);
+    await bob!.until(() => bob!.session.members().every((member) => member.admin));
+    const [, , , carol, dave] = await identities(5) as Identity[];
+    const newcomers = await Promise.all(
+      [carol!, dave!].map((who) => join(who, relay, relayIdentity)),
+    );
+    const knocks = (events: ChatEvent[]) => events.filter((event) => event.type === "knock").length;
+    await alice!.until((events) => knocks(events) === 2);
+    await bob!.until((events) => knocks(events) === 2);
+    // Both admins admit both newcomers at once: each commits, the relay accepts one per epoch.
+    await Promise.all([
+      alice!.session.admit!(carol!.comment),
+      alice!.session.admit!(dave!.comment),
+      bob!.session.admit!(carol!.comment),
+      bob!.session.admit!(dave!.comment),
+    ]);
+    for (const member of [alice!, bob!, ...newcomers]) {
+      await member.until(() => rosterSize(member, 4));
+    }
+    const fingerprints = alice!.session.members().map((member) => member.fingerprint);
+    strictEqual(new Set(fingerprints).size, 4);
+    await newcomers[0]!.session.sendText("both in");
+    await newcomers[1]!.until(hasText("both in"));
+    await Promise.all(newcomers.map((member) => member.session.close()));
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a member coming back after a crash replaces its old leaf in the same commit", async () => {
+  const { relay, relayIdentity, members: [alice, bob, carol], close } = await room(3);
+  try {
+    // Bob's connection dies without a goodbye: no proposal, so he stays a member.
+    await bob!.connection!.abort(new Error("crash"));
+    await alice!.until((events) =>
+      events.some((event) => event.type === "notice" && event.text.includes("disconnected"))
+    );
+    strictEqual(alice!.session.members().length, 3);
+    const again = await join(bob!.identity, relay, relayIdentity);
+    await again.until(entered);
+    await alice!.until(() => rosterSize(alice!, 3));
+    await again.session.sendText("back");
+    await carol!.until(hasText("back"));
+    const left = carol!.events.find((event) => event.type === "leave");
+    strictEqual(left?.type === "leave" && left.member.fingerprint, bob!.identity.fingerprint);
+    await again.session.close();
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("an admin makes another; the new admin admits; the last admin cannot be unmade", async () => {
+  const { relay, relayIdentity, members: [alice, bob], close } = await room(2);
+  try {
+    await rejects(bob!.session.setAdmin!(alice!.identity.comment, false), /only an admin/);
+    await alice!.session.setAdmin!(bob!.identity.comment, true);
+    await bob!.until((events) =>
+      events.some((event) =>
+        event.type === "notice" && event.text.includes(`made ${bob!.identity.comment} an admin`)
+      )
+    );
+    ok(bob!.session.members().find((member) => member.self)?.admin);
+    const [, , , carol] = await identities(4) as Identity[];
+    const newcomer = await join(carol!, relay, relayIdentity);
+    await bob!.until((events) => events.some((event) => event.type === "knock"));
+    await bob!.session.admit!(carol!.comment);
+    await newcomer.until(entered);
+    deepStrictEqual(joinsBy(newcomer.events), []);
+    const joined = alice!.events.find((event) =>
+      event.type === "join" && event.member.fingerprint === carol!.fingerprint
+    );
+    strictEqual(joined?.type === "join" && joined.by?.fingerprint, bob!.identity.fingerprint);
+    await bob!.session.setAdmin!(alice!.identity.comment, false);
+    await alice!.until(() => !alice!.session.members().find((member) => member.self)?.admin);
+    await rejects(bob!.session.setAdmin!(bob!.identity.comment, false), /at least one admin/);
+    await newcomer.session.close();
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a line sent while a leaving member's proposal waits goes out once it is committed", async () => {
+  const { members: [alice, bob, carol], close } = await room(3);
+  try {
+    await carol!.session.close();
+    // Bob sends at once: his client first commits carol's proposal (or waits for alice's commit).
+    await bob!.session.sendText("after carol left");
+    await alice!.until(hasText("after carol left"));
+    strictEqual(alice!.session.members().length, 2);
+    deepStrictEqual(texts(alice!), ["after carol left"]);
+  } finally {
+    await close();
+  }
+});
