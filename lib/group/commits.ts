@@ -40,7 +40,7 @@ import {
   type ProposalOrRef,
   type ProposalWithSender,
 } from "./mls.ts";
-import type { CredentialBook, Roster } from "./roster.ts";
+import type { CredentialBook, Roster } from "./group_members.ts";
 
 /** The rule's view of a state and its roster: the group before a commit. */
 export function policyStateOf(state: ClientState, roster: Roster): PolicyState {

@@ -7,7 +7,7 @@
  * Mirrors docs/PROTOCOL.md section 13. The modules behind it:
  * - room_group.ts, newcomer.ts: the member and the would-be member;
  * - commits.ts, admins.ts: the commit and proposal rules (13.3), the admins extension;
- * - credential.ts, roster.ts: the credential (13.2), the Authentication Service, the roster;
+ * - credential.ts, group_members.ts: the credential (13.2), the Authentication Service, who is in;
  * - sealed.ts, codes.ts: Sealed messages (13.5), safety number and epoch code (13.7);
  * - key_package.ts, group_state.ts, mls.ts: KeyPackages, reading a state, and the one module
  *   that imports the MLS library (ts-mls), with the suite pin.
@@ -19,4 +19,4 @@ export { GroupFailure, GroupRejection } from "./group_errors.ts";
 export type { Admission, CommitChange, GroupEvent, PendingCommit } from "./group_types.ts";
 export { Newcomer } from "./newcomer.ts";
 export { RoomGroup } from "./room_group.ts";
-export type { GroupMember } from "./roster.ts";
+export type { GroupMember } from "./group_members.ts";

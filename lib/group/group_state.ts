@@ -11,7 +11,7 @@
 import { ProtocolError } from "../core/errors.ts";
 import { ADMINS_EXTENSION_TYPE, decodeAdmins, type PolicyProposal } from "./admins.ts";
 import type { ClientState, Extension, ProposalWithSender } from "./mls.ts";
-import type { LeafView } from "./roster.ts";
+import type { LeafView } from "./group_members.ts";
 
 /** The occupied leaves of a state's tree, in leaf order. */
 export function leavesOf(state: ClientState): LeafView[] {

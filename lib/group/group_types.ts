@@ -6,7 +6,7 @@
  */
 
 import type { PublicIdentity } from "../keys/identity.ts";
-import type { GroupMember } from "./roster.ts";
+import type { GroupMember } from "./group_members.ts";
 
 /** What processing one message, or adopting our own commit, did. */
 export type GroupEvent =

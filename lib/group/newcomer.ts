@@ -31,7 +31,7 @@ import {
   welcomeSigner,
 } from "./mls.ts";
 import { openGroup, type RoomGroup } from "./room_group.ts";
-import { CredentialBook, type GroupMember } from "./roster.ts";
+import { CredentialBook, type GroupMember } from "./group_members.ts";
 
 /** A would-be member before its Welcome. */
 export class Newcomer {

@@ -62,7 +62,7 @@ import {
   suiteImpl,
   withCurrentHistory,
 } from "./mls.ts";
-import { CredentialBook, type GroupMember, Roster } from "./roster.ts";
+import { CredentialBook, type GroupMember, Roster } from "./group_members.ts";
 import { LeafKeyHistory, open, seal, SEALED_KEY_EPOCHS } from "./sealed.ts";
 
 /** Calls that read and replace one state run one at a time, in call order. */

@@ -29,7 +29,7 @@ import {
   SUITE_ID,
   suiteImpl,
 } from "../../lib/group/mls.ts";
-import { CredentialBook } from "../../lib/group/roster.ts";
+import { CredentialBook } from "../../lib/group/group_members.ts";
 
 const pool: Identity[] = [];
 

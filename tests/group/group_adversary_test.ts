@@ -18,7 +18,7 @@ import { ADMINS_EXTENSION_TYPE } from "../../lib/group/admins.ts";
 import { makeCredential } from "../../lib/group/credential.ts";
 import { GroupFailure, GroupRejection, Newcomer, type RoomGroup } from "../../lib/group/group.ts";
 import { nowSeconds } from "../../lib/group/key_package.ts";
-import { CredentialBook } from "../../lib/group/roster.ts";
+import { CredentialBook } from "../../lib/group/group_members.ts";
 import {
   clientConfig,
   createCommit,
