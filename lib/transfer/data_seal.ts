@@ -1,22 +1,37 @@
 /**
- * The seal of file data (PROTOCOL.md 14.4). Data does not go through MLS: it travels as a Direct
- * relay message (13.4) to the recipient alone, and these bytes are the Direct's payload:
+ * The seal of a transfer's data channel (PROTOCOL.md 14.4). Data and its Acks do not go through
+ * MLS: each travels as a Direct relay message (13.4) to the other party alone, and these bytes are
+ * the Direct's payload:
  *
  * ```
- * transfer_id (16) || sequence u64 || AES-256-GCM(data_key, nonce, aad, file_index u32 || offset u64 || bytes)
- * nonce = 0x00000000 || sequence (big-endian u64)
- * aad   = "securechat/2 file data" || 0x00 || sender (32) || recipient (32) || transfer_id || sequence
+ * kind u8 (1 = data, 2 = ack) || transfer_id (16) || sequence u64 || ciphertext
+ * ciphertext = AES-256-GCM(data_key, nonce, aad, plaintext)
+ * nonce      = direction u32 (0 = data, 1 = ack) || sequence u64
+ * aad        = "securechat/2 file data" || 0x00 || kind || sender (32) || recipient (32)
+ *              || transfer_id || sequence
+ * plaintext  = file_index u32 || offset u64 || bytes   (Data: transfer sender -> recipient)
+ *            | received u64                           (Ack: transfer recipient -> sender)
  * ```
  *
  * `data_key` is the random key the sender chose for this one transfer and sent inside its Offer,
- * which only the recipient could read (a Sealed message, 13.5). The sender seals slices under
- * sequence 0, 1, 2, ... ({@linkcode DataSealer}); the recipient ({@linkcode DataOpener}) opens
- * each and requires the next sequence number, so a relay that drops, replays or reorders a Direct
- * is caught, as is one that alters a byte, moves a Direct to another transfer, recipient or
- * sender, or makes one up. One key per transfer and one sequence number per slice: a nonce is
- * never used twice under a key.
+ * which only the recipient could read (a Sealed message, 13.5). `sender` and `recipient` are those
+ * of the message itself, so an Ack names the transfer's recipient first. Each direction counts its
+ * own sequence numbers 0, 1, 2, ...: the sealing side ({@linkcode DirectSealer}; for Data
+ * {@linkcode DataSealer}, for Acks `AckSealer` in `lib/transfer/ack_seal.ts`) takes the next one,
+ * the opening side ({@linkcode DirectOpener}; {@linkcode DataOpener}, `AckOpener`) requires it,
+ * so a relay that drops, replays or reorders a Direct is
+ * caught, as is one that alters a byte, moves a Direct to another transfer, party or direction,
+ * or makes one up.
  *
- * What it does not do: decide what a failure means (the recipient cancels the transfer:
+ * Why the direction is in the nonce: both parties seal under the same key, and both count from 0.
+ * With the sequence alone as the nonce, Data 5 and Ack 5 would share a nonce under one key, and
+ * AES-GCM gives that up completely: the two ciphertexts XOR to the two plaintexts XORed, and the
+ * two tags reveal the GHASH key, with which anyone who saw them (the relay) forges messages that
+ * open. The direction word makes the two nonce spaces disjoint ({@linkcode directNonce}); one key
+ * per transfer and one sequence number per message in each direction: a nonce is never used twice
+ * under a key.
+ *
+ * What it does not do: decide what a failure means (the transfer is cancelled:
  * `lib/transfer/transfer.ts`), look transfers up, or send anything.
  *
  * Mirrors: docs/PROTOCOL.md section 14.4 (Data, flow control and resume).
@@ -40,7 +55,7 @@
  * @module
  */
 
-import { concat, u64, utf8 } from "../core/bytes.ts";
+import { concat, u64, u8, utf8 } from "../core/bytes.ts";
 import { AuthenticationError, ProtocolError } from "../core/errors.ts";
 import { AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, Aes256Gcm } from "../crypto/aead.ts";
 import {
@@ -53,18 +68,49 @@ import {
   TRANSFER_ID_LENGTH,
 } from "./transfer_messages.ts";
 
-/** Section 14.4: the label that starts the data seal's additional data. */
+/** Section 14.4: the label that starts the additional data of Data and Acks. */
 export const DATA_SEAL_LABEL = "securechat/2 file data";
-/** Section 14.4: the clear header of a sealed slice, `transfer_id || sequence`. */
-export const DATA_HEADER_LENGTH = TRANSFER_ID_LENGTH + 8;
-/** The reason a transfer ends when a Direct does not open. */
+/** Section 14.4: the kind byte that starts a Direct's payload. */
+export const DIRECT_KIND = { data: 1, ack: 2 } as const;
+/** Section 14.4: the direction word that starts the nonce; never the same for two kinds. */
+export const DIRECTION = { data: 0, ack: 1 } as const;
+/** Section 14.4: the clear header of a sealed Direct, `kind || transfer_id || sequence`. */
+export const DIRECT_HEADER_LENGTH = 1 + TRANSFER_ID_LENGTH + 8;
+/** The reason a transfer ends when a Data Direct does not open. */
 export const DATA_FAILED_AUTHENTICATION = "file data failed authentication";
-/** The reason a transfer ends when a Direct opens but is not the next one. */
+/** The reason a transfer ends when a Data Direct opens but is not the next one. */
 export const DATA_OUT_OF_SEQUENCE = "file data was dropped or replayed on the way";
+/** The reason a transfer ends when an Ack Direct does not open. */
+export const ACK_FAILED_AUTHENTICATION = "file acks failed authentication";
+/** The reason a transfer ends when an Ack Direct opens but is not the next one. */
+export const ACK_OUT_OF_SEQUENCE = "file acks were dropped or replayed on the way";
+
+/** Which way a sealed Direct goes: Data from the transfer's sender, an Ack from its recipient. */
+export type DirectKind = keyof typeof DIRECT_KIND;
 
 const MAX_SEQUENCE = 2n ** 64n - 1n;
 
-/** Who a transfer's data goes between, by raw 32-byte author id, and which transfer it is. */
+/** What an opener throws, per kind: [code, message] for a bad seal and for a bad sequence. */
+const FAILURES = {
+  data: {
+    authentication: ["bad_file_data", DATA_FAILED_AUTHENTICATION],
+    sequence: ["file_data_sequence", DATA_OUT_OF_SEQUENCE],
+  },
+  ack: {
+    authentication: ["bad_file_ack", ACK_FAILED_AUTHENTICATION],
+    sequence: ["file_ack_sequence", ACK_OUT_OF_SEQUENCE],
+  },
+} as const;
+
+/**
+ * The error codes of a Direct that did not arrive intact and in order, which the relay can cause
+ * (14.4): what is already written was authenticated, so the part file is kept for a resume.
+ */
+export const LOST_ON_THE_WAY_CODES: ReadonlySet<string> = new Set(
+  Object.values(FAILURES).flatMap((f) => [f.authentication[0], f.sequence[0]]),
+);
+
+/** Who a transfer's data goes between (its sender and recipient, by raw author id), and which. */
 export interface DataParties {
   sender: Uint8Array;
   recipient: Uint8Array;
@@ -72,29 +118,59 @@ export interface DataParties {
 }
 
 /**
- * The transfer id a sealed slice names, read from its clear header, or undefined when it is too
- * short to name one. Unauthenticated: only good for finding the transfer whose key opens it.
+ * The clear header of a sealed Direct: its kind and the transfer id it names, or undefined when it
+ * is too short to name one or of an unknown kind. Unauthenticated: only good for finding the
+ * transfer whose key opens it.
  */
-export function sealedTransferId(bytes: Uint8Array): Uint8Array | undefined {
-  return bytes.length >= TRANSFER_ID_LENGTH ? bytes.slice(0, TRANSFER_ID_LENGTH) : undefined;
+export function readDirectHeader(
+  bytes: Uint8Array,
+): { kind: DirectKind; transferId: Uint8Array } | undefined {
+  if (bytes.length < 1 + TRANSFER_ID_LENGTH) return undefined;
+  const kind = bytes[0] === DIRECT_KIND.data
+    ? "data"
+    : bytes[0] === DIRECT_KIND.ack
+    ? "ack"
+    : undefined;
+  return kind && { kind, transferId: bytes.slice(1, 1 + TRANSFER_ID_LENGTH) };
 }
 
-/** Section 14.4: the nonce and additional data of the slice with this sequence number. */
-function nonceAndAad(parties: DataParties, sequence: bigint) {
+/**
+ * Section 14.4: the nonce of the Direct of `kind` with this sequence number,
+ * `direction u32 || sequence u64`. Data and Ack nonces never meet, whatever their sequences.
+ */
+export function directNonce(kind: DirectKind, sequence: bigint): Uint8Array {
   const nonce = new Uint8Array(AEAD_NONCE_LENGTH);
-  nonce.set(u64(sequence), AEAD_NONCE_LENGTH - 8);
-  const aad = concat(
+  const view = new DataView(nonce.buffer);
+  view.setUint32(0, DIRECTION[kind]);
+  view.setBigUint64(4, sequence);
+  return nonce;
+}
+
+/**
+ * Section 14.4: the additional data of the Direct of `kind` with this sequence number. `parties`
+ * are the transfer's; an Ack goes from its recipient to its sender, and names them in that order.
+ */
+export function directAad(kind: DirectKind, parties: DataParties, sequence: bigint): Uint8Array {
+  const [from, to] = kind === "data"
+    ? [parties.sender, parties.recipient]
+    : [parties.recipient, parties.sender];
+  return concat(
     utf8(DATA_SEAL_LABEL),
     Uint8Array.of(0),
-    parties.sender,
-    parties.recipient,
+    u8(DIRECT_KIND[kind]),
+    from,
+    to,
     parties.transferId,
     u64(sequence),
   );
-  return { nonce, aad };
 }
 
-async function importKey(dataKey: Uint8Array, parties: DataParties): Promise<Aes256Gcm> {
+/**
+ * Imports a transfer's data key for AES-256-GCM, after checking it and the parties' lengths.
+ *
+ * @throws {RangeError} for a key, author id or transfer id of the wrong length
+ */
+export async function importDataKey(dataKey: Uint8Array, parties: DataParties): Promise<Aes256Gcm> {
   if (dataKey.length !== DATA_KEY_LENGTH) {
     throw new RangeError(`data key must be ${DATA_KEY_LENGTH} bytes, got ${dataKey.length}`);
   }
@@ -107,20 +183,120 @@ async function importKey(dataKey: Uint8Array, parties: DataParties): Promise<Aes
   return await Aes256Gcm.create(dataKey);
 }
 
-/** The sender's side of one transfer's data: seals each slice under the next sequence number. */
-export class DataSealer {
+/**
+ * One direction's sealing side: seals each plaintext under the next sequence number. The building
+ * block of {@linkcode DataSealer} and of `AckSealer` (`lib/transfer/ack_seal.ts`).
+ */
+export class DirectSealer {
   #aead: Aes256Gcm;
+  #kind: DirectKind;
   #parties: DataParties;
   #next = 0n;
 
-  private constructor(aead: Aes256Gcm, parties: DataParties) {
+  constructor(aead: Aes256Gcm, kind: DirectKind, parties: DataParties) {
     this.#aead = aead;
-    this.#parties = parties;
+    this.#kind = kind;
+    this.#parties = { ...parties };
+  }
+
+  get count(): number {
+    return Number(this.#next);
+  }
+
+  async seal(plaintext: Uint8Array): Promise<Uint8Array> {
+    if (this.#next > MAX_SEQUENCE) throw new RangeError(`file ${this.#kind} sequence used up`);
+    const sequence = this.#next++;
+    const sealed = await this.#aead.seal(
+      directNonce(this.#kind, sequence),
+      plaintext,
+      directAad(this.#kind, this.#parties, sequence),
+    );
+    return concat(u8(DIRECT_KIND[this.#kind]), this.#parties.transferId, u64(sequence), sealed);
+  }
+}
+
+/**
+ * One direction's opening side: opens each Direct and requires sequence numbers 0, 1, 2, ... with
+ * none missing or repeated. Fails closed: after one failure it refuses every later call with the
+ * same error. The building block of {@linkcode DataOpener} and of `AckOpener`
+ * (`lib/transfer/ack_seal.ts`).
+ */
+export class DirectOpener {
+  #aead: Aes256Gcm;
+  #kind: DirectKind;
+  #parties: DataParties;
+  #next = 0n;
+  #failed: Error | undefined;
+
+  constructor(aead: Aes256Gcm, kind: DirectKind, parties: DataParties) {
+    this.#aead = aead;
+    this.#kind = kind;
+    this.#parties = { ...parties };
+  }
+
+  get count(): number {
+    return Number(this.#next);
+  }
+
+  #fail(error: Error): never {
+    this.#failed = error;
+    throw error;
+  }
+
+  end(count: number): void {
+    if (this.#failed) throw this.#failed;
+    if (BigInt(count) !== this.#next) {
+      const [code, message] = FAILURES[this.#kind].sequence;
+      this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
+    }
+  }
+
+  async open<T>(bytes: Uint8Array, decode: (plaintext: Uint8Array) => T): Promise<T> {
+    if (this.#failed) throw this.#failed;
+    const [authCode, authMessage] = FAILURES[this.#kind].authentication;
+    // A kind byte that is not ours was altered (the seal binds it): it would not open either.
+    if (
+      bytes.length < DIRECT_HEADER_LENGTH + AEAD_TAG_LENGTH || bytes[0] !== DIRECT_KIND[this.#kind]
+    ) {
+      this.#fail(new AuthenticationError(authCode, authMessage));
+    }
+    const sequence = new DataView(bytes.buffer, bytes.byteOffset + 1 + TRANSFER_ID_LENGTH, 8)
+      .getBigUint64(0);
+    // Authenticated first: a Direct that does not open says so, whatever sequence it claims.
+    let plaintext: Uint8Array;
+    try {
+      plaintext = await this.#aead.open(
+        directNonce(this.#kind, sequence),
+        bytes.subarray(DIRECT_HEADER_LENGTH),
+        directAad(this.#kind, this.#parties, sequence),
+      );
+    } catch (error) {
+      this.#fail(new AuthenticationError(authCode, authMessage, { cause: error }));
+    }
+    if (sequence !== this.#next) {
+      const [code, message] = FAILURES[this.#kind].sequence;
+      this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
+    }
+    this.#next++;
+    try {
+      return decode(plaintext);
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+}
+
+/** The sender's side of one transfer's Data: seals each slice under the next sequence number. */
+export class DataSealer {
+  #direct: DirectSealer;
+
+  private constructor(direct: DirectSealer) {
+    this.#direct = direct;
   }
 
   /** How many slices were sealed: the next sequence number, and Done's `data_count` (14.4). */
   get count(): number {
-    return Number(this.#next);
+    return this.#direct.count;
   }
 
   /**
@@ -131,7 +307,7 @@ export class DataSealer {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<DataSealer> {
-    return new DataSealer(await importKey(dataKey, parties), { ...parties });
+    return new DataSealer(new DirectSealer(await importDataKey(dataKey, parties), "data", parties));
   }
 
   /**
@@ -139,58 +315,31 @@ export class DataSealer {
    * the order their `seal()` calls were made.
    *
    * @param slice the file bytes and where they go
-   * @returns the Direct's bytes: `transfer_id || sequence || ciphertext`, at most 65536
+   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 65536
    * @throws {RangeError} for a slice of 0 or more than {@linkcode MAX_DATA_SLICE} bytes, or when
    *   the sequence numbers are used up (2^64 slices; never in practice)
    */
-  async seal(slice: DataSlice): Promise<Uint8Array> {
+  seal(slice: DataSlice): Promise<Uint8Array> {
     if (slice.bytes.length === 0 || slice.bytes.length > MAX_DATA_SLICE) {
-      throw new RangeError(`a data slice holds 1 to ${MAX_DATA_SLICE} bytes`);
+      return Promise.reject(new RangeError(`a data slice holds 1 to ${MAX_DATA_SLICE} bytes`));
     }
-    if (this.#next > MAX_SEQUENCE) throw new RangeError("file data sequence numbers are used up");
-    const sequence = this.#next++;
-    const { nonce, aad } = nonceAndAad(this.#parties, sequence);
-    const sealed = await this.#aead.seal(nonce, encodeDataSlice(slice), aad);
-    return concat(this.#parties.transferId, u64(sequence), sealed);
+    return this.#direct.seal(encodeDataSlice(slice));
   }
 }
 
 /**
- * The recipient's side of one transfer's data: opens each Direct and requires sequence numbers
- * 0, 1, 2, ... with none missing or repeated. Fails closed: after one failure it refuses every
- * later call with the same error.
+ * The recipient's side of one transfer's Data: opens each Direct, in sequence. Fails closed.
  */
 export class DataOpener {
-  #aead: Aes256Gcm;
-  #parties: DataParties;
-  #next = 0n;
-  #failed: Error | undefined;
+  #direct: DirectOpener;
 
-  private constructor(aead: Aes256Gcm, parties: DataParties) {
-    this.#aead = aead;
-    this.#parties = parties;
+  private constructor(direct: DirectOpener) {
+    this.#direct = direct;
   }
 
   /** How many slices were opened, in sequence. */
   get count(): number {
-    return Number(this.#next);
-  }
-
-  /**
-   * Checks the sender's Done: it sent `dataCount` slices, and every one of them was opened. Fewer
-   * means the relay dropped the last ones, which no later sequence number could show.
-   *
-   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) otherwise,
-   *   and any earlier failure again
-   */
-  end(dataCount: number): void {
-    if (this.#failed) throw this.#failed;
-    if (BigInt(dataCount) !== this.#next) {
-      this.#failed = new ProtocolError("file_data_sequence", DATA_OUT_OF_SEQUENCE, {
-        alert: "unexpected_message",
-      });
-      throw this.#failed;
-    }
+    return this.#direct.count;
   }
 
   /**
@@ -201,48 +350,32 @@ export class DataOpener {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<DataOpener> {
-    return new DataOpener(await importKey(dataKey, parties), { ...parties });
+    return new DataOpener(new DirectOpener(await importDataKey(dataKey, parties), "data", parties));
+  }
+
+  /**
+   * Checks the sender's Done: it sent `dataCount` slices, and every one of them was opened. Fewer
+   * means the relay dropped the last ones, which no later sequence number could show.
+   *
+   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) otherwise,
+   *   and any earlier failure again
+   */
+  end(dataCount: number): void {
+    this.#direct.end(dataCount);
   }
 
   /**
    * Opens the next sealed slice. Call it once at a time, in the order the Directs arrived.
    *
-   * @param bytes a Direct's payload, `transfer_id || sequence || ciphertext`
+   * @param bytes a Direct's payload, `kind || transfer_id || sequence || ciphertext`
    * @returns the slice, authenticated and in sequence
    * @throws {AuthenticationError} code "bad_file_data" ({@linkcode DATA_FAILED_AUTHENTICATION})
-   *   when it does not open under this transfer's key, sender, recipient and id
+   *   when it does not open as Data under this transfer's key, sender, recipient and id
    * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) when it
    *   opens but is not the next one: a slice was dropped, replayed or reordered on the way
    * @throws {ProtocolError} code "bad_transfer_message" when the sender sealed a malformed slice
    */
-  async open(bytes: Uint8Array): Promise<DataSlice> {
-    if (this.#failed) throw this.#failed;
-    try {
-      if (bytes.length < DATA_HEADER_LENGTH + AEAD_TAG_LENGTH) {
-        throw new AuthenticationError("bad_file_data", DATA_FAILED_AUTHENTICATION);
-      }
-      const sequence = new DataView(bytes.buffer, bytes.byteOffset + TRANSFER_ID_LENGTH, 8)
-        .getBigUint64(0);
-      // Authenticated first: a slice that does not open says so, whatever sequence it claims.
-      const { nonce, aad } = nonceAndAad(this.#parties, sequence);
-      let plaintext: Uint8Array;
-      try {
-        plaintext = await this.#aead.open(nonce, bytes.subarray(DATA_HEADER_LENGTH), aad);
-      } catch (error) {
-        throw new AuthenticationError("bad_file_data", DATA_FAILED_AUTHENTICATION, {
-          cause: error,
-        });
-      }
-      if (sequence !== this.#next) {
-        throw new ProtocolError("file_data_sequence", DATA_OUT_OF_SEQUENCE, {
-          alert: "unexpected_message",
-        });
-      }
-      this.#next++;
-      return decodeDataSlice(plaintext);
-    } catch (error) {
-      this.#failed = error instanceof Error ? error : new Error(String(error));
-      throw error;
-    }
+  open(bytes: Uint8Array): Promise<DataSlice> {
+    return this.#direct.open(bytes, decodeDataSlice);
   }
 }

@@ -9,10 +9,13 @@
  *
  * How messages travel is injected: transfer messages go out with `sendSealed` and come in through
  * {@linkcode TransferManager.handleSealed} (the plaintext of a Sealed application message, 13.5:
- * MLS authenticated the sender, HPKE bound the recipient); Data goes out with `sendDirect` and
- * comes in through {@linkcode TransferManager.handleDirect} (a Direct relay message, 13.4, sealed
- * under the transfer's data key, 14.4). Transfers are kept by (sender, transfer id): ids are the
- * sender's choice, so one member's messages never reach another member's transfer.
+ * MLS authenticated the sender, HPKE bound the recipient); Data and Acks, the data channel, go out
+ * with `sendDirect` and come in through {@linkcode TransferManager.handleDirect} (a Direct relay
+ * message, 13.4, sealed under the transfer's data key, 14.4), told apart by their kind byte.
+ * Transfers are kept by (other member, transfer id): ids are the sender's choice, so one member's
+ * messages never reach another member's transfer, and the two directions are separate tables
+ * (Data and a transfer message for the recipient find an incoming transfer, Acks and one for the
+ * sender an outgoing one), so two members may even use the same id each way.
  *
  * It never prints and never decides for the user: offers wait for `accept()` unless the manager
  * was made with `autoAccept` (`listen --receive DIR`).
@@ -26,7 +29,12 @@ import { authorOf } from "../keys/identity.ts";
 import { constantTimeEqual, toHex } from "../core/bytes.ts";
 import { SecurechatError } from "../core/errors.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
-import { sealedTransferId } from "./data_seal.ts";
+import {
+  ACK_FAILED_AUTHENTICATION,
+  ACK_OUT_OF_SEQUENCE,
+  LOST_ON_THE_WAY_CODES,
+  readDirectHeader,
+} from "./data_seal.ts";
 import { sanitizeDisplayName } from "./safe_path.ts";
 import { decodeTransfer, encodeTransfer } from "./transfer_messages.ts";
 import { type Incoming, IncomingTransfers } from "./transfer_incoming.ts";
@@ -39,6 +47,12 @@ import {
 } from "./transfer_progress.ts";
 
 export type { TransferManagerOptions, TransferPeers } from "./transfer_progress.ts";
+
+/** The Cancel reasons of a sender whose Acks the relay altered, dropped or replayed (14.4). */
+const ACKS_LOST_ON_THE_WAY: ReadonlySet<string> = new Set([
+  ACK_FAILED_AUTHENTICATION,
+  ACK_OUT_OF_SEQUENCE,
+]);
 
 /** Runs the transfers of one room member. */
 export class TransferManager {
@@ -121,19 +135,14 @@ export class TransferManager {
             sanitizeDisplayName(message.reason),
           );
         } else if (inc && !inc.finished && message.type === "cancel") {
-          await this.#incoming.end(inc, "cancelled", sanitizeDisplayName(message.reason), true);
+          // The sender's Acks did not arrive intact and in order (the relay's doing, 14.4): every
+          // byte written was authenticated, so the part file is kept for a resend to resume.
+          const keep = ACKS_LOST_ON_THE_WAY.has(message.reason);
+          await this.#incoming.end(inc, "cancelled", sanitizeDisplayName(message.reason), !keep);
         }
         return;
       case "resume":
         if (out) out.gotResume(new Map(message.points.map((p) => [p.fileIndex, p])));
-        return;
-      case "ack":
-        if (out) {
-          // Never beyond what was sent: an Ack for more would open our window wider than the
-          // recipient's memory and disk were promised (14.4).
-          out.acked = Math.max(out.acked, Math.min(message.received, out.sent));
-          out.wake();
-        }
         return;
       case "complete":
         if (out && !out.finished) {
@@ -156,18 +165,26 @@ export class TransferManager {
   }
 
   /**
-   * Handles a Direct from `from` (13.4): a Data slice sealed under the data key of one of its
-   * transfers to us (14.4). Call it once at a time, in the order Directs arrived.
+   * Handles a Direct from `from` (13.4), by its kind byte (14.4): a Data slice of one of its
+   * transfers to us, or an Ack of one of ours to it, sealed under that transfer's data key. Call
+   * it once at a time, in the order Directs arrived.
    *
-   * A Direct that names no open transfer of `from` to us is dropped unread (data still in flight
-   * when a transfer ended). One that does not open ends the transfer with "file data failed
-   * authentication"; one that opens out of sequence with "file data was dropped or replayed on
-   * the way".
+   * A Direct of another kind, or that names no open transfer of that direction between `from` and
+   * us, is dropped unread (data or acks still in flight when a transfer ended). One that does not
+   * open ends the transfer with "file data failed authentication" ("file acks failed
+   * authentication"); one that opens out of sequence with "file data was dropped or replayed on
+   * the way" ("file acks were dropped or replayed on the way"); the other side gets a Cancel.
    */
   async handleDirect(from: MemberInfo, bytes: Uint8Array): Promise<void> {
-    const id = sealedTransferId(bytes);
-    if (id === undefined) return;
-    const inc = this.#incoming.get(transferKey(authorOf(from.fingerprint), id));
+    const header = readDirectHeader(bytes);
+    if (header === undefined) return;
+    const key = transferKey(authorOf(from.fingerprint), header.transferId);
+    if (header.kind === "ack") {
+      const out = this.#outgoing.get(key);
+      if (out && !out.finished) await this.#outgoing.onAck(out, bytes);
+      return;
+    }
+    const inc = this.#incoming.get(key);
     if (!inc || inc.finished) return;
     await this.#failOnError(inc, async () => {
       const slice = await inc.opener.open(bytes);
@@ -188,7 +205,7 @@ export class TransferManager {
       if (inc.finished) return; // cancelled meanwhile: a write into the aborted sink failed
       const reason = error instanceof Error ? error.message : String(error);
       const lostOnTheWay = error instanceof SecurechatError &&
-        (error.code === "bad_file_data" || error.code === "file_data_sequence");
+        LOST_ON_THE_WAY_CODES.has(error.code);
       await this.#incoming.end(inc, "failed", reason, !lostOnTheWay);
       await this.#context.sendSealed(encodeTransfer.cancel(inc.party, inc.id, reason), inc.peer)
         .catch(() => {});

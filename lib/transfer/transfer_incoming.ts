@@ -5,9 +5,10 @@
  * the offer showed, no hidden segment unless `allowHidden`), prove the prefixes of the part files
  * it left itself for this sender and manifest (`lib/transfer/part_record.ts`) in a Resume, open
  * each Data slice with the Offer's data key (`lib/transfer/data_seal.ts`: authentic and in
- * sequence), and write each file through {@linkcode FileSink}, which renames it only once its
- * SHA-256 matches. Progress is reported through {@linkcode TransferEvents}; how messages travel
- * is injected (`sendSealed`).
+ * sequence) and acknowledge it under the same key, and write each file through
+ * {@linkcode FileSink}, which renames it only once its SHA-256 matches. Progress is reported
+ * through {@linkcode TransferEvents}; how messages travel is injected (`sendSealed` for transfer
+ * messages, `sendDirect` for Acks).
  *
  * It never decides for the user: offers wait for `accept()` unless the options have
  * `autoAccept` (`listen --receive DIR`). What it does not do: route messages
@@ -22,6 +23,7 @@
 import { authorOf } from "../keys/identity.ts";
 import { constantTimeEqual, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
+import { AckSealer } from "./ack_seal.ts";
 import { DataOpener } from "./data_seal.ts";
 import { FileSink, prefixProof } from "./file_sink.ts";
 import { numberedName, partPath, recordPath } from "./free_name.ts";
@@ -53,12 +55,14 @@ import {
 
 /**
  * A transfer we receive: the Offer (its data key wiped once imported), the manifest so far, the
- * opener of its Data, and the file being written.
+ * opener of its Data and the sealer of its Acks, and the file being written.
  */
 export interface Incoming extends Progress {
   offer: Offer;
   /** Opens this transfer's Data: authentic, from its sender, in sequence (14.4). */
   opener: DataOpener;
+  /** Seals this transfer's Acks under the same key, their own sequence 0, 1, 2, ... (14.4). */
+  acks: AckSealer;
   state: "offered" | "manifest" | "receiving";
   manifest: ManifestParser;
   manifestLength: number;
@@ -158,12 +162,19 @@ export class IncomingTransfers {
     const party = authorOf(senderPrint);
     // Made before the checks so that no await separates the id check from the registration.
     const manifest = await ManifestParser.create(message.offer.fileCount);
-    const opener = await DataOpener.create(message.offer.dataKey, {
+    const parties = {
       sender: party,
       recipient: authorOf(this.#context.self.fingerprint),
       transferId: message.transferId,
-    });
-    wipe(message.offer.dataKey);
+    };
+    let opener: DataOpener;
+    let acks: AckSealer;
+    try {
+      opener = await DataOpener.create(message.offer.dataKey, parties);
+      acks = await AckSealer.create(message.offer.dataKey, parties);
+    } finally {
+      wipe(message.offer.dataKey);
+    }
     const key = transferKey(party, message.transferId);
     if (this.#reused(senderPrint, key)) {
       return reject("a file offer that reuses the id of an earlier transfer from that member");
@@ -190,6 +201,7 @@ export class IncomingTransfers {
       finished: false,
       offer: message.offer,
       opener,
+      acks,
       state: "offered",
       manifest,
       manifestLength: 0,
@@ -349,7 +361,7 @@ export class IncomingTransfers {
 
   /**
    * Handles a Data slice, opened and in sequence (`lib/transfer/data_seal.ts`): opens the next
-   * file's sink where needed, writes, acknowledges.
+   * file's sink where needed, writes, acknowledges (an Ack Direct, sealed under the data key).
    */
   async onData(inc: Incoming, message: DataSlice): Promise<void> {
     if (inc.state !== "receiving") throw new TransferFailure("data before the manifest");
@@ -386,7 +398,9 @@ export class IncomingTransfers {
     const received = inc.bytes - inc.resumed;
     if (received - inc.lastAck >= ACK_EVERY_BYTES || inc.sink.written === file.entry.size) {
       inc.lastAck = received;
-      await this.#send(inc, encodeTransfer.ack(inc.party, inc.id, received));
+      // Sealed and sent in one step per slice: onData runs once at a time, so Acks leave in
+      // their sequence order.
+      await this.#context.sendDirect(await inc.acks.seal(received), inc.peer);
     }
     if (inc.sink.written === file.entry.size) {
       await this.#published(inc, await inc.sink.finish());

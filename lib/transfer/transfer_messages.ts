@@ -1,24 +1,24 @@
 /**
- * File transfer messages (section 14): the envelope every transfer message but Data shares, the
- * Offer with its data key, the manifest encoding, the body of a Data slice (sealed for a Direct by
- * `lib/transfer/data_seal.ts`), and the small control messages. Strict decoders; no state, no
- * files and no crypto.
+ * File transfer messages (section 14): the envelope every transfer message but Data and Ack
+ * shares, the Offer with its data key, the manifest encoding, the body of a Data slice (sealed for
+ * a Direct by `lib/transfer/data_seal.ts`, as are Acks), and the small control messages. Strict
+ * decoders; no state, no files and no crypto.
  *
  * What it does not do: authenticate. A transfer message is the plaintext of a Sealed application
  * message (13.5), so MLS has authenticated its sender and HPKE bound its recipient before it gets
- * here; Data is authenticated by its seal.
+ * here; Data and Acks are authenticated by their seal.
  *
  * Mirrors: docs/PROTOCOL.md sections 14.1 to 14.4.
  *
  * @module
  */
 
-import { concat, fromBase64, toBase64, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
+import { concat, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
 import type { Hash } from "node:crypto";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
 import { FieldReader } from "../core/field_reader.ts";
 
-/** Section 14.1 message types. */
+/** Section 14.1 message types (Data and Ack: numbers reserved, they travel as Directs, 14.4). */
 export const TRANSFER_MESSAGE = {
   offer: 0x30,
   accept: 0x31,
@@ -40,10 +40,10 @@ export const DATA_KEY_LENGTH = 32;
 /** Section 14.3: the most manifest bytes in one Manifest message. */
 export const MAX_SLICE = 15000;
 /**
- * Section 14.4: the most file bytes in one Data slice, so that its Direct (transfer_id, sequence,
- * file_index, offset, the bytes and the GCM tag) is at most the 65536 bytes of 13.4.
+ * Section 14.4: the most file bytes in one Data slice, so that its Direct (kind, transfer_id,
+ * sequence, file_index, offset, the bytes and the GCM tag) is at most the 65536 bytes of 13.4.
  */
-export const MAX_DATA_SLICE = 65536 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
+export const MAX_DATA_SLICE = 65536 - 1 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
 export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 export const WINDOW_BYTES = 1024 * 1024;
@@ -76,12 +76,12 @@ export function minManifestBytes(offer: Pick<Offer, "name" | "fileCount">): numb
 }
 
 /**
- * True for a Sealed plaintext type that belongs to file transfer (13.5): 0x30 to 0x39 but Data,
- * which travels only as a Direct (14.4).
+ * True for a Sealed plaintext type that belongs to file transfer (13.5): 0x30 to 0x39 but Data and
+ * Ack, which travel only as Directs (14.4).
  */
 export function isTransferType(type: number): boolean {
   return type >= TRANSFER_MESSAGE.offer && type <= TRANSFER_MESSAGE.cancel &&
-    type !== TRANSFER_MESSAGE.data;
+    type !== TRANSFER_MESSAGE.data && type !== TRANSFER_MESSAGE.ack;
 }
 
 /** One manifest entry (section 14.3). */
@@ -121,7 +121,6 @@ export type TransferMessage =
     | { type: "reject"; reason: string }
     | { type: "manifest"; offset: number; bytes: Uint8Array }
     | { type: "resume"; points: { fileIndex: number; length: number; sha256: Uint8Array }[] }
-    | { type: "ack"; received: number }
     | { type: "done"; dataCount: number }
     | { type: "complete" }
     | { type: "cancel"; reason: string }
@@ -183,8 +182,6 @@ export const encodeTransfer = {
       ),
     );
   },
-  ack: (party: Uint8Array, id: Uint8Array, received: number) =>
-    envelope(TRANSFER_MESSAGE.ack, party, id, u64(BigInt(received))),
   done: (party: Uint8Array, id: Uint8Array, dataCount: number) =>
     envelope(TRANSFER_MESSAGE.done, party, id, u64(BigInt(dataCount))),
   complete: (party: Uint8Array, id: Uint8Array) =>
@@ -213,7 +210,8 @@ export function decodeDataSlice(bytes: Uint8Array): DataSlice {
 }
 
 /**
- * Decodes a transfer message that came out of a Sealed message (any type of 14.1 but Data).
+ * Decodes a transfer message that came out of a Sealed message (any type of 14.1 but Data and
+ * Ack).
  *
  * @throws {ProtocolError} `bad_transfer_message`
  */
@@ -274,8 +272,8 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage {
       // Data is sealed under the Offer's data key and travels only as a Direct (14.4).
       return r.fail("file data (0x35) travels only as a Direct");
     case TRANSFER_MESSAGE.ack:
-      message = { ...head, type: "ack", received: r.u64("received") };
-      break;
+      // Acks are flow control of the data channel, sealed under the data key like Data (14.4).
+      return r.fail("file acks (0x36) travel only as Directs");
     case TRANSFER_MESSAGE.done:
       message = { ...head, type: "done", dataCount: r.u64("data_count") };
       break;

@@ -2,9 +2,10 @@
  * The sender's side of file transfers: walk the file or folder, hash every file, choose the
  * transfer's data key and send the Offer, and once accepted send the manifest, check the
  * recipient's Resume claims against our own files and send the data, sealed under the data key
- * (`lib/transfer/data_seal.ts`), keeping at most a window of unacknowledged bytes in flight.
- * Progress is reported through {@linkcode TransferEvents}; how messages travel is injected
- * (`sendSealed` for transfer messages, `sendDirect` for Data).
+ * (`lib/transfer/data_seal.ts`), keeping at most a window of unacknowledged bytes in flight; open
+ * the recipient's Acks, sealed under the same key the other way, in sequence. Progress is reported
+ * through {@linkcode TransferEvents}; how messages travel is injected (`sendSealed` for transfer
+ * messages, `sendDirect` for Data).
  *
  * What it does not do: route incoming messages (`lib/transfer/transfer.ts` hands each one to the
  * side it belongs to), or receive (`lib/transfer/transfer_incoming.ts`).
@@ -21,6 +22,7 @@ import type { MemberInfo } from "../chat/chat_events.ts";
 import { SecurechatError } from "../core/errors.ts";
 import { hashFile, prefixMatches } from "./file_hash.ts";
 import { joinPath } from "../core/paths.ts";
+import { AckOpener } from "./ack_seal.ts";
 import { DataSealer } from "./data_seal.ts";
 import {
   DATA_KEY_LENGTH,
@@ -46,6 +48,8 @@ export interface Outgoing extends Progress {
   manifest: Uint8Array;
   /** Seals this transfer's Data under its data key, sequence 0, 1, 2, ... (14.4). */
   sealer: DataSealer;
+  /** Opens the recipient's Acks under the same key, their own sequence 0, 1, 2, ... (14.4). */
+  acks: AckOpener;
   /** True once the recipient's Accept started the stream. */
   accepted: boolean;
   acked: number;
@@ -110,12 +114,15 @@ export class OutgoingTransfers {
     const dataKey = crypto.getRandomValues(new Uint8Array(DATA_KEY_LENGTH));
     let message: Uint8Array;
     let sealer: DataSealer;
+    let acks: AckOpener;
     try {
-      sealer = await DataSealer.create(dataKey, {
+      const parties = {
         sender: authorOf(this.#context.self.fingerprint),
         recipient: party,
         transferId: id,
-      });
+      };
+      sealer = await DataSealer.create(dataKey, parties);
+      acks = await AckOpener.create(dataKey, parties);
       message = encodeTransfer.offer(party, id, {
         timestamp: this.#now(),
         name,
@@ -143,6 +150,7 @@ export class OutgoingTransfers {
       files: entries,
       manifest,
       sealer,
+      acks,
       accepted: false,
       acked: 0,
       sent: 0,
@@ -183,14 +191,35 @@ export class OutgoingTransfers {
         await this.#context.sendSealed(done, out.peer);
       }
     } catch (error) {
-      if (out.finished) return;
-      out.finished = true;
-      const reason = error instanceof Error ? error.message : String(error);
-      // Report before the courtesy Cancel: on a dead connection that send fails slowly.
-      this.#events.emit(out, "send", "failed", { reason });
-      await this.#context.sendSealed(encodeTransfer.cancel(out.party, out.id, reason), out.peer)
-        .catch(() => {});
+      await this.#fail(out, error);
     }
+  }
+
+  /**
+   * Handles an Ack Direct of `out` (14.4): opens it, in sequence, and widens the window by what it
+   * acknowledges, never beyond what was sent (an Ack for more would open our window wider than the
+   * recipient's memory and disk were promised). One that does not open, or opens out of sequence,
+   * ends the transfer and tells the recipient why (Cancel).
+   */
+  async onAck(out: Outgoing, bytes: Uint8Array): Promise<void> {
+    let received: number;
+    try {
+      received = await out.acks.open(bytes);
+    } catch (error) {
+      return await this.#fail(out, error);
+    }
+    out.acked = Math.max(out.acked, Math.min(received, out.sent));
+    out.wake();
+  }
+
+  /** Ends a running transfer that failed with `error` and tells the recipient why (Cancel). */
+  async #fail(out: Outgoing, error: unknown): Promise<void> {
+    if (out.finished) return;
+    const reason = error instanceof Error ? error.message : String(error);
+    // Report before the courtesy Cancel: on a dead connection that send fails slowly.
+    this.end(out, "failed", reason, reason);
+    await this.#context.sendSealed(encodeTransfer.cancel(out.party, out.id, reason), out.peer)
+      .catch(() => {});
   }
 
   /**

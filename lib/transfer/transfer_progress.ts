@@ -38,11 +38,11 @@ export interface TransferManagerOptions extends ReceivePolicy {
   /** Who is in the room now. */
   peers: TransferPeers;
   /**
-   * Sends a transfer message (14.1: any type but Data) to `to` alone, as the plaintext of a
-   * Sealed application message (13.5): MLS authenticates us, HPKE hides it from everyone else.
+   * Sends a transfer message (14.1: any type but Data and Ack) to `to` alone, as the plaintext of
+   * a Sealed application message (13.5): MLS authenticates us, HPKE hides it from everyone else.
    */
   sendSealed(message: Uint8Array, to: MemberInfo): Promise<void>;
-  /** Sends a sealed Data slice (14.4) to `to` as a Direct relay message (13.4). */
+  /** Sends a sealed Data slice or Ack (14.4) to `to` as a Direct relay message (13.4). */
   sendDirect(bytes: Uint8Array, to: MemberInfo): Promise<void>;
   emit(event: ChatEvent): void;
   now: () => number;

@@ -3,11 +3,13 @@
  * now that the relay is a pipe that cannot read (PROTOCOL.md 13.4, 14.1). What a member sends with
  * `sendSealed` or `sendDirect` is handed to the recipient's `handleSealed` or `handleDirect`, in
  * the order it was sent, one message at a time per recipient, naming the sender as MLS (Sealed) or
- * the relay (Direct) would. A test plays the relay's part on Directs with `relayDirect` (drop,
- * replay, flip a byte, name another sender), or drives one member's manager by hand as a hostile
- * peer would and reads what it sent in `sent`.
+ * the relay (Direct) would. A test plays the relay's part on Directs (Data one way, Acks the
+ * other) with `relayDirect` (drop, replay, flip a byte, name another sender), or drives one
+ * member's manager by hand as a hostile peer would and reads what it sent in `sent`.
  *
  * Member ids are fingerprints of real identity keys; the files, hashes and seals are real.
+ * {@linkcode sealBySpec} seals a Direct as PROTOCOL.md 14.4 says, straight on WebCrypto, so that
+ * tests can check lib/'s seals against the spec rather than against themselves.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { authorOf, generateIdentity } from "../../lib/keys/identity.ts";
 import type { ReceivePolicy } from "../../lib/transfer/receive_policy.ts";
 import { TransferManager, type TransferManagerOptions } from "../../lib/transfer/transfer.ts";
+import { AckOpener } from "../../lib/transfer/ack_seal.ts";
 import { DataSealer } from "../../lib/transfer/data_seal.ts";
 import {
   decodeTransfer,
@@ -221,6 +224,82 @@ export class HandSender {
   done(dataCount = this.#sealer?.count ?? 0): Promise<void> {
     return this.sealed(encodeTransfer.done(this.party, this.id, dataCount));
   }
+
+  /**
+   * The Acks the recipient sent back for this transfer (Directs to `from` naming its id), each
+   * opened in sequence under the data key: the `received` counts.
+   */
+  async acks(): Promise<number[]> {
+    const opener = await AckOpener.create(this.dataKey, {
+      sender: authorOf(this.from.fingerprint),
+      recipient: this.party,
+      transferId: this.id,
+    });
+    const received = [];
+    for (const sent of this.to.sent) {
+      if (sent.kind !== "direct" || sent.to.fingerprint !== this.from.fingerprint) continue;
+      if (sent.bytes[0] !== 2 || !sameBytes(sent.bytes.subarray(1, 17), this.id)) continue;
+      received.push(await opener.open(sent.bytes));
+    }
+    return received;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/** The transfer's parties, as the seal of 14.4 names them (raw author ids and the id). */
+export interface SpecParties {
+  sender: Uint8Array;
+  recipient: Uint8Array;
+  transferId: Uint8Array;
+}
+
+/**
+ * PROTOCOL.md 14.4 computed here, independently of lib/: the Direct's bytes for the Data
+ * (`kind` 1) or Ack (`kind` 2) with this sequence number and plaintext. `parties` are the
+ * transfer's: an Ack names its recipient first.
+ */
+export async function sealBySpec(
+  kind: 1 | 2,
+  key: Uint8Array,
+  parties: SpecParties,
+  sequence: bigint,
+  plaintext: Uint8Array,
+): Promise<Uint8Array> {
+  const iv = new Uint8Array(12);
+  new DataView(iv.buffer).setUint32(0, kind === 1 ? 0 : 1);
+  new DataView(iv.buffer).setBigUint64(4, sequence);
+  const seq = new Uint8Array(8);
+  new DataView(seq.buffer).setBigUint64(0, sequence);
+  const [from, to] = kind === 1
+    ? [parties.sender, parties.recipient]
+    : [parties.recipient, parties.sender];
+  const aad = new Uint8Array([
+    ...new TextEncoder().encode("securechat/2 file data"),
+    0,
+    kind,
+    ...from,
+    ...to,
+    ...parties.transferId,
+    ...seq,
+  ]);
+  const cryptoKey = await crypto.subtle.importKey(
+    "raw",
+    key as Uint8Array<ArrayBuffer>,
+    "AES-GCM",
+    false,
+    ["encrypt"],
+  );
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: aad },
+      cryptoKey,
+      plaintext as Uint8Array<ArrayBuffer>,
+    ),
+  );
+  return new Uint8Array([kind, ...parties.transferId, ...seq, ...sealed]);
 }
 
 /** `length` random bytes (getRandomValues fills at most 65536 at a time). */

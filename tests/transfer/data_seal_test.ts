@@ -1,24 +1,36 @@
 /**
- * The data seal (PROTOCOL.md 14.4): the bytes match an AES-256-GCM computation written here from
- * the spec's nonce and additional data, straight on WebCrypto; slices open only under their own
- * key, sender, recipient and transfer, and only in sequence (a drop, replay or reordering is
- * named as such); Done's count catches Data dropped at the end; sizes stay within a Direct.
+ * The data seal (PROTOCOL.md 14.4): the bytes match an AES-256-GCM computation written from the
+ * spec's nonce and additional data, straight on WebCrypto (tests/_helpers/transfer_context.ts);
+ * slices open only under their own key, sender, recipient and transfer, and only in sequence (a
+ * drop, replay or reordering is named as such); Done's count catches Data dropped at the end;
+ * sizes stay within a Direct; Data and Acks, sealed under one key, never share a nonce and never
+ * open as each other.
  */
 
-import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
-import { concat, u64, utf8 } from "../../lib/core/bytes.ts";
-import { AuthenticationError, ProtocolError } from "../../lib/core/errors.ts";
 import {
+  deepStrictEqual,
+  notDeepStrictEqual,
+  rejects,
+  strictEqual,
+  throws,
+} from "node:assert/strict";
+import { concat, u64, u8, utf8 } from "../../lib/core/bytes.ts";
+import { AuthenticationError, ProtocolError } from "../../lib/core/errors.ts";
+import { AckOpener, AckSealer } from "../../lib/transfer/ack_seal.ts";
+import {
+  ACK_FAILED_AUTHENTICATION,
   DATA_FAILED_AUTHENTICATION,
-  DATA_HEADER_LENGTH,
   DATA_OUT_OF_SEQUENCE,
   DATA_SEAL_LABEL,
   DataOpener,
   type DataParties,
   DataSealer,
-  sealedTransferId,
+  DIRECT_HEADER_LENGTH,
+  directNonce,
+  readDirectHeader,
 } from "../../lib/transfer/data_seal.ts";
 import { encodeDataSlice, MAX_DATA_SLICE } from "../../lib/transfer/transfer_messages.ts";
+import { sealBySpec as sealDirectBySpec } from "../_helpers/transfer_context.ts";
 
 const parties: DataParties = {
   sender: crypto.getRandomValues(new Uint8Array(32)),
@@ -31,42 +43,14 @@ const slice = (n: number) => ({
   bytes: utf8(`slice number ${n}`),
 });
 
-/** Section 14.4 computed here, independently of lib/: the Direct's bytes for one slice. */
-async function sealBySpec(
+/** Section 14.4, computed independently of lib/: the Direct's bytes for one Data slice. */
+function sealBySpec(
   key: Uint8Array,
   sequence: bigint,
   plaintext: Uint8Array,
   p: DataParties = parties,
 ): Promise<Uint8Array> {
-  const iv = new Uint8Array(12);
-  new DataView(iv.buffer).setBigUint64(4, sequence);
-  const seq = new Uint8Array(8);
-  new DataView(seq.buffer).setBigUint64(0, sequence);
-  const aad = new Uint8Array([
-    ...new TextEncoder().encode("securechat/2 file data"),
-    0,
-    ...p.sender,
-    ...p.recipient,
-    ...p.transferId,
-    ...seq,
-  ]);
-  const cryptoKey = await crypto.subtle.importKey(
-    "raw",
-    key as Uint8Array<ArrayBuffer>,
-    "AES-GCM",
-    false,
-    [
-      "encrypt",
-    ],
-  );
-  const sealed = new Uint8Array(
-    await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: aad },
-      cryptoKey,
-      plaintext as Uint8Array<ArrayBuffer>,
-    ),
-  );
-  return new Uint8Array([...p.transferId, ...seq, ...sealed]);
+  return sealDirectBySpec(1, key, p, sequence, plaintext);
 }
 
 const isAuthFailure = (error: unknown) =>
@@ -75,6 +59,9 @@ const isAuthFailure = (error: unknown) =>
 const isSequenceFailure = (error: unknown) =>
   error instanceof ProtocolError && error.code === "file_data_sequence" &&
   error.message === DATA_OUT_OF_SEQUENCE;
+const isAckAuthFailure = (error: unknown) =>
+  error instanceof AuthenticationError && error.code === "bad_file_ack" &&
+  error.message === ACK_FAILED_AUTHENTICATION;
 
 Deno.test("DataSealer.seal() produces exactly the bytes of PROTOCOL.md 14.4, sequence 0, 1, 2", async () => {
   strictEqual(DATA_SEAL_LABEL, "securechat/2 file data");
@@ -144,7 +131,7 @@ Deno.test("DataOpener.open() refuses a slice sealed under another key, sender, r
     const opener = await DataOpener.create(key, parties);
     const sealed = await sealBySpec(sealKey, 0n, plaintext, sealParties);
     // The clear transfer id is the opener's own: only the seal tells them apart.
-    sealed.set(parties.transferId, 0);
+    sealed.set(parties.transferId, 1);
     await rejects(opener.open(sealed), isAuthFailure, what);
   }
 });
@@ -152,8 +139,9 @@ Deno.test("DataOpener.open() refuses a slice sealed under another key, sender, r
 Deno.test("DataOpener.open() refuses every flipped bit and every truncation: file data failed authentication", async () => {
   const key = crypto.getRandomValues(new Uint8Array(32));
   const sealed = await (await DataSealer.create(key, parties)).seal(slice(0));
-  // From the sequence number on (a flipped transfer id is the manager's: it names no transfer).
-  for (let i = 16; i < sealed.length; i++) {
+  // The kind byte, and from the sequence number on (a flipped transfer id is the manager's: it
+  // names no transfer).
+  for (let i = 0; i < sealed.length; i = i === 0 ? 17 : i + 1) {
     const flipped = sealed.slice();
     flipped[i]! ^= 0x80;
     await rejects(
@@ -162,7 +150,9 @@ Deno.test("DataOpener.open() refuses every flipped bit and every truncation: fil
       `byte ${i}`,
     );
   }
-  for (const length of [0, 1, DATA_HEADER_LENGTH, DATA_HEADER_LENGTH + 15, sealed.length - 1]) {
+  for (
+    const length of [0, 1, DIRECT_HEADER_LENGTH, DIRECT_HEADER_LENGTH + 15, sealed.length - 1]
+  ) {
     await rejects(
       (await DataOpener.create(key, parties)).open(sealed.subarray(0, length)),
       isAuthFailure,
@@ -215,11 +205,61 @@ Deno.test("DataOpener.end() catches slices dropped at the end, which no later se
   throws(() => empty.end(1), isSequenceFailure);
 });
 
-Deno.test("sealedTransferId() reads the clear transfer id, or nothing from a shorter Direct", () => {
-  const bytes = concat(parties.transferId, u64(5n), new Uint8Array(20));
-  deepStrictEqual(sealedTransferId(bytes), parties.transferId);
-  deepStrictEqual(sealedTransferId(bytes.subarray(0, 16)), parties.transferId);
-  strictEqual(sealedTransferId(bytes.subarray(0, 15)), undefined);
+Deno.test("readDirectHeader() reads the clear kind and transfer id, or nothing from a shorter Direct or another kind", () => {
+  const data = concat(u8(1), parties.transferId, u64(5n), new Uint8Array(20));
+  deepStrictEqual(readDirectHeader(data), { kind: "data", transferId: parties.transferId });
+  deepStrictEqual(readDirectHeader(data.subarray(0, 17)), {
+    kind: "data",
+    transferId: parties.transferId,
+  });
+  strictEqual(readDirectHeader(data.subarray(0, 16)), undefined);
+  const ack = concat(u8(2), parties.transferId, u64(0n), new Uint8Array(16));
+  deepStrictEqual(readDirectHeader(ack), { kind: "ack", transferId: parties.transferId });
+  for (const kind of [0, 3, 0x35, 0xff]) {
+    strictEqual(readDirectHeader(concat(u8(kind), parties.transferId)), undefined, `${kind}`);
+  }
+});
+
+Deno.test("directNonce(): Data and an Ack with the same sequence number, under one key, never share a nonce", async () => {
+  // Both directions count from 0 under the transfer's one data key: with the sequence alone as
+  // the nonce, Data n and Ack n would reuse a nonce, which AES-GCM does not survive (14.4).
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const dataSealer = await DataSealer.create(key, parties);
+  const ackSealer = await AckSealer.create(key, parties);
+  for (let n = 0n; n < 3n; n++) {
+    const data = await dataSealer.seal(slice(Number(n)));
+    const ack = await ackSealer.seal(1000 * Number(n));
+    // Both Directs carry the same sequence number in the clear...
+    deepStrictEqual(data.subarray(17, 25), u64(n));
+    deepStrictEqual(ack.subarray(17, 25), u64(n));
+    // ... and are sealed under different nonces, which differ exactly in the direction word.
+    const dataNonce = directNonce("data", n);
+    const ackNonce = directNonce("ack", n);
+    notDeepStrictEqual(dataNonce, ackNonce);
+    deepStrictEqual(dataNonce, concat(Uint8Array.of(0, 0, 0, 0), u64(n)));
+    deepStrictEqual(ackNonce, concat(Uint8Array.of(0, 0, 0, 1), u64(n)));
+    // Each is the nonce the Direct was really sealed under: the spec's recipe with it gives the
+    // same bytes.
+    deepStrictEqual(data, await sealBySpec(key, n, encodeDataSlice(slice(Number(n)))));
+    deepStrictEqual(ack, await sealDirectBySpec(2, key, parties, n, u64(1000n * n)));
+  }
+});
+
+Deno.test("an Ack does not open as Data, nor Data as an Ack, even with its kind byte rewritten", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const data = await (await DataSealer.create(key, parties)).seal(slice(0));
+  const ack = await (await AckSealer.create(key, parties)).seal(65_000);
+  for (const kind of [1, 2]) {
+    const ackAsData = ack.slice();
+    ackAsData[0] = kind;
+    await rejects((await DataOpener.create(key, parties)).open(ackAsData), isAuthFailure);
+    const dataAsAck = data.slice();
+    dataAsAck[0] = kind;
+    await rejects((await AckOpener.create(key, parties)).open(dataAsAck), isAckAuthFailure);
+  }
+  // Control: each opens on its own side.
+  deepStrictEqual(await (await DataOpener.create(key, parties)).open(data), slice(0));
+  strictEqual(await (await AckOpener.create(key, parties)).open(ack), 65_000);
 });
 
 Deno.test("DataSealer.create() and DataOpener.create() refuse keys and ids of the wrong length", async () => {

@@ -1,6 +1,6 @@
 /**
  * Transfer message encodings (PROTOCOL.md 14.1 to 14.4): the Offer carries its data key and no
- * counter or signature, Data never travels in the envelope, Done counts the Data slices, a Data
+ * counter or signature, Data and Acks never travel in the envelope, Done counts the Data slices, a Data
  * body's size is bounded on both sides, and author ids and fingerprints convert both ways.
  */
 
@@ -54,7 +54,7 @@ Deno.test("encodeTransfer.offer() refuses a data key that is not 32 bytes", () =
   );
 });
 
-Deno.test("decodeTransfer() refuses Data (0x35): it travels only as a Direct", () => {
+Deno.test("decodeTransfer() refuses Data (0x35) and Ack (0x36): they travel only as Directs", () => {
   const bytes = Uint8Array.of(
     TRANSFER_MESSAGE.data,
     ...party,
@@ -67,8 +67,15 @@ Deno.test("decodeTransfer() refuses Data (0x35): it travels only as a Direct", (
     1,
   );
   throws(() => decodeTransfer(bytes), /file data \(0x35\) travels only as a Direct/);
+  // An Ack as it travelled in a Sealed message before 14.4 moved it to the data channel.
+  const ack = Uint8Array.of(TRANSFER_MESSAGE.ack, ...party, ...id, ...new Uint8Array(8));
+  throws(
+    () => decodeTransfer(ack),
+    (error) => malformed(error) && /file acks \(0x36\) travel only as Directs/.test(String(error)),
+  );
   strictEqual(isTransferType(TRANSFER_MESSAGE.data), false);
-  for (const type of [0x30, 0x31, 0x32, 0x33, 0x34, 0x36, 0x37, 0x38, 0x39]) {
+  strictEqual(isTransferType(TRANSFER_MESSAGE.ack), false);
+  for (const type of [0x30, 0x31, 0x32, 0x33, 0x34, 0x37, 0x38, 0x39]) {
     strictEqual(isTransferType(type), true);
   }
   strictEqual(isTransferType(0x2f), false);
@@ -92,7 +99,7 @@ Deno.test("decodeDataSlice() takes 1 to MAX_DATA_SLICE bytes after file_index an
     throws(() => decodeDataSlice(bytes), malformed);
   }
   throws(() => decodeDataSlice(new Uint8Array(11)), malformed);
-  strictEqual(MAX_DATA_SLICE, 65536 - 16 - 8 - 4 - 8 - 16);
+  strictEqual(MAX_DATA_SLICE, 65536 - 1 - 16 - 8 - 4 - 8 - 16);
 });
 
 Deno.test("authorOf() and fingerprintOfAuthor() convert both ways; anything but a fingerprint is refused", () => {

@@ -100,12 +100,17 @@ Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that ho
     await receiver.until(finished("receive"));
     strictEqual(last(receiver).state, "done");
     const directs = sender.sent.filter((s) => s.kind === "direct");
-    deepStrictEqual(directs.map((d) => d.bytes.length), [65536, 65536, 65536, 16 + 8 + 17 + 16]);
+    deepStrictEqual(directs.map((d) => d.bytes.length), [
+      65536,
+      65536,
+      65536,
+      1 + 16 + 8 + 17 + 16,
+    ]);
     ok(directs.every((d) => d.to.fingerprint === bob.fingerprint));
     // Every Direct's ciphertext differs from the file bytes it carries.
     for (const [i, direct] of directs.entries()) {
       const plain = content.subarray(i * MAX_DATA_SLICE, i * MAX_DATA_SLICE + 64);
-      const cipher = direct.bytes.subarray(24 + 12, 24 + 12 + plain.length);
+      const cipher = direct.bytes.subarray(25 + 12, 25 + 12 + plain.length);
       notDeepStrictEqual(cipher, plain);
     }
     // No transfer message but the Offer carries the data key; none is Data.
@@ -134,7 +139,7 @@ Deno.test("each transfer has its own random data key, and its Data does not open
     // there, and the first transfer misses it.
     room.relayDirect = (from, _to, bytes) => {
       const moved = bytes.slice();
-      moved.set(second.transferId, 0);
+      moved.set(second.transferId, 1);
       return [{ from, bytes: moved }];
     };
     const shown = receiver.events.filter((e) => e.type === "offer") as (ChatEvent & {
@@ -167,7 +172,9 @@ async function tamperedTransfer(
     const content = randomBytes(4 * MAX_DATA_SLICE);
     await Deno.writeFile(`${dirs.out}/file.bin`, content);
     const seen: Uint8Array[] = [];
+    // The relay's part on Alice's Data; Bob's Acks go back untouched.
     room.relayDirect = (from, _to, bytes) => {
+      if (from.fingerprint !== alice.fingerprint) return [{ from, bytes }];
       seen.push(bytes);
       return relay(seen, from);
     };
@@ -191,8 +198,9 @@ async function tamperedTransfer(
 
 for (
   const [where, offset] of [
+    ["kind", 0],
     ["transfer id", 3],
-    ["sequence number", 16 + 7],
+    ["sequence number", 1 + 16 + 7],
     ["ciphertext", 100],
     ["tag", -1],
   ] as const
@@ -204,9 +212,11 @@ for (
       return [{ from, bytes }];
     });
     strictEqual(result.receiver.state, "failed");
-    // A flipped transfer id names no transfer: that Direct is dropped, and the next one is out
-    // of sequence.
-    const reason = where === "transfer id" ? DATA_OUT_OF_SEQUENCE : DATA_FAILED_AUTHENTICATION;
+    // A flipped kind or transfer id names no incoming transfer: that Direct is dropped, and the
+    // next one is out of sequence.
+    const reason = where === "transfer id" || where === "kind"
+      ? DATA_OUT_OF_SEQUENCE
+      : DATA_FAILED_AUTHENTICATION;
     strictEqual(result.receiver.reason, reason);
     strictEqual(result.sender.state, "cancelled");
     strictEqual(result.sender.reason, reason);
@@ -508,7 +518,7 @@ Deno.test("a recipient repeating its Accept and Resume gets one stream: every sl
     deepStrictEqual(sender.sealed().map((m) => m.type), ["offer", "manifest", "done"]);
     const directs = sender.sent.filter((s) => s.kind === "direct").map((s) => s.bytes);
     deepStrictEqual(
-      directs.map((d) => new DataView(d.buffer, d.byteOffset + 16, 8).getBigUint64(0)),
+      directs.map((d) => new DataView(d.buffer, d.byteOffset + 17, 8).getBigUint64(0)),
       [0n, 1n, 2n],
     );
   } finally {
