@@ -34,7 +34,7 @@ export interface HostOptions extends ReceivePolicy {
  */
 export async function hostRoom(relay: Relay, options: HostOptions): Promise<Participant> {
   const self = { name: options.name ?? options.identity.comment, identity: options.identity };
-  const [memberSide, relaySide] = connectedPair(self, self, "(you run the relay)");
+  const [memberSide, relaySide] = connectedPair(self, self, "");
   relay.join(relaySide).catch(() => {});
   return await joinRoom(memberSide, { ...options, admitsAtOnce: () => true });
 }

@@ -69,7 +69,7 @@ export async function joinRoom(
     throw new ProtocolError("no_start", "the relay did not start with a Start");
   }
   const name = options.name ?? (options.identity.comment || "member");
-  const membership = new Membership(connection, now);
+  const membership = new Membership(connection, options.identity.fingerprint, now);
   const participant = new RoomParticipant({
     identity: options.identity,
     name,
@@ -125,7 +125,7 @@ class Membership implements RelayLink {
   #participant: RoomParticipant | undefined;
   #admissions: Admissions | undefined;
 
-  constructor(connection: RoomConnection, now: () => number) {
+  constructor(connection: RoomConnection, ownFingerprint: string, now: () => number) {
     this.#connection = connection;
     this.#now = now;
     this.code = connection.verificationCode;
@@ -133,6 +133,8 @@ class Membership implements RelayLink {
       name: replaceUnsafe(connection.peer.name),
       fingerprint: connection.peer.identity.fingerprint,
     };
+    // The host runs the relay it is linked to in-process: no code to compare (the UI says so).
+    if (this.relay.fingerprint === ownFingerprint) this.relay.self = true;
     this.closed = new Promise<void>((resolve) => this.#resolveClosed = resolve);
   }
 

@@ -371,7 +371,8 @@ function admitArgument(member: MemberInfo): string {
  */
 function renderVerification(event: ChatEvent & { type: "verification" }, style: Style): string[] {
   const relay = displayName(event.peer.name);
-  const lines = [
+  // The host runs the relay itself: its link to it is in-process, with no code to compare.
+  const lines = event.peer.self ? ["you run this room's relay"] : [
     `verification code with the relay: ${style("1", sanitize(event.code))}`,
     `relay: ${rosterEntry(event.peer, style)}`,
     `compare this code with ${relay} over another channel (voice, in person): a different code ` +

@@ -148,6 +148,29 @@ const CASES: [string, ChatEvent, string[], string[]][] = [
     ],
   ],
   [
+    "verification at the host, which runs the relay itself (no connection code to compare)",
+    {
+      type: "verification",
+      time: TIME,
+      code: "",
+      peer: { ...bob, self: true },
+      epochCode: "5550 1234 9876",
+    },
+    [
+      "09:05 -- you run this room's relay",
+      "09:05 -- room epoch code: 5550 1234 9876",
+      "09:05 -- every member should see this same epoch code: compare it with the others out of " +
+      "band (voice, in person); a different code means the relay split the room",
+    ],
+    [
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m you run this room's relay",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m room epoch code: \x1b[1m5550 1234 9876\x1b[0m",
+      "\x1b[2m09:05\x1b[0m \x1b[33m--\x1b[0m every member should see this same epoch code: " +
+      "compare it with the others out of band (voice, in person); a different code means the " +
+      "relay split the room",
+    ],
+  ],
+  [
     "verification (/verify NAME) with the epoch code and a safety number",
     {
       type: "verification",
