@@ -9,7 +9,8 @@
  *
  * It serves several rooms at once (`room` in `join()`), each with its own group, so a test can
  * carry one room's messages into another; `acceptEveryCommit` makes it accept two commits for
- * one epoch, the first step of splitting a room into two groups. It also keeps every message
+ * one epoch, the first step of splitting a room into two groups; `neverCreate` tells everyone to
+ * wait, so that it can make a room of its own around their KeyPackages. It also keeps every message
  * members sent it (`heard`), for the test to replay or alter later.
  *
  * What it does not do: apply the limits of 13.8 or the checks of the real relay
