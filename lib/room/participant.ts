@@ -96,6 +96,8 @@ export class RoomParticipant implements Participant {
   admin: AdminActions | undefined;
   #self: MemberInfo;
   #group: RoomGroup | undefined;
+  /** Each member's name as its credential has it, by fingerprint: to tell who renamed itself. */
+  #names = new Map<string, string>();
   #events = new EventHub();
   #now: () => number;
   #link: RelayLink;
@@ -141,6 +143,7 @@ export class RoomParticipant implements Participant {
   entered(group: RoomGroup, addedBy?: GroupMember): void {
     this.#group = group;
     this.roster.update(group.members());
+    this.#names = namesOf(group.members());
     const time = this.#now();
     if (addedBy) {
       const by = this.roster.get(addedBy.fingerprint);
@@ -153,7 +156,11 @@ export class RoomParticipant implements Participant {
   committed(event: GroupEvent & { kind: "commit" }): void {
     const before = this.roster.list();
     const committer = this.roster.get(event.committer.fingerprint) ?? infoOf(event.committer);
-    if (this.#group) this.roster.update(this.#group.members());
+    const namesBefore = this.#names;
+    if (this.#group) {
+      this.roster.update(this.#group.members());
+      this.#names = namesOf(this.#group.members());
+    }
     const time = this.#now();
     for (const { member, left } of event.removed) {
       const info = before.find((m) => m.fingerprint === member.fingerprint) ?? infoOf(member);
@@ -188,6 +195,14 @@ export class RoomParticipant implements Participant {
         text: `${committer.name} ${now ? "made" : "no longer makes"} ${info.name} an admin`,
       });
     }
+    // A member may change the name in its credential with its own commit (13.3: an Update is
+    // always allowed): never silently, or it could take a name others know.
+    for (const info of this.roster.list()) {
+      const was = namesBefore.get(info.fingerprint);
+      if (was === undefined || was === this.#names.get(info.fingerprint)) continue;
+      const shown = before.find((m) => m.fingerprint === info.fingerprint)?.name ?? was;
+      this.emit({ type: "notice", time, text: `${shown} now calls itself ${info.name}` });
+    }
   }
 
   /**
@@ -201,7 +216,8 @@ export class RoomParticipant implements Participant {
       this.emit({
         type: "notice",
         time,
-        text: `${event.missed} message(s) from ${from.name} never arrived: the relay dropped them`,
+        text: `${event.missed} message(s) from ${from.name} have not arrived: ` +
+          "the relay dropped or delayed them",
       });
     }
     try {
@@ -415,6 +431,11 @@ export interface AdminActions {
   admit(who: string): Promise<void>;
   kick(who: string): Promise<void>;
   setAdmin(who: string, on: boolean): Promise<void>;
+}
+
+/** The names members' credentials give, by fingerprint. */
+function namesOf(members: readonly GroupMember[]): Map<string, string> {
+  return new Map(members.map((member) => [member.fingerprint, member.name]));
 }
 
 /** A group member as shown when the roster no longer (or not yet) has it. */
