@@ -244,6 +244,7 @@ export async function examineCommit(
   try {
     opened = await openCommit(state, header, cs);
   } catch (error) {
+    if (error instanceof GroupRejection) throw error;
     throw new GroupFailure(`MLS refused it: ${messageOf(error)}`, { cause: error });
   }
   const before = policyStateOf(state, roster);

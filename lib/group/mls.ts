@@ -58,6 +58,7 @@ import { addHistoricalReceiverData, applyProposals } from "ts-mls/clientState.js
 import { consumeRatchet } from "ts-mls/secretTree.js";
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
 import { decryptGroupInfo, decryptGroupSecrets } from "ts-mls/welcome.js";
+import { GroupRejection } from "./group_errors.ts";
 
 export {
   createApplicationMessage,
@@ -184,15 +185,23 @@ export async function openCommit(
 ): Promise<
   { committer: number | undefined; proposals: ProposalWithSender[]; listed: ProposalOrRef[] }
 > {
-  const { content } = await unprotectPrivateMessage(
-    state.keySchedule.senderDataSecret,
-    message,
-    state.secretTree,
-    state.ratchetTree,
-    state.groupContext,
-    state.clientConfig.keyRetentionConfig,
-    cs,
-  );
+  let content;
+  try {
+    ({ content } = await unprotectPrivateMessage(
+      state.keySchedule.senderDataSecret,
+      message,
+      state.secretTree,
+      state.ratchetTree,
+      state.groupContext,
+      state.clientConfig.keyRetentionConfig,
+      cs,
+    ));
+  } catch (error) {
+    // Nothing of it is authenticated: anyone (the relay) could have made it. Dropped, not obeyed.
+    throw new GroupRejection(
+      `a commit that does not decrypt: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
   const framed = content.content;
   if (framed.contentType !== "commit") throw new TypeError("not a commit");
   const committer = framed.sender.senderType === "member" ? framed.sender.leafIndex : undefined;

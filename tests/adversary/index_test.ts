@@ -361,7 +361,7 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     file: "./malicious_relay_test.ts",
     tests: [
       "a byte flipped in a Group message is rejected, and the lost line is counted",
-      "a byte flipped in a Commit ends the member's session with the commit refused",
+      "a byte flipped in a Commit is dropped as rejected; the genuine one that follows is applied",
       "a byte flipped in a Welcome is refused: the newcomer keeps waiting, and joins with the real one",
     ],
   },
@@ -392,7 +392,7 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     attack: "a second alice (review attack (b))",
     file: "./malicious_relay_test.ts",
     tests: [
-      "the relay cannot add a second alice: its commit ends the session of whoever gets it, never shows her",
+      "the relay cannot add a second alice: its Welcome and commit are dropped, never show her",
       "a second alice that an admin let in is shown with her own fingerprint, both names told apart",
       "a member that renames itself alice is told apart by its fingerprint, and the rename is shown",
     ],
