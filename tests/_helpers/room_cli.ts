@@ -4,7 +4,8 @@
  * behind a `--relay-only` listener) admits it like any dialer. Tests then make it say what an
  * honest `dial` never would, through its own group: hand-made transfer messages, sealed to one
  * member inside an MLS application message (docs/PROTOCOL.md 13.5, 14.1), and they read the
- * transfer messages that reach it.
+ * transfer messages that reach it. Also small helpers for rooms of `--json` processes
+ * (tests/_helpers/chat.ts runs them): the members a process shows now, and admit lists.
  *
  * What it does not do: start processes (tests/_helpers/peers.ts and chat.ts do) or bypass any
  * check of the listener: everything it sends is authenticated by MLS as its own.
@@ -12,7 +13,7 @@
  * @module
  */
 
-import type { MemberInfo } from "../../lib/chat/chat_events.ts";
+import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { encodeToRelay } from "../../lib/chat/relay_messages.ts";
 import { encodeSealed } from "../../lib/chat/room_content.ts";
 import { authorOf, type Identity } from "../../lib/keys/identity.ts";
@@ -96,4 +97,36 @@ export function hostOf(member: DialedMember): MemberInfo {
   const host = member.participant.members().find((info) => info.host);
   if (!host) throw new Error("no host in the room");
   return host;
+}
+
+/**
+ * The members a `--json` process shows now, by fingerprint: its latest `roster` event (the one it
+ * got on entering, or the answer to /who), then every join and leave shown after it.
+ */
+export function shownMembers(events: ChatEvent[]): Set<string> {
+  const last = events.findLastIndex((event) => event.type === "roster");
+  const roster = events[last];
+  const members = new Set(
+    roster?.type === "roster" ? roster.members.map((m) => m.fingerprint) : [],
+  );
+  for (const event of events.slice(last + 1)) {
+    if (event.type === "join") members.add(event.member.fingerprint);
+    if (event.type === "leave") members.delete(event.member.fingerprint);
+  }
+  return members;
+}
+
+/** Whether two sets hold the same items. */
+export function sameMembers(shown: Set<string>, expected: Iterable<string>): boolean {
+  const wanted = new Set(expected);
+  return shown.size === wanted.size && [...wanted].every((item) => shown.has(item));
+}
+
+/** Writes an admit list (`dial --admit FILE`: lines "SHA256:... name", as authorized_keys). */
+export async function writeAdmitList(
+  path: string,
+  peers: { fingerprint: string; name: string }[],
+): Promise<string> {
+  await Deno.writeTextFile(path, peers.map((p) => `${p.fingerprint} ${p.name}\n`).join(""));
+  return path;
 }
