@@ -293,6 +293,13 @@ class Membership implements RelayLink {
           text: `the relay says ${member.name} disconnected (still a member until it leaves ` +
             "or an admin removes it)",
         });
+        // Our transfers with it cannot go on: they end as a broken connection ends them, part
+        // files kept for a resend (14.5). Acting on the relay's word costs nothing it could not
+        // take anyway: it can stall a transfer by dropping its Directs.
+        await participant.transfers.abortWith(
+          member.fingerprint,
+          "the relay says they disconnected",
+        );
         return;
       }
       case "commit":

@@ -12,6 +12,7 @@ import { Relay } from "../../lib/room/relay.ts";
 import type { RoomConnection } from "../../lib/room/room_connection.ts";
 import { entered, identities, join, room, rosterSize, texts, watch } from "../_helpers/room.ts";
 import { securePairFor } from "../_helpers/relay_peers.ts";
+import { MiB, tempDir, writeRandomFile } from "../_helpers/files.ts";
 
 const hasText = (text: string) => (events: ChatEvent[]) =>
   events.some((event) => event.type === "message" && event.text === text);
@@ -178,5 +179,35 @@ Deno.test("a member that leaves right after applying a commit commits nothing mo
   } finally {
     await Promise.all([first.session.close(), newcomer.session.close()]);
     await relay.close();
+  }
+});
+
+// Regression: when a sender's connection died mid-transfer, the relay's Left was only shown: the
+// recipient's transfer waited for Data forever, and `listen --receive` never exited.
+Deno.test("a sender the relay says disconnected mid-transfer: the recipient's transfer fails and keeps its part file", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/in`);
+  const source = `${dir.path}/big.bin`;
+  await writeRandomFile(source, 64 * MiB);
+  const { members: [alice, bob], close } = await room(2, {
+    member: { receiveDir: `${dir.path}/in`, autoAccept: true },
+  });
+  try {
+    const receiving = (events: ChatEvent[]) =>
+      events.some((e) => e.type === "transfer" && e.state === "receiving" && e.bytes > 0);
+    await alice!.session.sendFile!(source, bob!.identity.comment);
+    await bob!.until(receiving);
+    alice!.connection!.close(); // cut, without a goodbye
+    await bob!.until((events) =>
+      events.some((e) =>
+        e.type === "transfer" && e.direction === "receive" && e.state !== "receiving"
+      )
+    );
+    const ended = bob!.events.findLast((e) => e.type === "transfer");
+    strictEqual(ended?.type === "transfer" && ended.state, "failed");
+    strictEqual(ended?.type === "transfer" && ended.reason, "the relay says they disconnected");
+    ok((await Deno.stat(`${dir.path}/in/big.bin.securechat-part`)).size > 0);
+  } finally {
+    await close();
   }
 });
