@@ -34,8 +34,9 @@ import {
   WaitingLine,
 } from "../transport/listener.ts";
 import { runPipe } from "../transport/pipe.ts";
-import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
 import { Relay } from "../room/relay.ts";
+import type { RoomParticipant } from "../room/participant.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
@@ -349,12 +350,15 @@ async function serveRoom(
   const { maxMembers, receive } = options;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
+  const chatUi = mode === "terminal" || mode === "json";
+  const refusals = new RefusalNotices();
   const room = new Relay({
     maxMembers,
-    // The terminal belongs to the chat UI, which shows joins and leaves itself.
-    ...(mode === "terminal" ? {} : { log: status }),
+    // The terminal belongs to the chat UI, which shows joins and knocks itself: of the relay's
+    // log it gets only the refusals, which it would otherwise never hear of.
+    log: mode === "terminal" ? refusals.fromLog : mode === "json" ? refusals.alsoFromLog : status,
   });
-  const report = mode === "terminal" ? () => {} : status;
+  const report = chatUi ? refusals.tell : status;
   const admit = makeAdmitter({
     ...settings,
     maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
@@ -385,6 +389,7 @@ async function serveRoom(
     name: settings.name,
     ...receive,
   });
+  if (chatUi) refusals.showTo(host);
   if (mode === "oneshot") {
     status(
       `receiving into "${receive.receiveDir}": the first file or folder sent ends the session`,
@@ -394,6 +399,39 @@ async function serveRoom(
     return code;
   }
   const code = await runChatUi(host, mode);
-  await room.close();
+  await room.close("the host closed the room");
   return code;
+}
+
+/**
+ * Connections refused by the listener (authorized_keys) or by the relay (a mode mismatch, a key
+ * already in the room, a full room), told to the person at the listener as notices in the chat
+ * UI: in the terminal chat there is no other place they would show. Those refused before the host
+ * is in its room wait for it.
+ */
+class RefusalNotices {
+  #host: RoomParticipant | undefined;
+  #early: string[] = [];
+
+  /** Shows `line` to the host (or keeps it until the host is there). */
+  readonly tell = (line: string): void => {
+    if (this.#host === undefined) this.#early.push(line);
+    else this.#host.emit({ type: "notice", time: Date.now(), text: line });
+  };
+
+  /** A relay log line: only refusals are shown; joins and knocks are room events already. */
+  readonly fromLog = (line: string): void => {
+    if (/ refused: /.test(line)) this.tell(line);
+  };
+
+  /** A relay log line for `--json`: all of them on stderr, refusals also as notices. */
+  readonly alsoFromLog = (line: string): void => {
+    status(line);
+    this.fromLog(line);
+  };
+
+  showTo(host: RoomParticipant): void {
+    this.#host = host;
+    for (const line of this.#early.splice(0)) this.tell(line);
+  }
 }

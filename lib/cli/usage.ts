@@ -153,7 +153,7 @@ Examples:
 Connects to a listener (default port 65432), checks its identity against known_hosts (recording
 it on first contact) or the pinned fingerprint, and runs the handshake. On a terminal it joins the
 listener's end-to-end encrypted room (type /help): an admin of the room admits you, or you make the
-room when you are the first to arrive at a --relay-only relay. In pipe mode it moves raw bytes.
+room when you are the first to arrive at a relay-only listener. In pipe mode it moves raw bytes.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)

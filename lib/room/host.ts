@@ -11,10 +11,10 @@
  * @module
  */
 
-import type { Participant } from "../chat/chat_events.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { ReceivePolicy } from "../transfer/receive_policy.ts";
 import { joinRoom } from "./member.ts";
+import type { RoomParticipant } from "./participant.ts";
 import type { Relay } from "./relay.ts";
 import { connectedPair } from "./room_connection.ts";
 
@@ -32,7 +32,7 @@ export interface HostOptions extends ReceivePolicy {
  *
  * @returns the host's Participant, once it has made the group
  */
-export async function hostRoom(relay: Relay, options: HostOptions): Promise<Participant> {
+export async function hostRoom(relay: Relay, options: HostOptions): Promise<RoomParticipant> {
   const self = { name: options.name ?? options.identity.comment, identity: options.identity };
   const [memberSide, relaySide] = connectedPair(self, self, "");
   relay.join(relaySide).catch(() => {});

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { MemberInfo, Participant } from "../chat/chat_events.ts";
+import type { MemberInfo } from "../chat/chat_events.ts";
 import {
   decodeFromRelay,
   encodeToRelay,
@@ -51,7 +51,7 @@ export interface JoinOptions extends ReceivePolicy {
 export async function joinRoom(
   connection: RoomConnection,
   options: JoinOptions,
-): Promise<Participant> {
+): Promise<RoomParticipant> {
   await exchangeSessionHello(connection, "chat");
   const now = options.now ?? Date.now;
   const first = await connection.receive();
@@ -169,6 +169,9 @@ class Membership implements RelayLink {
   async close(): Promise<void> {
     if (!this.#ended) {
       this.#leaving = true;
+      // Leaving, we commit nothing more: our Remove is for the others to commit (13.3), and MLS
+      // forbids a commit from a member whose own Remove is pending.
+      this.#admissions?.stop();
       const group = this.#participant?.group;
       if (group && group.members().length > 1) {
         await group.proposeLeave()
@@ -290,6 +293,13 @@ class Membership implements RelayLink {
           text: `the relay says ${member.name} disconnected (still a member until it leaves ` +
             "or an admin removes it)",
         });
+        // Our transfers with it cannot go on: they end as a broken connection ends them, part
+        // files kept for a resend (14.5). Acting on the relay's word costs nothing it could not
+        // take anyway: it can stall a transfer by dropping its Directs.
+        await participant.transfers.abortWith(
+          member.fingerprint,
+          "the relay says they disconnected",
+        );
         return;
       }
       case "commit":

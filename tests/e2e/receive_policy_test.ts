@@ -2,27 +2,23 @@
  * `listen --receive DIR` accepts offers without asking, so it declines what cannot or should not
  * be received: an offer over the default 1 GiB limit (without --max-file-size), and one larger
  * than the free space of DIR's file system, each with its reason sent back to the sender and shown
- * by the listener. The sender is built from the library and signs honest-looking offers for
- * sizes it does not have: only the Offer is needed to be declined.
+ * by the listener. The sender is a room member built from the library (tests/_helpers/room_cli.ts)
+ * that the listener's host admits like any dialer; it sends honest-looking Offers, sealed to the
+ * host inside its MLS group, for sizes it does not have: only the Offer is needed to be declined.
  */
 
 import { match, notStrictEqual, strictEqual } from "node:assert/strict";
-import type { Identity } from "../../lib/keys/identity.ts";
-import { authorOf } from "../../lib/chat/room_messages.ts";
-import {
-  decodeTransfer,
-  encodeTransfer,
-  signOffer,
-  TRANSFER_MESSAGE,
-} from "../../lib/transfer/transfer_messages.ts";
+import { authorOf, type Identity } from "../../lib/keys/identity.ts";
+import { encodeTransfer } from "../../lib/transfer/transfer_messages.ts";
 import { makePeer, startPeer } from "../_helpers/peers.ts";
-import { identities, joinListenerRoom } from "../_helpers/room.ts";
+import { identities } from "../_helpers/room.ts";
+import { dialRoom, hostOf, sendSealed } from "../_helpers/room_cli.ts";
 
 const [sender] = await identities(1) as [Identity];
 
 /**
- * Starts `listen --receive DIR ...extra`, offers `totalSize` bytes to it and returns the
- * listener's answer (Accept or Reject) and its exit.
+ * Starts `listen --receive DIR ...extra`, offers `totalSize` bytes to its host and returns the
+ * host's answer (Accept or Reject) and the listener's exit.
  */
 async function offerToReceiver(totalSize: number, extra: string[] = []) {
   const root = await Deno.makeTempDir({ prefix: "securechat-receive-limits-" });
@@ -33,34 +29,29 @@ async function offerToReceiver(totalSize: number, extra: string[] = []) {
     const listener = startPeer(["listen", "--port", "0", "--receive", dir, ...extra], host.env);
     const line = await listener.stderr.waitFor(/listening on/);
     const port = Number(/:(\d+) as /.exec(line)?.[1]);
-    const { secure, roomId, hostAuthor } = await joinListenerRoom(port, sender);
+    const member = await dialRoom(port, sender);
+    const to = hostOf(member);
     const id = crypto.getRandomValues(new Uint8Array(16));
-    const offer = await signOffer(sender, {
-      roomId,
-      sender: authorOf(sender.fingerprint),
-      recipient: hostAuthor,
-      transferId: id,
-    }, {
-      counter: BigInt(Date.now()) * 1000n + 1_000_000n,
-      timestamp: Date.now(),
-      name: "huge.bin",
-      fileCount: 1,
-      totalSize,
-      manifestSha256: new Uint8Array(32),
-    });
-    await secure.send(encodeTransfer.offer(hostAuthor, id, offer));
-    let answer;
-    while (answer === undefined) {
-      const data = await secure.receive();
-      if (data === null) break;
-      if (data[0] === TRANSFER_MESSAGE.accept || data[0] === TRANSFER_MESSAGE.reject) {
-        answer = decodeTransfer(data);
-      }
-    }
+    await sendSealed(
+      member,
+      to,
+      encodeTransfer.offer(authorOf(to.fingerprint), id, {
+        timestamp: Date.now(),
+        name: "huge.bin",
+        fileCount: 1,
+        totalSize,
+        manifestSha256: new Uint8Array(32),
+        dataKey: crypto.getRandomValues(new Uint8Array(32)),
+      }),
+    );
+    await member.until(() =>
+      member.transferMessages.some((m) => m.type === "accept" || m.type === "reject")
+    );
+    const answer = member.transferMessages.find((m) => m.type === "accept" || m.type === "reject");
     // A declined offer ends the one-shot listener by itself; anything else would leave it waiting.
     if (answer?.type !== "reject") listener.child.kill("SIGTERM");
     const exit = await listener.finished();
-    secure.close();
+    await member.participant.closed;
     return { answer, listener: exit };
   } finally {
     await Deno.remove(root, { recursive: true });

@@ -2,21 +2,17 @@
  * A room member against `listen --receive DIR`, which accepts offers without asking: the
  * free-space check must count the bytes the listener already agreed to receive. Otherwise a
  * sender that offers two files at once, each of which fits alone, gets both accepted and fills
- * the disk. The sender is built from the library and signs offers for sizes it does not have:
- * only the Offers and the listener's answers are exchanged, nothing is written.
+ * the disk. The sender is a room member built from the library (tests/_helpers/room_cli.ts) that
+ * the listener's host admits like any dialer; it seals Offers to the host inside its MLS group for
+ * sizes it does not have: only the Offers and the host's answers are exchanged, nothing is written.
  */
 
 import { deepStrictEqual, match } from "node:assert/strict";
-import type { Identity } from "../../lib/keys/identity.ts";
-import { authorOf } from "../../lib/chat/room_messages.ts";
-import {
-  decodeTransfer,
-  encodeTransfer,
-  signOffer,
-  TRANSFER_MESSAGE,
-} from "../../lib/transfer/transfer_messages.ts";
+import { authorOf, type Identity } from "../../lib/keys/identity.ts";
+import { encodeTransfer } from "../../lib/transfer/transfer_messages.ts";
 import { makePeer, startPeer } from "../_helpers/peers.ts";
-import { identities, joinListenerRoom } from "../_helpers/room.ts";
+import { identities } from "../_helpers/room.ts";
+import { dialRoom, hostOf, sendSealed } from "../_helpers/room_cli.ts";
 
 const [sender] = await identities(1) as [Identity];
 
@@ -45,43 +41,40 @@ Deno.test("listen --receive declines a second offer when the two together exceed
     );
     const line = await listener.stderr.waitFor(/listening on/);
     const port = Number(/:(\d+) as /.exec(line)?.[1]);
-    const { secure, roomId, hostAuthor } = await joinListenerRoom(port, sender);
+    const member = await dialRoom(port, sender);
+    const to = hostOf(member);
     // Each fits alone with a wide margin; the two together do not.
     const size = Math.floor((await freeSpaceOf(dir)) * 0.6);
-    const ids: Uint8Array[] = [];
-    for (const [n, name] of ["one.bin", "two.bin"].entries()) {
+    for (const name of ["one.bin", "two.bin"]) {
       const id = crypto.getRandomValues(new Uint8Array(16));
-      ids.push(id);
-      const offer = await signOffer(sender, {
-        roomId,
-        sender: authorOf(sender.fingerprint),
-        recipient: hostAuthor,
-        transferId: id,
-      }, {
-        counter: BigInt(Date.now()) * 1000n + 1_000_000n + BigInt(n),
-        timestamp: Date.now(),
-        name,
-        fileCount: 1,
-        totalSize: size,
-        manifestSha256: new Uint8Array(32),
-      });
-      await secure.send(encodeTransfer.offer(hostAuthor, id, offer));
+      await sendSealed(
+        member,
+        to,
+        encodeTransfer.offer(authorOf(to.fingerprint), id, {
+          timestamp: Date.now(),
+          name,
+          fileCount: 1,
+          totalSize: size,
+          manifestSha256: new Uint8Array(32),
+          dataKey: crypto.getRandomValues(new Uint8Array(32)),
+        }),
+      );
     }
-    const answers: string[] = [];
-    let reason = "";
-    while (answers.length < 2) {
-      const data = await secure.receive();
-      if (data === null) break;
-      if (data[0] === TRANSFER_MESSAGE.accept || data[0] === TRANSFER_MESSAGE.reject) {
-        const answer = decodeTransfer(data);
-        answers.push(answer.type);
-        if (answer.type === "reject") reason = answer.reason;
-      }
+    const answers = () =>
+      member.transferMessages.filter((m) => m.type === "accept" || m.type === "reject");
+    await member.until(() => answers().length >= 2);
+    // The one-shot listener ends with the first transfer that ends (here the declined one); if
+    // it has not yet, the test ends it.
+    try {
+      listener.child.kill("SIGTERM");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // it has exited already
     }
-    listener.child.kill("SIGTERM");
     await listener.finished();
-    secure.close();
-    deepStrictEqual(answers, ["accept", "reject"]);
+    await member.participant.closed;
+    deepStrictEqual(answers().map((answer) => answer.type), ["accept", "reject"]);
+    const reject = answers()[1];
+    const reason = reject?.type === "reject" ? reject.reason : "";
     match(reason, /^not enough free space: \d+ bytes offered, \d+ available/);
   } finally {
     await Deno.remove(root, { recursive: true });

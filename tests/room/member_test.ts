@@ -6,8 +6,13 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../../lib/chat/chat_events.ts";
-import { entered, identities, join, room, rosterSize, texts } from "../_helpers/room.ts";
+import type { Identity } from "../../lib/keys/identity.ts";
+import { joinRoom } from "../../lib/room/member.ts";
 import { Relay } from "../../lib/room/relay.ts";
+import type { RoomConnection } from "../../lib/room/room_connection.ts";
+import { entered, identities, join, room, rosterSize, texts, watch } from "../_helpers/room.ts";
+import { securePairFor } from "../_helpers/relay_peers.ts";
+import { MiB, tempDir, writeRandomFile } from "../_helpers/files.ts";
 
 const hasText = (text: string) => (events: ChatEvent[]) =>
   events.some((event) => event.type === "message" && event.text === text);
@@ -125,4 +130,84 @@ Deno.test("a newcomer waits until an admin types /admit; then it is in", async (
   await first.until(hasText("in"));
   await Promise.all([first.session.close(), newcomer.session.close()]);
   await relay.close();
+});
+
+// Regression: a member that left while a commit's batch timer was armed (25 ms after applying a
+// commit) then tried to commit its own leave proposal, which MLS forbids, and ended with the error
+// "cannot commit after proposing to leave" (exit 1 for `dial`) instead of leaving cleanly. It
+// showed when leaving took longer than 25 ms: a loaded machine in tests/e2e/chat_test.ts; here, a
+// connection whose goodbye (close_notify) is sent 200 ms late.
+Deno.test("a member that leaves right after applying a commit commits nothing more and leaves cleanly", async () => {
+  const [relayIdentity, alice, bob, carol] = await identities(4) as Identity[];
+  const relay = new Relay({});
+  const first = await join(alice!, relay, relayIdentity!, { admitsAtOnce: () => true });
+  await first.until(entered);
+  const { memberSide, relaySide } = await securePairFor(bob!, relayIdentity!);
+  relay.join(relaySide).catch(() => {});
+  const slowGoodbye: RoomConnection = {
+    peer: memberSide.peer,
+    verificationCode: memberSide.verificationCode,
+    send: (data) => memberSide.send(data),
+    sendBatch: (messages) => memberSide.sendBatch(messages),
+    receive: () => memberSide.receive(),
+    closeWrite: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await memberSide.closeWrite();
+    },
+    close: () => memberSide.close(),
+    abort: (error) => memberSide.abort(error),
+  };
+  const leaver = watch(bob!, await joinRoom(slowGoodbye, { identity: bob! }));
+  await leaver.until(entered);
+  let leaving: Promise<void> | undefined;
+  // Bob leaves the moment carol's join is shown: while the commit that added her is applied.
+  leaver.session.onEvent((event) => {
+    if (event.type === "join" && event.member.fingerprint === carol!.fingerprint) {
+      leaving ??= leaver.session.close();
+    }
+  });
+  const newcomer = await join(carol!, relay, relayIdentity!);
+  try {
+    await leaver.until(() => leaving !== undefined);
+    await leaving;
+    strictEqual(leaver.session.failure?.(), undefined);
+    deepStrictEqual(leaver.events.filter((event) => event.type === "error"), []);
+    const last = leaver.events.at(-1);
+    strictEqual(last?.type === "closed" && last.reason, "we left the room");
+    await first.until(() => rosterSize(first, 2));
+    await newcomer.until(() => rosterSize(newcomer, 2));
+  } finally {
+    await Promise.all([first.session.close(), newcomer.session.close()]);
+    await relay.close();
+  }
+});
+
+// Regression: when a sender's connection died mid-transfer, the relay's Left was only shown: the
+// recipient's transfer waited for Data forever, and `listen --receive` never exited.
+Deno.test("a sender the relay says disconnected mid-transfer: the recipient's transfer fails and keeps its part file", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/in`);
+  const source = `${dir.path}/big.bin`;
+  await writeRandomFile(source, 64 * MiB);
+  const { members: [alice, bob], close } = await room(2, {
+    member: { receiveDir: `${dir.path}/in`, autoAccept: true },
+  });
+  try {
+    const receiving = (events: ChatEvent[]) =>
+      events.some((e) => e.type === "transfer" && e.state === "receiving" && e.bytes > 0);
+    await alice!.session.sendFile!(source, bob!.identity.comment);
+    await bob!.until(receiving);
+    alice!.connection!.close(); // cut, without a goodbye
+    await bob!.until((events) =>
+      events.some((e) =>
+        e.type === "transfer" && e.direction === "receive" && e.state !== "receiving"
+      )
+    );
+    const ended = bob!.events.findLast((e) => e.type === "transfer");
+    strictEqual(ended?.type === "transfer" && ended.state, "failed");
+    strictEqual(ended?.type === "transfer" && ended.reason, "the relay says they disconnected");
+    ok((await Deno.stat(`${dir.path}/in/big.bin.securechat-part`)).size > 0);
+  } finally {
+    await close();
+  }
 });
