@@ -68,6 +68,8 @@ export class Admissions implements AdminActions {
   #options: AdmissionsOptions;
   #knocks = new Map<string, Knock>();
   #kicks = new Set<string>();
+  /** Members whose authenticated leave proposal we saw, until a commit removes them. */
+  #leavers = new Set<string>();
   #admins: string[] | undefined;
   #pending: PendingCommit | undefined;
   #making = false;
@@ -189,16 +191,19 @@ export class Admissions implements AdminActions {
     await new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
   }
 
-  /** A leaving member's proposal arrived: commit it ourselves if nobody does soon (13.3). */
-  proposed(): void {
+  /**
+   * A leaving member's proposal arrived: commit it ourselves if nobody does soon (13.3). We also
+   * remember who asked to leave: a proposal that crosses a commit is lost with its epoch, and an
+   * admin then removes that member itself, as it asked (its request was authenticated).
+   */
+  proposed(leaver: GroupMember): void {
+    this.#leavers.add(leaver.fingerprint);
     this.#armProposalTimer();
   }
 
   /** Someone else's commit was applied: forget what it did, then see what is still to do. */
   applied(event: GroupEvent & { kind: "commit" }): void {
-    for (const member of event.added) this.#knocks.delete(member.fingerprint);
-    for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
-    if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    this.#forget(event);
     this.#settled();
     this.#armProposalTimer();
     this.#soon();
@@ -216,9 +221,7 @@ export class Admissions implements AdminActions {
     } catch (error) {
       return this.#options.fail(error);
     }
-    for (const member of event.added) this.#knocks.delete(member.fingerprint);
-    for (const { member } of event.removed) this.#kicks.delete(member.fingerprint);
-    if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    this.#forget(event);
     this.#options.committed(event);
     this.#settled();
     this.#armProposalTimer();
@@ -242,6 +245,23 @@ export class Admissions implements AdminActions {
     for (const waiter of this.#waiting.splice(0)) waiter.reject(closed);
     clearTimeout(this.#batchTimer);
     clearTimeout(this.#proposalTimer);
+  }
+
+  /** What a commit did is no longer to do; leavers it did not remove become an admin's kicks. */
+  #forget(event: GroupEvent & { kind: "commit" }): void {
+    for (const member of event.added) this.#knocks.delete(member.fingerprint);
+    for (const { member } of event.removed) {
+      this.#kicks.delete(member.fingerprint);
+      this.#leavers.delete(member.fingerprint);
+    }
+    if (this.#admins && sameSet(this.#admins, event.admins)) this.#admins = undefined;
+    const group = this.#options.group();
+    if (!group?.self().admin) return;
+    for (const fingerprint of this.#leavers) {
+      const member = group.members().find((m) => m.fingerprint === fingerprint);
+      if (member && !member.self) this.#kicks.add(fingerprint);
+      else this.#leavers.delete(fingerprint);
+    }
   }
 
   /** Wakes the sends that waited for pending proposals, once none is left. */

@@ -358,8 +358,8 @@ class Membership implements RelayLink {
             time: this.#now(),
             text: `${member?.name ?? "a member"} is leaving the room`,
           });
+          admissions.proposed(event.sender);
         }
-        admissions.proposed();
         return;
       case "commit":
         participant.committed(event);

@@ -10,6 +10,8 @@ import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import { Relay } from "../../lib/room/relay.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { entered, identities, join, room, rosterSize, texts } from "../_helpers/room.ts";
+import { HostileRelay } from "../_helpers/hostile_relay.ts";
+import type { FromRelay } from "../../lib/chat/relay_messages.ts";
 
 const hasText = (text: string) => (events: ChatEvent[]) =>
   events.some((event) => event.type === "message" && event.text === text);
@@ -134,4 +136,51 @@ Deno.test("a line sent while a leaving member's proposal waits goes out once it 
   } finally {
     await close();
   }
+});
+
+Deno.test("a leave proposal lost to a crossing commit: an admin who saw it removes the leaver", async () => {
+  const [relayIdentity, alice, bob, carol, dave] = await identities(5) as Identity[];
+  const relay = new HostileRelay(relayIdentity!);
+  const listed = new Set([bob!, carol!].map((who) => who.fingerprint));
+  const first = await relay.join(alice!, {
+    name: "alice",
+    admitsAtOnce: (fingerprint) => listed.has(fingerprint),
+  });
+  await first.until(entered);
+  // Bob, once an admin, admits dave; alice does not (so bob's commit is the one that crosses).
+  const second = await relay.join(bob!, {
+    name: "bob",
+    admitsAtOnce: (fingerprint) => fingerprint === dave!.fingerprint,
+  });
+  const third = await relay.join(carol!, { name: "carol" });
+  for (const member of [first, second, third]) await member.until(() => rosterSize(member, 3));
+  await first.session.setAdmin!("bob", true);
+  await second.until(() =>
+    second.session.members().every((member) => member.admin || member.name === "carol")
+  );
+  // Carol's leave proposal never reaches bob, and reaches alice just before bob's commit, which
+  // bob made without it: the proposal's epoch is gone once that commit is applied.
+  let held: FromRelay | undefined;
+  relay.route = ({ to, from, message }) => {
+    if (from?.name !== "carol" || message.type !== "group") {
+      if (held && to.name === "alice" && from?.name === "bob" && message.type === "commit") {
+        const both = [held, message];
+        held = undefined;
+        return both;
+      }
+      return undefined;
+    }
+    if (to.name === "alice") held = message;
+    return [];
+  };
+  await third.session.close();
+  const newcomer = await relay.join(dave!, { name: "dave" });
+  await newcomer.until(entered);
+  // Alice applied bob's commit, then removed carol herself: she asked to leave.
+  await first.until(() => !first.session.members().some((member) => member.name === "carol"));
+  await second.until(() => !second.session.members().some((member) => member.name === "carol"));
+  const left = second.events.find((event) => event.type === "leave");
+  strictEqual(left?.type === "leave" && left.member.fingerprint, carol!.fingerprint);
+  await Promise.all([first, second, newcomer].map((member) => member.session.close()));
+  await relay.close();
 });
