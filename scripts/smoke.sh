@@ -64,6 +64,9 @@ say "ok: keygen wrote both identities; fingerprint $listener_fp"
 # A loopback pipe, both directions at once.
 head -c 1048576 /dev/urandom >"$work/to-dialer"
 head -c 1048576 /dev/urandom >"$work/to-listener"
+# Made before the listener starts: the loop below may read it before the listener's shell opens
+# it, and a missing file would end this script (set -e, pipefail).
+: >"$work/listener.err"
 SECURECHAT_HOME="$work/listener" limited "$bin" listen --pipe --port 0 \
   <"$work/to-dialer" >"$work/listener.out" 2>"$work/listener.err" &
 listener_pid=$!
