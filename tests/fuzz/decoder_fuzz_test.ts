@@ -22,7 +22,8 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import type { Prng } from "../_helpers/prng.ts";
 import { fuzzCount, hex, iterate, type LengthField, mutateMany, summary } from "./_fuzz.ts";
-import { clientHello, type Codec, Layout, samples } from "./_decoder_samples.ts";
+import { clientHello, type Codec, Layout } from "./_decoder_codecs.ts";
+import { samples } from "./_decoder_samples.ts";
 import { boundaryTable } from "./_decoder_boundaries.ts";
 
 const outcomes = new Map<string, { valid: number; refused: number }>();
