@@ -7,7 +7,8 @@
  * other; both answer the same {@linkcode Pool} calls.
  *
  * The room's first member (index 0) makes the group and admits everyone who knocks, as the host
- * of a listener does; the others join by its commits, in batches as their knocks arrive.
+ * of a listener does; the others join by its commits, `batch` at a time, each batch admitted
+ * before the next one dials.
  *
  * A member "has" a message when its Participant emits the `message` event: MLS decrypted and
  * authenticated it (PROTOCOL.md 13.5). Times are wall-clock milliseconds (`performance.timeOrigin
@@ -115,6 +116,9 @@ export class MemberPool implements Pool {
         slice.map(({ identity }) => pool.#join(identity, options, false)),
       );
       for (const session of sessions) pool.#watch(session);
+      // Admitted before the next batch knocks: the admin's commits add at most `batch` each,
+      // which bounds their size (each newcomer adds its KeyPackage and group secrets).
+      await pool.waitRoster(options.firstIndex + i + slice.length, 3_600_000);
     }
     return pool;
   }

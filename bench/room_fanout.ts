@@ -33,7 +33,7 @@ import {
 } from "./_report.ts";
 import { Members, sleep, wallNow } from "./_room_members.ts";
 import { processCpuMs, type Relay, startRelay } from "./_room_relay.ts";
-import { largestAdmissibleRoom } from "./room_mls.ts";
+import { admissionSizes, largestRoom } from "./room_mls.ts";
 
 /** Options of {@linkcode benchRoomFanout}. */
 export interface RoomFanoutOptions {
@@ -49,7 +49,7 @@ export interface RoomFanoutOptions {
   messages?: number;
   /** Processes the members are spread over; 0 keeps them in this process (default 4). */
   processes?: number;
-  /** Members that dial at the same time while the room fills (default 25). */
+  /** Members that dial at the same time while the room fills, admitted before the next dial (default 25). */
   batch?: number;
 }
 
@@ -307,23 +307,26 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
     processes: options.processes ?? 4,
     batch: options.batch ?? 25,
   };
-  const largest = await largestAdmissibleRoom();
-  // A margin below the estimate: the admin adds newcomers in batches, and each one's encrypted
-  // group secrets ride in the same Welcome.
-  const size = Math.min(requested, Math.floor(largest * 0.95));
+  const admission = await admissionSizes();
+  const largest = largestRoom(admission);
+  // The admin adds a batch of newcomers per commit, each with its KeyPackage and group secrets;
+  // a few members of margin for the estimate.
+  const size = Math.min(requested, largestRoom(admission, settings.batch) - 5);
   const sizes = [...new Set([middle, size])].filter((n) => n > baseSize).sort((a, b) => a - b);
   const section: Section = {
     title: `Room fan-out (${sizes.join(" and ")} members)`,
     notes: [
       `A relay process (bench/_room_relay_process.ts: the room's Relay behind real handshakes, as \`listen --relay-only\` runs it) and members in ${
         settings.processes === 0 ? "the benchmark process" : `${settings.processes} processes`
-      } of their own (joinRoom: real MLS, X-Wing; handshake suite x25519, Ed25519 identities), on 127.0.0.1; baseline room: ${baseSize} members. The first member makes the group and admits the others as they knock.`,
+      } of their own (joinRoom: real MLS, X-Wing; handshake suite x25519, Ed25519 identities), on 127.0.0.1; baseline room: ${baseSize} members. The first member makes the group and admits the others as they knock, ${settings.batch} at a time (each batch admitted before the next dials).`,
       `Relay-side latency: from the relay having read a Group message (record decrypted) to the last member's copy written to its socket (record sealed, write done), timed inside the relay process; it excludes the members. End-to-end: from just before the sender's send to the last other member's Participant showing the message (MLS decrypted and authenticated it). ${settings.rounds} timed rounds after ${WARMUP_ROUNDS} warm-up rounds, senders rotating, each ${ROUND_GAP_MS} ms after the previous one arrived everywhere; p99 is nearest-rank.`,
       "Member-side cost: the member processes' CPU per message one member reads (their CPU over the rounds / rounds / recipients). Relay CPU per fan-out: the relay process's CPU over the rounds / rounds.",
       "Throughput: many members send at once (within the relay's 20/s, burst 100); messages/s counts messages until every other member has all of them.",
       `Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; idle once stable over 4 s; busy: the peak sampled every 100 ms during the throughput phase.`,
       requested > size
-        ? `${requested} members were asked for; a room of more than ${largest} members cannot admit anyone (its Welcome, which carries the ratchet tree, outgrows one relay message of 1 MiB: bench/room_mls.ts), so the large room has ${size}.`
+        ? `${requested} members were asked for; a room of more than ${largest} members cannot admit anyone (its Welcome, which carries the ratchet tree, outgrows one relay message of 1 MiB: bench/room_mls.ts), and one admitting ${settings.batch} at once no more than ${
+          largestRoom(admission, settings.batch)
+        }, so the large room has ${size}.`
         : `The large room has ${size} members.`,
     ],
     rows: [],

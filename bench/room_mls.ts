@@ -147,43 +147,53 @@ async function measure(count: number, repeats: number): Promise<Figures> {
   };
 }
 
-/**
- * The largest group an admin can add one member to, from the sizes of that Add's commit and
- * Welcome at two group sizes: the Welcome grows by one ratchet tree leaf per member, and the
- * relay message carrying both (type, two u32 lengths, a u16 count, one recipient) may be at most
- * MAX_RELAY_MESSAGE_BYTES (13.8).
- */
-function largestFrom(
-  small: Pick<Figures, "members" | "welcomeBytes" | "commitBytes">,
-  large: Pick<Figures, "members" | "welcomeBytes" | "commitBytes">,
-): { perMember: number; largest: number } {
-  const perMember = (large.welcomeBytes - small.welcomeBytes) / (large.members - small.members);
-  const fixed = large.welcomeBytes + large.commitBytes - perMember * large.members;
-  const room = MAX_RELAY_MESSAGE_BYTES - 1 - 4 - 4 - 2 - 32 - fixed;
-  return { perMember, largest: Math.floor(room / perMember) };
+/** What an Add costs in bytes: the group's share, each member's, and each newcomer's. */
+export interface AdmissionSizes {
+  /** Commit and Welcome bytes that do not grow with the group or the newcomers. */
+  fixed: number;
+  /** Welcome bytes per member of the group after the commit (its ratchet tree leaf). */
+  perMember: number;
+  /** Commit and Welcome bytes per newcomer of the same commit beyond the first. */
+  perNewcomer: number;
 }
 
-/** The sizes of an Add's commit and Welcome in a group of `count`. */
-async function addSizes(count: number) {
+/**
+ * The largest group an admin can add `newcomers` members to in one commit: the commit and its
+ * Welcome travel in one relay message (type, two u32 lengths, a u16 count and 32 bytes per
+ * recipient) of at most MAX_RELAY_MESSAGE_BYTES (13.8), and the Welcome carries the whole tree.
+ */
+export function largestRoom(sizes: AdmissionSizes, newcomers = 1): number {
+  const room = MAX_RELAY_MESSAGE_BYTES - 1 - 4 - 4 - 2 - 32 * newcomers - sizes.fixed -
+    sizes.perNewcomer * (newcomers - 1);
+  return Math.floor(room / sizes.perMember);
+}
+
+/** The sizes of the commit and Welcome adding `newcomers` to a group of `count`. */
+async function addSizes(count: number, newcomers = 1) {
   const { admin } = await group(count);
-  const [person] = await people(1);
-  const newcomer = await Newcomer.create(person!, "newcomer");
-  const pending = await admin.prepareCommit({
-    add: [await admin.checkKeyPackage(newcomer.keyPackage)],
-  });
-  return {
-    members: count,
-    welcomeBytes: pending.welcome!.length,
-    commitBytes: pending.commit.length,
-  };
+  const admissions = [];
+  for (const person of await people(newcomers)) {
+    const newcomer = await Newcomer.create(person, "newcomer");
+    admissions.push(await admin.checkKeyPackage(newcomer.keyPackage));
+  }
+  const pending = await admin.prepareCommit({ add: admissions });
+  return { members: count + newcomers, bytes: pending.welcome!.length + pending.commit.length };
 }
 
 /**
- * The largest room an admin can still add a member to (the Welcome, which carries the whole
- * ratchet tree, must fit one relay message), measured on groups of 10 and 40: a few seconds.
+ * Measures {@linkcode AdmissionSizes} on groups of 10 and 40, adding one newcomer and three: a
+ * few seconds.
  */
-export async function largestAdmissibleRoom(): Promise<number> {
-  return largestFrom(await addSizes(10), await addSizes(40)).largest;
+export async function admissionSizes(): Promise<AdmissionSizes> {
+  const small = await addSizes(10);
+  const large = await addSizes(40);
+  const three = await addSizes(38, 3);
+  const perMember = (large.bytes - small.bytes) / (large.members - small.members);
+  return {
+    fixed: large.bytes - perMember * large.members,
+    perMember,
+    perNewcomer: (three.bytes - large.bytes) / 2,
+  };
 }
 
 /**
@@ -200,7 +210,7 @@ export async function benchRoomMls(options: RoomMlsOptions = {}): Promise<Sectio
     notes: [
       `lib/group's RoomGroup and Newcomer in one process, suite X-Wing (PROTOCOL.md 13.1), Ed25519 identities; a group of ${size} members against one of ${baseSize} (the baseline), each made by one commit.`,
       `Commit: an admin adds one newcomer (prepare and confirm: the path and the Welcome); apply: another member processes that commit; join: the newcomer joins from the Welcome (every leaf's credential checked); remove: the admin removes it again. Median of ${repeats}. Encrypt and read: ${MESSAGES} application messages of 100 bytes of text, per message.`,
-      `Largest room: the Welcome grows by the ratchet tree's leaves; an Add's commit and Welcome must fit one relay message of ${MAX_RELAY_MESSAGE_BYTES} bytes (13.8).`,
+      `Largest room: the Welcome grows by the ratchet tree's leaves; an Add's commit and Welcome must fit one relay message of ${MAX_RELAY_MESSAGE_BYTES} bytes (13.8). The growth per member and per newcomer is measured on groups of 10 and 40.`,
     ],
     rows: [],
   };
@@ -235,18 +245,31 @@ export async function benchRoomMls(options: RoomMlsOptions = {}): Promise<Sectio
   pair("Welcome for one newcomer", "KiB", (f) => f.welcomeBytes / 1024);
   pair("commit removing one member", "KiB", (f) => f.removeBytes / 1024);
   add({ name: "application message, 100 bytes of text", value: big.messageBytes, unit: "bytes" });
-  const { perMember, largest } = largestFrom(base, big);
+  const sizes = await admissionSizes();
+  const perMember = sizes.perMember;
+  const largest = largestRoom(sizes);
   add({
     name: "Welcome growth per member",
     value: perMember,
     unit: "bytes",
-    note: `from ${baseSize} to ${size} members`,
+    note: "its ratchet tree leaf: X-Wing and Ed25519 keys, credential, signature",
+  });
+  add({
+    name: "commit and Welcome growth per newcomer of the same commit",
+    value: sizes.perNewcomer,
+    unit: "bytes",
+    note: "its KeyPackage in the Add and its encrypted group secrets",
   });
   add({
     name: "largest room an admin can add a member to",
     value: largest,
     unit: "members",
     note: `its Add's commit and Welcome reach ${MAX_RELAY_MESSAGE_BYTES} bytes, one relay message`,
+  });
+  add({
+    name: "largest room an admin can add 25 newcomers to at once",
+    value: largestRoom(sizes, 25),
+    unit: "members",
   });
   printInfo(`a room of more than ${largest} members can admit nobody: its Welcome outgrows 1 MiB`);
   return section;
