@@ -48,7 +48,7 @@ Options:
   --ready-count N     dialers timed for time to ready (default ${TIME_TO_READY_COUNT})
   --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
   --room-members N    members of the large room in the room fan-out (default 1000, cut to the
-                      largest room that can still admit someone)
+                      largest room that can still admit someone and to what memory holds)
   --install-peers     apt-get install the missing comparison programs first (ssh, sshd, socat, time)
   --results FILE      write the results there (default: bench/RESULTS.md, on a full run only)
   -h, --help          this text

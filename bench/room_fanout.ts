@@ -32,7 +32,7 @@ import {
   type Target,
 } from "./_report.ts";
 import { Members, sleep, wallNow } from "./_room_members.ts";
-import { processCpuMs, type Relay, startRelay } from "./_room_relay.ts";
+import { processCpuMs, processRssKiB, type Relay, startRelay } from "./_room_relay.ts";
 import { admissionSizes, largestRoom } from "./room_mls.ts";
 
 /** Options of {@linkcode benchRoomFanout}. */
@@ -90,6 +90,8 @@ interface RoomFigures {
   externalEmptyKiB: number;
   externalIdleKiB: number;
   rssBusyPeakKiB: number;
+  /** The member processes' resident memory with the room joined. */
+  membersRssKiB: number;
   timings: Timings;
   throughput: {
     messages: number;
@@ -140,6 +142,13 @@ function rssSampler(relay: Relay): { stop(): Promise<number> } {
       return peak;
     },
   };
+}
+
+/** Resident memory of every member process, in KiB. */
+async function membersRssKiB(members: Members): Promise<number> {
+  const pids = [...new Set(members.pools.map((pool) => pool.pid))];
+  const sizes = await Promise.all(pids.map((pid) => processRssKiB(pid)));
+  return sizes.reduce((sum, kib) => sum + kib, 0);
 }
 
 /** CPU milliseconds of every member process so far. */
@@ -234,6 +243,20 @@ async function throughputPhase(
   };
 }
 
+/**
+ * The largest room whose members fit in 40% of the memory available now, from what `room`'s
+ * members took: each holds the group's state (the ratchet tree, secrets of recent epochs), which
+ * grows with the room, so their memory is taken to grow as members squared.
+ */
+async function affordableRoom(room: RoomFigures): Promise<number> {
+  const meminfo = await new Deno.Command("cat", { args: ["/proc/meminfo"], stdout: "piped" })
+    .output().then((out) => new TextDecoder().decode(out.stdout)).catch(() => "");
+  const availableKiB = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
+  if (!Number.isFinite(availableKiB)) return Infinity;
+  const perMemberKiB = room.membersRssKiB / room.members;
+  return Math.floor(Math.sqrt((0.4 * availableKiB * room.members) / perMemberKiB));
+}
+
 /** Runs every phase on one room of `count` members. */
 async function measureRoom(
   count: number,
@@ -261,6 +284,7 @@ async function measureRoom(
     );
     const rssIdleKiB = await settledRss(relay);
     const idle = await relay.memoryKiB();
+    const membersRss = await membersRssKiB(members);
     await latencyRounds(members, relay, WARMUP_ROUNDS, "warmup");
     const timings = await latencyRounds(members, relay, options.rounds, "round");
     // Sampled only now: reading the RSS while rounds are timed would add to their latency.
@@ -282,6 +306,7 @@ async function measureRoom(
       externalEmptyKiB: empty.external,
       externalIdleKiB: idle.external,
       rssBusyPeakKiB,
+      membersRssKiB: membersRss,
       timings,
       throughput,
     };
@@ -311,10 +336,9 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
   const largest = largestRoom(admission);
   // The admin adds a batch of newcomers per commit, each with its KeyPackage and group secrets;
   // a few members of margin for the estimate.
-  const size = Math.min(requested, largestRoom(admission, settings.batch) - 5);
-  const sizes = [...new Set([middle, size])].filter((n) => n > baseSize).sort((a, b) => a - b);
+  const admissible = largestRoom(admission, settings.batch) - 5;
   const section: Section = {
-    title: `Room fan-out (${sizes.join(" and ")} members)`,
+    title: "Room fan-out (end-to-end rooms)",
     notes: [
       `A relay process (bench/_room_relay_process.ts: the room's Relay behind real handshakes, as \`listen --relay-only\` runs it) and members in ${
         settings.processes === 0 ? "the benchmark process" : `${settings.processes} processes`
@@ -322,12 +346,7 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
       `Relay-side latency: from the relay having read a Group message (record decrypted) to the last member's copy written to its socket (record sealed, write done), timed inside the relay process; it excludes the members. End-to-end: from just before the sender's send to the last other member's Participant showing the message (MLS decrypted and authenticated it). ${settings.rounds} timed rounds after ${WARMUP_ROUNDS} warm-up rounds, senders rotating, each ${ROUND_GAP_MS} ms after the previous one arrived everywhere; p99 is nearest-rank.`,
       "Member-side cost: the member processes' CPU per message one member reads (their CPU over the rounds / rounds / recipients). Relay CPU per fan-out: the relay process's CPU over the rounds / rounds.",
       "Throughput: many members send at once (within the relay's 20/s, burst 100); messages/s counts messages until every other member has all of them.",
-      `Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; idle once stable over 4 s; busy: the peak sampled every 100 ms during the throughput phase.`,
-      requested > size
-        ? `${requested} members were asked for; a room of more than ${largest} members cannot admit anyone (its Welcome, which carries the ratchet tree, outgrows one relay message of 1 MiB: bench/room_mls.ts), and one admitting ${settings.batch} at once no more than ${
-          largestRoom(admission, settings.batch)
-        }, so the large room has ${size}.`
-        : `The large room has ${size} members.`,
+      `Relay RSS per member: (RSS with the members joined and idle - RSS of the empty relay) / members; idle once stable over 4 s; busy: the peak sampled every 100 ms during the throughput phase. Member RSS: all member processes' RSS / members.`,
     ],
     rows: [],
   };
@@ -339,7 +358,33 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
   const started = performance.now();
   const base = await measureRoom(baseSize, settings);
   const rooms: RoomFigures[] = [];
-  for (const count of sizes) rooms.push(await measureRoom(count, settings));
+  if (middle > baseSize) rooms.push(await measureRoom(middle, settings));
+  const affordable = rooms.length > 0 ? await affordableRoom(rooms[0]!) : Infinity;
+  const size = Math.min(requested, admissible, affordable);
+  const cut = [
+    ...(admissible < requested
+      ? [
+        `a room of more than ${largest} members cannot admit anyone (its Welcome, which carries the ratchet tree, outgrows one relay message of 1 MiB: bench/room_mls.ts), and one admitting ${settings.batch} at once no more than ${
+          admissible + 5
+        }`,
+      ]
+      : []),
+    ...(affordable < requested
+      ? [
+        `every member holds the group's state, which grows with the room: at ${
+          rooms[0]!.members
+        } members the member processes took ${
+          (rooms[0]!.membersRssKiB / 1024 / rooms[0]!.members).toFixed(1)
+        } MiB per member, so ${affordable} members are what 40% of this machine's available memory holds`,
+      ]
+      : []),
+  ];
+  const note = cut.length === 0
+    ? `The large room has ${size} members.`
+    : `${requested} members were asked for, but ${cut.join("; and ")}: the large room has ${size}.`;
+  section.notes.push(note);
+  printInfo(note);
+  if (size > (rooms.at(-1)?.members ?? baseSize)) rooms.push(await measureRoom(size, settings));
   const baseName = `${baseSize}-member room`;
   const ratio = (value: number, baseline: number) =>
     Number.isFinite(value / baseline) ? { ratio: value / baseline } : {};
@@ -425,6 +470,12 @@ export async function benchRoomFanout(options: RoomFanoutOptions = {}): Promise<
     "KiB",
     (r) => perMember(r, r.rssBusyPeakKiB),
     (r) => `${(r.rssBusyPeakKiB / 1024).toFixed(0)} MiB peak`,
+  );
+  figure(
+    "member RSS per member",
+    "MiB",
+    (r) => r.membersRssKiB / 1024 / r.members,
+    (r) => `${(r.membersRssKiB / 1024 / 1024).toFixed(1)} GiB in all: each holds the group's state`,
   );
   figure("time for the members to join", "s", (r) => r.joinSeconds);
 
