@@ -1,13 +1,18 @@
 /**
  * Members of the room fan-out benchmark: pools of room members that dial the relay
- * (`_room_relay.ts`) through the real handshake and join with `joinRoom()`. A pool runs in this
- * thread ({@linkcode MemberPool}) or in a Worker ({@linkcode WorkerPool}, script
- * `_room_worker.ts`); both answer the same {@linkcode Pool} calls.
+ * (`_room_relay.ts`) through the real handshake and join with `joinRoom()` (real MLS, X-Wing). A
+ * pool runs in this thread ({@linkcode MemberPool}) or in a process of its own
+ * ({@linkcode ProcessPool}, script `_room_member_process.ts`), so the members' decryption does
+ * not share a process, its event loop or its garbage collector with the relay or with each
+ * other; both answer the same {@linkcode Pool} calls.
  *
- * A member "has" a message when its Participant emits the `message` event: the record was
- * decrypted, and the author's signature and counter were checked against the roster (PROTOCOL.md
- * 13.2 "Recipients"). Times are wall-clock milliseconds (`performance.timeOrigin +
- * performance.now()`), corrected by a measured offset for each Worker.
+ * The room's first member (index 0) makes the group and admits everyone who knocks, as the host
+ * of a listener does; the others join by its commits, `batch` at a time, each batch admitted
+ * before the next one dials.
+ *
+ * A member "has" a message when its Participant emits the `message` event: MLS decrypted and
+ * authenticated it (PROTOCOL.md 13.5). Times are wall-clock milliseconds (`performance.timeOrigin
+ * + performance.now()`), corrected by a measured offset for each process.
  *
  * @module
  */
@@ -15,10 +20,11 @@
 import type { ChatEvent, Participant } from "../lib/chat/chat_events.ts";
 import { runInitiator } from "../lib/transport/connection.ts";
 import { generateIdentity, type Identity } from "../lib/keys/identity.ts";
-import { MAX_RECORD_PLAINTEXT } from "../lib/protocol/record.ts";
+import { MAX_RECORD_PLAINTEXT_LIMIT } from "../lib/protocol/record.ts";
 import { joinRoom } from "../lib/room/member.ts";
+import { ChildRpc } from "./_rpc.ts";
 
-/** Wall-clock milliseconds with sub-millisecond precision, comparable across Workers. */
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 export function wallNow(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -33,21 +39,21 @@ export interface PoolOptions {
   port: number;
   /** Members in this pool. */
   count: number;
-  /** Number of the first member (names are `m<index>`), so names are unique across pools. */
+  /** Number of the first member (names are `m<index>`); member 0 makes the group. */
   firstIndex: number;
   /** Members that dial at the same time while joining. */
   batch: number;
-  /** The handshake suite the members offer. */
-  suite: "x25519" | "x25519-mlkem768";
 }
 
-/** A set of members, in this thread or in a Worker. Indexes are local to the pool. */
+/** A set of members, in this thread or in a process. Indexes are local to the pool. */
 export interface Pool {
   readonly size: number;
+  /** The process the members run in. */
+  readonly pid: number;
   /** Resolves when every member sees at least `total` members in its roster (itself included). */
   waitRoster(total: number, timeoutMs: number): Promise<void>;
   /**
-   * Member `index` signs and sends `text` to the room.
+   * Member `index` sends `text` to the room.
    *
    * @returns the wall-clock time just before the send
    */
@@ -73,6 +79,7 @@ interface Watcher {
 
 /** Members in this thread. */
 export class MemberPool implements Pool {
+  readonly pid = Deno.pid;
   #sessions: Participant[] = [];
   #rosterSizes: number[] = [];
   #arrivals = new Map<string, number[]>();
@@ -80,10 +87,15 @@ export class MemberPool implements Pool {
   #rosterWaiter: (() => void) | undefined;
   #delivered = 0;
   #problems: string[] = [];
+  /** The first error a member reported: the room cannot go on as measured. */
+  #fatal: string | undefined;
 
   private constructor() {}
 
-  /** Makes `options.count` Ed25519 identities and joins them to the room, `batch` at a time. */
+  /**
+   * Makes `options.count` Ed25519 identities and joins them to the room, `batch` at a time; the
+   * room's first member alone first, so that it makes the group.
+   */
   static async create(options: PoolOptions): Promise<MemberPool> {
     const pool = new MemberPool();
     const identities = await Promise.all(
@@ -92,26 +104,35 @@ export class MemberPool implements Pool {
         (_, i) => generateIdentity({ type: "ed25519", comment: `m${options.firstIndex + i}` }),
       ),
     );
-    for (let i = 0; i < identities.length; i += options.batch) {
+    let start = 0;
+    if (options.firstIndex === 0) {
+      pool.#watch(await pool.#join(identities[0]!.identity, options, true));
+      await pool.waitRoster(1, 60_000);
+      start = 1;
+    }
+    for (let i = start; i < identities.length; i += options.batch) {
       const slice = identities.slice(i, i + options.batch);
       const sessions = await Promise.all(
-        slice.map(({ identity }) => pool.#join(identity, options)),
+        slice.map(({ identity }) => pool.#join(identity, options, false)),
       );
       for (const session of sessions) pool.#watch(session);
+      // Admitted before the next batch knocks: the admin's commits add at most `batch` each,
+      // which bounds their size (each newcomer adds its KeyPackage and group secrets).
+      await pool.waitRoster(options.firstIndex + i + slice.length, 3_600_000);
     }
     return pool;
   }
 
-  async #join(identity: Identity, options: PoolOptions): Promise<Participant> {
+  async #join(identity: Identity, options: PoolOptions, admin: boolean): Promise<Participant> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: options.port });
     const secure = await runInitiator(conn, {
       identity,
-      suites: [options.suite],
-      maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
+      suites: ["x25519"],
+      maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
       timeoutMs: 300_000,
       checkPeer: () => Promise.resolve(),
     });
-    return await joinRoom(secure, { identity });
+    return await joinRoom(secure, { identity, admitsAtOnce: () => admin });
   }
 
   #watch(session: Participant): void {
@@ -143,12 +164,13 @@ export class MemberPool implements Pool {
         case "leave":
           this.#rosterSizes[slot]! -= 1;
           return;
-        case "rejected":
         case "error":
-        case "notice":
+        case "rejected":
+          if (event.type === "error") this.#fatal ??= `m${slot}: ${event.message}`;
           if (this.#problems.length < 20) {
             this.#problems.push(`m${slot}: ${event.type}: ${JSON.stringify(event)}`);
           }
+          this.#rosterWaiter?.();
           return;
       }
     });
@@ -161,6 +183,7 @@ export class MemberPool implements Pool {
   async waitRoster(total: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.#rosterSizes.some((size) => size < total)) {
+      if (this.#fatal !== undefined) throw new Error(`a member failed: ${this.#fatal}`);
       if (Date.now() > deadline) {
         const behind = this.#rosterSizes.filter((size) => size < total).length;
         throw new Error(
@@ -230,74 +253,52 @@ export class MemberPool implements Pool {
   }
 }
 
-/** A request to a pool Worker; `id` pairs it with its reply. */
+/** A request to a member process; `_room_member_process.ts` answers it with a MemberPool. */
 export type PoolRequest =
-  | { id: number; call: "create"; options: PoolOptions }
-  | { id: number; call: "clock" }
-  | { id: number; call: "waitRoster"; total: number; timeoutMs: number }
-  | { id: number; call: "send"; index: number; text: string }
-  | { id: number; call: "arrivals"; text: string; expected: number; timeoutMs: number }
-  | { id: number; call: "forget"; text: string }
-  | { id: number; call: "delivered" }
-  | { id: number; call: "close" };
+  | { call: "create"; options: PoolOptions }
+  | { call: "clock" }
+  | { call: "waitRoster"; total: number; timeoutMs: number }
+  | { call: "send"; index: number; text: string }
+  | { call: "arrivals"; text: string; expected: number; timeoutMs: number }
+  | { call: "forget"; text: string }
+  | { call: "delivered" }
+  | { call: "close" };
 
-/** A request without its `id` (Omit on each member of the union). */
-type PoolCall = PoolRequest extends infer R ? R extends PoolRequest ? Omit<R, "id"> : never : never;
-
-/** A pool Worker's reply: the call's result, or its error message. */
-export type PoolReply = { id: number; value: unknown } | { id: number; error: string };
-
-/** Members in a Worker running `_room_worker.ts`. */
-export class WorkerPool implements Pool {
-  #worker: Worker;
-  #nextId = 0;
-  #pending = new Map<number, { resolve: (value: unknown) => void; reject: (e: Error) => void }>();
-  /** Worker clock minus ours, in milliseconds. */
+/** Members in a process of their own running `_room_member_process.ts`. */
+export class ProcessPool implements Pool {
+  #rpc: ChildRpc;
+  /** The process's clock minus ours, in milliseconds. */
   #offset = 0;
   readonly size: number;
 
-  private constructor(worker: Worker, size: number) {
-    this.#worker = worker;
+  private constructor(rpc: ChildRpc, size: number) {
+    this.#rpc = rpc;
     this.size = size;
-    worker.onmessage = (event: MessageEvent<PoolReply>) => {
-      const reply = event.data;
-      const pending = this.#pending.get(reply.id);
-      if (!pending) return;
-      this.#pending.delete(reply.id);
-      if ("error" in reply) pending.reject(new Error(reply.error));
-      else pending.resolve(reply.value);
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      for (const pending of this.#pending.values()) pending.reject(new Error(event.message));
-      this.#pending.clear();
-    };
   }
 
-  /** Starts a Worker and joins `options.count` members to the room from it. */
-  static async create(options: PoolOptions): Promise<WorkerPool> {
-    const worker = new Worker(new URL("./_room_worker.ts", import.meta.url), { type: "module" });
-    const pool = new WorkerPool(worker, options.count);
+  get pid(): number {
+    return this.#rpc.pid;
+  }
+
+  /** Starts a process and joins `options.count` members to the room from it. */
+  static async create(options: PoolOptions): Promise<ProcessPool> {
+    const pool = new ProcessPool(ChildRpc.spawn("_room_member_process.ts"), options.count);
     try {
-      await pool.#call({ call: "clock" }); // warm the channel before measuring the offset
+      await pool.#call({ call: "clock" }); // the process is up before the offset is measured
       await pool.#measureOffset();
       await pool.#call({ call: "create", options });
     } catch (error) {
-      worker.terminate();
-      throw error;
+      await pool.#rpc.close();
+      throw new Error(`${error instanceof Error ? error.message : error}\n${pool.#rpc.tail()}`);
     }
     return pool;
   }
 
-  #call(request: PoolCall): Promise<unknown> {
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...request, id });
-    });
+  #call(request: PoolRequest): Promise<unknown> {
+    return this.#rpc.call(request);
   }
 
-  /** The offset of the round trip with the least delay, of 20 (NTP's idea, in-process). */
+  /** The offset of the round trip with the least delay, of 20 (NTP's idea, over a pipe). */
   async #measureOffset(): Promise<void> {
     let best = Infinity;
     for (let i = 0; i < 20; i++) {
@@ -334,13 +335,13 @@ export class WorkerPool implements Pool {
 
   async close(): Promise<void> {
     await this.#call({ call: "close" }).catch(() => {});
-    this.#worker.terminate();
+    await this.#rpc.close();
   }
 }
 
 /**
- * A room of `count` members spread over `workers` pools (0: all in this thread), joined pool by
- * pool. Member `i` of the room is member `i - first` of the pool holding it.
+ * A room of `count` members spread over `processes` pools (0: all in this thread), joined pool
+ * by pool. Member `i` of the room is member `i - first` of the pool holding it.
  */
 export class Members {
   readonly pools: Pool[];
@@ -355,31 +356,25 @@ export class Members {
   /**
    * Joins `count` members to the relay at `port` and waits until each sees all of them.
    *
-   * @param options.workers Workers to spread members over; 0 keeps them in this thread
+   * @param options.processes processes to spread members over; 0 keeps them in this thread
    */
   static async join(
     port: number,
     count: number,
-    options: { workers: number; batch: number; suite: PoolOptions["suite"]; timeoutMs: number },
+    options: { processes: number; batch: number; timeoutMs: number },
   ): Promise<Members> {
-    const parts = Math.max(1, options.workers);
+    const parts = Math.max(1, options.processes);
     const pools: Pool[] = [];
     try {
       let firstIndex = 0;
       for (let part = 0; part < parts; part++) {
         const size = Math.floor(count / parts) + (part < count % parts ? 1 : 0);
         if (size === 0) continue;
-        const poolOptions = {
-          port,
-          count: size,
-          firstIndex,
-          batch: options.batch,
-          suite: options.suite,
-        };
+        const poolOptions = { port, count: size, firstIndex, batch: options.batch };
         pools.push(
-          options.workers === 0
+          options.processes === 0
             ? await MemberPool.create(poolOptions)
-            : await WorkerPool.create(poolOptions),
+            : await ProcessPool.create(poolOptions),
         );
         firstIndex += size;
       }

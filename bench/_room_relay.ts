@@ -1,13 +1,15 @@
 /**
- * The relay of the room fan-out benchmark: a real `securechat listen --relay-only` process,
- * started as the end-to-end tests start main.ts, with its resident memory and CPU time.
+ * The relay of the room fan-out benchmark: `_room_relay_process.ts` in a process of its own (the
+ * room's Relay behind real handshakes, its fan-outs timed from inside), with its resident memory
+ * and CPU time read from /proc.
  *
  * @module
  */
 
-import { generateIdentity } from "../lib/keys/identity.ts";
-import { writeIdentity } from "../lib/keys/identity_file.ts";
-import { cliCommand } from "../tests/_helpers/cli.ts";
+import type { Fanout } from "./_room_relay_process.ts";
+import { ChildRpc } from "./_rpc.ts";
+
+export type { Fanout };
 
 async function output(cmd: string, args: string[]): Promise<string> {
   const result = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output()
@@ -50,116 +52,47 @@ export interface Relay {
   rssKiB(): Promise<number>;
   /** User + system CPU time in milliseconds so far (Linux /proc; NaN elsewhere). */
   cpuMs(): Promise<number>;
+  /** The Group messages fanned out since the last call, with the relay's own timings. */
+  fanouts(): Promise<Fanout[]>;
+  /** Its V8 heap in use and external (ArrayBuffer) memory, in KiB. */
+  memoryKiB(): Promise<{ heapUsed: number; external: number }>;
   /** The last lines the relay wrote to stderr (for error messages). */
   tail(): string;
-  /** SIGTERM (the relay closes the room), SIGKILL if it lingers; removes its home folder. */
+  /** Closes the room and ends the process. */
   stop(): Promise<void>;
 }
 
 /**
- * Starts `main.ts listen --relay-only --port 0` as the end-to-end tests do (the shipped
- * permission flags, tests/_helpers/cli.ts), with an Ed25519 identity in a temporary
- * SECURECHAT_HOME, keepalives off, and room for `maxMembers`.
+ * Starts the timed relay for up to `maxMembers` connections.
  *
- * @param maxMembers `--max-members` (and `--max-pending-handshakes`, `--max-pending-per-address`:
- *   every member dials from 127.0.0.1)
- * @param tempDir where the relay's home folder goes (default: the system's temporary folder)
- * @returns the relay once it printed "listening on"
+ * @returns the relay once it listens
  */
-export async function startRelay(maxMembers: number, tempDir?: string): Promise<Relay> {
-  const home = await Deno.makeTempDir({
-    prefix: "securechat-bench-relay-",
-    ...(tempDir === undefined ? {} : { dir: tempDir }),
-  });
-  const { identity, pkcs8 } = await generateIdentity({ type: "ed25519", comment: "relay" });
-  await writeIdentity(`${home}/id`, pkcs8, identity, { force: false });
-  const command = cliCommand([
-    "listen",
-    "--relay-only",
-    "--port",
-    "0",
-    "--max-members",
-    String(maxMembers),
-    "--max-pending-handshakes",
-    String(maxMembers),
-    "--max-pending-per-address",
-    String(maxMembers),
-    "--handshake-timeout",
-    "300",
-    "--keepalive",
-    "0",
-  ]);
-  const child = new Deno.Command(command.cmd, {
-    args: command.args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { SECURECHAT_HOME: home, NO_COLOR: "1" },
-  }).spawn();
-  const lines: string[] = [];
-  let resolvePort: (port: number) => void = () => {};
-  const portKnown = new Promise<number>((resolve) => resolvePort = resolve);
-  const draining = (async () => {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of child.stderr) {
-      pending += decoder.decode(chunk, { stream: true });
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        lines.push(line);
-        if (lines.length > 50) lines.shift();
-        const port = /listening on [^ ]+:(\d+) as /.exec(line)?.[1];
-        if (port !== undefined) resolvePort(Number(port));
-      }
-    }
-  })();
-  const pid = child.pid;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    try {
-      child.kill("SIGTERM");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const exited = await Promise.race([
-        child.status.then(() => true),
-        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 20_000)),
-      ]);
-      clearTimeout(timer);
-      if (!exited) child.kill("SIGKILL");
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // TypeError: it has already exited
-    }
-    await Promise.all([child.status, draining]);
-    await Deno.remove(home, { recursive: true });
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
+export async function startRelay(maxMembers: number): Promise<Relay> {
+  const rpc = ChildRpc.spawn("_room_relay_process.ts", [String(maxMembers)]);
   let port: number;
   try {
-    port = await Promise.race([
-      portKnown,
-      child.status.then((status) => {
-        throw new Error(`relay exited with ${status.code}:\n${lines.join("\n")}`);
-      }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`relay did not start:\n${lines.join("\n")}`)),
-          30_000,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    port = await rpc.call({ call: "port" }) as number;
   } catch (error) {
-    await stop();
+    await rpc.close();
     throw error;
   }
+  let stopped = false;
   return {
     port,
-    pid,
-    rssKiB: () => processRssKiB(pid),
-    cpuMs: () => processCpuMs(pid),
-    tail: () => lines.join("\n"),
-    stop,
+    pid: rpc.pid,
+    rssKiB: () => processRssKiB(rpc.pid),
+    cpuMs: () => processCpuMs(rpc.pid),
+    fanouts: async () => await rpc.call({ call: "fanouts" }) as Fanout[],
+    memoryKiB: async () => {
+      const memory = await rpc.call({ call: "memory" }) as { heapUsed: number; external: number };
+      return { heapUsed: memory.heapUsed / 1024, external: memory.external / 1024 };
+    },
+    tail: () => rpc.tail(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await rpc.call({ call: "close" }).catch(() => {});
+      await rpc.close();
+    },
   };
 }

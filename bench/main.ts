@@ -8,6 +8,7 @@
  * deno task bench                                   # everything: 1 GiB x 3 runs, about 10 minutes
  * deno task bench --install-peers                   # first apt-get install ssh, sshd, socat, time
  * deno task bench --only pipe,ready --size 256MiB   # a quick look at two sections
+ * deno task bench --only mls,room                   # the room's parts: MLS costs, fan-out
  * ```
  *
  * @module
@@ -28,9 +29,10 @@ import { benchTimeToReady, TIME_TO_READY_COUNT } from "./time_to_ready.ts";
 import { benchHandshakes, SECONDS } from "./handshakes.ts";
 import { benchRecordSize } from "./record_size.ts";
 import { benchRoomFanout } from "./room_fanout.ts";
+import { benchRoomMls } from "./room_mls.ts";
 
 /** The sections, in the order they run. */
-export const SECTIONS = ["record", "pipe", "ready", "handshakes", "room"] as const;
+export const SECTIONS = ["record", "pipe", "ready", "handshakes", "mls", "room"] as const;
 
 type SectionName = typeof SECTIONS[number];
 
@@ -45,7 +47,8 @@ Options:
   --runs N            pipe throughput runs per figure, the median is kept (default 3)
   --ready-count N     dialers timed for time to ready (default ${TIME_TO_READY_COUNT})
   --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
-  --room-members N    members of the large room in the room fan-out (default: its own, 1000)
+  --room-members N    members of the large room in the room fan-out (default 1000, cut to the
+                      largest room that can still admit someone and to what memory holds)
   --install-peers     apt-get install the missing comparison programs first (ssh, sshd, socat, time)
   --results FILE      write the results there (default: bench/RESULTS.md, on a full run only)
   -h, --help          this text
@@ -158,8 +161,8 @@ async function main(args: string[]): Promise<number> {
     pipe: () => benchPipeThroughput(peers, options),
     ready: () => benchTimeToReady(peers, options, readyCount),
     handshakes: () => benchHandshakes(peers, options, seconds),
-    room: () =>
-      benchRoomFanout({ tempDir, ...(roomMembers === undefined ? {} : { members: roomMembers }) }),
+    mls: () => benchRoomMls(),
+    room: () => benchRoomFanout(roomMembers === undefined ? {} : { members: roomMembers }),
   };
   let failed = 0;
   try {

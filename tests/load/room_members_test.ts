@@ -1,94 +1,90 @@
 /**
- * Many members in one room relayed by a real `securechat listen --relay-only` process, each sending
- * signed messages: zero lost, zero duplicated, zero out of order per author; the relay's memory is
- * reported. 500 members x 20 messages means ~5 million signature checks by recipients, so the full
- * size runs only with SECURECHAT_SLOW=1 (`deno task load`); the default run uses 40 members.
+ * A room of 50 under load (`deno task load`): a real Relay and 50 real members over loopback
+ * (real handshakes, real MLS, X-Wing), who join all at once, then each send 20 lines at once:
+ * none lost, duplicated or reordered (PROTOCOL.md 13.4, 13.1). Then storms at that size: half of
+ * them leave at once, the rest commit them out and still deliver in order; as many newcomers join
+ * at once and everyone delivers in order again. After each storm every member lists the same
+ * members and shows the same epoch code (13.7). The figures (how long each phase took) are
+ * printed, never asserted. tests/room/room_delivery_test.ts is the same at 12 members.
+ *
+ * SECURECHAT_LOAD_MEMBERS sets another size.
  */
 
 // deno-lint-ignore-file no-console -- the figures are the point of this suite
-import { runInitiator } from "../../lib/transport/connection.ts";
-import { MAX_RECORD_PLAINTEXT } from "../../lib/protocol/record.ts";
-import { joinRoom } from "../../lib/room/member.ts";
-import { ChatFixture } from "../_helpers/chat.ts";
-import { assertDeliveredInOrder, identities, watch } from "../_helpers/room.ts";
+import { assertDeliveredInOrder } from "../_helpers/room.ts";
+import { identities } from "../_helpers/relay_peers.ts";
+import {
+  assertOneRoom,
+  assertTalkedInOrder,
+  joinStorm,
+  leaveStorm,
+  stormRoom,
+  talk,
+} from "../_helpers/room_storms.ts";
 
-const SLOW = Deno.env.get("SECURECHAT_SLOW") === "1";
-const MEMBERS = Number(Deno.env.get("SECURECHAT_LOAD_MEMBERS") ?? (SLOW ? 500 : 40));
+const MEMBERS = Number(Deno.env.get("SECURECHAT_LOAD_MEMBERS") ?? 50);
 const MESSAGES = 20;
+const HALF = Math.floor(MEMBERS / 2);
 
-/** Resident memory of a process in KiB (`ps`: Deno needs --allow-all to read /proc). */
-async function rssKiB(pid: number): Promise<number> {
-  const output = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output()
-    .catch(() => undefined);
-  return Number(new TextDecoder().decode(output?.stdout ?? new Uint8Array()).trim() || NaN);
+/** Runs `phase`, returning its wall-clock seconds. */
+async function timed(phase: () => Promise<unknown>): Promise<string> {
+  const started = performance.now();
+  await phase();
+  return ((performance.now() - started) / 1000).toFixed(1);
 }
 
-Deno.test(`${MEMBERS} members x ${MESSAGES} messages through a relay process: none lost, duplicated or reordered`, async () => {
-  await using chat = await ChatFixture.create(["relay"]);
-  const relay = await chat.listen("relay", [
-    "--relay-only",
-    "--max-members",
-    String(MEMBERS + 10),
-    "--keepalive",
-    "0",
-  ]);
-  const pid = relay.child.pid;
-  const idleBefore = await rssKiB(pid);
-  const people = await identities(MEMBERS);
-  const started = performance.now();
-  const members = [];
-  for (let i = 0; i < people.length; i += 25) {
-    members.push(
-      ...await Promise.all(
-        people.slice(i, i + 25).map(async (identity) => {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
-          const secure = await runInitiator(conn, {
-            identity,
-            suites: ["x25519"],
-            maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
-            timeoutMs: 120_000,
-            checkPeer: () => Promise.resolve(),
-          });
-          return watch(identity, await joinRoom(secure, { identity }));
-        }),
-      ),
-    );
-  }
-  await Promise.all(
-    members.map((m) => m.until(() => m.session.members().length >= MEMBERS, 300_000)),
-  );
-  const joinedMs = performance.now() - started;
-  const idleRss = await rssKiB(pid);
-
-  const sendStart = performance.now();
-  await Promise.all(members.map(async (member) => {
-    for (let i = 0; i < MESSAGES; i++) {
-      await member.session.sendText(`${member.identity.comment}:${i}`);
-    }
-  }));
-  const expected = (MEMBERS - 1) * MESSAGES;
-  let busyRss = 0;
-  const sampler = setInterval(async () => busyRss = Math.max(busyRss, await rssKiB(pid)), 200);
+Deno.test(`${MEMBERS} members join at once and send ${MESSAGES} lines each at once: none lost, duplicated or reordered`, async () => {
+  let room: Awaited<ReturnType<typeof stormRoom>> | undefined;
+  const joined = await timed(async () => room = await stormRoom(MEMBERS));
   try {
-    await Promise.all(
-      members.map((m) => m.until(() => m.received >= expected, 3_600_000)),
+    const members = room!.members;
+    // Lines "<name>:<i>", as assertDeliveredInOrder() reads them.
+    const sent = await timed(async () => {
+      const expected = (MEMBERS - 1) * MESSAGES;
+      await Promise.all(members.map(async (member) => {
+        for (let i = 0; i < MESSAGES; i++) {
+          await member.session.sendText(`${member.identity.comment}:${i}`);
+        }
+      }));
+      await Promise.all(members.map((m) => m.until(() => m.received >= expected, 1_200_000)));
+    });
+    assertDeliveredInOrder(members, MESSAGES);
+    await assertOneRoom(members);
+    console.log(
+      `load room: ${MEMBERS} members joined at once in ${joined} s; ${MEMBERS} x ${MESSAGES} lines ` +
+        `= ${MEMBERS * (MEMBERS - 1) * MESSAGES} deliveries in ${sent} s, ` +
+        "0 lost, 0 duplicated, 0 out of order",
     );
   } finally {
-    clearInterval(sampler);
+    await room?.close();
   }
-  const deliverMs = performance.now() - sendStart;
+});
 
-  assertDeliveredInOrder(members, MESSAGES);
-  console.log(
-    `load room: ${MEMBERS} members x ${MESSAGES} messages = ${MEMBERS * MESSAGES} messages, ${
-      MEMBERS * MESSAGES * (MEMBERS - 1)
-    } verified deliveries, 0 lost, 0 duplicated, ` +
-      `0 out of order; joined in ${(joinedMs / 1000).toFixed(1)} s, delivered in ${
-        (deliverMs / 1000).toFixed(1)
-      } s; relay RSS ${Math.round(idleBefore / 1024)} MiB empty, ${
-        Math.round(idleRss / 1024)
-      } MiB with members idle (${((idleRss - idleBefore) / MEMBERS).toFixed(0)} KiB/member), ` +
-      `${Math.round(busyRss / 1024)} MiB peak while busy`,
-  );
-  await Promise.all(members.map((member) => member.session.close()));
+Deno.test(`storms at ${MEMBERS} members: ${HALF} leave at once, ${HALF} join at once; the room delivers in order after each`, async () => {
+  const people = await identities(MEMBERS + 1 + HALF);
+  let room: Awaited<ReturnType<typeof stormRoom>> | undefined;
+  const joined = await timed(async () => {
+    room = await stormRoom(MEMBERS, { people: people.slice(0, MEMBERS + 1) });
+  });
+  try {
+    const left = await timed(() => leaveStorm(room!, room!.members.slice(-HALF)));
+    await assertOneRoom(room!.members);
+    const afterLeaving = await timed(() => talk(room!.members, "after leaving", MESSAGES));
+    assertTalkedInOrder(room!.members, "after leaving", MESSAGES);
+    console.log(
+      `load room storms: ${MEMBERS} joined in ${joined} s; ${HALF} left at once, committed out ` +
+        `in ${left} s; ${room!.members.length} x ${MESSAGES} lines in ${afterLeaving} s`,
+    );
+    const newcomers = await timed(() => joinStorm(room!, people.slice(MEMBERS + 1)));
+    await assertOneRoom(room!.members);
+    const afterJoining = await timed(() => talk(room!.members, "after joining", MESSAGES));
+    assertTalkedInOrder(room!.members, "after joining", MESSAGES);
+    console.log(
+      `load room storms: ${HALF} joined at once in ${newcomers} s; ` +
+        `${room!.members.length} x ${MESSAGES} lines in ${afterJoining} s; 0 lost, 0 duplicated, ` +
+        "0 out of order",
+    );
+  } finally {
+    await room?.close();
+  }
 });

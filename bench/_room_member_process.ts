@@ -1,14 +1,13 @@
 /**
- * Worker script of the room fan-out benchmark: holds one {@linkcode MemberPool} and answers the
- * {@linkcode PoolRequest}s of a {@linkcode WorkerPool} in the main thread, so that the members'
- * decryption and signature checks run on another core.
+ * A member process of the room fan-out benchmark: holds one {@linkcode MemberPool} and answers
+ * the {@linkcode PoolRequest}s of a {@linkcode ProcessPool} over bench/_rpc.ts, so that these
+ * members' decryption runs in a process of its own.
  *
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
-import { MemberPool, type PoolReply, type PoolRequest, wallNow } from "./_room_members.ts";
+import { MemberPool, type PoolRequest, wallNow } from "./_room_members.ts";
+import { serveRpc } from "./_rpc.ts";
 
 let pool: MemberPool | undefined;
 
@@ -41,16 +40,7 @@ async function answer(request: PoolRequest): Promise<unknown> {
   }
 }
 
-self.onmessage = (event: MessageEvent<PoolRequest>) => {
-  const request = event.data;
-  answer(request).then(
-    (value) => self.postMessage({ id: request.id, value } satisfies PoolReply),
-    (error) =>
-      self.postMessage(
-        {
-          id: request.id,
-          error: error instanceof Error ? error.message : String(error),
-        } satisfies PoolReply,
-      ),
-  );
-};
+if (import.meta.main) {
+  await serveRpc((request) => answer(request as PoolRequest));
+  Deno.exit(0);
+}
