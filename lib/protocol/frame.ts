@@ -86,6 +86,16 @@ export class FrameReader {
     return this.#end - this.#start;
   }
 
+  /**
+   * Hands over the bytes received past the last frame read, and forgets them: the start of
+   * another stream on the same socket (docs/PROTOCOL.md 15.4, a relay's splice).
+   */
+  takeBuffered(): Uint8Array {
+    const rest = this.#buffer.slice(this.#start, this.#end);
+    this.#start = this.#end = 0;
+    return rest;
+  }
+
   async #fill(needed: number): Promise<boolean> {
     while (this.#end - this.#start < needed) {
       if (this.#eof) return false;

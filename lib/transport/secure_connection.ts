@@ -470,6 +470,24 @@ export class SecureConnection {
     }
   }
 
+  /**
+   * Gives the socket up after the last record, for another stream to run on it (docs/PROTOCOL.md
+   * 15.4: a rendezvous relay's splice). Stops keepalives, waits until every queued record is
+   * written, and erases the keys; nothing more of this connection is read or written. The socket
+   * stays open.
+   *
+   * @returns the socket, and the bytes already read past the last record (the next stream's start)
+   */
+  async detach(): Promise<{ conn: Deno.Conn; leftover: Uint8Array }> {
+    clearInterval(this.#keepaliveTimer);
+    this.#keepaliveTimer = undefined;
+    await this.#sendChain;
+    this.#closed = true;
+    this.#ended = true;
+    this.#records.destroy();
+    return { conn: this.#conn, leftover: this.#reader.takeBuffered() };
+  }
+
   /** Tells the peer why we stop (an alert) and closes. Never throws. */
   async abort(error: unknown): Promise<void> {
     const name = error instanceof SecurechatError && error.alert ? error.alert : "internal_error";
