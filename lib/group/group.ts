@@ -10,7 +10,9 @@
  * - credential.ts, group_members.ts: the credential (13.2), the Authentication Service, who is in;
  * - sealed.ts, codes.ts: Sealed messages (13.5), safety number and epoch code (13.7);
  * - key_package.ts, group_state.ts, mls.ts: KeyPackages, reading a state, and the one module
- *   that imports the MLS library (ts-mls), with the suite pin.
+ *   that imports the MLS library (ts-mls), with the suite pin;
+ * - mls_join.ts, unmerged_leaves.ts: the join from a Welcome, with the ratchet tree checked as
+ *   RFC 9420 says where ts-mls 1.6.4 is stricter.
  *
  * @module
  */

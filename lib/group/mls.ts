@@ -3,7 +3,7 @@
  * room's cipher suite, builds the client configuration around our Authentication Service,
  * decodes untrusted bytes without letting the library throw at the caller, and wraps the few
  * library internals group.ts needs (sender data, a commit's proposals before it is applied,
- * one KeyPackage checked alone, the Welcome's signer).
+ * one KeyPackage checked alone), and re-exports those mls_join.ts joins a group with.
  *
  * Mirrors docs/PROTOCOL.md section 13.1 (the suite, the wire format) and 13.2 (where the
  * Authentication Service is called).
@@ -18,10 +18,12 @@
  * - Lifetimes are not checked on receipt (`validateLifetimeOnReceive: false`): the library would
  *   check them on every tree leaf at join, and a member who joined yesterday has a leaf made from
  *   yesterday's KeyPackage. The admitting admin checks the KeyPackage (section 13.1).
- * - Two library bugs are worked around here, each reproduced by a test that fails once an upgrade
+ * - Three library bugs are worked around, each reproduced by a test that fails once an upgrade
  *   fixes it: a commit whose Add that is not the last fails crashes the process
- *   ({@linkcode checkAddAlone}), and a removed member whose leaf an Add of the same commit takes
- *   back gets an internal error instead of its removal ({@linkcode afterOurRemoval}).
+ *   ({@linkcode checkAddAlone}); a removed member whose leaf an Add of the same commit takes
+ *   back gets an internal error instead of its removal ({@linkcode afterOurRemoval}); and a
+ *   newcomer refuses a valid ratchet tree whose unmerged leaves differ from node to node, so
+ *   newcomers join with mls_join.ts instead of `joinGroup()`.
  * - Deep imports (`ts-mls/privateMessage.js` and others) go through the package's `./*.js`
  *   export map; they are internals, so this file is the one place to revisit on an upgrade.
  *
@@ -45,19 +47,15 @@ import {
   type KeyPackage,
   type LeafIndex,
   type MLSMessage,
-  type PrivateKeyPackage,
   type PrivateMessage,
   type Proposal,
   type ProposalOrRef,
   type ProposalWithSender,
-  type Welcome,
 } from "ts-mls";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { unprotectPrivateMessage } from "ts-mls/messageProtection.js";
 import { addHistoricalReceiverData, applyProposals } from "ts-mls/clientState.js";
 import { consumeRatchet } from "ts-mls/secretTree.js";
-import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
-import { decryptGroupInfo, decryptGroupSecrets } from "ts-mls/welcome.js";
 import { GroupRejection } from "./group_errors.ts";
 
 export {
@@ -89,6 +87,54 @@ export type {
   Welcome,
 } from "ts-mls";
 export { emptyPskIndex };
+
+// Internals mls_join.ts runs to join from a Welcome as ts-mls 1.6.4 `joinGroupWithExtensions`
+// (clientState.js) does, but with the ratchet tree's unmerged leaves checked as RFC 9420 says.
+// On an upgrade, check that they still exist and mean the same, and whether the workaround can go.
+export { throwIfDefined, validateLeafNodeUpdateOrCommit } from "ts-mls/clientState.js";
+export {
+  CodecError,
+  CryptoVerificationError,
+  InternalError,
+  type MlsError,
+  UsageError,
+  ValidationError,
+} from "ts-mls/mlsError.js";
+export { extensionsSupportedByCapabilities } from "ts-mls/extension.js";
+export {
+  ratchetTreeFromExtension,
+  verifyGroupInfoConfirmationTag,
+  verifyGroupInfoSignature,
+} from "ts-mls/groupInfo.js";
+export { makeKeyPackageRef } from "ts-mls/keyPackage.js";
+export { deriveKeySchedule } from "ts-mls/keySchedule.js";
+export { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js";
+export { verifyParentHashes } from "ts-mls/parentHash.js";
+export { pathToRoot } from "ts-mls/pathSecrets.js";
+export { mergePrivateKeyPaths, toPrivateKeyPath } from "ts-mls/privateKeyPath.js";
+export { findLeafIndex } from "ts-mls/ratchetTree.js";
+export { createSecretTree } from "ts-mls/secretTree.js";
+export { treeHashRoot } from "ts-mls/treeHash.js";
+export {
+  isLeaf,
+  leafToNodeIndex,
+  leafWidth,
+  nodeToLeafIndex,
+  toLeafIndex,
+  toNodeIndex,
+} from "ts-mls/treemath.js";
+export { firstCommonAncestor } from "ts-mls/updatePath.js";
+export { decryptGroupInfo, decryptGroupSecrets } from "ts-mls/welcome.js";
+export {
+  type ClientConfig,
+  decodeRequiredCapabilities,
+  type GroupContext,
+  type LeafNodeKeyPackage,
+  type PrivateKeyPath,
+  type RatchetTree,
+  type RequiredCapabilities,
+  type Signature,
+} from "ts-mls";
 
 /** Section 13.1: the room's cipher suite, X-Wing + AES-256-GCM + SHA-512 + Ed25519. */
 export const SUITE_NAME = "MLS_256_XWING_AES256GCM_SHA512_Ed25519";
@@ -311,33 +357,4 @@ export async function afterOwnHandshake(
 export function withCurrentHistory(pending: ClientState, current: ClientState): ClientState {
   const [historicalReceiverData] = addHistoricalReceiverData(current);
   return { ...pending, historicalReceiverData };
-}
-
-/**
- * The leaf that signed a Welcome's GroupInfo (who added us), read with our KeyPackage's keys.
- *
- * @returns the signer's leaf, or undefined when the Welcome is not for this KeyPackage
- */
-export async function welcomeSigner(
-  welcome: Welcome,
-  keyPackage: KeyPackage,
-  privateKeys: PrivateKeyPackage,
-  cs: CiphersuiteImpl,
-): Promise<number | undefined> {
-  try {
-    const reference = await makeKeyPackageRef(keyPackage, cs.hash);
-    const initKey = await cs.hpke.importPrivateKey(privateKeys.initPrivateKey);
-    const secrets = await decryptGroupSecrets(initKey, reference, welcome, cs.hpke);
-    if (secrets === undefined || secrets.psks.length > 0) return undefined;
-    const info = await decryptGroupInfo(
-      welcome,
-      secrets.joinerSecret,
-      new Uint8Array(cs.kdf.size),
-      cs,
-    );
-    secrets.joinerSecret.fill(0);
-    return info?.signer;
-  } catch {
-    return undefined;
-  }
 }

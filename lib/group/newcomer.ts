@@ -3,8 +3,9 @@
  * Welcome an admin's commit produced.
  *
  * Mirrors docs/PROTOCOL.md sections 13.1 (a KeyPackage is made for one room and used once; the
- * Welcome carries the ratchet tree), 13.2 (every leaf of the tree and the GroupInfo's signer are
- * checked by the Authentication Service) and 13.3 (only admins let anyone in: the signer must be
+ * Welcome carries the ratchet tree, checked whole as RFC 9420 section 12.4.3.1 says: mls_join.ts),
+ * 13.2 (every leaf of the tree and the GroupInfo's signer are checked by the Authentication
+ * Service) and 13.3 (only admins let anyone in: the signer must be
  * an admin of the group we join).
  *
  * @module
@@ -19,17 +20,15 @@ import {
   clientConfig,
   type ClientState,
   decodeMessage,
-  emptyPskIndex,
   encodeMlsMessage,
-  joinGroup,
   type KeyPackage,
   MLS_VERSION,
   type PrivateKeyPackage,
   SUITE_ID,
   SUITE_NAME,
   suiteImpl,
-  welcomeSigner,
 } from "./mls.ts";
+import { joinWelcome } from "./mls_join.ts";
 import { openGroup, type RoomGroup } from "./room_group.ts";
 import { CredentialBook, type GroupMember } from "./group_members.ts";
 
@@ -83,24 +82,21 @@ export class Newcomer {
       throw new GroupRejection(`a Welcome for suite ${decoded.welcome.cipherSuite}`);
     }
     let state: ClientState;
+    let signer: number;
     try {
-      state = await joinGroup(
+      ({ state, signer } = await joinWelcome(
         decoded.welcome,
         this.#public,
         this.#private,
-        emptyPskIndex,
         this.#cs,
-        undefined,
-        undefined,
         clientConfig(this.#book.validate),
-      );
+      ));
     } catch (error) {
       throw new GroupRejection(`a Welcome MLS refuses: ${messageOf(error)}`, { cause: error });
     }
     if (state.groupContext.groupId.length !== 32) {
       throw new GroupRejection("a Welcome to a group whose id is not 32 bytes");
     }
-    const signer = await welcomeSigner(decoded.welcome, this.#public, this.#private, this.#cs);
     let group: RoomGroup;
     try {
       group = await openGroup(this.#cs, state, this.#book);

@@ -6,6 +6,12 @@
  * per epoch (Accepted), and a refused one is dropped and made again from what is still to do
  * once the winner has been applied.
  *
+ * A commit with its Welcome must fit in one relay message (MAX_RELAY_MESSAGE_BYTES, section
+ * 13.8): the relay drops a larger one as a violation, never answers it, and admission would
+ * wait for its Accepted forever. A commit that does not fit is made again with half its
+ * admissions (the others go in the next one), and a newcomer whose Welcome alone does not fit is
+ * dropped with a notice.
+ *
  * What it does not do: read the relay (lib/room/member.ts hands it Knocks, Accepted, Refused and
  * the commits it applied), check commits (lib/group does, for everyone's), or print.
  *
@@ -15,7 +21,7 @@
  */
 
 import type { ChatEvent, MemberInfo } from "../chat/chat_events.ts";
-import type { ToRelay } from "../chat/relay_messages.ts";
+import { encodeToRelay, type ToRelay } from "../chat/relay_messages.ts";
 import { SecurechatError } from "../core/errors.ts";
 import { replaceUnsafe } from "../core/text.ts";
 import {
@@ -28,6 +34,7 @@ import {
 } from "../group/group.ts";
 import { constantTimeEqual } from "../core/bytes.ts";
 import { authorOf } from "../keys/identity.ts";
+import { MAX_RELAY_MESSAGE_BYTES } from "./limits.ts";
 import type { AdminActions } from "./participant.ts";
 
 /** Knocks arriving within this many milliseconds go into one commit. */
@@ -51,6 +58,8 @@ export interface AdmissionsOptions {
   /** The session's fatal error: our own commit could not be applied. */
   fail(error: unknown): void;
   now: () => number;
+  /** The largest relay message the relay takes: MAX_RELAY_MESSAGE_BYTES unless a test says. */
+  maxMessageBytes?: number;
 }
 
 /** A newcomer that knocked, waiting for an admin. */
@@ -327,40 +336,75 @@ export class Admissions implements AdminActions {
     const group = this.#options.group();
     if (this.#stopped || !group || this.#pending || this.#making) return;
     const admin = group.self().admin;
-    const admitted = admin ? [...this.#knocks.values()].filter((knock) => knock.admitted) : [];
-    const members = group.members();
-    const remove = new Map<string, GroupMember>();
-    if (admin) {
-      for (const member of members) {
-        if (this.#kicks.has(member.fingerprint)) remove.set(member.fingerprint, member);
-      }
-      for (const knock of admitted) {
-        const old = knock.replaces ? group.member(knock.admission.member.author) : undefined;
-        if (old && !old.self) remove.set(old.fingerprint, old);
-      }
-    }
+    let admitted = admin ? [...this.#knocks.values()].filter((knock) => knock.admitted) : [];
     const admins = admin ? this.#admins : undefined;
     const proposals = group.hasPendingProposals() &&
       (this.#urgent || this.#proposalTimer === undefined);
-    if (admitted.length === 0 && remove.size === 0 && !admins && !proposals) return;
     this.#making = true;
     try {
-      const pending = await group.prepareCommit({
-        ...(admitted.length ? { add: admitted.map((knock) => knock.admission) } : {}),
-        ...(remove.size ? { remove: [...remove.values()] } : {}),
-        ...(admins ? { admins } : {}),
-      });
-      this.#pending = pending;
-      const message: ToRelay = {
-        type: "commit",
-        commit: pending.commit,
-        recipients: pending.recipients,
-      };
-      if (pending.welcome) message.welcome = pending.welcome;
-      await this.#options.send(message);
+      for (;;) {
+        const remove = this.#removals(group, admin, admitted);
+        if (admitted.length === 0 && remove.size === 0 && !admins && !proposals) return;
+        const pending = await group.prepareCommit({
+          ...(admitted.length ? { add: admitted.map((knock) => knock.admission) } : {}),
+          ...(remove.size ? { remove: [...remove.values()] } : {}),
+          ...(admins ? { admins } : {}),
+        });
+        const message: ToRelay = {
+          type: "commit",
+          commit: pending.commit,
+          recipients: pending.recipients,
+        };
+        if (pending.welcome) message.welcome = pending.welcome;
+        // The relay drops a larger message and never answers it (section 13.8). A commit
+        // without an Add has nothing to leave out, and is sent as it is.
+        if (admitted.length > 0 && encodeToRelay(message).length > this.#maxMessageBytes) {
+          group.discardCommit(pending);
+          admitted = this.#fewer(admitted);
+          continue;
+        }
+        this.#pending = pending;
+        await this.#options.send(message);
+        return;
+      }
     } finally {
       this.#making = false;
     }
+  }
+
+  get #maxMessageBytes(): number {
+    return this.#options.maxMessageBytes ?? MAX_RELAY_MESSAGE_BYTES;
+  }
+
+  /**
+   * The admissions of a commit too large for the relay, cut: the first half of them (the others
+   * stay admitted, for the next commit), or, when one alone was too large, none: that newcomer
+   * is forgotten, with a notice.
+   */
+  #fewer(admitted: Knock[]): Knock[] {
+    if (admitted.length > 1) return admitted.slice(0, Math.ceil(admitted.length / 2));
+    const [alone] = admitted;
+    this.#knocks.delete(alone!.info.fingerprint);
+    this.#emit({
+      type: "notice",
+      time: this.#options.now(),
+      text: `cannot admit ${alone!.info.name}: the room is too large for one more member's Welcome`,
+    });
+    return [];
+  }
+
+  /** Who a commit removes: the kicked, and the old leaves of the admitted who came back. */
+  #removals(group: RoomGroup, admin: boolean, admitted: Knock[]): Map<string, GroupMember> {
+    const remove = new Map<string, GroupMember>();
+    if (!admin) return remove;
+    for (const member of group.members()) {
+      if (this.#kicks.has(member.fingerprint)) remove.set(member.fingerprint, member);
+    }
+    for (const knock of admitted) {
+      const old = knock.replaces ? group.member(knock.admission.member.author) : undefined;
+      if (old && !old.self) remove.set(old.fingerprint, old);
+    }
+    return remove;
   }
 }
 

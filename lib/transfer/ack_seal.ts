@@ -100,6 +100,8 @@ export class AckOpener {
    * @returns `received`: how many bytes the recipient says it received
    * @throws {AuthenticationError} code "bad_file_ack" (`ACK_FAILED_AUTHENTICATION` of data_seal.ts)
    *   when it does not open as an Ack under this transfer's key, recipient, sender and id
+   * @throws {ProtocolError} code "file_ack_transfer" (`ACK_OTHER_TRANSFER`) when its clear
+   *   transfer id is not this transfer's
    * @throws {ProtocolError} code "file_ack_sequence" (`ACK_OUT_OF_SEQUENCE`) when it
    *   opens but is not the next one: an Ack was dropped, replayed or reordered on the way
    * @throws {ProtocolError} code "bad_transfer_message" when the recipient sealed a malformed Ack

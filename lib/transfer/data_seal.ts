@@ -18,10 +18,10 @@
  * of the message itself, so an Ack names the transfer's recipient first. Each direction counts its
  * own sequence numbers 0, 1, 2, ...: the sealing side ({@linkcode DirectSealer}; for Data
  * {@linkcode DataSealer}, for Acks `AckSealer` in `lib/transfer/ack_seal.ts`) takes the next one,
- * the opening side ({@linkcode DirectOpener}; {@linkcode DataOpener}, `AckOpener`) requires it,
- * so a relay that drops, replays or reorders a Direct is
- * caught, as is one that alters a byte, moves a Direct to another transfer, party or direction,
- * or makes one up.
+ * the opening side ({@linkcode DirectOpener}; {@linkcode DataOpener}, `AckOpener`) requires it
+ * and its own transfer id in the clear header, so a relay that drops, replays or reorders a
+ * Direct is caught, as is one that alters a byte, moves a Direct to another transfer, party or
+ * direction, or makes one up.
  *
  * Why the direction is in the nonce: both parties seal under the same key, and both count from 0.
  * With the sequence alone as the nonce, Data 5 and Ack 5 would share a nonce under one key, and
@@ -55,7 +55,7 @@
  * @module
  */
 
-import { concat, u64, u8, utf8 } from "../core/bytes.ts";
+import { concat, constantTimeEqual, u64, u8, utf8 } from "../core/bytes.ts";
 import { AuthenticationError, ProtocolError } from "../core/errors.ts";
 import { AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, Aes256Gcm } from "../crypto/aead.ts";
 import {
@@ -80,25 +80,34 @@ export const DIRECT_HEADER_LENGTH = 1 + TRANSFER_ID_LENGTH + 8;
 export const DATA_FAILED_AUTHENTICATION = "file data failed authentication";
 /** The reason a transfer ends when a Data Direct opens but is not the next one. */
 export const DATA_OUT_OF_SEQUENCE = "file data was dropped or replayed on the way";
+/** The reason a transfer ends when a Data Direct names another transfer in its clear header. */
+export const DATA_OTHER_TRANSFER = "file data for another transfer arrived";
 /** The reason a transfer ends when an Ack Direct does not open. */
 export const ACK_FAILED_AUTHENTICATION = "file acks failed authentication";
 /** The reason a transfer ends when an Ack Direct opens but is not the next one. */
 export const ACK_OUT_OF_SEQUENCE = "file acks were dropped or replayed on the way";
+/** The reason a transfer ends when an Ack Direct names another transfer in its clear header. */
+export const ACK_OTHER_TRANSFER = "file acks for another transfer arrived";
 
 /** Which way a sealed Direct goes: Data from the transfer's sender, an Ack from its recipient. */
 export type DirectKind = keyof typeof DIRECT_KIND;
 
 const MAX_SEQUENCE = 2n ** 64n - 1n;
 
-/** What an opener throws, per kind: [code, message] for a bad seal and for a bad sequence. */
+/**
+ * What an opener throws, per kind: [code, message] for a bad seal, a bad sequence, and a clear
+ * transfer id that is not the opener's.
+ */
 const FAILURES = {
   data: {
     authentication: ["bad_file_data", DATA_FAILED_AUTHENTICATION],
     sequence: ["file_data_sequence", DATA_OUT_OF_SEQUENCE],
+    transfer: ["file_data_transfer", DATA_OTHER_TRANSFER],
   },
   ack: {
     authentication: ["bad_file_ack", ACK_FAILED_AUTHENTICATION],
     sequence: ["file_ack_sequence", ACK_OUT_OF_SEQUENCE],
+    transfer: ["file_ack_transfer", ACK_OTHER_TRANSFER],
   },
 } as const;
 
@@ -260,6 +269,13 @@ export class DirectOpener {
     ) {
       this.#fail(new AuthenticationError(authCode, authMessage));
     }
+    // The clear transfer id is also in the additional data, so a Direct of another transfer
+    // would not open either; checked first, the fault has its name. The caller finds the opener
+    // by this id, so only the caller's mistake causes it, never the relay: the part file goes.
+    if (!constantTimeEqual(bytes.subarray(1, 1 + TRANSFER_ID_LENGTH), this.#parties.transferId)) {
+      const [code, message] = FAILURES[this.#kind].transfer;
+      this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
+    }
     const sequence = new DataView(bytes.buffer, bytes.byteOffset + 1 + TRANSFER_ID_LENGTH, 8)
       .getBigUint64(0);
     // Authenticated first: a Direct that does not open says so, whatever sequence it claims.
@@ -371,6 +387,8 @@ export class DataOpener {
    * @returns the slice, authenticated and in sequence
    * @throws {AuthenticationError} code "bad_file_data" ({@linkcode DATA_FAILED_AUTHENTICATION})
    *   when it does not open as Data under this transfer's key, sender, recipient and id
+   * @throws {ProtocolError} code "file_data_transfer" ({@linkcode DATA_OTHER_TRANSFER}) when its
+   *   clear transfer id is not this transfer's
    * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) when it
    *   opens but is not the next one: a slice was dropped, replayed or reordered on the way
    * @throws {ProtocolError} code "bad_transfer_message" when the sender sealed a malformed slice

@@ -2,7 +2,8 @@
  * A member's commits on a real relay with real MLS (PROTOCOL.md 13.3, 13.4): knocks batched into
  * one commit, two admins committing at once (one is refused and makes its commit again), a member
  * coming back after a crash, admins made and unmade, and sends that wait for a leaving member's
- * proposal to be committed.
+ * proposal to be committed. And, on real MLS groups without a relay, a commit too large for one
+ * relay message, made again with fewer admissions.
  */
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
@@ -11,7 +12,11 @@ import { Relay } from "../../lib/room/relay.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { entered, identities, join, room, rosterSize, texts } from "../_helpers/room.ts";
 import { HostileRelay } from "../_helpers/hostile_relay.ts";
-import type { FromRelay } from "../../lib/chat/relay_messages.ts";
+import { encodeToRelay, type FromRelay, type ToRelay } from "../../lib/chat/relay_messages.ts";
+import { Admissions } from "../../lib/room/admission.ts";
+import { authorOf } from "../../lib/keys/identity.ts";
+import { Newcomer, type RoomGroup } from "../../lib/group/group.ts";
+import { room as groupRoom } from "../_helpers/mls_group.ts";
 
 const hasText = (text: string) => (events: ChatEvent[]) =>
   events.some((event) => event.type === "message" && event.text === text);
@@ -183,4 +188,111 @@ Deno.test("a leave proposal lost to a crossing commit: an admin who saw it remov
   strictEqual(left?.type === "leave" && left.member.fingerprint, carol!.fingerprint);
   await Promise.all([first, second, newcomer].map((member) => member.session.close()));
   await relay.close();
+});
+
+/** Values pushed by a callback, taken in order by a test that awaits them. */
+class Queue<T> {
+  #items: T[] = [];
+  #waiting: ((item: T) => void)[] = [];
+  push(item: T): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(item);
+    else this.#items.push(item);
+  }
+  next(): Promise<T> {
+    const item = this.#items.shift();
+    if (item !== undefined) return Promise.resolve(item);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  get size(): number {
+    return this.#items.length;
+  }
+}
+
+/** The Admissions of `group`'s member, admitting everyone, with a relay that takes `limit`. */
+function admissionsOf(group: RoomGroup, limit: number) {
+  const sent = new Queue<ToRelay>();
+  const notices = new Queue<string>();
+  const failures: unknown[] = [];
+  const admissions = new Admissions({
+    group: () => group,
+    send: (message) => Promise.resolve(sent.push(message)),
+    emit: (event) => {
+      if (event.type === "notice") notices.push(event.text);
+    },
+    committed: () => {},
+    find: (who) => group.members().find((member) => member.name === who),
+    admitsAtOnce: () => true,
+    fail: (error) => failures.push(error),
+    now: () => 0,
+    maxMessageBytes: limit,
+  });
+  return { admissions, sent, notices, failures };
+}
+
+async function knockAll(admissions: Admissions, names: string[], people: Identity[]) {
+  const newcomers = [];
+  for (const [i, name] of names.entries()) {
+    const newcomer = await Newcomer.create(people[i]!, name);
+    await admissions.knock(authorOf(people[i]!.fingerprint), newcomer.keyPackage);
+    newcomers.push(newcomer);
+  }
+  return newcomers;
+}
+
+Deno.test("a commit too large for the relay is made again with half its admissions, the rest next", async () => {
+  // Adding 4 to a room of one makes about 25 KB, adding 2 about 13 KB: the limit sits between.
+  const limit = 18_000;
+  const [admin] = await groupRoom("admin");
+  const { admissions, sent, notices, failures } = admissionsOf(admin, limit);
+  const people = (await identities(6)).slice(1);
+  const names = ["n1", "n2", "n3", "n4"];
+  const newcomers = await knockAll(admissions, names, people);
+  const admitted: string[] = [];
+  while (admitted.length < names.length) {
+    const message = await sent.next();
+    if (message.type !== "commit") throw new TypeError(`sent a ${message.type}`);
+    ok(encodeToRelay(message).length <= limit, `${encodeToRelay(message).length} bytes`);
+    if (admitted.length === 0) strictEqual(message.recipients.length, 2, "half of 4");
+    for (const recipient of message.recipients) {
+      const index = people.findIndex((person) =>
+        authorOf(person.fingerprint).every((byte, i) => byte === recipient[i])
+      );
+      admitted.push(names[index]!);
+      const { group } = await newcomers[index]!.join(message.welcome!);
+      strictEqual(group.epoch, admin.epoch + 1n);
+    }
+    await admissions.accepted(admin.epoch);
+  }
+  deepStrictEqual(admitted, names, "in the order they knocked, each once");
+  deepStrictEqual(admin.members().map((member) => member.name), ["admin", ...names]);
+  strictEqual(notices.size, 0);
+  deepStrictEqual(failures, []);
+  admissions.stop();
+});
+
+Deno.test("a newcomer whose Welcome alone is too large is dropped with a notice; the rest goes on", async () => {
+  // Adding one makes about 8 KB; removing bob, about 2 KB.
+  const limit = 5_000;
+  const [admin, bob] = await groupRoom("admin", "bob");
+  const { admissions, sent, notices, failures } = admissionsOf(admin!, limit);
+  const [, , carol] = await identities(3);
+  await admissions.kick("bob");
+  await knockAll(admissions, ["carol"], [carol!]);
+  strictEqual(
+    await notices.next(),
+    "cannot admit carol: the room is too large for one more member's Welcome",
+  );
+  const message = await sent.next();
+  ok(message.type === "commit" && message.welcome === undefined);
+  ok(encodeToRelay(message).length <= limit);
+  const event = await bob!.process(message.commit);
+  ok(event.kind === "commit" && event.removedUs);
+  await admissions.accepted(admin!.epoch);
+  deepStrictEqual(admin!.members().map((member) => member.name), ["admin"]);
+  // Carol's knock is forgotten: nothing to admit, nothing more sent.
+  await rejects(admissions.admit("carol"), /nobody called "carol" is waiting/);
+  strictEqual(sent.size, 0);
+  deepStrictEqual(failures, []);
+  admissions.stop();
 });

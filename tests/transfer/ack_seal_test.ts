@@ -1,8 +1,9 @@
 /**
  * The Ack seal (PROTOCOL.md 14.4): the bytes match the spec's recipe computed straight on
  * WebCrypto (kind 2, direction 1, the recipient named first); Acks open only under their own key,
- * parties and transfer, only in their own sequence (a drop, replay or reordering is named as such,
- * in words about acks), and only with a well-formed `received`.
+ * parties and transfer (one naming another transfer in its clear header is refused as such), only
+ * in their own sequence (a drop, replay or reordering is named as such, in words about acks), and
+ * only with a well-formed `received`.
  */
 
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
@@ -11,6 +12,7 @@ import { AuthenticationError, ProtocolError } from "../../lib/core/errors.ts";
 import { AckOpener, AckSealer } from "../../lib/transfer/ack_seal.ts";
 import {
   ACK_FAILED_AUTHENTICATION,
+  ACK_OTHER_TRANSFER,
   ACK_OUT_OF_SEQUENCE,
   type DataParties,
 } from "../../lib/transfer/data_seal.ts";
@@ -25,6 +27,9 @@ const parties: DataParties = {
 const isAuthFailure = (error: unknown) =>
   error instanceof AuthenticationError && error.code === "bad_file_ack" &&
   error.message === ACK_FAILED_AUTHENTICATION;
+const isOtherTransfer = (error: unknown) =>
+  error instanceof ProtocolError && error.code === "file_ack_transfer" &&
+  error.message === ACK_OTHER_TRANSFER;
 const isSequenceFailure = (error: unknown) =>
   error instanceof ProtocolError && error.code === "file_ack_sequence" &&
   error.message === ACK_OUT_OF_SEQUENCE;
@@ -68,6 +73,24 @@ Deno.test("AckOpener.open() refuses an Ack sealed under another key, parties, tr
     sealed.set(parties.transferId, 1);
     await rejects((await AckOpener.create(key, parties)).open(sealed), isAuthFailure, what);
   }
+});
+
+Deno.test("AckOpener.open() refuses an Ack whose clear transfer id is not its own: file acks for another transfer arrived", async () => {
+  strictEqual(ACK_OTHER_TRANSFER, "file acks for another transfer arrived");
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const first = await (await AckSealer.create(key, parties)).seal(42);
+  const otherParties = { ...parties, transferId: crypto.getRandomValues(new Uint8Array(16)) };
+  const other = await (await AckSealer.create(key, otherParties)).seal(42);
+  await rejects((await AckOpener.create(key, parties)).open(other), isOtherTransfer);
+  for (let i = 1; i < 17; i++) {
+    const flipped = first.slice();
+    flipped[i]! ^= 0x80;
+    await rejects((await AckOpener.create(key, parties)).open(flipped), isOtherTransfer, `${i}`);
+  }
+  const opener = await AckOpener.create(key, parties);
+  await rejects(opener.open(other), isOtherTransfer);
+  await rejects(opener.open(first), isOtherTransfer);
+  strictEqual(await (await AckOpener.create(key, parties)).open(first), 42);
 });
 
 Deno.test("AckOpener.open() refuses a flipped kind byte, every flipped bit from the sequence on, and every truncation", async () => {

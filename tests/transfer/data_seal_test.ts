@@ -3,13 +3,14 @@
  * spec's nonce and additional data, straight on WebCrypto (tests/_helpers/transfer_context.ts);
  * slices open only under their own key, sender, recipient and transfer, and only in sequence (a
  * drop, replay or reordering is named as such); Done's count catches Data dropped at the end;
- * sizes stay within a Direct; Data and Acks, sealed under one key, never share a nonce and never
- * open as each other.
+ * a Direct naming another transfer in its clear header is refused as such; sizes stay within a
+ * Direct; Data and Acks, sealed under one key, never share a nonce and never open as each other.
  */
 
 import {
   deepStrictEqual,
   notDeepStrictEqual,
+  ok,
   rejects,
   strictEqual,
   throws,
@@ -20,6 +21,7 @@ import { AckOpener, AckSealer } from "../../lib/transfer/ack_seal.ts";
 import {
   ACK_FAILED_AUTHENTICATION,
   DATA_FAILED_AUTHENTICATION,
+  DATA_OTHER_TRANSFER,
   DATA_OUT_OF_SEQUENCE,
   DATA_SEAL_LABEL,
   DataOpener,
@@ -27,6 +29,7 @@ import {
   DataSealer,
   DIRECT_HEADER_LENGTH,
   directNonce,
+  LOST_ON_THE_WAY_CODES,
   readDirectHeader,
 } from "../../lib/transfer/data_seal.ts";
 import { encodeDataSlice, MAX_DATA_SLICE } from "../../lib/transfer/transfer_messages.ts";
@@ -59,6 +62,9 @@ const isAuthFailure = (error: unknown) =>
 const isSequenceFailure = (error: unknown) =>
   error instanceof ProtocolError && error.code === "file_data_sequence" &&
   error.message === DATA_OUT_OF_SEQUENCE;
+const isOtherTransfer = (error: unknown) =>
+  error instanceof ProtocolError && error.code === "file_data_transfer" &&
+  error.message === DATA_OTHER_TRANSFER;
 const isAckAuthFailure = (error: unknown) =>
   error instanceof AuthenticationError && error.code === "bad_file_ack" &&
   error.message === ACK_FAILED_AUTHENTICATION;
@@ -134,6 +140,31 @@ Deno.test("DataOpener.open() refuses a slice sealed under another key, sender, r
     sealed.set(parties.transferId, 1);
     await rejects(opener.open(sealed), isAuthFailure, what);
   }
+});
+
+Deno.test("DataOpener.open() refuses a Direct whose clear transfer id is not its own: file data for another transfer arrived", async () => {
+  strictEqual(DATA_OTHER_TRANSFER, "file data for another transfer arrived");
+  // Not the relay's doing (the opener is found by this id): the part file is not kept for it.
+  ok(!LOST_ON_THE_WAY_CODES.has("file_data_transfer"));
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const first = await sealer.seal(slice(0));
+  // Another transfer's slice, under the same key and parties, delivered as it was sealed.
+  const otherParties = { ...parties, transferId: crypto.getRandomValues(new Uint8Array(16)) };
+  const other = await (await DataSealer.create(key, otherParties)).seal(slice(0));
+  await rejects((await DataOpener.create(key, parties)).open(other), isOtherTransfer);
+  // Our own slice with any bit of its clear transfer id flipped.
+  for (let i = 1; i < 17; i++) {
+    const flipped = first.slice();
+    flipped[i]! ^= 0x01;
+    await rejects((await DataOpener.create(key, parties)).open(flipped), isOtherTransfer, `${i}`);
+  }
+  // Fails closed, as after any failure: the slice it expected is refused too.
+  const opener = await DataOpener.create(key, parties);
+  await rejects(opener.open(other), isOtherTransfer);
+  await rejects(opener.open(first), isOtherTransfer);
+  // Untouched, it opens.
+  deepStrictEqual(await (await DataOpener.create(key, parties)).open(first), slice(0));
 });
 
 Deno.test("DataOpener.open() refuses every flipped bit and every truncation: file data failed authentication", async () => {
