@@ -233,7 +233,6 @@ export function transferRows(row: Row): void {
   for (const [v, valid] of [[2n ** 53n - 1n, true], [2n ** 53n, false]] as const) {
     row(`Offer total_size ${v}`, transfer, offer({ total: v }), valid);
     row(`Offer timestamp ${v}`, transfer, offer({ timestamp: v }), valid);
-    row(`Ack received ${v}`, transfer, head(0x36).int(8, v), valid);
     row(`Done data_count ${v}`, transfer, head(0x37).int(8, v), valid);
     row(`Data offset ${v}`, dataSlice, new Layout().int(4, 0).int(8, v).bytes(u8(1)), valid);
   }
@@ -285,12 +284,17 @@ export function transferRows(row: Row): void {
   );
   // 14.1: Data travels only as a Direct, sealed (14.4), never inside a Sealed message.
   row("transfer type 0x35 (Data)", transfer, head(0x35).int(4, 0).int(8, 0).bytes(u8(1)), false);
+  // 14.4: so does an Ack, the other way.
+  row("transfer type 0x36 (Ack)", transfer, head(0x36).int(8, 262_144), false);
   for (const type of [0x00, 0x2f, 0x3a, 0xff]) {
     row(`transfer type 0x${type.toString(16)}`, transfer, head(type), false);
   }
 }
 
-/** 14.4, sealed by hand: `transfer_id || sequence || AES-256-GCM(data_key, nonce, aad, slice)`. */
+/**
+ * 14.4, sealed by hand: `kind (1, data) || transfer_id || sequence || AES-256-GCM(data_key,
+ * nonce, aad, slice)`, the nonce `direction (0, data) u32 || sequence u64`.
+ */
 async function sealByHand(
   plaintext: Uint8Array,
   o: { sequence?: bigint; parties?: DataParties; key?: Uint8Array; transferId?: Uint8Array } = {},
@@ -301,6 +305,7 @@ async function sealByHand(
   const aad = concat(
     utf8("securechat/2 file data"),
     u8(0),
+    u8(1),
     parties.sender,
     parties.recipient,
     parties.transferId,
@@ -318,7 +323,7 @@ async function sealByHand(
     key,
     plaintext as Uint8Array<ArrayBuffer>,
   );
-  return concat(o.transferId ?? parties.transferId, u64(sequence), new Uint8Array(sealed));
+  return concat(u8(1), o.transferId ?? parties.transferId, u64(sequence), new Uint8Array(sealed));
 }
 
 export async function sealRows(row: Row): Promise<void> {

@@ -76,7 +76,7 @@ import {
   DataOpener,
   type DataParties,
   DataSealer,
-  sealedTransferId,
+  readDirectHeader,
 } from "../../lib/transfer/data_seal.ts";
 import { varint } from "../_helpers/mls_messages.ts";
 import { Prng } from "../_helpers/prng.ts";
@@ -390,8 +390,6 @@ function encodeTransferMessage(m: TransferMessage): Uint8Array {
       return encodeTransfer.manifest(m.party, m.transferId, m.offset, m.bytes);
     case "resume":
       return encodeTransfer.resume(m.party, m.transferId, m.points);
-    case "ack":
-      return encodeTransfer.ack(m.party, m.transferId, m.received);
     case "done":
       return encodeTransfer.done(m.party, m.transferId, m.dataCount);
   }
@@ -424,8 +422,8 @@ export const NAMES_NO_TRANSFER = "names no transfer";
  * TransferManager.handleDirect does; one naming another transfer is dropped unread), then opened
  * by a fresh opener of DATA_PARTIES' transfer, whose next sequence number is 0. Sealing again
  * under the same key and sequence gives the same bytes (AES-GCM is deterministic): the canonical
- * encoding. The opener alone does not compare the clear id with its transfer's, since the
- * lookup already did: hence the lookup here.
+ * encoding. The opener also compares the clear id with its transfer's; the lookup here is
+ * what TransferManager does before it.
  */
 export const dataSeal: Codec = {
   name: "data seal",
@@ -436,8 +434,10 @@ export const dataSeal: Codec = {
     authentication: true,
   },
   decode: async (bytes) => {
-    const id = sealedTransferId(bytes);
-    if (id === undefined || !constantTimeEqual(id, DATA_PARTIES.transferId)) {
+    const header = readDirectHeader(bytes);
+    if (
+      header?.kind !== "data" || !constantTimeEqual(header.transferId, DATA_PARTIES.transferId)
+    ) {
       return NAMES_NO_TRANSFER;
     }
     return await (await DataOpener.create(DATA_KEY, DATA_PARTIES)).open(bytes);

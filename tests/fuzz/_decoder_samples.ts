@@ -241,19 +241,19 @@ async function transferSamples(): Promise<Sample[]> {
   const resume = head(0x34).int(4, 2, 100_000);
   for (let k = 0; k < 2; k++) resume.int(4, k).int(8, 4096 * k).bytes(setup.bytes(32));
   add(transfer, resume);
-  add(transfer, head(0x36).int(8, 262_144));
   add(transfer, head(0x37).int(8, 17));
   add(transfer, head(0x38));
   add(transfer, head(0x39).sized(1, utf8("cancelled by the sender"), 255));
   for (const size of [1, 1000]) {
-    add(dataSlice, new Layout().int(4, 2).int(8, 65_484 * 3).rest(setup.bytes(size)));
+    add(dataSlice, new Layout().int(4, 2).int(8, 65_483 * 3).rest(setup.bytes(size)));
   }
-  // Sealed slices, each the first (sequence 0) of its transfer: transfer_id || sequence || seal.
+  // Sealed slices, each the first (sequence 0) of its transfer:
+  // kind (1, data) || transfer_id || sequence || seal.
   for (const size of [1, 700]) {
     const slice = { fileIndex: 1, offset: 4096, bytes: setup.bytes(size) };
     const sealed = await (await DataSealer.create(DATA_KEY, DATA_PARTIES)).seal(slice);
-    const layout = new Layout().bytes(DATA_PARTIES.transferId).int(8, 0)
-      .bytes(sealed.subarray(24)).done();
+    const layout = new Layout().int(1, 1).bytes(DATA_PARTIES.transferId).int(8, 0)
+      .bytes(sealed.subarray(25)).done();
     deepStrictEqual(layout.bytes, sealed, "14.4 sealed slice layout");
     out.push({ codec: dataSeal, ...layout });
   }
