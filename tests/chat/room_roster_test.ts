@@ -55,7 +55,7 @@ Deno.test("Roster replaces control and bidirectional characters in names", () =>
   const roster = new Roster();
   roster.update([member(alice, "al\u202eice\x1b[2J"), member(bob, "")]);
   const [first, second] = roster.list();
-  strictEqual(/[\u202e\x1b]/.test(first!.name), false);
+  strictEqual(first!.name.includes("\u202e") || first!.name.includes("\x1b"), false);
   strictEqual(second!.name, "member");
 });
 

@@ -128,7 +128,7 @@ Deno.test("Relay holds a member to its Group rate: a warning, then a final Notic
 });
 
 Deno.test("Relay counts Commits against the Group rate, answering an extra one Refused", async () => {
-  let time = 0;
+  const time = 0;
   const { room } = relay({ groupRate: 1, groupBurst: 2, now: () => time });
   const [a, b] = await group(room, 1) as [RelayPeer, RelayPeer];
   // The group's first commit took one token, this one the last.
