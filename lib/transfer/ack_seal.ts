@@ -4,6 +4,8 @@
  * under the transfer's data key like Data (`lib/transfer/data_seal.ts`, which holds the layout),
  * with kind 2, direction 1 in its nonce, the recipient named first in its additional data, and its
  * own sequence numbers 0, 1, 2, ...; its plaintext is `received u64`, the Data bytes received.
+ * The sealing and opening are data_seal.ts's `DirectSealer` and `DirectOpener`, which Data uses
+ * too: this module adds only the Ack's plaintext.
  *
  * An Ack is not a transfer message and never travels in a Sealed message (13.5): that would cost
  * an HPKE seal and an MLS message to every member of the room per Ack, and the relay's Group rate
@@ -35,19 +37,37 @@
 
 import { u64 } from "../core/bytes.ts";
 import { FieldReader } from "../core/field_reader.ts";
-import { type DataParties, DirectOpener, DirectSealer, importDataKey } from "./data_seal.ts";
+import {
+  type DataParties,
+  DirectOpener,
+  type DirectPayload,
+  DirectSealer,
+  importDataKey,
+} from "./data_seal.ts";
+
+/** An Ack's plaintext: `received u64`, a count of bytes that is a safe integer. */
+const ACK_PAYLOAD: DirectPayload<number> = {
+  kind: "ack",
+  encode(received) {
+    if (!Number.isSafeInteger(received) || received < 0) {
+      throw new RangeError(`an ack counts 0 to 2^53 - 1 bytes, got ${received}`);
+    }
+    return u64(BigInt(received));
+  },
+  decode(plaintext) {
+    const reader = new FieldReader(plaintext, "file ack", "bad_transfer_message");
+    const received = reader.u64("received");
+    reader.end();
+    return received;
+  },
+};
 
 /**
- * The recipient's side of one transfer's Acks: seals each `received` count under the next
- * sequence number of the Ack direction.
+ * The recipient's side of one transfer's Acks: seals each `received` count (how many bytes of
+ * Data this transfer received, resumed ones not counted) under the next sequence number of the
+ * Ack direction ({@linkcode DirectSealer.seal}).
  */
-export class AckSealer {
-  #direct: DirectSealer;
-
-  private constructor(direct: DirectSealer) {
-    this.#direct = direct;
-  }
-
+export class AckSealer extends DirectSealer<number> {
   /**
    * An Ack sealer for one transfer. The caller keeps (and wipes) `dataKey`.
    *
@@ -56,32 +76,17 @@ export class AckSealer {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<AckSealer> {
-    return new AckSealer(new DirectSealer(await importDataKey(dataKey, parties), "ack", parties));
-  }
-
-  /**
-   * Seals the next Ack. Send the Directs in the order their `seal()` calls were made.
-   *
-   * @param received how many bytes of Data this transfer received (resumed ones not counted)
-   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`
-   * @throws {RangeError} for a count that is not a non-negative safe integer
-   */
-  seal(received: number): Promise<Uint8Array> {
-    if (!Number.isSafeInteger(received) || received < 0) {
-      return Promise.reject(new RangeError(`an ack counts 0 to 2^53 - 1 bytes, got ${received}`));
-    }
-    return this.#direct.seal(u64(BigInt(received)));
+    return new AckSealer(await importDataKey(dataKey, parties), ACK_PAYLOAD, parties);
   }
 }
 
-/** The sender's side of one transfer's Acks: opens each, in sequence. Fails closed. */
-export class AckOpener {
-  #direct: DirectOpener;
-
-  private constructor(direct: DirectOpener) {
-    this.#direct = direct;
-  }
-
+/**
+ * The sender's side of one transfer's Acks: opens each, in sequence, to the `received` count the
+ * recipient sealed ({@linkcode DirectOpener.open}, with the codes "bad_file_ack",
+ * "file_ack_transfer" and "file_ack_sequence" and the messages `ACK_*` of data_seal.ts). Fails
+ * closed.
+ */
+export class AckOpener extends DirectOpener<number> {
   /**
    * An Ack opener for one transfer. The caller keeps (and wipes) `dataKey`.
    *
@@ -90,28 +95,6 @@ export class AckOpener {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<AckOpener> {
-    return new AckOpener(new DirectOpener(await importDataKey(dataKey, parties), "ack", parties));
-  }
-
-  /**
-   * Opens the next Ack. Call it once at a time, in the order the Directs arrived.
-   *
-   * @param bytes a Direct's payload, `kind || transfer_id || sequence || ciphertext`
-   * @returns `received`: how many bytes the recipient says it received
-   * @throws {AuthenticationError} code "bad_file_ack" (`ACK_FAILED_AUTHENTICATION` of data_seal.ts)
-   *   when it does not open as an Ack under this transfer's key, recipient, sender and id
-   * @throws {ProtocolError} code "file_ack_transfer" (`ACK_OTHER_TRANSFER`) when its clear
-   *   transfer id is not this transfer's
-   * @throws {ProtocolError} code "file_ack_sequence" (`ACK_OUT_OF_SEQUENCE`) when it
-   *   opens but is not the next one: an Ack was dropped, replayed or reordered on the way
-   * @throws {ProtocolError} code "bad_transfer_message" when the recipient sealed a malformed Ack
-   */
-  open(bytes: Uint8Array): Promise<number> {
-    return this.#direct.open(bytes, (plaintext) => {
-      const reader = new FieldReader(plaintext, "file ack", "bad_transfer_message");
-      const received = reader.u64("received");
-      reader.end();
-      return received;
-    });
+    return new AckOpener(await importDataKey(dataKey, parties), ACK_PAYLOAD, parties);
   }
 }

@@ -21,7 +21,8 @@
  * the opening side ({@linkcode DirectOpener}; {@linkcode DataOpener}, `AckOpener`) requires it
  * and its own transfer id in the clear header, so a relay that drops, replays or reorders a
  * Direct is caught, as is one that alters a byte, moves a Direct to another transfer, party or
- * direction, or makes one up.
+ * direction, or makes one up. Data and Acks share this one sealer and opener: they differ only in
+ * the plaintext they carry, their {@linkcode DirectPayload}.
  *
  * Why the direction is in the nonce: both parties seal under the same key, and both count from 0.
  * With the sequence alone as the nonce, Data 5 and Ack 5 would share a nonce under one key, and
@@ -193,56 +194,82 @@ export async function importDataKey(dataKey: Uint8Array, parties: DataParties): 
 }
 
 /**
- * One direction's sealing side: seals each plaintext under the next sequence number. The building
- * block of {@linkcode DataSealer} and of `AckSealer` (`lib/transfer/ack_seal.ts`).
+ * What one kind of Direct carries: how its plaintext is written, refusing what the kind cannot
+ * carry, and read, refusing a malformed one. Data's is here, the Ack's in `lib/transfer/ack_seal.ts`.
  */
-export class DirectSealer {
+export interface DirectPayload<T> {
+  kind: DirectKind;
+  /** @throws {RangeError} for a message this kind cannot carry */
+  encode(message: T): Uint8Array;
+  /** @throws {ProtocolError} code "bad_transfer_message" for a malformed plaintext */
+  decode(plaintext: Uint8Array): T;
+}
+
+/**
+ * One direction's sealing side: seals each message under the next sequence number. Built only by
+ * its kinds, {@linkcode DataSealer} and `AckSealer` (`lib/transfer/ack_seal.ts`).
+ */
+export class DirectSealer<T> {
   #aead: Aes256Gcm;
-  #kind: DirectKind;
+  #payload: DirectPayload<T>;
   #parties: DataParties;
   #next = 0n;
 
-  constructor(aead: Aes256Gcm, kind: DirectKind, parties: DataParties) {
+  protected constructor(aead: Aes256Gcm, payload: DirectPayload<T>, parties: DataParties) {
     this.#aead = aead;
-    this.#kind = kind;
+    this.#payload = payload;
     this.#parties = { ...parties };
   }
 
+  /** How many messages were sealed: the next sequence number (for Data, Done's `data_count`). */
   get count(): number {
     return Number(this.#next);
   }
 
-  async seal(plaintext: Uint8Array): Promise<Uint8Array> {
-    if (this.#next > MAX_SEQUENCE) throw new RangeError(`file ${this.#kind} sequence used up`);
+  /**
+   * Seals the next message. Sequence numbers are taken in call order, so Directs must be sent in
+   * the order their `seal()` calls were made.
+   *
+   * @param message a Data slice, or an Ack's `received` count
+   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 65536
+   * @throws {RangeError} for a message its kind cannot carry (a slice of 0 or more than
+   *   {@linkcode MAX_DATA_SLICE} bytes, a count that is not a non-negative safe integer), or when
+   *   the sequence numbers are used up (2^64 messages; never in practice)
+   */
+  async seal(message: T): Promise<Uint8Array> {
+    const kind = this.#payload.kind;
+    const plaintext = this.#payload.encode(message);
+    if (this.#next > MAX_SEQUENCE) throw new RangeError(`file ${kind} sequence used up`);
     const sequence = this.#next++;
     const sealed = await this.#aead.seal(
-      directNonce(this.#kind, sequence),
+      directNonce(kind, sequence),
       plaintext,
-      directAad(this.#kind, this.#parties, sequence),
+      directAad(kind, this.#parties, sequence),
     );
-    return concat(u8(DIRECT_KIND[this.#kind]), this.#parties.transferId, u64(sequence), sealed);
+    return concat(u8(DIRECT_KIND[kind]), this.#parties.transferId, u64(sequence), sealed);
   }
 }
 
 /**
  * One direction's opening side: opens each Direct and requires sequence numbers 0, 1, 2, ... with
  * none missing or repeated. Fails closed: after one failure it refuses every later call with the
- * same error. The building block of {@linkcode DataOpener} and of `AckOpener`
- * (`lib/transfer/ack_seal.ts`).
+ * same error. Built only by its kinds, {@linkcode DataOpener} and `AckOpener`
+ * (`lib/transfer/ack_seal.ts`); the error codes and messages are its kind's (`FAILURES`).
  */
-export class DirectOpener {
+export class DirectOpener<T> {
   #aead: Aes256Gcm;
-  #kind: DirectKind;
+  #payload: DirectPayload<T>;
   #parties: DataParties;
   #next = 0n;
   #failed: Error | undefined;
 
-  constructor(aead: Aes256Gcm, kind: DirectKind, parties: DataParties) {
+  protected constructor(aead: Aes256Gcm, payload: DirectPayload<T>, parties: DataParties) {
     this.#aead = aead;
-    this.#kind = kind;
+    this.#payload = payload;
     this.#parties = { ...parties };
   }
 
+  /** How many Directs were opened, in sequence. */
   get count(): number {
     return Number(this.#next);
   }
@@ -252,28 +279,50 @@ export class DirectOpener {
     throw error;
   }
 
+  /**
+   * Checks the other side's count (for Data, the sender's Done): it sealed `count` Directs, and
+   * every one of them was opened. Fewer means the relay dropped the last ones, which no later
+   * sequence number could show.
+   *
+   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}; for Acks
+   *   "file_ack_sequence") otherwise, and any earlier failure again
+   */
   end(count: number): void {
     if (this.#failed) throw this.#failed;
     if (BigInt(count) !== this.#next) {
-      const [code, message] = FAILURES[this.#kind].sequence;
+      const [code, message] = FAILURES[this.#payload.kind].sequence;
       this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
     }
   }
 
-  async open<T>(bytes: Uint8Array, decode: (plaintext: Uint8Array) => T): Promise<T> {
+  /**
+   * Opens the next Direct. Call it once at a time, in the order the Directs arrived. The codes
+   * below are Data's; an Ack's say `ack` for `data` ("bad_file_ack", ...).
+   *
+   * @param bytes a Direct's payload, `kind || transfer_id || sequence || ciphertext`
+   * @returns its message, authenticated and in sequence
+   * @throws {AuthenticationError} code "bad_file_data" ({@linkcode DATA_FAILED_AUTHENTICATION})
+   *   when it does not open as this kind under this transfer's key, sender, recipient and id
+   * @throws {ProtocolError} code "file_data_transfer" ({@linkcode DATA_OTHER_TRANSFER}) when its
+   *   clear transfer id is not this transfer's
+   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) when it
+   *   opens but is not the next one: a Direct was dropped, replayed or reordered on the way
+   * @throws {ProtocolError} code "bad_transfer_message" when the other side sealed a malformed
+   *   message
+   */
+  async open(bytes: Uint8Array): Promise<T> {
     if (this.#failed) throw this.#failed;
-    const [authCode, authMessage] = FAILURES[this.#kind].authentication;
+    const kind = this.#payload.kind;
+    const [authCode, authMessage] = FAILURES[kind].authentication;
     // A kind byte that is not ours was altered (the seal binds it): it would not open either.
-    if (
-      bytes.length < DIRECT_HEADER_LENGTH + AEAD_TAG_LENGTH || bytes[0] !== DIRECT_KIND[this.#kind]
-    ) {
+    if (bytes.length < DIRECT_HEADER_LENGTH + AEAD_TAG_LENGTH || bytes[0] !== DIRECT_KIND[kind]) {
       this.#fail(new AuthenticationError(authCode, authMessage));
     }
     // The clear transfer id is also in the additional data, so a Direct of another transfer
     // would not open either; checked first, the fault has its name. The caller finds the opener
     // by this id, so only the caller's mistake causes it, never the relay: the part file goes.
     if (!constantTimeEqual(bytes.subarray(1, 1 + TRANSFER_ID_LENGTH), this.#parties.transferId)) {
-      const [code, message] = FAILURES[this.#kind].transfer;
+      const [code, message] = FAILURES[kind].transfer;
       this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
     }
     const sequence = new DataView(bytes.buffer, bytes.byteOffset + 1 + TRANSFER_ID_LENGTH, 8)
@@ -282,39 +331,43 @@ export class DirectOpener {
     let plaintext: Uint8Array;
     try {
       plaintext = await this.#aead.open(
-        directNonce(this.#kind, sequence),
+        directNonce(kind, sequence),
         bytes.subarray(DIRECT_HEADER_LENGTH),
-        directAad(this.#kind, this.#parties, sequence),
+        directAad(kind, this.#parties, sequence),
       );
     } catch (error) {
       this.#fail(new AuthenticationError(authCode, authMessage, { cause: error }));
     }
     if (sequence !== this.#next) {
-      const [code, message] = FAILURES[this.#kind].sequence;
+      const [code, message] = FAILURES[kind].sequence;
       this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
     }
     this.#next++;
     try {
-      return decode(plaintext);
+      return this.#payload.decode(plaintext);
     } catch (error) {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
     }
   }
 }
 
-/** The sender's side of one transfer's Data: seals each slice under the next sequence number. */
-export class DataSealer {
-  #direct: DirectSealer;
+/** Data's plaintext: `file_index u32 || offset u64 || bytes`, 1 to MAX_DATA_SLICE bytes. */
+const DATA_PAYLOAD: DirectPayload<DataSlice> = {
+  kind: "data",
+  encode(slice) {
+    if (slice.bytes.length === 0 || slice.bytes.length > MAX_DATA_SLICE) {
+      throw new RangeError(`a data slice holds 1 to ${MAX_DATA_SLICE} bytes`);
+    }
+    return encodeDataSlice(slice);
+  },
+  decode: decodeDataSlice,
+};
 
-  private constructor(direct: DirectSealer) {
-    this.#direct = direct;
-  }
-
-  /** How many slices were sealed: the next sequence number, and Done's `data_count` (14.4). */
-  get count(): number {
-    return this.#direct.count;
-  }
-
+/**
+ * The sender's side of one transfer's Data: seals each slice under the next sequence number
+ * ({@linkcode DirectSealer.seal}; its `count` is Done's `data_count`).
+ */
+export class DataSealer extends DirectSealer<DataSlice> {
   /**
    * A sealer for one transfer. The caller keeps (and wipes) `dataKey`.
    *
@@ -323,41 +376,15 @@ export class DataSealer {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<DataSealer> {
-    return new DataSealer(new DirectSealer(await importDataKey(dataKey, parties), "data", parties));
-  }
-
-  /**
-   * Seals the next slice. Sequence numbers are taken in call order, so Directs must be sent in
-   * the order their `seal()` calls were made.
-   *
-   * @param slice the file bytes and where they go
-   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 65536
-   * @throws {RangeError} for a slice of 0 or more than {@linkcode MAX_DATA_SLICE} bytes, or when
-   *   the sequence numbers are used up (2^64 slices; never in practice)
-   */
-  seal(slice: DataSlice): Promise<Uint8Array> {
-    if (slice.bytes.length === 0 || slice.bytes.length > MAX_DATA_SLICE) {
-      return Promise.reject(new RangeError(`a data slice holds 1 to ${MAX_DATA_SLICE} bytes`));
-    }
-    return this.#direct.seal(encodeDataSlice(slice));
+    return new DataSealer(await importDataKey(dataKey, parties), DATA_PAYLOAD, parties);
   }
 }
 
 /**
- * The recipient's side of one transfer's Data: opens each Direct, in sequence. Fails closed.
+ * The recipient's side of one transfer's Data: opens each Direct, in sequence, and checks Done's
+ * `data_count` ({@linkcode DirectOpener.open}, {@linkcode DirectOpener.end}). Fails closed.
  */
-export class DataOpener {
-  #direct: DirectOpener;
-
-  private constructor(direct: DirectOpener) {
-    this.#direct = direct;
-  }
-
-  /** How many slices were opened, in sequence. */
-  get count(): number {
-    return this.#direct.count;
-  }
-
+export class DataOpener extends DirectOpener<DataSlice> {
   /**
    * An opener for one transfer. The caller keeps (and wipes) `dataKey`.
    *
@@ -366,34 +393,6 @@ export class DataOpener {
    * @throws {RangeError} for a key, author id or transfer id of the wrong length
    */
   static async create(dataKey: Uint8Array, parties: DataParties): Promise<DataOpener> {
-    return new DataOpener(new DirectOpener(await importDataKey(dataKey, parties), "data", parties));
-  }
-
-  /**
-   * Checks the sender's Done: it sent `dataCount` slices, and every one of them was opened. Fewer
-   * means the relay dropped the last ones, which no later sequence number could show.
-   *
-   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) otherwise,
-   *   and any earlier failure again
-   */
-  end(dataCount: number): void {
-    this.#direct.end(dataCount);
-  }
-
-  /**
-   * Opens the next sealed slice. Call it once at a time, in the order the Directs arrived.
-   *
-   * @param bytes a Direct's payload, `kind || transfer_id || sequence || ciphertext`
-   * @returns the slice, authenticated and in sequence
-   * @throws {AuthenticationError} code "bad_file_data" ({@linkcode DATA_FAILED_AUTHENTICATION})
-   *   when it does not open as Data under this transfer's key, sender, recipient and id
-   * @throws {ProtocolError} code "file_data_transfer" ({@linkcode DATA_OTHER_TRANSFER}) when its
-   *   clear transfer id is not this transfer's
-   * @throws {ProtocolError} code "file_data_sequence" ({@linkcode DATA_OUT_OF_SEQUENCE}) when it
-   *   opens but is not the next one: a slice was dropped, replayed or reordered on the way
-   * @throws {ProtocolError} code "bad_transfer_message" when the sender sealed a malformed slice
-   */
-  open(bytes: Uint8Array): Promise<DataSlice> {
-    return this.#direct.open(bytes, decodeDataSlice);
+    return new DataOpener(await importDataKey(dataKey, parties), DATA_PAYLOAD, parties);
   }
 }
