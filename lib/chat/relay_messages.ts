@@ -141,6 +141,16 @@ export function encodeToRelay(message: ToRelay): Uint8Array {
   }
 }
 
+/** A member's MLS message as the relay passes it on: `type || sender || MLSMessage` (13.4). */
+function senderAndMls(
+  type: number,
+  sender: Uint8Array,
+  mls: Uint8Array,
+  field: string,
+): Uint8Array {
+  return concat(u8(type), authorId(sender, "sender"), mlsMessage(mls, field));
+}
+
 /**
  * Encodes a message from the relay.
  *
@@ -157,33 +167,17 @@ export function encodeFromRelay(message: FromRelay): Uint8Array {
       return concat(u8(RELAY_MESSAGE.notice), u8(message.level), u16(text.length), text);
     }
     case "knock":
-      return concat(
-        u8(RELAY_MESSAGE.knock),
-        authorId(message.sender, "sender"),
-        mlsMessage(message.keyPackage, "keyPackage"),
-      );
+      return senderAndMls(RELAY_MESSAGE.knock, message.sender, message.keyPackage, "keyPackage");
     case "welcome":
-      return concat(
-        u8(RELAY_MESSAGE.welcome),
-        authorId(message.sender, "sender"),
-        mlsMessage(message.welcome, "welcome"),
-      );
+      return senderAndMls(RELAY_MESSAGE.welcome, message.sender, message.welcome, "welcome");
     case "commit":
-      return concat(
-        u8(RELAY_MESSAGE.commitFromRelay),
-        authorId(message.sender, "sender"),
-        mlsMessage(message.commit, "commit"),
-      );
+      return senderAndMls(RELAY_MESSAGE.commitFromRelay, message.sender, message.commit, "commit");
     case "accepted":
       return concat(u8(RELAY_MESSAGE.accepted), u64(message.epoch));
     case "refused":
       return concat(u8(RELAY_MESSAGE.refused), u64(message.epoch));
     case "group":
-      return concat(
-        u8(RELAY_MESSAGE.groupFromRelay),
-        authorId(message.sender, "sender"),
-        mlsMessage(message.message, "message"),
-      );
+      return senderAndMls(RELAY_MESSAGE.groupFromRelay, message.sender, message.message, "message");
     case "direct":
       return concat(
         u8(RELAY_MESSAGE.directFromRelay),
