@@ -7,6 +7,10 @@
  * other) with `relayDirect` (drop, replay, flip a byte, name another sender), or drives one
  * member's manager by hand as a hostile peer would and reads what it sent in `sent`.
  *
+ * {@linkcode inTempRoom} gives a test a room and a folder and cleans both up; the transfer event
+ * helpers and the relay faults ({@linkcode SEQUENCE_FAULTS}, {@linkcode flipBitOfSecond}) serve
+ * the tests of Data one way and of Acks the other.
+ *
  * Member ids are fingerprints of real identity keys; the files, hashes and seals are real.
  * {@linkcode sealBySpec} seals a Direct as PROTOCOL.md 14.4 says, straight on WebCrypto, so that
  * tests can check lib/'s seals against the spec rather than against themselves.
@@ -14,6 +18,7 @@
  * @module
  */
 
+import { deepStrictEqual } from "node:assert/strict";
 import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
 import { authorOf, generateIdentity } from "../../lib/keys/identity.ts";
 import type { ReceivePolicy } from "../../lib/transfer/receive_policy.ts";
@@ -168,6 +173,83 @@ export class TestRoom {
     for (const endpoint of this.#endpoints.values()) await endpoint.manager.stopped();
     await this.settled();
   }
+}
+
+/**
+ * Runs `body` with a fresh {@linkcode TestRoom} and a fresh temporary folder, checks that no
+ * handler threw, and (also when `body` fails) closes the room and removes the folder.
+ *
+ * @returns what `body` returned
+ */
+export async function inTempRoom<T>(
+  prefix: string,
+  body: (room: TestRoom, dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const room = new TestRoom();
+  try {
+    const result = await body(room, dir);
+    deepStrictEqual(room.errors, []);
+    return result;
+  } finally {
+    await room.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A transfer's progress event, as a member's manager emits it. */
+export type TransferEvent = ChatEvent & { type: "transfer" };
+
+/** The transfer events among `events`. */
+export function transferEvents(events: ChatEvent[]): TransferEvent[] {
+  return events.filter((e): e is TransferEvent => e.type === "transfer");
+}
+
+/** A predicate for `until`: a transfer in `direction` has ended, however it ended. */
+export function transferEnded(direction: "send" | "receive"): (events: ChatEvent[]) => boolean {
+  return (events) =>
+    transferEvents(events).some((e) =>
+      e.direction === direction && ["done", "failed", "cancelled", "rejected"].includes(e.state)
+    );
+}
+
+/** The last transfer event `endpoint` emitted (in `direction` only, when given). */
+export function lastTransfer(
+  endpoint: TestEndpoint,
+  direction?: "send" | "receive",
+): TransferEvent {
+  const events = transferEvents(endpoint.events);
+  return events.filter((e) => direction === undefined || e.direction === direction).at(-1)!;
+}
+
+/**
+ * What a relay does to a stream of Directs from one member: given every Direct seen so far, the
+ * bytes to deliver for the last one (none to drop it, more to replay).
+ */
+export type StreamFault = (seen: Uint8Array[]) => Uint8Array[];
+
+/**
+ * The faults the receiver of a stream catches by its sequence numbers alone: the second Direct
+ * dropped, replaced by the first, delivered twice, or held back behind the third. Every other
+ * Direct goes through unchanged.
+ */
+export const SEQUENCE_FAULTS: readonly (readonly [string, StreamFault])[] = [
+  ["dropped", (seen) => seen.length === 2 ? [] : [seen.at(-1)!]],
+  ["replayed", (seen) => seen.length === 2 ? [seen[0]!] : [seen.at(-1)!]],
+  ["sent twice", (seen) => seen.length === 2 ? [seen[1]!, seen[1]!] : [seen.at(-1)!]],
+  [
+    "reordered",
+    (seen) => seen.length === 2 ? [] : seen.length === 3 ? [seen[2]!, seen[1]!] : [seen.at(-1)!],
+  ],
+];
+
+/** The fault of flipping one bit of the second Direct, at `offset` (from the end when negative). */
+export function flipBitOfSecond(offset: number): StreamFault {
+  return (seen) => {
+    const bytes = seen.at(-1)!.slice();
+    if (seen.length === 2) bytes[offset < 0 ? bytes.length + offset : offset]! ^= 1;
+    return [bytes];
+  };
 }
 
 /**

@@ -28,26 +28,24 @@ import {
   TRANSFER_MESSAGE,
 } from "../../lib/transfer/transfer_messages.ts";
 import {
+  flipBitOfSecond,
   HandSender,
+  inTempRoom,
+  lastTransfer,
   listDir,
   memberInfos,
   randomBytes,
-  type RelayedDirect,
+  SEQUENCE_FAULTS,
+  type StreamFault,
   type TestEndpoint,
-  TestRoom,
+  type TestRoom,
+  transferEnded,
+  type TransferEvent,
+  transferEvents,
 } from "../_helpers/transfer_context.ts";
 
 const [alice, bob] = await memberInfos("alice", "bob") as [MemberInfo, MemberInfo];
 
-type TransferEvent = ChatEvent & { type: "transfer" };
-const transfers = (events: ChatEvent[]) =>
-  events.filter((e): e is TransferEvent => e.type === "transfer");
-const ended = (direction: "send" | "receive") => (events: ChatEvent[]) =>
-  transfers(events).some((e) =>
-    e.direction === direction && ["done", "failed", "cancelled", "rejected"].includes(e.state)
-  );
-const last = (endpoint: TestEndpoint, direction: "send" | "receive") =>
-  transfers(endpoint.events).filter((e) => e.direction === direction).at(-1)!;
 const directsOf = (endpoint: TestEndpoint) =>
   endpoint.sent.filter((s) => s.kind === "direct").map((s) => s.bytes);
 
@@ -60,20 +58,14 @@ async function withRoom(
     dirs: { out: string; in: string },
   ) => Promise<void>,
 ) {
-  const root = await Deno.makeTempDir({ prefix: "securechat-acks-" });
-  const dirs = { out: `${root}/out`, in: `${root}/in` };
-  await Deno.mkdir(dirs.out);
-  await Deno.mkdir(dirs.in);
-  const room = new TestRoom();
-  const sender = room.join(alice, { receiveDir: dirs.in, autoAccept: true });
-  const receiver = room.join(bob, { receiveDir: dirs.in, autoAccept: true });
-  try {
+  await inTempRoom("securechat-acks-", async (room, root) => {
+    const dirs = { out: `${root}/out`, in: `${root}/in` };
+    await Deno.mkdir(dirs.out);
+    await Deno.mkdir(dirs.in);
+    const sender = room.join(alice, { receiveDir: dirs.in, autoAccept: true });
+    const receiver = room.join(bob, { receiveDir: dirs.in, autoAccept: true });
     await body(room, sender, receiver, dirs);
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 }
 
 Deno.test("the recipient acknowledges in Directs sealed under the data key, in sequence, and in no Sealed message", async () => {
@@ -82,10 +74,10 @@ Deno.test("the recipient acknowledges in Directs sealed under the data key, in s
     const content = randomBytes(slices * MAX_DATA_SLICE - 100);
     await Deno.writeFile(`${dirs.out}/film.bin`, content);
     await sender.manager.offer(`${dirs.out}/film.bin`, bob);
-    await receiver.until(ended("receive"));
-    await sender.until(ended("send"));
-    strictEqual(last(receiver, "receive").state, "done");
-    strictEqual(last(sender, "send").state, "done");
+    await receiver.until(transferEnded("receive"));
+    await sender.until(transferEnded("send"));
+    strictEqual(lastTransfer(receiver, "receive").state, "done");
+    strictEqual(lastTransfer(sender, "send").state, "done");
     deepStrictEqual(await Deno.readFile(`${dirs.in}/film.bin`), content);
     // What Bob sealed for Alice: no Ack among them.
     deepStrictEqual(receiver.sealed().map((m) => m.type), ["accept", "resume", "complete"]);
@@ -114,8 +106,8 @@ Deno.test("the recipient acknowledges in Directs sealed under the data key, in s
   });
 });
 
-/** Alice sends Bob a file of 40 slices while the relay does `relay` to Bob's Acks. */
-async function tamperedAcks(relay: (acks: Uint8Array[], from: MemberInfo) => RelayedDirect[]) {
+/** Alice sends Bob a file of 40 slices while the relay does `fault` to Bob's Acks. */
+async function tamperedAcks(fault: StreamFault) {
   let result:
     | { sender: TransferEvent; receiver: TransferEvent; resumed?: number | undefined }
     | undefined;
@@ -126,12 +118,12 @@ async function tamperedAcks(relay: (acks: Uint8Array[], from: MemberInfo) => Rel
     room.relayDirect = (from, _to, bytes) => {
       if (from.fingerprint !== bob.fingerprint) return [{ from, bytes }];
       acks.push(bytes);
-      return relay(acks, from);
+      return fault(acks).map((ack) => ({ from, bytes: ack }));
     };
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
-    await sender.until(ended("send"));
-    await receiver.until(ended("receive"));
-    result = { sender: last(sender, "send"), receiver: last(receiver, "receive") };
+    await sender.until(transferEnded("send"));
+    await receiver.until(transferEnded("receive"));
+    result = { sender: lastTransfer(sender, "send"), receiver: lastTransfer(receiver, "receive") };
     if (result.receiver.state === "done") return;
     // Every byte Bob wrote was authenticated: his part file is kept, and a resend resumes.
     const part = await Deno.readFile(`${dirs.in}/file.bin.securechat-part`);
@@ -139,8 +131,8 @@ async function tamperedAcks(relay: (acks: Uint8Array[], from: MemberInfo) => Rel
     deepStrictEqual(part, content.subarray(0, part.length));
     room.relayDirect = (from, _to, bytes) => [{ from, bytes }];
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
-    await receiver.until((events) => transfers(events).some((e) => e.state === "done"));
-    result.resumed = last(receiver, "receive").resumed;
+    await receiver.until((events) => transferEvents(events).some((e) => e.state === "done"));
+    result.resumed = lastTransfer(receiver, "receive").resumed;
     strictEqual(result.resumed, part.length);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/file.bin`), content);
     deepStrictEqual(await listDir(dirs.in), ["file.bin"]);
@@ -148,25 +140,9 @@ async function tamperedAcks(relay: (acks: Uint8Array[], from: MemberInfo) => Rel
   return result!;
 }
 
-for (
-  const [what, relay] of [
-    ["dropped", (acks: Uint8Array[]) => acks.length === 2 ? [] : [acks.at(-1)!]],
-    ["replayed", (acks: Uint8Array[]) => acks.length === 2 ? [acks[0]!] : [acks.at(-1)!]],
-    [
-      "sent twice",
-      (acks: Uint8Array[]) => acks.length === 2 ? [acks[1]!, acks[1]!] : [acks.at(-1)!],
-    ],
-    [
-      "reordered",
-      (acks: Uint8Array[]) =>
-        acks.length === 2 ? [] : acks.length === 3 ? [acks[2]!, acks[1]!] : [acks.at(-1)!],
-    ],
-  ] as const
-) {
+for (const [what, fault] of SEQUENCE_FAULTS) {
   Deno.test(`an Ack the relay ${what} cancels the transfer: ${ACK_OUT_OF_SEQUENCE}; the part file is kept and resumed`, async () => {
-    const result = await tamperedAcks((acks, from) =>
-      relay(acks).map((bytes) => ({ from, bytes }))
-    );
+    const result = await tamperedAcks(fault);
     strictEqual(result.sender.state, "failed");
     strictEqual(result.sender.reason, ACK_OUT_OF_SEQUENCE);
     strictEqual(result.receiver.state, "cancelled");
@@ -177,11 +153,7 @@ for (
 
 for (const [where, offset] of [["sequence number", 1 + 16 + 7], ["tag", -1]] as const) {
   Deno.test(`an Ack whose ${where} the relay flipped a bit of cancels the transfer: ${ACK_FAILED_AUTHENTICATION}`, async () => {
-    const result = await tamperedAcks((acks, from) => {
-      const bytes = acks.at(-1)!.slice();
-      if (acks.length === 2) bytes[offset < 0 ? bytes.length + offset : offset]! ^= 1;
-      return [{ from, bytes }];
-    });
+    const result = await tamperedAcks(flipBitOfSecond(offset));
     strictEqual(result.sender.state, "failed");
     strictEqual(result.sender.reason, ACK_FAILED_AUTHENTICATION);
     strictEqual(result.receiver.state, "cancelled");
@@ -191,17 +163,15 @@ for (const [where, offset] of [["sequence number", 1 + 16 + 7], ["tag", -1]] as 
 }
 
 Deno.test("control: the same harness with an honest relay delivers the file", async () => {
-  const result = await tamperedAcks((acks, from) => [{ from, bytes: acks.at(-1)! }]);
+  const result = await tamperedAcks((acks) => [acks.at(-1)!]);
   strictEqual(result.sender.state, "done");
   strictEqual(result.receiver.state, "done");
 });
 
 Deno.test("an Ack in a Sealed message is refused, and only a sealed Ack Direct opens the window", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-acks-" });
-  const room = new TestRoom();
-  const sender = room.join(alice);
-  room.addPeer(bob);
-  try {
+  await inTempRoom("securechat-acks-", async (room, dir) => {
+    const sender = room.join(alice);
+    room.addPeer(bob);
     await Deno.writeFile(`${dir}/big.bin`, randomBytes(40 * MAX_DATA_SLICE));
     await sender.manager.offer(`${dir}/big.bin`, bob);
     const offer = sender.sealed()[0]!;
@@ -231,21 +201,15 @@ Deno.test("an Ack in a Sealed message is refused, and only a sealed Ack Direct o
     await sender.manager.handleDirect(bob, await acks.seal(window * MAX_DATA_SLICE));
     await sender.until(() => directsOf(sender).length > window);
     await sender.manager.cancel();
-    strictEqual(last(sender, "send").state, "cancelled");
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+    strictEqual(lastTransfer(sender, "send").state, "cancelled");
+  });
 });
 
 Deno.test("OutgoingTransfers.onAck() widens the window by what was acknowledged, never beyond what was sent", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-acks-" });
-  const room = new TestRoom();
-  room.addPeer(bob);
-  const endpoint = room.join(alice);
-  const { options } = endpoint;
-  try {
+  await inTempRoom("securechat-acks-", async (room, dir) => {
+    room.addPeer(bob);
+    const endpoint = room.join(alice);
+    const { options } = endpoint;
     await Deno.writeFile(`${dir}/x.bin`, randomBytes(10));
     const outgoing = new OutgoingTransfers(options, new TransferEvents(options));
     await outgoing.offer(`${dir}/x.bin`, bob, () => "x");
@@ -268,10 +232,7 @@ Deno.test("OutgoingTransfers.onAck() widens the window by what was acknowledged,
     strictEqual(out.acked, 300_000);
     strictEqual(out.finished, false);
     outgoing.end(out, "cancelled", "over", "over");
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("Alice sending Bob transfer X while Bob sends Alice his own transfer X: the Direct's kind keeps them apart", async () => {
@@ -304,7 +265,7 @@ Deno.test("Alice sending Bob transfer X while Bob sends Alice his own transfer X
     await toAlice(encodeTransfer.done(hand.party, x, Math.ceil(his.length / MAX_DATA_SLICE)));
 
     const done = (direction: "send" | "receive") => (events: ChatEvent[]) =>
-      transfers(events).some((e) => e.direction === direction && e.state === "done");
+      transferEvents(events).some((e) => e.direction === direction && e.state === "done");
     await a.until(done("receive"));
     await b.until(done("receive"));
     await a.until(done("send"));

@@ -19,12 +19,20 @@ import {
   MAX_DATA_SLICE,
 } from "../../lib/transfer/transfer_messages.ts";
 import {
+  flipBitOfSecond,
+  inTempRoom,
+  lastTransfer,
   listDir,
   memberInfos,
   randomBytes,
   type RelayedDirect,
+  SEQUENCE_FAULTS,
+  type StreamFault,
   type TestEndpoint,
   TestRoom,
+  transferEnded,
+  type TransferEvent,
+  transferEvents,
 } from "../_helpers/transfer_context.ts";
 
 const [alice, bob, carol] = await memberInfos("alice", "bob", "carol") as [
@@ -33,15 +41,7 @@ const [alice, bob, carol] = await memberInfos("alice", "bob", "carol") as [
   MemberInfo,
 ];
 
-type TransferEvent = ChatEvent & { type: "transfer" };
-const transfers = (events: ChatEvent[]) =>
-  events.filter((e): e is TransferEvent => e.type === "transfer");
-const finished = (direction: "send" | "receive") => (events: ChatEvent[]) =>
-  transfers(events).some((e) =>
-    e.direction === direction && ["done", "failed", "cancelled", "rejected"].includes(e.state)
-  );
 const offered = (events: ChatEvent[]) => events.some((e) => e.type === "offer");
-const last = (endpoint: TestEndpoint) => transfers(endpoint.events).at(-1)!;
 
 /** Alice (sender) and Bob (recipient, receiving into `dirs.in`) in a room with Carol. */
 async function withRoom(
@@ -53,21 +53,15 @@ async function withRoom(
   ) => Promise<void>,
   policy: { autoAccept?: boolean } = {},
 ) {
-  const root = await Deno.makeTempDir({ prefix: "securechat-transfer-" });
-  const dirs = { out: `${root}/out`, in: `${root}/in` };
-  await Deno.mkdir(dirs.out);
-  await Deno.mkdir(dirs.in);
-  const room = new TestRoom();
-  const sender = room.join(alice);
-  const receiver = room.join(bob, { receiveDir: dirs.in, ...policy });
-  room.addPeer(carol);
-  try {
+  await inTempRoom("securechat-transfer-", async (room, root) => {
+    const dirs = { out: `${root}/out`, in: `${root}/in` };
+    await Deno.mkdir(dirs.out);
+    await Deno.mkdir(dirs.in);
+    const sender = room.join(alice);
+    const receiver = room.join(bob, { receiveDir: dirs.in, ...policy });
+    room.addPeer(carol);
     await body(room, sender, receiver, dirs);
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 }
 
 Deno.test("a file sent through the room arrives identical after the recipient accepts", async () => {
@@ -83,10 +77,10 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
     // Nothing is written before acceptance.
     deepStrictEqual(await listDir(dirs.in), []);
     await receiver.manager.accept();
-    await receiver.until(finished("receive"));
-    await sender.until(finished("send"));
-    strictEqual(last(receiver).state, "done");
-    strictEqual(last(sender).state, "done");
+    await receiver.until(transferEnded("receive"));
+    await sender.until(transferEnded("send"));
+    strictEqual(lastTransfer(receiver).state, "done");
+    strictEqual(lastTransfer(sender).state, "done");
     deepStrictEqual(await Deno.readFile(`${dirs.in}/data.bin`), content);
     deepStrictEqual(await listDir(dirs.in), ["data.bin"]);
   });
@@ -97,8 +91,8 @@ Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that ho
     const content = randomBytes(3 * MAX_DATA_SLICE + 5);
     await Deno.writeFile(`${dirs.out}/secret.bin`, content);
     await sender.manager.offer(`${dirs.out}/secret.bin`, bob);
-    await receiver.until(finished("receive"));
-    strictEqual(last(receiver).state, "done");
+    await receiver.until(transferEnded("receive"));
+    strictEqual(lastTransfer(receiver).state, "done");
     const directs = sender.sent.filter((s) => s.kind === "direct");
     deepStrictEqual(directs.map((d) => d.bytes.length), [
       65536,
@@ -147,19 +141,25 @@ Deno.test("each transfer has its own random data key, and its Data does not open
     })[];
     await receiver.manager.accept(shown[0]!.id);
     await receiver.until((events) =>
-      transfers(events).filter((e) => e.state === "failed").length === 2
+      transferEvents(events).filter((e) => e.state === "failed").length === 2
     );
-    const failures = transfers(receiver.events).filter((e) => e.state === "failed");
+    const failures = transferEvents(receiver.events).filter((e) => e.state === "failed");
     deepStrictEqual(
       failures.map((e) => [e.id, e.reason]),
       [[shown[1]!.id, DATA_FAILED_AUTHENTICATION], [shown[0]!.id, DATA_OUT_OF_SEQUENCE]],
     );
     await sender.until((events) =>
-      transfers(events).filter((e) => e.state === "cancelled").length === 2
+      transferEvents(events).filter((e) => e.state === "cancelled").length === 2
     );
     deepStrictEqual(await listDir(dirs.in), []);
   });
 });
+
+/** The relay's part when it does `fault` to the Directs, each still named as from their sender. */
+function fromTheSender(fault: StreamFault) {
+  return (directs: Uint8Array[], from: MemberInfo): RelayedDirect[] =>
+    fault(directs).map((bytes) => ({ from, bytes }));
+}
 
 /** Alice sends Bob a file of 4 slices while the relay does `relay` to the Directs. */
 async function tamperedTransfer(
@@ -179,12 +179,12 @@ async function tamperedTransfer(
       return relay(seen, from);
     };
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
-    await receiver.until(finished("receive"));
-    await sender.until(finished("send"));
+    await receiver.until(transferEnded("receive"));
+    await sender.until(transferEnded("send"));
     const inbox = await listDir(dirs.in);
     result = {
-      receiver: last(receiver),
-      sender: last(sender),
+      receiver: lastTransfer(receiver),
+      sender: lastTransfer(sender),
       inbox,
       ...(inbox.includes("file.bin.securechat-part")
         ? { part: await Deno.readFile(`${dirs.in}/file.bin.securechat-part`) }
@@ -206,11 +206,7 @@ for (
   ] as const
 ) {
   Deno.test(`a Direct whose ${where} the relay flipped a bit of cancels the transfer: ${DATA_FAILED_AUTHENTICATION}`, async () => {
-    const result = await tamperedTransfer((directs, from) => {
-      const bytes = directs.at(-1)!.slice();
-      if (directs.length === 2) bytes[offset < 0 ? bytes.length + offset : offset]! ^= 1;
-      return [{ from, bytes }];
-    });
+    const result = await tamperedTransfer(fromTheSender(flipBitOfSecond(offset)));
     strictEqual(result.receiver.state, "failed");
     // A flipped kind or transfer id names no incoming transfer: that Direct is dropped, and the
     // next one is out of sequence.
@@ -226,37 +222,12 @@ for (
   });
 }
 
+const droppedAtTheEnd: StreamFault = (directs) => directs.length === 4 ? [] : [directs.at(-1)!];
 for (
-  const [what, relay] of [
-    ["dropped", (directs: Uint8Array[]) => directs.length === 2 ? [] : [directs.at(-1)!]],
-    [
-      "dropped at the end",
-      (directs: Uint8Array[]) => directs.length === 4 ? [] : [directs.at(-1)!],
-    ],
-    [
-      "replayed",
-      (directs: Uint8Array[]) => directs.length === 2 ? [directs[0]!] : [directs.at(-1)!],
-    ],
-    [
-      "sent twice",
-      (directs: Uint8Array[]) =>
-        directs.length === 2 ? [directs[1]!, directs[1]!] : [directs.at(-1)!],
-    ],
-    [
-      "reordered",
-      (directs: Uint8Array[]) =>
-        directs.length === 2
-          ? []
-          : directs.length === 3
-          ? [directs[2]!, directs[1]!]
-          : [directs.at(-1)!],
-    ],
-  ] as const
+  const [what, fault] of [...SEQUENCE_FAULTS, ["dropped at the end", droppedAtTheEnd] as const]
 ) {
   Deno.test(`a Direct the relay ${what} cancels the transfer: ${DATA_OUT_OF_SEQUENCE}`, async () => {
-    const result = await tamperedTransfer((directs, from) =>
-      relay(directs).map((bytes) => ({ from, bytes }))
-    );
+    const result = await tamperedTransfer(fromTheSender(fault));
     strictEqual(result.receiver.state, "failed");
     strictEqual(result.receiver.reason, DATA_OUT_OF_SEQUENCE);
     strictEqual(result.sender.state, "cancelled");
@@ -277,10 +248,7 @@ Deno.test("a Direct the relay says came from another member is dropped: it opens
 });
 
 Deno.test("control: the same harness with an honest relay delivers the file", async () => {
-  const result = await tamperedTransfer((
-    directs,
-    from,
-  ) => [{ from: from, bytes: directs.at(-1)! }]);
+  const result = await tamperedTransfer(fromTheSender((directs) => [directs.at(-1)!]));
   strictEqual(result.receiver.state, "done");
   deepStrictEqual(result.inbox, ["file.bin"]);
 });
@@ -302,8 +270,8 @@ Deno.test("a folder arrives with its structure, empty files included, never into
     await sender.manager.offer(`${dirs.out}/album`, bob);
     await receiver.until(offered);
     await receiver.manager.accept();
-    await receiver.until(finished("receive"));
-    const done = last(receiver);
+    await receiver.until(transferEnded("receive"));
+    const done = lastTransfer(receiver);
     strictEqual(done.state, "done");
     // The existing "album" is not added to: the offer gets a folder of its own.
     strictEqual(done.path, `${dirs.in}/album (1)`);
@@ -324,8 +292,8 @@ Deno.test("a rejected offer writes nothing and tells the sender", async () => {
     await sender.manager.offer(`${dirs.out}/note.txt`, bob);
     await receiver.until(offered);
     await receiver.manager.reject();
-    await sender.until(finished("send"));
-    strictEqual(last(sender).state, "rejected");
+    await sender.until(transferEnded("send"));
+    strictEqual(lastTransfer(sender).state, "rejected");
     deepStrictEqual(await listDir(dirs.in), []);
   });
 });
@@ -352,8 +320,8 @@ Deno.test("securechat's own part file for the same sender and manifest is resume
     await sender.manager.offer(`${dirs.out}/big.bin`, bob);
     await receiver.until(offered);
     await receiver.manager.accept();
-    await receiver.until(finished("receive"));
-    const done = last(receiver);
+    await receiver.until(transferEnded("receive"));
+    const done = lastTransfer(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.resumed, 2 * 1024 * 1024);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/big.bin`), content);
@@ -373,8 +341,8 @@ Deno.test("a part file recorded for another sender is not resumed, read or chang
     await sender.manager.offer(`${dirs.out}/big.bin`, bob);
     await receiver.until(offered);
     await receiver.manager.accept();
-    await receiver.until(finished("receive"));
-    const done = last(receiver);
+    await receiver.until(transferEnded("receive"));
+    const done = lastTransfer(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.resumed, undefined);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/big (1).bin`), content);
@@ -394,12 +362,12 @@ Deno.test("a transfer cut by a data failure resumes from its authenticated part 
     let count = 0;
     room.relayDirect = (from, _to, bytes) => ++count === 4 ? [] : [{ from, bytes }];
     await sender.manager.offer(`${dirs.out}/film.bin`, bob);
-    await receiver.until(finished("receive"));
-    strictEqual(last(receiver).reason, DATA_OUT_OF_SEQUENCE);
+    await receiver.until(transferEnded("receive"));
+    strictEqual(lastTransfer(receiver).reason, DATA_OUT_OF_SEQUENCE);
     room.relayDirect = (from, _to, bytes) => [{ from, bytes }];
     await sender.manager.offer(`${dirs.out}/film.bin`, bob);
-    await receiver.until((events) => transfers(events).some((e) => e.state === "done"));
-    strictEqual(last(receiver).resumed, 3 * MAX_DATA_SLICE);
+    await receiver.until((events) => transferEvents(events).some((e) => e.state === "done"));
+    strictEqual(lastTransfer(receiver).resumed, 3 * MAX_DATA_SLICE);
     deepStrictEqual(await Deno.readFile(`${dirs.in}/film.bin`), content);
     deepStrictEqual(await listDir(dirs.in), ["film.bin"]);
   }, { autoAccept: true });
@@ -425,13 +393,13 @@ for (const who of ["recipient", "sender"] as const) {
       const canceller = who === "recipient" ? receiver : sender;
       const other = who === "recipient" ? sender : receiver;
       await canceller.manager.cancel();
-      await other.until(finished(who === "recipient" ? "send" : "receive"));
-      await receiver.until(finished("receive"));
-      strictEqual(last(other).state, "cancelled");
-      strictEqual(last(canceller).state, "cancelled");
+      await other.until(transferEnded(who === "recipient" ? "send" : "receive"));
+      await receiver.until(transferEnded("receive"));
+      strictEqual(lastTransfer(other).state, "cancelled");
+      strictEqual(lastTransfer(canceller).state, "cancelled");
       // Data still in flight after the end is dropped unread.
       for (const direct of held) await receiver.manager.handleDirect(direct.from, direct.bytes);
-      strictEqual(last(receiver).state, "cancelled");
+      strictEqual(lastTransfer(receiver).state, "cancelled");
       deepStrictEqual(await listDir(dirs.in), []);
     });
   });
@@ -454,8 +422,8 @@ Deno.test("without a receive folder, an accepted file goes to ~/Downloads/secure
     strictEqual(offer.folder, folder);
     strictEqual(offer.hidden, "refused");
     await receiver.manager.accept();
-    await receiver.until(finished("receive"));
-    const done = last(receiver);
+    await receiver.until(transferEnded("receive"));
+    const done = lastTransfer(receiver);
     strictEqual(done.state, "done");
     strictEqual(done.path, `${folder}/note.txt`);
     strictEqual(await Deno.readTextFile(`${folder}/note.txt`), "hello");
@@ -491,17 +459,15 @@ Deno.test("a member who left is sent nothing more: abortWith() ends the transfer
     await receiver.until(offered);
     room.leave(bob);
     await sender.manager.abortWith(bob.fingerprint, "they left the room");
-    strictEqual(last(sender).state, "failed");
-    strictEqual(last(sender).reason, "they left the room");
+    strictEqual(lastTransfer(sender).state, "failed");
+    strictEqual(lastTransfer(sender).reason, "they left the room");
   });
 });
 
 Deno.test("a recipient repeating its Accept and Resume gets one stream: every slice once, in sequence", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-transfer-" });
-  const room = new TestRoom();
-  const sender = room.join(alice);
-  room.addPeer(bob);
-  try {
+  await inTempRoom("securechat-transfer-", async (room, dir) => {
+    const sender = room.join(alice);
+    room.addPeer(bob);
     const content = randomBytes(2 * MAX_DATA_SLICE + 1);
     await Deno.writeFile(`${dir}/twice.bin`, content);
     await sender.manager.offer(`${dir}/twice.bin`, bob);
@@ -521,8 +487,5 @@ Deno.test("a recipient repeating its Accept and Resume gets one stream: every sl
       directs.map((d) => new DataView(d.buffer, d.byteOffset + 17, 8).getBigUint64(0)),
       [0n, 1n, 2n],
     );
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
