@@ -19,10 +19,10 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   HandSender,
+  inTempRoom,
   memberInfos,
   randomBytes,
   type TestEndpoint,
-  TestRoom,
 } from "../_helpers/transfer_context.ts";
 
 const [alice, bob, mallory] = await memberInfos("alice", "bob", "mallory") as [
@@ -33,18 +33,11 @@ const [alice, bob, mallory] = await memberInfos("alice", "bob", "mallory") as [
 
 /** Alice (accepting every offer) in a room with Bob and Mallory, driven by the test. */
 async function withAlice(body: (alice: TestEndpoint, dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-folders-" });
-  const room = new TestRoom();
-  room.addPeer(bob);
-  room.addPeer(mallory);
-  const endpoint = room.join(alice, { receiveDir: dir, autoAccept: true });
-  try {
-    await body(endpoint, dir);
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await inTempRoom("securechat-folders-", async (room, dir) => {
+    room.addPeer(bob);
+    room.addPeer(mallory);
+    await body(room.join(alice, { receiveDir: dir, autoAccept: true }), dir);
+  });
 }
 
 /** A folder to send: its manifest entries and their contents. */

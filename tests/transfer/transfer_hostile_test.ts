@@ -9,13 +9,13 @@
 
 import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
 import { sha256 } from "../../lib/core/bytes.ts";
-import type { ChatEvent, MemberInfo } from "../../lib/chat/chat_events.ts";
+import type { MemberInfo } from "../../lib/chat/chat_events.ts";
 import {
   encodeManifest,
   encodeTransfer,
   type ManifestEntry,
 } from "../../lib/transfer/transfer_messages.ts";
-import { HandSender, memberInfos, TestRoom } from "../_helpers/transfer_context.ts";
+import { HandSender, inTempRoom, lastTransfer, memberInfos } from "../_helpers/transfer_context.ts";
 
 const [attacker, victim] = await memberInfos("attacker", "victim") as [MemberInfo, MemberInfo];
 
@@ -48,19 +48,17 @@ async function hostile(
     check?: (root: string) => Promise<void>;
   } = {},
 ) {
-  const root = await Deno.makeTempDir({ prefix: "securechat-hostile-" });
-  const inbox = `${root}/inbox`;
-  await Deno.mkdir(inbox);
-  await Deno.mkdir(`${root}/outside`);
-  await prepare(root);
-  const room = new TestRoom();
-  room.addPeer(attacker);
-  const good = room.join(victim, {
-    receiveDir: inbox,
-    autoAccept: true,
-    ...(extra.allowHidden ? { allowHidden: true } : {}),
-  });
-  try {
+  return await inTempRoom("securechat-hostile-", async (room, root) => {
+    const inbox = `${root}/inbox`;
+    await Deno.mkdir(inbox);
+    await Deno.mkdir(`${root}/outside`);
+    await prepare(root);
+    room.addPeer(attacker);
+    const good = room.join(victim, {
+      receiveDir: inbox,
+      autoAccept: true,
+      ...(extra.allowHidden ? { allowHidden: true } : {}),
+    });
     const manifest = encodeManifest(entries);
     const bad = new HandSender(attacker, good);
     await bad.offer({
@@ -74,16 +72,13 @@ async function hostile(
     await bad.sealed(encodeTransfer.manifest(bad.party, bad.id, 0, sent));
     for (const [index, offset, bytes] of data) await bad.data(index, offset, bytes);
     await bad.done();
-    const event = good.events.filter((e) => e.type === "transfer").at(-1) as ChatEvent & {
-      type: "transfer";
-    };
+    const event = lastTransfer(good);
     await extra.check?.(root);
     const files: Record<string, string> = {};
     for (const name of await listTree(inbox)) {
       const info = await Deno.lstat(`${inbox}/${name}`);
       if (info.isFile) files[name] = await Deno.readTextFile(`${inbox}/${name}`);
     }
-    deepStrictEqual(room.errors, []);
     return {
       event,
       files,
@@ -91,10 +86,7 @@ async function hostile(
       outside: await listTree(`${root}/outside`),
       root,
     };
-  } finally {
-    await room.close();
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 }
 
 async function entry(path: string, content: Uint8Array): Promise<ManifestEntry> {

@@ -24,9 +24,10 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   HandSender,
+  inTempRoom,
   memberInfos,
   type TestEndpoint,
-  TestRoom,
+  type TestRoom,
 } from "../_helpers/transfer_context.ts";
 
 const [alice, bob, mallory, stranger] = await memberInfos(
@@ -45,18 +46,11 @@ async function withAlice(
   body: (alice: TestEndpoint, dir: string, room: TestRoom) => Promise<void>,
   autoAccept = false,
 ) {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-ids-" });
-  const room = new TestRoom();
-  room.addPeer(bob);
-  room.addPeer(mallory);
-  const endpoint = room.join(alice, { receiveDir: dir, autoAccept });
-  try {
-    await body(endpoint, dir, room);
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await inTempRoom("securechat-ids-", async (room, dir) => {
+    room.addPeer(bob);
+    room.addPeer(mallory);
+    await body(room.join(alice, { receiveDir: dir, autoAccept }), dir, room);
+  });
 }
 
 /** `from` offers Alice report.txt (or `name`) under `id`. */

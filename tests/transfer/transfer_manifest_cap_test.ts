@@ -19,26 +19,19 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   HandSender,
+  inTempRoom,
   memberInfos,
   type TestEndpoint,
-  TestRoom,
 } from "../_helpers/transfer_context.ts";
 
 const [alice, bob] = await memberInfos("alice", "bob") as [MemberInfo, MemberInfo];
 
 /** Alice (accepting every offer up to 1 TiB) in a room with Bob, driven by the test. */
 async function withAlice(body: (alice: TestEndpoint, dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "securechat-cap-" });
-  const room = new TestRoom();
-  room.addPeer(bob);
-  const endpoint = room.join(alice, { receiveDir: dir, autoAccept: true, maxFileSize: 2 ** 40 });
-  try {
-    await body(endpoint, dir);
-    deepStrictEqual(room.errors, []);
-  } finally {
-    await room.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await inTempRoom("securechat-cap-", async (room, dir) => {
+    room.addPeer(bob);
+    await body(room.join(alice, { receiveDir: dir, autoAccept: true, maxFileSize: 2 ** 40 }), dir);
+  });
 }
 
 /** Bob's offer to Alice. */
