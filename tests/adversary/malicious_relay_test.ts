@@ -98,6 +98,10 @@ async function hostileRoom(
       await Promise.all(Object.values(members).map((m) => m.session.close().catch(() => {})));
       if (!options.relay) await relay.close();
     },
+    /** For `await using`: closes the room when the test leaves its scope. */
+    [Symbol.asyncDispose](): Promise<void> {
+      return this.close();
+    },
   };
 }
 
@@ -202,43 +206,37 @@ const CANNOT_READ = (epoch: bigint) =>
 // Forged messages: made up by the relay, or made in a group of its own.
 
 Deno.test("a Group message the relay made up is rejected, never shown", async () => {
-  const { relay, members: { alice, bob }, close } = await hostileRoom(["alice", "bob"]);
-  try {
-    const mark = bob.events.length;
-    const { groupId, epoch } = relay.group();
-    relay.inject(relay.end("bob"), {
-      type: "group",
-      sender: relay.end("alice").author,
-      message: privateMessage({ groupId, epoch, contentType: "application" }),
-    });
-    await alice.session.sendText("after");
-    await bob.until(hasText("after"));
-    assertShown(bob, mark, [`rejected (alice): ${CANNOT_READ(epoch)}`, "message alice: after"]);
-  } finally {
-    await close();
-  }
+  await using room = await hostileRoom(["alice", "bob"]);
+  const { relay, members: { alice, bob } } = room;
+  const mark = bob.events.length;
+  const { groupId, epoch } = relay.group();
+  relay.inject(relay.end("bob"), {
+    type: "group",
+    sender: relay.end("alice").author,
+    message: privateMessage({ groupId, epoch, contentType: "application" }),
+  });
+  await alice.session.sendText("after");
+  await bob.until(hasText("after"));
+  assertShown(bob, mark, [`rejected (alice): ${CANNOT_READ(epoch)}`, "message alice: after"]);
 });
 
 Deno.test("a chat line from a non-member's look-alike group (same group id and epoch) is rejected", async () => {
-  const { relay, of, members: { alice, bob }, close } = await hostileRoom(["alice", "bob"]);
-  try {
-    const mark = bob.events.length;
-    // The relay's own group, named like the room's and with its creator called "alice".
-    const fake = await lookAlike(of.mallory, "alice", relay.group());
-    relay.inject(relay.end("bob"), {
-      type: "group",
-      sender: relay.end("alice").author,
-      message: await chatIn(fake, "forged"),
-    });
-    await alice.session.sendText("after");
-    await bob.until(hasText("after"));
-    assertShown(bob, mark, [
-      `rejected (alice): ${CANNOT_READ(relay.group().epoch)}`,
-      "message alice: after",
-    ]);
-  } finally {
-    await close();
-  }
+  await using room = await hostileRoom(["alice", "bob"]);
+  const { relay, of, members: { alice, bob } } = room;
+  const mark = bob.events.length;
+  // The relay's own group, named like the room's and with its creator called "alice".
+  const fake = await lookAlike(of.mallory, "alice", relay.group());
+  relay.inject(relay.end("bob"), {
+    type: "group",
+    sender: relay.end("alice").author,
+    message: await chatIn(fake, "forged"),
+  });
+  await alice.session.sendText("after");
+  await bob.until(hasText("after"));
+  assertShown(bob, mark, [
+    `rejected (alice): ${CANNOT_READ(relay.group().epoch)}`,
+    "message alice: after",
+  ]);
 });
 
 // Altered and replayed messages.
@@ -286,152 +284,143 @@ const DECRYPTION_FAILED =
 const COMMIT_DECRYPTION_FAILED =
   "rejected a room message: a commit that does not decrypt: OperationError: Decryption failed";
 
+/**
+ * Bob says "one" then "two" in a room with alice and carol while the relay hands his first Group
+ * message for carol to `action`: carol shows `expected`, and alice, whose copy the relay left
+ * alone, both lines.
+ */
+async function bobsFirstLineForCarol(
+  action: (delivery: Delivery) => FromRelay[],
+  expected: string[],
+): Promise<void> {
+  await using room = await hostileRoom(["alice", "bob", "carol"]);
+  const { relay, members: { alice, bob, carol } } = room;
+  const [markAlice, markCarol] = [alice.events.length, carol.events.length];
+  relay.route = first(is("group", "bob", "carol"), action);
+  await bob.session.sendText("one");
+  await bob.session.sendText("two");
+  await carol.until(hasText("two"));
+  await alice.until(hasText("two"));
+  assertShown(carol, markCarol, expected);
+  assertShown(alice, markAlice, ["message bob: one", "message bob: two"]);
+}
+
 Deno.test("a byte flipped in a Group message is rejected, and the lost line is counted", async () => {
-  const { relay, members: { alice, bob, carol }, close } = await hostileRoom([
-    "alice",
-    "bob",
-    "carol",
+  await bobsFirstLineForCarol(({ message }) => [altered(message)], [
+    `rejected (bob): ${DECRYPTION_FAILED}`,
+    GAP_NOTICE,
+    "message bob: two",
   ]);
-  try {
-    const [markAlice, markCarol] = [alice.events.length, carol.events.length];
-    relay.route = first(is("group", "bob", "carol"), ({ message }) => [altered(message)]);
-    await bob.session.sendText("one");
-    await bob.session.sendText("two");
-    await carol.until(hasText("two"));
-    await alice.until(hasText("two"));
-    assertShown(carol, markCarol, [
-      `rejected (bob): ${DECRYPTION_FAILED}`,
-      GAP_NOTICE,
-      "message bob: two",
-    ]);
-    assertShown(alice, markAlice, ["message bob: one", "message bob: two"]);
-  } finally {
-    await close();
-  }
 });
 
 Deno.test("a byte flipped in a Commit is dropped as rejected; the genuine one that follows is applied", async () => {
-  const room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
+  await using room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
   const { relay, members: { alice, bob } } = room;
-  try {
-    const markBob = bob.events.length;
-    relay.route = first(
-      is("commit", "alice", "bob"),
-      ({ message }) => [altered(message), message],
-    );
-    const carol = await room.newcomer("carol");
-    await carol.until(entered);
-    await bob.until(() => rosterSize(bob, 3));
-    await carol.session.sendText("hello after the flip");
-    await bob.until(hasText("hello after the flip"));
-    assertShown(bob, markBob, [
-      "knock carol",
-      `rejected (alice): ${COMMIT_DECRYPTION_FAILED}`,
-      "join carol by alice",
-      "message carol: hello after the flip",
-    ]);
-    ok(!isClosed(bob.events));
-    await alice.until(() => rosterSize(alice, 3));
-  } finally {
-    await room.close();
-  }
+  const markBob = bob.events.length;
+  relay.route = first(
+    is("commit", "alice", "bob"),
+    ({ message }) => [altered(message), message],
+  );
+  const carol = await room.newcomer("carol");
+  await carol.until(entered);
+  await bob.until(() => rosterSize(bob, 3));
+  await carol.session.sendText("hello after the flip");
+  await bob.until(hasText("hello after the flip"));
+  assertShown(bob, markBob, [
+    "knock carol",
+    `rejected (alice): ${COMMIT_DECRYPTION_FAILED}`,
+    "join carol by alice",
+    "message carol: hello after the flip",
+  ]);
+  ok(!isClosed(bob.events));
+  await alice.until(() => rosterSize(alice, 3));
 });
 
 Deno.test("a byte flipped in a Welcome is refused: the newcomer keeps waiting, and joins with the real one", async () => {
-  const room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
+  await using room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
   const { relay, members: { bob } } = room;
-  try {
-    let genuine: FromRelay | undefined;
-    relay.route = first(is("welcome", "alice", "carol"), ({ message }) => {
-      genuine = message;
-      return [altered(message)];
-    });
-    const carol = await room.newcomer("carol");
-    await carol.until((events) => events.some((event) => event.type === "rejected"));
-    ok(!entered(carol.events));
-    strictEqual(carol.session.members().length, 1);
-    relay.inject(relay.end("carol"), genuine!);
-    await carol.until(entered);
-    await bob.session.sendText("welcome carol");
-    await carol.until(hasText("welcome carol"));
-    assertShown(carol, 0, [
-      /^notice: waiting for an admin of the room to admit you/,
-      "rejected (the relay): a Welcome we could not use: rejected a room message: " +
-      "a Welcome MLS refuses: OpenError: Decryption failed",
-      "notice: alice admitted you",
-      "message bob: welcome carol",
-    ]);
-  } finally {
-    await room.close();
-  }
+  let genuine: FromRelay | undefined;
+  relay.route = first(is("welcome", "alice", "carol"), ({ message }) => {
+    genuine = message;
+    return [altered(message)];
+  });
+  const carol = await room.newcomer("carol");
+  await carol.until((events) => events.some((event) => event.type === "rejected"));
+  ok(!entered(carol.events));
+  strictEqual(carol.session.members().length, 1);
+  relay.inject(relay.end("carol"), genuine!);
+  await carol.until(entered);
+  await bob.session.sendText("welcome carol");
+  await carol.until(hasText("welcome carol"));
+  assertShown(carol, 0, [
+    /^notice: waiting for an admin of the room to admit you/,
+    "rejected (the relay): a Welcome we could not use: rejected a room message: " +
+    "a Welcome MLS refuses: OpenError: Decryption failed",
+    "notice: alice admitted you",
+    "message bob: welcome carol",
+  ]);
 });
 
 Deno.test("a Group message delivered twice is shown once, also when replayed after a commit", async () => {
-  const room = await hostileRoom(["alice", "bob", "carol"], { admits: ["bob", "carol", "dave"] });
+  await using room = await hostileRoom(["alice", "bob", "carol"], {
+    admits: ["bob", "carol", "dave"],
+  });
   const { relay, members: { alice, bob, carol } } = room;
-  try {
-    const [markAlice, markCarol] = [alice.events.length, carol.events.length];
-    relay.route = first(is("group", "bob", "carol"), ({ message }) => [message, message]);
-    await bob.session.sendText("once");
-    await alice.until(hasText("once"));
-    const heard = await relay.hear((h) => h.from.name === "bob" && h.message.type === "group");
-    const once = heard.message.type === "group" ? heard.message.message : new Uint8Array();
-    // A commit later (alice admits dave), the relay plays the line again, to the committer too.
-    await room.newcomer("dave");
-    await carol.until(() => rosterSize(carol, 4));
-    for (const name of ["alice", "carol"] as const) {
-      relay.inject(relay.end(name), {
-        type: "group",
-        sender: relay.end("bob").author,
-        message: once,
-      });
-    }
-    await bob.session.sendText("after");
-    await carol.until(hasText("after"));
-    await alice.until(hasText("after"));
-    // MLS's secret tree refuses a generation twice, in the current epoch and in a kept one.
-    const replayed =
-      "rejected (bob): rejected a room message: MLS refused it: Desired gen in the past";
-    assertShown(carol, markCarol, [
-      "message bob: once",
-      replayed,
-      "knock dave",
-      "join dave by alice",
-      replayed,
-      "message bob: after",
-    ]);
-    assertShown(alice, markAlice, [
-      "message bob: once",
-      "knock dave",
-      "join dave by alice",
-      replayed,
-      "message bob: after",
-    ]);
-  } finally {
-    await room.close();
+  const [markAlice, markCarol] = [alice.events.length, carol.events.length];
+  relay.route = first(is("group", "bob", "carol"), ({ message }) => [message, message]);
+  await bob.session.sendText("once");
+  await alice.until(hasText("once"));
+  const heard = await relay.hear((h) => h.from.name === "bob" && h.message.type === "group");
+  const once = heard.message.type === "group" ? heard.message.message : new Uint8Array();
+  // A commit later (alice admits dave), the relay plays the line again, to the committer too.
+  await room.newcomer("dave");
+  await carol.until(() => rosterSize(carol, 4));
+  for (const name of ["alice", "carol"] as const) {
+    relay.inject(relay.end(name), {
+      type: "group",
+      sender: relay.end("bob").author,
+      message: once,
+    });
   }
+  await bob.session.sendText("after");
+  await carol.until(hasText("after"));
+  await alice.until(hasText("after"));
+  // MLS's secret tree refuses a generation twice, in the current epoch and in a kept one.
+  const replayed =
+    "rejected (bob): rejected a room message: MLS refused it: Desired gen in the past";
+  assertShown(carol, markCarol, [
+    "message bob: once",
+    replayed,
+    "knock dave",
+    "join dave by alice",
+    replayed,
+    "message bob: after",
+  ]);
+  assertShown(alice, markAlice, [
+    "message bob: once",
+    "knock dave",
+    "join dave by alice",
+    replayed,
+    "message bob: after",
+  ]);
 });
 
 Deno.test("a replayed Commit is rejected as a replay; the room goes on", async () => {
-  const room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
+  await using room = await hostileRoom(["alice", "bob"], { admits: ["bob", "carol"] });
   const { relay, members: { alice, bob } } = room;
-  try {
-    const markBob = bob.events.length;
-    relay.route = first(is("commit", "alice", "bob"), ({ message }) => [message, message]);
-    const carol = await room.newcomer("carol");
-    await carol.until(entered);
-    await alice.session.sendText("after");
-    await bob.until(hasText("after"));
-    assertShown(bob, markBob, [
-      "knock carol",
-      "join carol by alice",
-      "rejected (alice): rejected a room message: a commit of past epoch 1 (a replay?)",
-      "message alice: after",
-    ]);
-    strictEqual(bob.session.members().length, 3);
-  } finally {
-    await room.close();
-  }
+  const markBob = bob.events.length;
+  relay.route = first(is("commit", "alice", "bob"), ({ message }) => [message, message]);
+  const carol = await room.newcomer("carol");
+  await carol.until(entered);
+  await alice.session.sendText("after");
+  await bob.until(hasText("after"));
+  assertShown(bob, markBob, [
+    "knock carol",
+    "join carol by alice",
+    "rejected (alice): rejected a room message: a commit of past epoch 1 (a replay?)",
+    "message alice: after",
+  ]);
+  strictEqual(bob.session.members().length, 3);
 });
 
 // Moving messages between rooms, and rooms of the relay's own making (the review's attack (a)).
@@ -527,111 +516,97 @@ Deno.test("the relay's own room takes in only a waiting newcomer, who sees the r
 
 Deno.test("a member refuses a Welcome to the relay's own room, made with its KeyPackage", async () => {
   const { relay: relayIdentity } = await people();
-  const { relay, members: { alice, bob }, close } = await hostileRoom(["bob", "alice"]);
-  try {
-    const mark = alice.events.length;
-    const heard = await relay.hear((h) =>
-      h.from.name === "alice" && h.message.type === "key_package"
-    );
-    const keyPackage = heard.message.type === "key_package" ? heard.message.keyPackage : undefined;
-    const fake = await RoomGroup.create(relayIdentity, "bob");
-    const pending = await fake.prepareCommit({ add: [await fake.checkKeyPackage(keyPackage!)] });
-    await fake.confirmCommit(pending);
-    relay.inject(relay.end("alice"), {
-      type: "welcome",
-      sender: await sha256(relayIdentity.spki),
-      welcome: pending.welcome!,
-    });
-    await bob.session.sendText("after");
-    await alice.until(hasText("after"));
-    assertShown(alice, mark, [
-      "rejected (the relay): a Welcome although we are in the room already",
-      "message bob: after",
-    ]);
-  } finally {
-    await close();
-  }
+  await using room = await hostileRoom(["bob", "alice"]);
+  const { relay, members: { alice, bob } } = room;
+  const mark = alice.events.length;
+  const heard = await relay.hear((h) =>
+    h.from.name === "alice" && h.message.type === "key_package"
+  );
+  const keyPackage = heard.message.type === "key_package" ? heard.message.keyPackage : undefined;
+  const fake = await RoomGroup.create(relayIdentity, "bob");
+  const pending = await fake.prepareCommit({ add: [await fake.checkKeyPackage(keyPackage!)] });
+  await fake.confirmCommit(pending);
+  relay.inject(relay.end("alice"), {
+    type: "welcome",
+    sender: await sha256(relayIdentity.spki),
+    welcome: pending.welcome!,
+  });
+  await bob.session.sendText("after");
+  await alice.until(hasText("after"));
+  assertShown(alice, mark, [
+    "rejected (the relay): a Welcome although we are in the room already",
+    "message bob: after",
+  ]);
 });
 
 // A second "alice" (the review's attack (b)).
 
 Deno.test("the relay cannot add a second alice: its Welcome and commit are dropped, never show her", async () => {
-  const { relay, of, members: { alice, bob, carol }, close } = await hostileRoom([
-    "alice",
-    "bob",
-    "carol",
-  ]);
-  try {
-    const marks = [bob.events.length, carol.events.length];
-    // The relay's look-alike of the room's group (same id, same epoch) adds mallory as "alice".
-    const cs = await suiteImpl();
-    const fake = await lookAlike(relay.identity, "alice", relay.group());
-    const { publicPackage } = await makeKeyPackage(of.mallory, "alice", cs);
-    const made = await createCommit({ state: fake, cipherSuite: cs }, {
-      extraProposals: [{ proposalType: "add", add: { keyPackage: publicPackage } }],
-      ratchetTreeExtension: true,
+  await using room = await hostileRoom(["alice", "bob", "carol"]);
+  const { relay, of, members: { alice, bob, carol } } = room;
+  const marks = [bob.events.length, carol.events.length];
+  // The relay's look-alike of the room's group (same id, same epoch) adds mallory as "alice".
+  const cs = await suiteImpl();
+  const fake = await lookAlike(relay.identity, "alice", relay.group());
+  const { publicPackage } = await makeKeyPackage(of.mallory, "alice", cs);
+  const made = await createCommit({ state: fake, cipherSuite: cs }, {
+    extraProposals: [{ proposalType: "add", add: { keyPackage: publicPackage } }],
+    ratchetTreeExtension: true,
+  });
+  const welcome = encodeMlsMessage({
+    version: MLS_VERSION,
+    wireformat: "mls_welcome",
+    welcome: made.welcome!,
+  });
+  const sender = relay.end("alice").author;
+  for (const name of ["bob", "carol"] as const) {
+    relay.inject(relay.end(name), { type: "welcome", sender, welcome });
+    relay.inject(relay.end(name), {
+      type: "commit",
+      sender,
+      commit: encodeMlsMessage(made.commit),
     });
-    const welcome = encodeMlsMessage({
-      version: MLS_VERSION,
-      wireformat: "mls_welcome",
-      welcome: made.welcome!,
-    });
-    const sender = relay.end("alice").author;
-    for (const name of ["bob", "carol"] as const) {
-      relay.inject(relay.end(name), { type: "welcome", sender, welcome });
-      relay.inject(relay.end(name), {
-        type: "commit",
-        sender,
-        commit: encodeMlsMessage(made.commit),
-      });
-    }
-    const rejections = (events: ChatEvent[]) =>
-      events.filter((event) => event.type === "rejected").length;
-    await bob.until((events) => rejections(events) === 2);
-    await carol.until((events) => rejections(events) === 2);
-    await alice.session.sendText("the room goes on");
-    for (const [i, member] of [bob, carol].entries()) {
-      await member.until(hasText("the room goes on"));
-      assertShown(member, marks[i]!, [
-        "rejected (the relay): a Welcome although we are in the room already",
-        `rejected (alice): ${COMMIT_DECRYPTION_FAILED}`,
-        "message alice: the room goes on",
-      ]);
-      deepStrictEqual(member.session.members().map((m) => m.name), ["alice", "bob", "carol"]);
-    }
-    strictEqual(alice.session.members().length, 3);
-  } finally {
-    await close();
   }
+  const rejections = (events: ChatEvent[]) =>
+    events.filter((event) => event.type === "rejected").length;
+  await bob.until((events) => rejections(events) === 2);
+  await carol.until((events) => rejections(events) === 2);
+  await alice.session.sendText("the room goes on");
+  for (const [i, member] of [bob, carol].entries()) {
+    await member.until(hasText("the room goes on"));
+    assertShown(member, marks[i]!, [
+      "rejected (the relay): a Welcome although we are in the room already",
+      `rejected (alice): ${COMMIT_DECRYPTION_FAILED}`,
+      "message alice: the room goes on",
+    ]);
+    deepStrictEqual(member.session.members().map((m) => m.name), ["alice", "bob", "carol"]);
+  }
+  strictEqual(alice.session.members().length, 3);
 });
 
 Deno.test("a second alice that an admin let in is shown with her own fingerprint, both names told apart", async () => {
-  const room = await hostileRoom(["alice", "bob"], { admits: ["bob", "mallory"] });
+  await using room = await hostileRoom(["alice", "bob"], { admits: ["bob", "mallory"] });
   const { of, members: { alice, bob } } = room;
-  try {
-    const mark = bob.events.length;
-    const other = await room.newcomer("mallory", "alice");
-    await bob.until(() => rosterSize(bob, 3));
-    await other.until(entered);
-    const real = `alice-${of.alice.fingerprint.slice(7, 13)}`;
-    const second = `alice-${of.mallory.fingerprint.slice(7, 13)}`;
-    await other.session.sendText("I am alice");
-    await bob.until(hasText("I am alice"));
-    await alice.session.sendText("no, I am");
-    await bob.until(hasText("no, I am"));
-    assertShown(bob, mark, [
-      "knock alice",
-      `join ${second} by alice`,
-      `message ${second}: I am alice`,
-      `message ${real}: no, I am`,
-    ]);
-    const byName = new Map(bob.session.members().map((m) => [m.name, m.fingerprint]));
-    strictEqual(byName.get(real), of.alice.fingerprint);
-    strictEqual(byName.get(second), of.mallory.fingerprint);
-    ok(!byName.has("alice"));
-  } finally {
-    await room.close();
-  }
+  const mark = bob.events.length;
+  const other = await room.newcomer("mallory", "alice");
+  await bob.until(() => rosterSize(bob, 3));
+  await other.until(entered);
+  const real = `alice-${of.alice.fingerprint.slice(7, 13)}`;
+  const second = `alice-${of.mallory.fingerprint.slice(7, 13)}`;
+  await other.session.sendText("I am alice");
+  await bob.until(hasText("I am alice"));
+  await alice.session.sendText("no, I am");
+  await bob.until(hasText("no, I am"));
+  assertShown(bob, mark, [
+    "knock alice",
+    `join ${second} by alice`,
+    `message ${second}: I am alice`,
+    `message ${real}: no, I am`,
+  ]);
+  const byName = new Map(bob.session.members().map((m) => [m.name, m.fingerprint]));
+  strictEqual(byName.get(real), of.alice.fingerprint);
+  strictEqual(byName.get(second), of.mallory.fingerprint);
+  ok(!byName.has("alice"));
 });
 
 // A member whose client is modified (mallory): she joins like anyone, alice admitting her, then
@@ -681,6 +656,9 @@ async function roomWithRogue(admits: Name[] = ["bob", "carol", "mallory"]) {
     async close() {
       await room.close();
       mallory.peer.connection.close();
+    },
+    [Symbol.asyncDispose](): Promise<void> {
+      return this.close();
     },
   };
 }
@@ -750,329 +728,271 @@ const ROGUE_COMMITS: {
 
 for (const rogueCommit of ROGUE_COMMITS) {
   Deno.test(`a commit by a member who is not an admin that ${rogueCommit.what} is refused by every honest member`, async () => {
-    const room = await roomWithRogue();
+    await using room = await roomWithRogue();
     const { relay, members, mallory, of } = room;
-    try {
-      const adding = rogueCommit.what.startsWith("adds eve");
-      const eve = adding ? await room.newcomer("eve") : undefined;
-      if (eve) {
-        for (const name of ["alice", "bob", "carol"] as const) {
-          await members[name].until((events) =>
-            events.some((event) => event.type === "knock" && event.member.name === "eve")
-          );
+    const adding = rogueCommit.what.startsWith("adds eve");
+    const eve = adding ? await room.newcomer("eve") : undefined;
+    if (eve) {
+      for (const name of ["alice", "bob", "carol"] as const) {
+        await members[name].until((events) =>
+          events.some((event) => event.type === "knock" && event.member.name === "eve")
+        );
+      }
+    }
+    const marks = (["alice", "bob", "carol"] as const).map((name) => members[name].events.length);
+    const proposals = await rogueCommit.make(mallory.state, of);
+    let recipients: Uint8Array[] = [];
+    if (eve) {
+      const knock = await relay.hear((h) => h.from.name === "eve");
+      if (knock.message.type !== "key_package") throw new TypeError("no KeyPackage");
+      const decoded = decodeMessage(knock.message.keyPackage);
+      if (decoded?.wireformat !== "mls_key_package") throw new TypeError("no KeyPackage");
+      proposals.push(add(decoded.keyPackage));
+      recipients = [relay.end("eve").author];
+    }
+    const state = rogueCommit.before?.(mallory.state) ?? mallory.state;
+    const made = await createCommit({ state, cipherSuite: await suiteImpl() }, {
+      extraProposals: proposals,
+      ratchetTreeExtension: true,
+    });
+    await mallory.peer.send({
+      type: "commit",
+      commit: encodeMlsMessage(made.commit),
+      ...(made.welcome
+        ? {
+          welcome: encodeMlsMessage({
+            version: MLS_VERSION,
+            wireformat: "mls_welcome",
+            welcome: made.welcome,
+          }),
         }
-      }
-      const marks = (["alice", "bob", "carol"] as const).map((name) => members[name].events.length);
-      const proposals = await rogueCommit.make(mallory.state, of);
-      let recipients: Uint8Array[] = [];
-      if (eve) {
-        const knock = await relay.hear((h) => h.from.name === "eve");
-        if (knock.message.type !== "key_package") throw new TypeError("no KeyPackage");
-        const decoded = decodeMessage(knock.message.keyPackage);
-        if (decoded?.wireformat !== "mls_key_package") throw new TypeError("no KeyPackage");
-        proposals.push(add(decoded.keyPackage));
-        recipients = [relay.end("eve").author];
-      }
-      const state = rogueCommit.before?.(mallory.state) ?? mallory.state;
-      const made = await createCommit({ state, cipherSuite: await suiteImpl() }, {
-        extraProposals: proposals,
-        ratchetTreeExtension: true,
-      });
-      await mallory.peer.send({
-        type: "commit",
-        commit: encodeMlsMessage(made.commit),
-        ...(made.welcome
-          ? {
-            welcome: encodeMlsMessage({
-              version: MLS_VERSION,
-              wireformat: "mls_welcome",
-              welcome: made.welcome,
-            }),
-          }
-          : {}),
-        recipients,
-      });
-      const refused = `the room's commit was refused: ${rogueCommit.refusal}`;
-      for (const [i, name] of (["alice", "bob", "carol"] as const).entries()) {
-        const member = members[name];
-        await member.until(isClosed);
-        assertShown(member, marks[i]!, [
-          `error group_commit_refused: ${refused}`,
-          `closed: ${refused}`,
-        ]);
-        strictEqual(member.session.members().length, 4);
-      }
-      if (eve) {
-        await eve.until((events) => events.some((event) => event.type === "rejected"));
-        assertShown(eve, 0, [
-          /^notice: waiting for an admin of the room to admit you/,
-          "rejected (the relay): a Welcome we could not use: rejected a room message: " +
-          "a Welcome from a member who is not an admin",
-        ]);
-        ok(!entered(eve.events));
-      }
-    } finally {
-      await room.close();
+        : {}),
+      recipients,
+    });
+    const refused = `the room's commit was refused: ${rogueCommit.refusal}`;
+    for (const [i, name] of (["alice", "bob", "carol"] as const).entries()) {
+      const member = members[name];
+      await member.until(isClosed);
+      assertShown(member, marks[i]!, [
+        `error group_commit_refused: ${refused}`,
+        `closed: ${refused}`,
+      ]);
+      strictEqual(member.session.members().length, 4);
+    }
+    if (eve) {
+      await eve.until((events) => events.some((event) => event.type === "rejected"));
+      assertShown(eve, 0, [
+        /^notice: waiting for an admin of the room to admit you/,
+        "rejected (the relay): a Welcome we could not use: rejected a room message: " +
+        "a Welcome from a member who is not an admin",
+      ]);
+      ok(!entered(eve.events));
     }
   });
 }
 
 Deno.test("a member cannot sign as another: mallory's line from alice's leaf is rejected, alice's own shown", async () => {
-  const room = await roomWithRogue();
+  await using room = await roomWithRogue();
   const { relay, members: { alice, bob, carol }, mallory } = room;
-  try {
-    const marks = [bob.events.length, carol.events.length];
-    // Every member can derive any leaf's message keys; only alice's signature key signs as her.
-    const asAlice = {
-      ...mallory.state,
-      privatePath: { ...mallory.state.privatePath, leafIndex: LEAF.alice },
-    };
-    // The relay plays along, naming alice as the sender.
-    relay.route = (delivery) =>
-      delivery.message.type === "group" && delivery.from?.name === "mallory"
-        ? [{ ...delivery.message, sender: relay.end("alice").author }]
-        : undefined;
-    await mallory.peer.send({ type: "group", message: await chatIn(asAlice, "I am alice") });
-    await alice.session.sendText("the real alice");
-    for (const [i, member] of [bob, carol].entries()) {
-      await member.until(hasText("the real alice"));
-      assertShown(member, marks[i]!, [
-        "rejected (alice): rejected a room message: MLS refused it: Signature invalid",
-        "message alice: the real alice",
-      ]);
-    }
-  } finally {
-    await room.close();
+  const marks = [bob.events.length, carol.events.length];
+  // Every member can derive any leaf's message keys; only alice's signature key signs as her.
+  const asAlice = {
+    ...mallory.state,
+    privatePath: { ...mallory.state.privatePath, leafIndex: LEAF.alice },
+  };
+  // The relay plays along, naming alice as the sender.
+  relay.route = (delivery) =>
+    delivery.message.type === "group" && delivery.from?.name === "mallory"
+      ? [{ ...delivery.message, sender: relay.end("alice").author }]
+      : undefined;
+  await mallory.peer.send({ type: "group", message: await chatIn(asAlice, "I am alice") });
+  await alice.session.sendText("the real alice");
+  for (const [i, member] of [bob, carol].entries()) {
+    await member.until(hasText("the real alice"));
+    assertShown(member, marks[i]!, [
+      "rejected (alice): rejected a room message: MLS refused it: Signature invalid",
+      "message alice: the real alice",
+    ]);
   }
 });
 
 Deno.test("a member that renames itself alice is told apart by its fingerprint, and the rename is shown", async () => {
-  const room = await roomWithRogue();
+  await using room = await roomWithRogue();
   const { members: { alice, bob }, mallory, of } = room;
-  try {
-    const mark = bob.events.length;
-    // 13.3 lets a member update its own leaf: mallory's new credential, signed by her own
-    // identity key, asks for the name "alice".
-    const tree = mallory.state.ratchetTree.slice();
-    const own = tree[LEAF.mallory * 2];
-    if (own?.nodeType !== "leaf") throw new TypeError("no leaf");
-    const identity = await makeCredential(
-      of.mallory,
-      "alice",
-      own.leaf.signaturePublicKey,
-      SUITE_ID,
-    );
-    tree[LEAF.mallory * 2] = {
-      ...own,
-      leaf: { ...own.leaf, credential: { credentialType: "basic", identity } },
-    };
-    const made = await createCommit({
-      state: { ...mallory.state, ratchetTree: tree },
-      cipherSuite: await suiteImpl(),
-    }, {});
-    await mallory.peer.send({
-      type: "commit",
-      commit: encodeMlsMessage(made.commit),
-      recipients: [],
-    });
-    await alice.session.sendText("the real alice");
-    await bob.until(hasText("the real alice"));
-    const real = `alice-${of.alice.fingerprint.slice(7, 13)}`;
-    const renamed = `alice-${of.mallory.fingerprint.slice(7, 13)}`;
-    assertShown(bob, mark, [
-      `notice: mallory now calls itself ${renamed}`,
-      `message ${real}: the real alice`,
-    ]);
-    const byName = new Map(bob.session.members().map((m) => [m.name, m.fingerprint]));
-    strictEqual(byName.get(real), of.alice.fingerprint);
-    strictEqual(byName.get(renamed), of.mallory.fingerprint);
-  } finally {
-    await room.close();
-  }
+  const mark = bob.events.length;
+  // 13.3 lets a member update its own leaf: mallory's new credential, signed by her own
+  // identity key, asks for the name "alice".
+  const tree = mallory.state.ratchetTree.slice();
+  const own = tree[LEAF.mallory * 2];
+  if (own?.nodeType !== "leaf") throw new TypeError("no leaf");
+  const identity = await makeCredential(
+    of.mallory,
+    "alice",
+    own.leaf.signaturePublicKey,
+    SUITE_ID,
+  );
+  tree[LEAF.mallory * 2] = {
+    ...own,
+    leaf: { ...own.leaf, credential: { credentialType: "basic", identity } },
+  };
+  const made = await createCommit({
+    state: { ...mallory.state, ratchetTree: tree },
+    cipherSuite: await suiteImpl(),
+  }, {});
+  await mallory.peer.send({
+    type: "commit",
+    commit: encodeMlsMessage(made.commit),
+    recipients: [],
+  });
+  await alice.session.sendText("the real alice");
+  await bob.until(hasText("the real alice"));
+  const real = `alice-${of.alice.fingerprint.slice(7, 13)}`;
+  const renamed = `alice-${of.mallory.fingerprint.slice(7, 13)}`;
+  assertShown(bob, mark, [
+    `notice: mallory now calls itself ${renamed}`,
+    `message ${real}: the real alice`,
+  ]);
+  const byName = new Map(bob.session.members().map((m) => [m.name, m.fingerprint]));
+  strictEqual(byName.get(real), of.alice.fingerprint);
+  strictEqual(byName.get(renamed), of.mallory.fingerprint);
 });
 
 Deno.test("the relay's sender field is not trusted: bob's line relabelled as alice's is shown from bob", async () => {
-  const { relay, of, members: { bob, carol }, close } = await hostileRoom([
-    "alice",
-    "bob",
-    "carol",
-  ]);
-  try {
-    const mark = carol.events.length;
-    relay.route = first(
-      is("group", "bob", "carol"),
-      ({ message }) => [{ ...message, sender: relay.end("alice").author } as FromRelay],
-    );
-    await bob.session.sendText("signed by bob");
-    await carol.until(hasText("signed by bob"));
-    assertShown(carol, mark, ["message bob: signed by bob"]);
-    const line = carol.events.find((event) => event.type === "message" && !event.from.self);
-    strictEqual(line?.type === "message" && line.from.fingerprint, of.bob.fingerprint);
-  } finally {
-    await close();
-  }
+  await using room = await hostileRoom(["alice", "bob", "carol"]);
+  const { relay, of, members: { bob, carol } } = room;
+  const mark = carol.events.length;
+  relay.route = first(
+    is("group", "bob", "carol"),
+    ({ message }) => [{ ...message, sender: relay.end("alice").author } as FromRelay],
+  );
+  await bob.session.sendText("signed by bob");
+  await carol.until(hasText("signed by bob"));
+  assertShown(carol, mark, ["message bob: signed by bob"]);
+  const line = carol.events.find((event) => event.type === "message" && !event.from.self);
+  strictEqual(line?.type === "message" && line.from.fingerprint, of.bob.fingerprint);
 });
 
 // Dropping, holding back, and splitting the room.
 
 Deno.test("a Group message dropped for carol only: her next line from bob says 1 has not arrived", async () => {
-  const { relay, members: { alice, bob, carol }, close } = await hostileRoom([
-    "alice",
-    "bob",
-    "carol",
-  ]);
-  try {
-    const [markAlice, markCarol] = [alice.events.length, carol.events.length];
-    relay.route = first(is("group", "bob", "carol"), () => []);
-    await bob.session.sendText("one");
-    await bob.session.sendText("two");
-    await carol.until(hasText("two"));
-    await alice.until(hasText("two"));
-    assertShown(carol, markCarol, [
-      GAP_NOTICE,
-      "message bob: two",
-    ]);
-    assertShown(alice, markAlice, ["message bob: one", "message bob: two"]);
-  } finally {
-    await close();
-  }
+  await bobsFirstLineForCarol(() => [], [GAP_NOTICE, "message bob: two"]);
 });
 
 Deno.test("two Group messages swapped for carol are both shown once, in the relay's order", async () => {
-  const { relay, members: { bob, carol }, close } = await hostileRoom(["alice", "bob", "carol"]);
-  try {
-    const mark = carol.events.length;
-    let held: FromRelay | undefined;
-    relay.route = (delivery) => {
-      if (!is("group", "bob", "carol")(delivery)) return undefined;
-      if (held === undefined) {
-        held = delivery.message;
-        return [];
-      }
-      const late = held;
-      held = undefined;
-      return late.type === "group" ? [delivery.message, late] : undefined;
-    };
-    await bob.session.sendText("one");
-    await bob.session.sendText("two");
-    await carol.until(hasText("one"));
-    assertShown(carol, mark, [
-      GAP_NOTICE,
-      "message bob: two",
-      "message bob: one",
-    ]);
-  } finally {
-    await close();
-  }
+  await using room = await hostileRoom(["alice", "bob", "carol"]);
+  const { relay, members: { bob, carol } } = room;
+  const mark = carol.events.length;
+  let held: FromRelay | undefined;
+  relay.route = (delivery) => {
+    if (!is("group", "bob", "carol")(delivery)) return undefined;
+    if (held === undefined) {
+      held = delivery.message;
+      return [];
+    }
+    const late = held;
+    held = undefined;
+    return late.type === "group" ? [delivery.message, late] : undefined;
+  };
+  await bob.session.sendText("one");
+  await bob.session.sendText("two");
+  await carol.until(hasText("one"));
+  assertShown(carol, mark, [
+    GAP_NOTICE,
+    "message bob: two",
+    "message bob: one",
+  ]);
 });
 
 Deno.test("a Commit dropped for carol only: she reads nothing of the new epoch, and the next commit ends her session", async () => {
-  const room = await hostileRoom(["alice", "bob", "carol"], {
+  await using room = await hostileRoom(["alice", "bob", "carol"], {
     admits: ["bob", "carol", "dave", "eve"],
   });
   const { relay, members: { bob, carol } } = room;
-  try {
-    const mark = carol.events.length;
-    const epoch = relay.group().epoch;
-    relay.route = first(is("commit", "alice", "carol"), () => []);
-    const dave = await room.newcomer("dave");
-    await dave.until(entered);
-    await bob.session.sendText("in the epoch carol missed");
-    await dave.until(hasText("in the epoch carol missed"));
-    const eve = await room.newcomer("eve");
-    await eve.until(entered);
-    await carol.until(isClosed);
-    const gap = `the room's commit was refused: it is for epoch ${epoch + 1n} ` +
-      `but this member is at ${epoch}`;
-    assertShown(carol, mark, [
-      "knock dave",
-      `rejected (bob): ${CANNOT_READ(epoch + 1n)}`,
-      "knock eve",
-      `error group_commit_refused: ${gap}`,
-      `closed: ${gap}`,
-    ]);
-  } finally {
-    await room.close();
-  }
+  const mark = carol.events.length;
+  const epoch = relay.group().epoch;
+  relay.route = first(is("commit", "alice", "carol"), () => []);
+  const dave = await room.newcomer("dave");
+  await dave.until(entered);
+  await bob.session.sendText("in the epoch carol missed");
+  await dave.until(hasText("in the epoch carol missed"));
+  const eve = await room.newcomer("eve");
+  await eve.until(entered);
+  await carol.until(isClosed);
+  const gap = `the room's commit was refused: it is for epoch ${epoch + 1n} ` +
+    `but this member is at ${epoch}`;
+  assertShown(carol, mark, [
+    "knock dave",
+    `rejected (bob): ${CANNOT_READ(epoch + 1n)}`,
+    "knock eve",
+    `error group_commit_refused: ${gap}`,
+    `closed: ${gap}`,
+  ]);
 });
 
 Deno.test("a removed member whose removal the relay hides reads nothing said after it", async () => {
-  const { relay, members: { alice, bob, carol }, close } = await hostileRoom([
-    "alice",
-    "bob",
-    "carol",
+  await using room = await hostileRoom(["alice", "bob", "carol"]);
+  const { relay, members: { alice, bob, carol } } = room;
+  const mark = carol.events.length;
+  const epoch = relay.group().epoch;
+  relay.route = first(is("commit", "alice", "carol"), () => []);
+  await alice.session.kick!("carol");
+  await bob.until(() => rosterSize(bob, 2));
+  // The relay goes on forwarding everything to carol, as if she were still in.
+  await bob.session.sendText("carol is gone");
+  await alice.session.sendText("we can talk");
+  await carol.until((events) => events.filter((event) => event.type === "rejected").length === 2);
+  assertShown(carol, mark, [
+    `rejected (bob): ${CANNOT_READ(epoch + 1n)}`,
+    `rejected (alice): ${CANNOT_READ(epoch + 1n)}`,
   ]);
-  try {
-    const mark = carol.events.length;
-    const epoch = relay.group().epoch;
-    relay.route = first(is("commit", "alice", "carol"), () => []);
-    await alice.session.kick!("carol");
-    await bob.until(() => rosterSize(bob, 2));
-    // The relay goes on forwarding everything to carol, as if she were still in.
-    await bob.session.sendText("carol is gone");
-    await alice.session.sendText("we can talk");
-    await carol.until((events) => events.filter((event) => event.type === "rejected").length === 2);
-    assertShown(carol, mark, [
-      `rejected (bob): ${CANNOT_READ(epoch + 1n)}`,
-      `rejected (alice): ${CANNOT_READ(epoch + 1n)}`,
-    ]);
-    deepStrictEqual(texts(carol), []);
-  } finally {
-    await close();
-  }
+  deepStrictEqual(texts(carol), []);
 });
 
 Deno.test("a relay that splits the room into two groups is caught by the epoch codes", async () => {
-  const room = await hostileRoom(["alice", "bob", "carol", "dave"]);
+  await using room = await hostileRoom(["alice", "bob", "carol", "dave"]);
   const { relay, members: { alice, bob, carol, dave } } = room;
-  try {
-    // alice makes bob an admin; everyone follows.
-    await alice.session.setAdmin!("bob", true);
-    await dave.until(() => dave.session.members().filter((m) => m.admin).length === 2);
-    await bob.until(() => bob.session.members().find((m) => m.self)?.admin === true);
-    const before = relay.group().epoch;
-    // From now on: alice's commits reach carol only, bob's reach dave only, and the relay
-    // accepts both for one epoch.
-    relay.acceptEveryCommit = true;
-    const halves: Record<string, string> = { alice: "carol", bob: "dave" };
-    relay.route = (delivery) =>
-      delivery.message.type === "commit" && halves[delivery.from!.name] !== delivery.to.name
-        ? []
-        : undefined;
-    // alice admits eve; bob, unaware, makes dave an admin: two commits of the same epoch.
-    const eve = await room.newcomer("eve");
-    await alice.until((events) =>
-      events.some((e) => e.type === "knock" && e.member.name === "eve")
-    );
-    await alice.session.admit!("eve");
-    await eve.until(entered);
-    await carol.until(() => rosterSize(carol, 5));
-    await bob.session.setAdmin!("dave", true);
-    await dave.until(() => dave.session.members().filter((m) => m.admin).length === 3);
-    const codes = new Map<string, string | undefined>();
-    for (const [name, member] of Object.entries({ alice, bob, carol, dave, eve })) {
-      codes.set(name, (await member.session.verify()).epochCode);
-    }
-    // Each half agrees within itself, and both are in the same epoch number: only the code tells.
-    ok(codes.get("alice"));
-    strictEqual(codes.get("carol"), codes.get("alice"));
-    strictEqual(codes.get("eve"), codes.get("alice"));
-    strictEqual(codes.get("dave"), codes.get("bob"));
-    notStrictEqual(codes.get("bob"), codes.get("alice"));
-    for (const member of [alice, bob, carol, dave, eve]) {
-      strictEqual(groupOf(member).epoch, before + 1n);
-    }
-    // A line from one half is no more than a rejection in the other.
-    const mark = carol.events.length;
-    await bob.session.sendText("half B");
-    await dave.until(hasText("half B"));
-    await alice.session.sendText("half A");
-    await carol.until(hasText("half A"));
-    assertShown(carol, mark, [
-      `rejected (bob): ${CANNOT_READ(before + 1n)}`,
-      "message alice: half A",
-    ]);
-  } finally {
-    await room.close();
+  // alice makes bob an admin; everyone follows.
+  await alice.session.setAdmin!("bob", true);
+  await dave.until(() => dave.session.members().filter((m) => m.admin).length === 2);
+  await bob.until(() => bob.session.members().find((m) => m.self)?.admin === true);
+  const before = relay.group().epoch;
+  // From now on: alice's commits reach carol only, bob's reach dave only, and the relay
+  // accepts both for one epoch.
+  relay.acceptEveryCommit = true;
+  const halves: Record<string, string> = { alice: "carol", bob: "dave" };
+  relay.route = (delivery) =>
+    delivery.message.type === "commit" && halves[delivery.from!.name] !== delivery.to.name
+      ? []
+      : undefined;
+  // alice admits eve; bob, unaware, makes dave an admin: two commits of the same epoch.
+  const eve = await room.newcomer("eve");
+  await alice.until((events) => events.some((e) => e.type === "knock" && e.member.name === "eve"));
+  await alice.session.admit!("eve");
+  await eve.until(entered);
+  await carol.until(() => rosterSize(carol, 5));
+  await bob.session.setAdmin!("dave", true);
+  await dave.until(() => dave.session.members().filter((m) => m.admin).length === 3);
+  const codes = new Map<string, string | undefined>();
+  for (const [name, member] of Object.entries({ alice, bob, carol, dave, eve })) {
+    codes.set(name, (await member.session.verify()).epochCode);
   }
+  // Each half agrees within itself, and both are in the same epoch number: only the code tells.
+  ok(codes.get("alice"));
+  strictEqual(codes.get("carol"), codes.get("alice"));
+  strictEqual(codes.get("eve"), codes.get("alice"));
+  strictEqual(codes.get("dave"), codes.get("bob"));
+  notStrictEqual(codes.get("bob"), codes.get("alice"));
+  for (const member of [alice, bob, carol, dave, eve]) {
+    strictEqual(groupOf(member).epoch, before + 1n);
+  }
+  // A line from one half is no more than a rejection in the other.
+  const mark = carol.events.length;
+  await bob.session.sendText("half B");
+  await dave.until(hasText("half B"));
+  await alice.session.sendText("half A");
+  await carol.until(hasText("half A"));
+  assertShown(carol, mark, [
+    `rejected (bob): ${CANNOT_READ(before + 1n)}`,
+    "message alice: half A",
+  ]);
 });
