@@ -24,7 +24,9 @@ import {
   emptyPskIndex,
   encodeMlsMessage,
   joinGroup,
+  type KeyPackage,
   MLS_VERSION,
+  type PrivateKeyPackage,
   processMessage,
   SUITE_ID,
   suiteImpl,
@@ -85,10 +87,52 @@ export interface RawMember {
   identity: Identity;
 }
 
+/** A KeyPackage made for a raw member: its two halves, and the MLSMessage that carries it. */
+export interface RawKeyPackage {
+  publicPackage: KeyPackage;
+  privatePackage: PrivateKeyPackage;
+  /** The public half as an MLSMessage (mls_key_package), as a member sends it. */
+  message: Uint8Array;
+}
+
+/** A KeyPackage of `identity` under `name`, as our members make them. */
+export async function rawKeyPackage(identity: Identity, name: string): Promise<RawKeyPackage> {
+  const { publicPackage, privatePackage } = await makeKeyPackage(identity, name, await suiteImpl());
+  const message = encodeMlsMessage({
+    version: MLS_VERSION,
+    wireformat: "mls_key_package",
+    keyPackage: publicPackage,
+  });
+  return { publicPackage, privatePackage, message };
+}
+
+/**
+ * Joins with ts-mls directly from `welcome` (an MLSMessage) made for `keyPackage`, checking
+ * credentials as our members do.
+ *
+ * @throws {TypeError} when `welcome` is not a Welcome
+ */
+export async function rawJoin(
+  welcome: Uint8Array,
+  keyPackage: RawKeyPackage,
+): Promise<ClientState> {
+  const decoded = decodeMessage(welcome);
+  if (decoded?.wireformat !== "mls_welcome") throw new TypeError("not a Welcome");
+  return await joinGroup(
+    decoded.welcome,
+    keyPackage.publicPackage,
+    keyPackage.privatePackage,
+    emptyPskIndex,
+    await suiteImpl(),
+    undefined,
+    undefined,
+    clientConfig(new CredentialBook(SUITE_ID).validate),
+  );
+}
+
 /**
  * Adds a raw member to a room: `admin` admits it (a normal commit every member of `others` and
- * every raw member of `raws` processes), and it joins with ts-mls directly, checking credentials
- * as our members do.
+ * every raw member of `raws` processes), and it joins with ts-mls directly ({@linkcode rawJoin}).
  */
 export async function addRawMember(
   admin: RoomGroup,
@@ -97,29 +141,11 @@ export async function addRawMember(
   name: string,
   raws: RawMember[] = [],
 ): Promise<RawMember> {
-  const cs = await suiteImpl();
-  const { publicPackage, privatePackage } = await makeKeyPackage(identity, name, cs);
-  const keyPackage = encodeMlsMessage({
-    version: MLS_VERSION,
-    wireformat: "mls_key_package",
-    keyPackage: publicPackage,
-  });
-  const admission = await admin.checkKeyPackage(keyPackage);
+  const keyPackage = await rawKeyPackage(identity, name);
+  const admission = await admin.checkKeyPackage(keyPackage.message);
   const { pending } = await commitAll(admin, others, { add: [admission] });
   for (const raw of raws) await rawProcess(raw, pending.commit);
-  const welcome = decodeMessage(pending.welcome!);
-  if (welcome?.wireformat !== "mls_welcome") throw new TypeError("no Welcome");
-  const state = await joinGroup(
-    welcome.welcome,
-    publicPackage,
-    privatePackage,
-    emptyPskIndex,
-    cs,
-    undefined,
-    undefined,
-    clientConfig(new CredentialBook(SUITE_ID).validate),
-  );
-  return { state, identity };
+  return { state: await rawJoin(pending.welcome!, keyPackage), identity };
 }
 
 /** Has a raw member process a message, accepting everything, and keeps its new state. */

@@ -28,9 +28,7 @@ import {
   createCommit,
   createGroup,
   decodeMessage,
-  emptyPskIndex,
   encodeMlsMessage,
-  joinGroup,
   type KeyPackage,
   MLS_VERSION,
   type Proposal,
@@ -46,6 +44,7 @@ import {
   type RoomGroupHeader,
 } from "../_helpers/hostile_relay.ts";
 import { privateMessage } from "../_helpers/mls_messages.ts";
+import { rawJoin, rawKeyPackage } from "../_helpers/mls_group.ts";
 import { identities, type RelayPeer } from "../_helpers/relay_peers.ts";
 import { entered, rosterSize, type TestMember, texts } from "../_helpers/room.ts";
 
@@ -618,28 +617,12 @@ interface Rogue {
 }
 
 async function rogue(relay: HostileRelay, mallory: Identity): Promise<Rogue> {
-  const cs = await suiteImpl();
   const peer = await relay.connect(mallory, "mallory");
   strictEqual((await peer.expect("start")).role, "wait");
-  const { publicPackage, privatePackage } = await makeKeyPackage(mallory, "mallory", cs);
-  await peer.send({ type: "key_package", keyPackage: keyPackageMessage(publicPackage) });
-  const decoded = decodeMessage((await peer.expect("welcome")).welcome);
-  if (decoded?.wireformat !== "mls_welcome") throw new TypeError("not a Welcome");
-  const state = await joinGroup(
-    decoded.welcome,
-    publicPackage,
-    privatePackage,
-    emptyPskIndex,
-    cs,
-    undefined,
-    undefined,
-    clientConfig(new CredentialBook(SUITE_ID).validate),
-  );
+  const keyPackage = await rawKeyPackage(mallory, "mallory");
+  await peer.send({ type: "key_package", keyPackage: keyPackage.message });
+  const state = await rawJoin((await peer.expect("welcome")).welcome, keyPackage);
   return { peer, state };
-}
-
-function keyPackageMessage(keyPackage: KeyPackage): Uint8Array {
-  return encodeMlsMessage({ version: MLS_VERSION, wireformat: "mls_key_package", keyPackage });
 }
 
 /** alice (the only admin), bob and carol, then mallory, whom alice admits. */
