@@ -5,7 +5,8 @@
  * honest `dial` never would, through its own group: hand-made transfer messages, sealed to one
  * member inside an MLS application message (docs/PROTOCOL.md 13.5, 14.1), and they read the
  * transfer messages that reach it. Also small helpers for rooms of `--json` processes
- * (tests/_helpers/chat.ts runs them): the members a process shows now, and admit lists.
+ * (tests/_helpers/chat.ts runs them): the members a process shows now and a wait for them, a check
+ * that a process showed nothing wrong, and admit lists.
  *
  * What it does not do: start processes (tests/_helpers/peers.ts and chat.ts do) or bypass any
  * check of the listener: everything it sends is authenticated by MLS as its own.
@@ -23,6 +24,8 @@ import type { RoomParticipant } from "../../lib/room/participant.ts";
 import { decodeTransfer, type TransferMessage } from "../../lib/transfer/transfer_messages.ts";
 import { runInitiator } from "../../lib/transport/connection.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
+import { deepStrictEqual } from "node:assert/strict";
+import type { ChatProcess } from "./chat.ts";
 import { entered, type TestMember, watch } from "./room.ts";
 
 /** A library-built member in a listener's room. */
@@ -129,4 +132,24 @@ export async function writeAdmitList(
 ): Promise<string> {
   await Deno.writeTextFile(path, peers.map((p) => `${p.fingerprint} ${p.name}\n`).join(""));
   return path;
+}
+
+/** Waits until `process` shows exactly the members `fingerprints` (the wait: `timeoutMs`). */
+export async function untilMembers(
+  process: ChatProcess,
+  fingerprints: string[],
+  timeoutMs?: number,
+): Promise<void> {
+  await process.out.until(
+    (events) => sameMembers(shownMembers(events), fingerprints),
+    `${process.label} shows ${fingerprints.length} members`,
+    timeoutMs,
+  );
+}
+
+/** Asserts that `process` showed no `error` or `rejected` event, and every stdout line was JSON. */
+export function assertClean(process: ChatProcess): void {
+  deepStrictEqual(process.out.invalid, [], `${process.label}: stdout lines that are not JSON`);
+  const bad = process.out.events.filter((e) => e.type === "error" || e.type === "rejected");
+  deepStrictEqual(bad, [], `${process.label}: error or rejected events`);
 }

@@ -12,25 +12,10 @@
  * deadlines only so a broken build fails with the events seen; nothing asserts on timing.
  */
 
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../../lib/chat/chat_events.ts";
 import { ChatFixture, type ChatProcess, isMembership, isMessage } from "../_helpers/chat.ts";
-import { sameMembers, shownMembers, writeAdmitList } from "../_helpers/room_cli.ts";
-
-/** No `error` or `rejected` event, and every stdout line was JSON. */
-function assertClean(process: ChatProcess): void {
-  deepStrictEqual(process.out.invalid, [], `${process.label}: stdout lines that are not JSON`);
-  const bad = process.out.events.filter((e) => e.type === "error" || e.type === "rejected");
-  deepStrictEqual(bad, [], `${process.label}: error or rejected events`);
-}
-
-/** Waits until `process` shows exactly the members `fingerprints`. */
-async function untilMembers(process: ChatProcess, fingerprints: string[]): Promise<void> {
-  await process.out.until(
-    (events) => sameMembers(shownMembers(events), fingerprints),
-    `${process.label} shows ${fingerprints.length} members`,
-  );
-}
+import { assertClean, shownMembers, untilMembers, writeAdmitList } from "../_helpers/room_cli.ts";
 
 /** When the first admin is killed. */
 const KILL_POINTS = [

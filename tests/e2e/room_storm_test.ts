@@ -10,26 +10,13 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { ChatFixture, type ChatProcess, isMessage } from "../_helpers/chat.ts";
-import { sameMembers, shownMembers, writeAdmitList } from "../_helpers/room_cli.ts";
+import { ChatFixture, isMessage } from "../_helpers/chat.ts";
+import { assertClean, untilMembers, writeAdmitList } from "../_helpers/room_cli.ts";
 
 const MEMBERS = 12;
 
-/** No `error` or `rejected` event, and every stdout line was JSON. */
-function assertClean(process: ChatProcess): void {
-  deepStrictEqual(process.out.invalid, [], `${process.label}: stdout lines that are not JSON`);
-  const bad = process.out.events.filter((e) => e.type === "error" || e.type === "rejected");
-  deepStrictEqual(bad, [], `${process.label}: error or rejected events`);
-}
-
-/** Waits until `process` shows exactly the members `fingerprints`. */
-async function untilMembers(process: ChatProcess, fingerprints: string[]): Promise<void> {
-  await process.out.until(
-    (events) => sameMembers(shownMembers(events), fingerprints),
-    `${process.label} shows ${fingerprints.length} members`,
-    60_000,
-  );
-}
+/** Each wait of the test: twelve processes share the machine. */
+const WAIT_MS = 60_000;
 
 Deno.test(`${MEMBERS} members join a relay-only room at once, half of them leave at once, and the rest agree on who is left and hear every line`, async () => {
   const names = Array.from({ length: MEMBERS }, (_, i) => `m${String(i).padStart(2, "0")}`);
@@ -46,7 +33,7 @@ Deno.test(`${MEMBERS} members join a relay-only room at once, half of them leave
   // The join storm: eleven dial at once.
   const rest = others.map((name) => chat.dial(name, relay.port));
   const all = [first, ...rest];
-  await Promise.all(all.map((p) => untilMembers(p, names.map(fp))));
+  await Promise.all(all.map((p) => untilMembers(p, names.map(fp), WAIT_MS)));
 
   // The leave storm: every other newcomer leaves, all at once.
   const leaving = rest.filter((_, i) => i % 2 === 0);
@@ -55,12 +42,12 @@ Deno.test(`${MEMBERS} members join a relay-only room at once, half of them leave
   strictEqual(leaving.length, MEMBERS / 2);
   await Promise.all(leaving.map((p) => p.closeStdin()));
   for (const process of leaving) {
-    const result = await process.finished(60_000);
+    const result = await process.finished(WAIT_MS);
     strictEqual(result.code, 0, `${process.label}: ${result.stderr}`);
     const last = process.out.events.at(-1);
     strictEqual(last?.type === "closed" && last.reason, "we left the room", process.label);
   }
-  await Promise.all(staying.map((p) => untilMembers(p, stayingNames.map(fp))));
+  await Promise.all(staying.map((p) => untilMembers(p, stayingNames.map(fp), WAIT_MS)));
 
   // Everyone left says a line; everyone hears every other's.
   await Promise.all(staying.map((p, i) => p.send(`${stayingNames[i]} is still here`)));
@@ -70,14 +57,14 @@ Deno.test(`${MEMBERS} members join a relay-only room at once, half of them leave
       await reader.out.waitFor(
         (e) => isMessage(e, fp(author), `${author} is still here`),
         `${stayingNames[i]} hears ${author}`,
-        60_000,
+        WAIT_MS,
       );
     }
   }
 
   for (const process of staying) {
     await process.closeStdin();
-    strictEqual((await process.finished(60_000)).code, 0, process.label);
+    strictEqual((await process.finished(WAIT_MS)).code, 0, process.label);
   }
   relay.kill("SIGTERM");
   strictEqual((await relay.finished()).code, 0);
