@@ -64,6 +64,12 @@ export interface TestEndpoint {
 /** What the relay delivers for one Direct: to whom it says it is from, and the bytes. */
 export type RelayedDirect = { from: MemberInfo; bytes: Uint8Array };
 
+/**
+ * The relay's part on a stream of Directs from one member, `from`: given every Direct seen so
+ * far, what to deliver for the last one.
+ */
+export type StreamRelay = (seen: Uint8Array[], from: MemberInfo) => RelayedDirect[];
+
 /** A room of members, some running managers, joined by in-order in-process pipes. */
 export class TestRoom {
   #members = new Map<string, MemberInfo>();
@@ -77,6 +83,19 @@ export class TestRoom {
     _to,
     bytes,
   ) => [{ from, bytes }];
+
+  /**
+   * Has the relay hand each Direct that `sender` sends, with every one it sent before, to `relay`
+   * and deliver what that returns instead; everyone else's Directs go through unchanged.
+   */
+  tamperWithDirectsFrom(sender: MemberInfo, relay: StreamRelay): void {
+    const seen: Uint8Array[] = [];
+    this.relayDirect = (from, _to, bytes) => {
+      if (from.fingerprint !== sender.fingerprint) return [{ from, bytes }];
+      seen.push(bytes);
+      return relay(seen, from);
+    };
+  }
 
   /** A member present in the room but driven by the test (no manager). */
   addPeer(info: MemberInfo): void {
@@ -242,6 +261,11 @@ export const SEQUENCE_FAULTS: readonly (readonly [string, StreamFault])[] = [
     (seen) => seen.length === 2 ? [] : seen.length === 3 ? [seen[2]!, seen[1]!] : [seen.at(-1)!],
   ],
 ];
+
+/** The relay's part when it does `fault` to a stream, each Direct still named as from its sender. */
+export function fromTheSender(fault: StreamFault): StreamRelay {
+  return (seen, from) => fault(seen).map((bytes) => ({ from, bytes }));
+}
 
 /** The fault of flipping one bit of the second Direct, at `offset` (from the end when negative). */
 export function flipBitOfSecond(offset: number): StreamFault {

@@ -29,6 +29,7 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   flipBitOfSecond,
+  fromTheSender,
   HandSender,
   inTempRoom,
   lastTransfer,
@@ -114,12 +115,7 @@ async function tamperedAcks(fault: StreamFault) {
   await withRoom(async (room, sender, receiver, dirs) => {
     const content = randomBytes(40 * MAX_DATA_SLICE);
     await Deno.writeFile(`${dirs.out}/file.bin`, content);
-    const acks: Uint8Array[] = [];
-    room.relayDirect = (from, _to, bytes) => {
-      if (from.fingerprint !== bob.fingerprint) return [{ from, bytes }];
-      acks.push(bytes);
-      return fault(acks).map((ack) => ({ from, bytes: ack }));
-    };
+    room.tamperWithDirectsFrom(bob, fromTheSender(fault));
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
     await sender.until(transferEnded("send"));
     await receiver.until(transferEnded("receive"));

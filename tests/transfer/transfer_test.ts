@@ -20,6 +20,7 @@ import {
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   flipBitOfSecond,
+  fromTheSender,
   inTempRoom,
   lastTransfer,
   listDir,
@@ -28,6 +29,7 @@ import {
   type RelayedDirect,
   SEQUENCE_FAULTS,
   type StreamFault,
+  type StreamRelay,
   type TestEndpoint,
   TestRoom,
   transferEnded,
@@ -155,29 +157,16 @@ Deno.test("each transfer has its own random data key, and its Data does not open
   });
 });
 
-/** The relay's part when it does `fault` to the Directs, each still named as from their sender. */
-function fromTheSender(fault: StreamFault) {
-  return (directs: Uint8Array[], from: MemberInfo): RelayedDirect[] =>
-    fault(directs).map((bytes) => ({ from, bytes }));
-}
-
-/** Alice sends Bob a file of 4 slices while the relay does `relay` to the Directs. */
-async function tamperedTransfer(
-  relay: (directs: Uint8Array[], from: MemberInfo) => RelayedDirect[],
-) {
+/** Alice sends Bob a file of 4 slices while the relay does `relay` to her Directs. */
+async function tamperedTransfer(relay: StreamRelay) {
   let result:
     | { receiver: TransferEvent; sender: TransferEvent; inbox: string[]; part?: Uint8Array }
     | undefined;
   await withRoom(async (room, sender, receiver, dirs) => {
     const content = randomBytes(4 * MAX_DATA_SLICE);
     await Deno.writeFile(`${dirs.out}/file.bin`, content);
-    const seen: Uint8Array[] = [];
     // The relay's part on Alice's Data; Bob's Acks go back untouched.
-    room.relayDirect = (from, _to, bytes) => {
-      if (from.fingerprint !== alice.fingerprint) return [{ from, bytes }];
-      seen.push(bytes);
-      return relay(seen, from);
-    };
+    room.tamperWithDirectsFrom(alice, relay);
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
     await receiver.until(transferEnded("receive"));
     await sender.until(transferEnded("send"));
