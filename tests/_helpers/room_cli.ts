@@ -5,8 +5,8 @@
  * honest `dial` never would, through its own group: hand-made transfer messages, sealed to one
  * member inside an MLS application message (docs/PROTOCOL.md 13.5, 14.1), and they read the
  * transfer messages that reach it. Also small helpers for rooms of `--json` processes
- * (tests/_helpers/chat.ts runs them): the members a process shows now and a wait for them, a check
- * that a process showed nothing wrong, and admit lists.
+ * (tests/_helpers/chat.ts runs them): the members a process shows now and a wait for them, a
+ * newcomer's join and who let it in, a check that a process showed nothing wrong, and admit lists.
  *
  * What it does not do: start processes (tests/_helpers/peers.ts and chat.ts do) or bypass any
  * check of the listener: everything it sends is authenticated by MLS as its own.
@@ -24,8 +24,8 @@ import type { RoomParticipant } from "../../lib/room/participant.ts";
 import { decodeTransfer, type TransferMessage } from "../../lib/transfer/transfer_messages.ts";
 import { runInitiator } from "../../lib/transport/connection.ts";
 import type { SecureConnection } from "../../lib/transport/secure_connection.ts";
-import { deepStrictEqual } from "node:assert/strict";
-import type { ChatProcess } from "./chat.ts";
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { type ChatProcess, isMembership } from "./chat.ts";
 import { entered, type TestMember, watch } from "./room.ts";
 
 /** A library-built member in a listener's room. */
@@ -145,6 +145,19 @@ export async function untilMembers(
     `${process.label} shows ${fingerprints.length} members`,
     timeoutMs,
   );
+}
+
+/** Waits until `process` shows `member` join, and asserts that it shows `admin` letting it in. */
+export async function assertJoinedBy(
+  process: ChatProcess,
+  member: string,
+  admin: string,
+): Promise<void> {
+  const joined = await process.out.waitFor(
+    (e) => isMembership(e, "join", member),
+    `${process.label} sees ${member} join`,
+  );
+  strictEqual(joined.type === "join" && joined.by?.fingerprint, admin, process.label);
 }
 
 /** Asserts that `process` showed no `error` or `rejected` event, and every stdout line was JSON. */

@@ -14,8 +14,14 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import type { ChatEvent } from "../../lib/chat/chat_events.ts";
-import { ChatFixture, type ChatProcess, isMembership, isMessage } from "../_helpers/chat.ts";
-import { assertClean, shownMembers, untilMembers, writeAdmitList } from "../_helpers/room_cli.ts";
+import { ChatFixture, type ChatProcess, isMessage } from "../_helpers/chat.ts";
+import {
+  assertClean,
+  assertJoinedBy,
+  shownMembers,
+  untilMembers,
+  writeAdmitList,
+} from "../_helpers/room_cli.ts";
 
 /** When the first admin is killed. */
 const KILL_POINTS = [
@@ -125,13 +131,7 @@ for (const when of KILL_POINTS) {
     await ben.send("/admit dan");
     const five = [...four, fp("dan")];
     await Promise.all([...alive, dan].map((p) => untilMembers(p, five)));
-    for (const process of [cid, kim, lou]) {
-      const joined = await process.out.waitFor(
-        (e) => isMembership(e, "join", fp("dan")),
-        `${process.label} sees dan join`,
-      );
-      strictEqual(joined.type === "join" && joined.by?.fingerprint, fp("ben"), process.label);
-    }
+    for (const process of [cid, kim, lou]) await assertJoinedBy(process, fp("dan"), fp("ben"));
     await dan.send("dan is in");
     await kim.out.waitFor((e) => isMessage(e, fp("dan"), "dan is in"), "kim hears dan");
 

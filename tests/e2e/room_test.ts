@@ -17,9 +17,9 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { ChatEvent } from "../../lib/chat/chat_events.ts";
-import { ChatFixture, type ChatProcess, isMembership, isMessage } from "../_helpers/chat.ts";
+import { ChatFixture, type ChatProcess, isMessage } from "../_helpers/chat.ts";
 import { randomBytes } from "../_helpers/peers.ts";
-import { assertClean, untilMembers, writeAdmitList } from "../_helpers/room_cli.ts";
+import { assertClean, assertJoinedBy, untilMembers, writeAdmitList } from "../_helpers/room_cli.ts";
 
 /** Ends input (leaving the room) and waits for a clean exit. */
 async function leave(process: ChatProcess): Promise<void> {
@@ -95,13 +95,7 @@ Deno.test("a --relay-only room of three: the first dialer makes the group and ad
   await ann.send("/admit dan");
   const four = ["ann", "ben", "cid", "dan"].map(fp);
   await Promise.all([...three, dan].map((p) => untilMembers(p, four)));
-  for (const process of three) {
-    const joined = await process.out.waitFor(
-      (e) => isMembership(e, "join", fp("dan")),
-      `${process.label} sees dan join`,
-    );
-    strictEqual(joined.type === "join" && joined.by?.fingerprint, fp("ann"), process.label);
-  }
+  for (const process of three) await assertJoinedBy(process, fp("dan"), fp("ann"));
   await dan.send("hi, I am in");
   await cid.out.waitFor((e) => isMessage(e, fp("dan"), "hi, I am in"), "cid hears dan");
 
