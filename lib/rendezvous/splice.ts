@@ -6,6 +6,9 @@
  * closes both. With a byte budget, each copy waits for its address's budget before writing
  * (back-pressure: nothing is dropped).
  *
+ * Runtime caveat: Deno reads a reset as an end of stream, so a side that resets first ends its
+ * direction like a FIN; the next write to it fails, and that closes both.
+ *
  * It reads with large buffers (growing from 16 KiB to 256 KiB while reads fill them, so an idle
  * splice holds little memory) and overlaps each write with the next read.
  *
