@@ -17,32 +17,31 @@
  * (15.4): a keepalive answer in flight could otherwise follow Paired, and the client would take
  * it for the start of the session.
  *
+ * Its parts: relay_admission.ts (the handshake), registrations.ts (who waits), relay_exchange.ts
+ * (Refused, Paired, Spliced on one connection), splice.ts with byte_budget.ts (the copy),
+ * relay_rooms.ts (rooms by token), rendezvous_limits.ts (the numbers).
+ *
  * Mirrors: docs/PROTOCOL.md sections 15.2 (requests and answers), 15.4 (splicing), 15.5 (rooms)
  * and 15.6 (limits); the handshake's admission is section 6.3 (lib/transport/listener.ts).
  *
  * @module
  */
 
-import { sha256, toHex } from "../core/bytes.ts";
 import type { SuiteName } from "../crypto/kex.ts";
 import type { Identity } from "../keys/identity.ts";
-import { MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
-import { runResponder } from "../transport/connection.ts";
-import {
-  acceptLoop,
-  closeQuietly,
-  DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
-  DEFAULT_EXPENSIVE_KEX_TOTAL,
-  DEFAULT_MAX_PENDING_HANDSHAKES,
-  DEFAULT_MAX_PENDING_PER_ADDRESS,
-  KexBudget,
-  PendingHandshakes,
-  type Source,
-  WaitingLine,
-} from "../transport/listener.ts";
+import { acceptLoop, closeQuietly, type Source, WaitingLine } from "../transport/listener.ts";
 import type { SecureConnection } from "../transport/secure_connection.ts";
-import { Relay, type RelayOptions } from "../room/relay.ts";
+import type { RelayOptions } from "../room/relay.ts";
 import { ByteBudgets } from "./byte_budget.ts";
+import { RelayAdmission } from "./relay_admission.ts";
+import { expectSpliced, receiveWithin, refuse, sendPaired, tokenLabel } from "./relay_exchange.ts";
+import { RelayRooms } from "./relay_rooms.ts";
+import {
+  DEFAULT_RELAY_KEEPALIVE_MS,
+  DEFAULT_RELAY_SUITES,
+  DEFAULT_RENDEZVOUS_LIMITS,
+  type RendezvousLimits,
+} from "./rendezvous_limits.ts";
 import { type Registration, Registrations } from "./registrations.ts";
 import {
   decodeRendezvousRequest,
@@ -50,52 +49,14 @@ import {
   REFUSAL,
   type RendezvousRequest,
 } from "./rendezvous_messages.ts";
-import { DEFAULT_SPLICE_IDLE_MS, type Splice, splice } from "./splice.ts";
+import { type Splice, splice } from "./splice.ts";
 
-/** Section 15.6, each overridable (tests shorten the times and lower the caps). */
-export interface RendezvousLimits {
-  /** Connections after the handshake from one address (IPv6: its /64). */
-  maxConnectionsPerAddress: number;
-  /** Registrations waiting, in all and from one address. */
-  maxWaiting: number;
-  maxWaitingPerAddress: number;
-  /** A registration's life (`expires_in`), in milliseconds. */
-  registrationLifeMs: number;
-  /** Time to send the request after the handshake. */
-  requestTimeoutMs: number;
-  /** Time between Paired and each side's Spliced. */
-  splicedTimeoutMs: number;
-  /** Bytes a second spliced for one address, both ways. */
-  bytesPerSecondPerAddress: number;
-  /** A splice with no byte either way for this long is closed. */
-  spliceIdleMs: number;
-  /** Handshakes in progress, in all and from one address (section 6.3). */
-  maxPendingHandshakes: number;
-  maxPendingPerAddress: number;
-}
-
-/** The defaults of section 15.6 (and 6.3 for the handshakes). */
-export const DEFAULT_RENDEZVOUS_LIMITS: Readonly<RendezvousLimits> = Object.freeze({
-  maxConnectionsPerAddress: 64,
-  maxWaiting: 4096,
-  maxWaitingPerAddress: 32,
-  registrationLifeMs: 3600_000,
-  requestTimeoutMs: 10_000,
-  splicedTimeoutMs: 10_000,
-  bytesPerSecondPerAddress: 64 * 2 ** 20,
-  spliceIdleMs: DEFAULT_SPLICE_IDLE_MS,
-  maxPendingHandshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
-  maxPendingPerAddress: DEFAULT_MAX_PENDING_PER_ADDRESS,
-});
-
-/** Suites the relay accepts unless told otherwise: ffdhe3072 is opt-in, as on a listener (4.3). */
-export const DEFAULT_RELAY_SUITES: readonly SuiteName[] = ["x25519-mlkem768", "x25519"];
-
-/** Section 8.6: the relay pings a waiting registration after this long without traffic. */
-export const DEFAULT_RELAY_KEEPALIVE_MS = 30_000;
-
-/** How long a refused client is given to read the Refused before its connection is closed. */
-const FAREWELL_MS = 2_000;
+export {
+  DEFAULT_RELAY_KEEPALIVE_MS,
+  DEFAULT_RELAY_SUITES,
+  DEFAULT_RENDEZVOUS_LIMITS,
+  type RendezvousLimits,
+};
 
 /** Options of {@linkcode RendezvousRelay}. */
 export interface RendezvousRelayOptions {
@@ -151,34 +112,21 @@ interface Waiter {
   end: () => void;
 }
 
-/** A room on the relay: one section-13 relay, and how many connections it serves. */
-interface Room {
-  readonly relay: Relay;
-  connections: number;
-}
-
 /** A rendezvous relay (docs/PROTOCOL.md section 15). */
 export class RendezvousRelay {
   #options: RendezvousRelayOptions;
   #limits: RendezvousLimits;
   #log: (line: string) => void;
   #now: () => number;
-  #pending: PendingHandshakes<Deno.Conn>;
-  #evicted = new WeakSet<Deno.Conn>();
-  #lastFloodReport = 0;
-  #kex = new KexBudget({
-    perAddress: DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
-    total: DEFAULT_EXPENSIVE_KEX_TOTAL,
-  });
+  #admission: RelayAdmission;
   /** Connections past the handshake, capped per address. */
   #perAddress: WaitingLine;
   #registrations: Registrations<Waiter>;
   #budgets: ByteBudgets;
   #splices = new Set<Splice>();
-  #rooms = new Map<string, Room>();
+  #rooms: RelayRooms;
   #listeners = new Set<Deno.Listener>();
-  /** Sockets in the handshake, and connections not handed to a registration, splice or room. */
-  #handshaking = new Set<Deno.Conn>();
+  /** Connections past the handshake not handed to a registration, splice or room yet. */
   #between = new Set<SecureConnection>();
   #tasks = new Set<Promise<unknown>>();
   #closed = false;
@@ -188,9 +136,21 @@ export class RendezvousRelay {
     this.#limits = { ...DEFAULT_RENDEZVOUS_LIMITS, ...options.limits };
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? Date.now;
-    this.#pending = new PendingHandshakes({
+    this.#admission = new RelayAdmission({
+      identity: options.identity,
+      name: options.name,
+      suites: options.suites ?? DEFAULT_RELAY_SUITES,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      firstFlightTimeoutMs: options.firstFlightTimeoutMs,
       maxPending: this.#limits.maxPendingHandshakes,
-      maxPerAddress: this.#limits.maxPendingPerAddress,
+      maxPendingPerAddress: this.#limits.maxPendingPerAddress,
+      log: this.#log,
+    });
+    this.#rooms = new RelayRooms({
+      room: options.room,
+      now: this.#now,
+      keepaliveMs: options.keepaliveMs ?? DEFAULT_RELAY_KEEPALIVE_MS,
+      log: this.#log,
     });
     this.#perAddress = new WaitingLine({
       max: Infinity,
@@ -241,14 +201,14 @@ export class RendezvousRelay {
         // Already closed.
       }
     }
-    for (const conn of this.#handshaking) closeQuietly(conn);
+    this.#admission.close();
     const farewells = this.#registrations.values().map((waiter) =>
       this.#endRegistration(waiter, REFUSAL.shuttingDown)
     );
-    const rooms = [...this.#rooms.values()].map((room) => room.relay.close(REFUSAL.shuttingDown));
+    const rooms = this.#rooms.close(REFUSAL.shuttingDown);
     for (const running of this.#splices) running.close();
     for (const secure of this.#between) secure.close();
-    await Promise.all([...farewells, ...rooms]);
+    await Promise.all([...farewells, rooms]);
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }
 
@@ -263,22 +223,25 @@ export class RendezvousRelay {
   #serve(conn: Deno.Conn, source: Source): Promise<void> {
     return this.#track((async () => {
       if (this.#closed) return closeQuietly(conn);
-      const secure = await this.#admit(conn, source);
+      const secure = await this.#admission.admit(conn, source);
       if (secure === undefined) return;
       const leave = this.#perAddress.enter(source.address);
       if (leave === undefined) {
         this.#log(`${source.from} refused: too many connections from its address`);
-        return await this.#refuse(secure, REFUSAL.tooManyConnections);
+        return await refuse(secure, REFUSAL.tooManyConnections);
       }
       this.#between.add(secure);
       try {
         const request = await this.#readRequest(secure, source);
         if (request === undefined || request.type === "spliced") return;
         const label = await tokenLabel(request.token);
-        if (this.#closed) return await this.#refuse(secure, REFUSAL.shuttingDown);
+        if (this.#closed) return await refuse(secure, REFUSAL.shuttingDown);
         if (request.type === "register") await this.#register(secure, source, request.token, label);
         else if (request.type === "meet") await this.#meet(secure, source, request.token, label);
-        else await this.#room(secure, source, request.token, label);
+        else {
+          this.#between.delete(secure);
+          await this.#rooms.enter(secure, source, request.token, label);
+        }
       } catch (error) {
         this.#log(`${source.from} failed: ${messageOf(error)}`);
         secure.close();
@@ -289,77 +252,22 @@ export class RendezvousRelay {
     })());
   }
 
-  /**
-   * The responder handshake with any client key, in the table of pending handshakes (a new one
-   * evicts the oldest of its address, or of the busiest) and within the ffdhe3072 budget (6.3).
-   */
-  async #admit(conn: Deno.Conn, source: Source): Promise<SecureConnection | undefined> {
-    const { entry, evicted } = this.#pending.add(source.address, conn);
-    for (const old of evicted) {
-      this.#evicted.add(old);
-      closeQuietly(old);
-    }
-    if (evicted.length > 0 && Date.now() - this.#lastFloodReport > 5000) {
-      this.#lastFloodReport = Date.now();
-      this.#log(`too many handshakes pending (${this.#pending.size}): dropping the oldest`);
-    }
-    this.#handshaking.add(conn);
-    try {
-      return await runResponder(conn, {
-        identity: this.#options.identity,
-        ...(this.#options.name === undefined ? {} : { name: this.#options.name }),
-        suites: this.#options.suites ?? DEFAULT_RELAY_SUITES,
-        maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
-        ...(this.#options.handshakeTimeoutMs === undefined
-          ? {}
-          : { timeoutMs: this.#options.handshakeTimeoutMs }),
-        ...(this.#options.firstFlightTimeoutMs === undefined
-          ? {}
-          : { firstFlightTimeoutMs: this.#options.firstFlightTimeoutMs }),
-        onFirstFlight: () => entry.firstFlightDone = true,
-        reserveKex: (suite) => this.#kex.reserve(source.address, suite),
-        authorize: () => Promise.resolve(),
-      });
-    } catch (error) {
-      if (!this.#evicted.has(conn) && !this.#closed) {
-        this.#log(`connection from ${source.from} refused: ${messageOf(error)}`);
-      }
-      return undefined;
-    } finally {
-      this.#pending.remove(entry);
-      this.#handshaking.delete(conn);
-    }
-  }
-
   /** Section 15.2: the first record is the request, within `requestTimeoutMs`. */
   async #readRequest(
     secure: SecureConnection,
     source: Source,
   ): Promise<RendezvousRequest | undefined> {
-    const receiving = secure.receive();
     let data: Uint8Array | null | "late";
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      data = await Promise.race([
-        receiving,
-        new Promise<"late">((resolve) =>
-          timer = setTimeout(() => resolve("late"), this.#limits.requestTimeoutMs)
-        ),
-      ]);
+      data = await receiveWithin(secure, this.#limits.requestTimeoutMs);
     } catch (error) {
       if (!this.#closed) this.#log(`${source.from} left before its request: ${messageOf(error)}`);
-      secure.close();
-      return undefined;
-    } finally {
-      clearTimeout(timer);
+      data = null;
     }
     if (data === "late") {
       this.#log(`${source.from} closed: no request within ${this.#limits.requestTimeoutMs} ms`);
-      receiving.catch(() => {});
-      secure.close();
-      return undefined;
     }
-    if (data === null) {
+    if (data === "late" || data === null) {
       secure.close();
       return undefined;
     }
@@ -371,38 +279,10 @@ export class RendezvousRelay {
     }
     if (request === undefined || request.type === "spliced") {
       if (request !== undefined) this.#log(`${source.from} refused: Spliced before any Paired`);
-      await this.#refuse(secure, REFUSAL.malformed);
+      await refuse(secure, REFUSAL.malformed);
       return undefined;
     }
     return request;
-  }
-
-  /**
-   * Refused, close_notify, and the connection closed once the client has closed its side (or
-   * after FAREWELL_MS): closing with its bytes unread would reset the connection, which may
-   * destroy the Refused before the client reads it.
-   *
-   * @param pending a receive already waiting on the connection, read before any other
-   */
-  async #refuse(
-    secure: SecureConnection,
-    reason: string,
-    pending?: Promise<Uint8Array | null>,
-  ): Promise<void> {
-    const timer = setTimeout(() => secure.close(), FAREWELL_MS);
-    try {
-      await secure.send(encodeRendezvousAnswer({ type: "refused", reason }));
-      await secure.closeWrite();
-      if (pending !== undefined && await pending === null) return;
-      while (await secure.receive() !== null) {
-        // Discarded: the client has its answer.
-      }
-    } catch {
-      // Gone already, or cut by the timer.
-    } finally {
-      clearTimeout(timer);
-      secure.close();
-    }
   }
 
   /**
@@ -432,7 +312,7 @@ export class RendezvousRelay {
     if (added.refused !== undefined) {
       const reason = added.refused === "full" ? REFUSAL.full : REFUSAL.tooManyWaiting;
       this.#log(`${source.from} refused for ${label}: ${reason}`);
-      return await this.#refuse(secure, reason);
+      return await refuse(secure, reason);
     }
     const { entry } = added;
     waiter.entry = entry;
@@ -461,7 +341,7 @@ export class RendezvousRelay {
     this.#registrations.remove(entry);
     if (outcome instanceof Uint8Array) {
       this.#log(`${source.from} refused: a second request while waiting for ${label}`);
-      return await this.#refuse(secure, REFUSAL.malformed);
+      return await refuse(secure, REFUSAL.malformed);
     }
     this.#log(`${source.from} left before a dialer came for ${label}`);
     secure.close();
@@ -473,7 +353,7 @@ export class RendezvousRelay {
     waiter.state = "gone";
     clearTimeout(waiter.expiry);
     if (waiter.entry !== undefined) this.#registrations.remove(waiter.entry);
-    waiter.farewell = this.#refuse(waiter.secure, reason, waiter.next);
+    waiter.farewell = refuse(waiter.secure, reason, waiter.next);
     return waiter.farewell;
   }
 
@@ -487,7 +367,7 @@ export class RendezvousRelay {
     const waiter = this.#registrations.take(token);
     if (waiter === undefined) {
       this.#log(`${source.from} refused: no listener waits for ${label}`);
-      return await this.#refuse(secure, REFUSAL.noListener);
+      return await refuse(secure, REFUSAL.noListener);
     }
     waiter.state = "paired";
     clearTimeout(waiter.expiry);
@@ -505,12 +385,8 @@ export class RendezvousRelay {
     label: string,
   ): Promise<void> {
     const listener = waiter.secure;
-    const paired = encodeRendezvousAnswer({ type: "paired" });
-    // 15.4: Paired, then close_notify, which also stops our keepalives and our answers to pings.
-    for (const side of [listener, dialer]) {
-      side.send(paired).catch(() => {});
-      side.closeNotify().catch(() => {});
-    }
+    sendPaired(listener);
+    sendPaired(dialer);
     const dialerNext = dialer.receive();
     dialerNext.catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -547,50 +423,6 @@ export class RendezvousRelay {
       `splice for ${label} ended (${outcome.end}): ${outcome.aToB} bytes to the dialer, ${outcome.bToA} from it`,
     );
   }
-
-  /** Room: Joined, then the room protocol from the SessionHello, in the room of the token. */
-  async #room(
-    secure: SecureConnection,
-    source: Source,
-    token: Uint8Array,
-    label: string,
-  ): Promise<void> {
-    await secure.send(encodeRendezvousAnswer({ type: "joined" }));
-    secure.startKeepalive(this.#options.keepaliveMs ?? DEFAULT_RELAY_KEEPALIVE_MS);
-    const key = toHex(token);
-    let room = this.#rooms.get(key);
-    if (room === undefined) {
-      room = { relay: new Relay({ ...this.#options.room, now: this.#now }), connections: 0 };
-      this.#rooms.set(key, room);
-    }
-    room.connections++;
-    this.#between.delete(secure);
-    this.#log(`${source.from} joins room ${label} (${room.connections} connected)`);
-    try {
-      await room.relay.join(secure);
-    } finally {
-      room.connections--;
-      this.#log(`${source.from} left room ${label} (${room.connections} connected)`);
-      if (room.connections === 0 && this.#rooms.get(key) === room) {
-        this.#rooms.delete(key);
-        await room.relay.close();
-      }
-    }
-  }
-}
-
-/** Reads what a paired client sent after Paired: it must be exactly Spliced. */
-async function expectSpliced(next: Promise<Uint8Array | null>): Promise<void> {
-  const data = await next;
-  if (data === null) throw new Error("a client closed after Paired");
-  if (decodeRendezvousRequest(data).type !== "spliced") {
-    throw new Error("a client sent another request instead of Spliced");
-  }
-}
-
-/** How the log names a token: `#` and 6 hex digits of its hash, enough to follow it, no more. */
-async function tokenLabel(token: Uint8Array): Promise<string> {
-  return "#" + toHex(await sha256(token)).slice(0, 6);
 }
 
 function messageOf(error: unknown): string {
