@@ -57,6 +57,13 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   expect: "text",
   send: "file",
   admit: "file",
+  via: "text",
+  "relay-key": "text",
+  room: "text",
+  "max-connections-per-address": "text",
+  "max-waiting-per-address": "text",
+  "registration-life": "text",
+  "rate-per-address": "text",
 };
 
 /** What a command's positional argument is, for commands that take one. */

@@ -1,12 +1,18 @@
 /**
  * `securechat dial HOST[:PORT]`: connects, runs the initiator handshake, checks the listener's key
  * against a pinned fingerprint (`--expect`) or known_hosts (recording it on first contact), then
- * pipes stdin/stdout with it.
+ * pipes stdin/stdout with it, joins its room, or sends a file (`--send`).
+ *
+ * Two more ways to a session go through a rendezvous relay (docs/PROTOCOL.md 15):
+ * `dial FINGERPRINT --via RELAY` meets the listener registered there under that fingerprint and
+ * runs the same handshake over the joined stream, with the fingerprint as the pin (or, for
+ * `dial NAME --via RELAY`, the key known_hosts lists for NAME); `dial RELAY --room NAME` joins the
+ * room NAME that the relay hosts (lib/cli/dial_via.ts does the relay's part of both).
  *
  * @module
  */
 
-import { ConnectionError, TrustError, UsageError } from "../core/errors.ts";
+import { TrustError, UsageError } from "../core/errors.ts";
 import { runInitiator } from "../transport/connection.ts";
 import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { SuiteName } from "../crypto/kex.ts";
@@ -14,11 +20,20 @@ import { addKnownHost, canonicalHostPort, checkKnownHost } from "../trust/known_
 import { joinPath, securechatHome } from "../core/paths.ts";
 import { runPipe } from "../transport/pipe.ts";
 import { MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
+import type { SecureConnection } from "../transport/secure_connection.ts";
 import { parseFingerprint } from "../trust/trust_file.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
 import { print, status, warning } from "./output.ts";
 import { followTransfer } from "./transfer_cli.ts";
+import {
+  connectTcp,
+  enterRelayRoom,
+  listenerFingerprint,
+  meetThroughRelay,
+  type SessionOptions,
+} from "./dial_via.ts";
+import { roomToken } from "../rendezvous/tokens.ts";
 import {
   admitListFlag,
   announcePeer,
@@ -34,43 +49,73 @@ import {
   standardPipeEnds,
   suitesFlag,
 } from "./listen_dial.ts";
+import {
+  parseRelayAddress,
+  RelayKeyCheck,
+  relayKeyFlag,
+  relayKeyWithoutRelay,
+} from "./relay_link.ts";
+import { parseTarget } from "./target.ts";
 import { USAGE } from "./usage.ts";
 
 /** Suites a dialer offers by default: hybrid first, classical X25519 as fallback. */
 export const DEFAULT_DIAL_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
 
-/** Parses `HOST`, `HOST:PORT`, `[IPv6]:PORT` or a bare IPv6 address. @throws {UsageError} */
-export function parseTarget(text: string): { host: string; port: number } {
-  let host = text;
-  let portText: string | undefined;
-  const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(text);
-  if (bracketed) {
-    host = bracketed[1]!;
-    portText = bracketed[2];
-  } else if ((text.match(/:/g) ?? []).length === 1) {
-    [host, portText] = text.split(":") as [string, string];
-  }
-  if (host === "") throw new UsageError(`cannot parse "${text}": the host is empty`);
-  if (portText === undefined) return { host, port: DEFAULT_PORT };
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-    throw new UsageError(`cannot parse "${text}": port must be a number from 1 to 65535`);
-  }
-  return { host, port };
-}
+/** Which way to the session the command line asks for. */
+type Route =
+  | { kind: "direct"; host: string; port: number; hostPort: string; expected?: string }
+  | { kind: "via"; relay: RelayKeyCheck; target: string }
+  | { kind: "room"; relay: RelayKeyCheck; room: string };
 
-async function connect(host: string, port: number, where: string): Promise<Deno.TcpConn> {
-  try {
-    return await Deno.connect({ hostname: host, port, transport: "tcp" });
-  } catch (error) {
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      throw new ConnectionError("connection_refused", `cannot connect to ${where}: refused`, {
-        hints: ['is "securechat listen" running there, on that port?'],
-      });
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    throw new ConnectionError("connect_failed", `cannot connect to ${where}: ${message}`);
+/**
+ * The route from the target and `--via`, `--room`, `--relay-key`, `--expect`.
+ *
+ * @throws {UsageError} for a missing target or flags that do not go together
+ */
+function routeOf(target: string | undefined, parsed: ReturnType<typeof parseFlags>): Route {
+  const via = stringFlag(parsed, "via");
+  const room = stringFlag(parsed, "room");
+  const relayKey = relayKeyFlag(parsed);
+  const expectText = stringFlag(parsed, "expect");
+  if (via !== undefined && room !== undefined) {
+    throw new UsageError(
+      'flags "--via" and "--room" exclude each other: a room on a relay is "securechat dial RELAY[:PORT] --room NAME"',
+    );
   }
+  if (via === undefined && room === undefined && relayKey !== undefined) {
+    throw relayKeyWithoutRelay();
+  }
+  if ((via !== undefined || room !== undefined) && expectText !== undefined) {
+    throw new UsageError(
+      via !== undefined
+        ? 'flag "--expect" is not for --via: the fingerprint you dial is the pin'
+        : 'flag "--expect" is not for --room: pin the relay\'s key with --relay-key',
+    );
+  }
+  if (target === undefined) {
+    const [missing, form] = via !== undefined
+      ? ["the listener's fingerprint", "securechat dial FINGERPRINT --via RELAY[:PORT]"]
+      : room !== undefined
+      ? ["the relay", "securechat dial RELAY[:PORT] --room NAME"]
+      : ["the listener to dial", "securechat dial HOST[:PORT]"];
+    throw new UsageError(`missing ${missing}: ${form}`, {
+      hints: ['run "securechat dial --help" for examples'],
+    });
+  }
+  if (via !== undefined) {
+    return { kind: "via", relay: new RelayKeyCheck(parseRelayAddress(via), relayKey), target };
+  }
+  if (room !== undefined) {
+    return { kind: "room", relay: new RelayKeyCheck(parseRelayAddress(target), relayKey), room };
+  }
+  const { host, port } = parseTarget(target, DEFAULT_PORT);
+  return {
+    kind: "direct",
+    host,
+    port,
+    hostPort: canonicalHostPort(host, port),
+    ...(expectText === undefined ? {} : { expected: parseFingerprint(expectText) }),
+  };
 }
 
 /** Runs `securechat dial`. */
@@ -80,18 +125,14 @@ export async function run(args: string[]): Promise<number> {
     print(USAGE.dial!);
     return 0;
   }
-  const targetText = parsed.positionals[0];
-  if (targetText === undefined) {
-    throw new UsageError("missing the listener to dial: securechat dial HOST[:PORT]", {
-      hints: ['run "securechat dial --help" for examples'],
-    });
-  }
-  const { host, port } = parseTarget(targetText);
-  const hostPort = canonicalHostPort(host, port);
-  const expectText = stringFlag(parsed, "expect");
-  const expected = expectText === undefined ? undefined : parseFingerprint(expectText);
+  const route = routeOf(parsed.positionals[0], parsed);
   const mode = chooseMode(parsed);
   if (mode === "relay") throw new UsageError('flag "--relay-only" is for "securechat listen"');
+  if (route.kind === "room" && mode === "pipe") {
+    throw new UsageError(
+      'a room is a chat, not a pipe: run "--room" on a terminal, or with --json',
+    );
+  }
   const name = nameFlag(parsed);
   const sendPath = stringFlag(parsed, "send");
   // Check the path before dialing: a typo should not cost a handshake.
@@ -103,9 +144,80 @@ export async function run(args: string[]): Promise<number> {
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
-  const identity = await loadOwnIdentity(parsed);
   const knownHosts = joinPath(securechatHome(), "known_hosts");
+  // Before the key, so a bad name or fingerprint costs no passphrase prompt.
+  const meeting = route.kind === "via"
+    ? await listenerFingerprint(route.target, knownHosts)
+    : undefined;
+  const roomOnRelay = route.kind === "room" ? await roomToken(route.room) : undefined;
+  const identity = await loadOwnIdentity(parsed);
+  const session: SessionOptions = {
+    identity,
+    ...(name === undefined ? {} : { name }),
+    suites,
+    // A room's commits and Welcomes travel in one record each and grow with the room (13).
+    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
+    timeoutMs,
+  };
 
+  let secure: SecureConnection;
+  if (route.kind === "via") {
+    secure = await meetThroughRelay(route.relay, meeting!, { ...session, knownHosts });
+    announcePeer(`met through relay ${route.relay.address.hostPort}`, secure.peer, {
+      suite: secure.suite,
+      verificationCode: secure.verificationCode,
+    });
+  } else if (route.kind === "room") {
+    secure = await enterRelayRoom(route.relay, roomOnRelay!, { identity, timeoutMs });
+    announcePeer(`connected to relay ${route.relay.address.hostPort}`, secure.peer, {
+      suite: secure.suite,
+      verificationCode: secure.verificationCode,
+    });
+    status(`in room "${route.room}": its members' keys are checked inside the room (MLS)`);
+  } else {
+    secure = await dialDirect(route, session, knownHosts);
+  }
+  secure.startKeepalive(keepalive);
+
+  if (mode === "pipe") {
+    const progress = progressLine(parsed);
+    const stats = await runPipe(
+      secure,
+      standardPipeEnds(progress === undefined ? {} : { progress }),
+    );
+    progress?.clear();
+    status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
+    return 0;
+  }
+  // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
+  const { joinRoom } = await import("../room/member.ts");
+  const participant = await joinRoom(secure, {
+    identity,
+    name,
+    ...receive,
+    ...(admitList === undefined ? {} : { admitsAtOnce: admitList }),
+  });
+  if (mode !== "oneshot") return await runChatUi(participant, mode);
+  await rosterReady(participant);
+  // One shot: the file goes to the listener's person (the host), or the only other member.
+  const recipient = participant.members().find((member) => member.host);
+  return await followTransfer(
+    participant,
+    "send",
+    () => participant.sendFile!(sendPath!, recipient?.fingerprint),
+  );
+}
+
+/**
+ * A listener on its own port: the handshake, the key checked against `--expect` or known_hosts,
+ * and a first contact recorded, loudly.
+ */
+async function dialDirect(
+  route: Route & { kind: "direct" },
+  session: SessionOptions,
+  knownHosts: string,
+): Promise<SecureConnection> {
+  const { hostPort, expected } = route;
   let firstContact = false;
   async function checkPeer(peer: VerifiedPeer): Promise<void> {
     const fingerprint = peer.identity.fingerprint;
@@ -128,17 +240,8 @@ export async function run(args: string[]): Promise<number> {
     firstContact = check.status === "unknown";
   }
 
-  const conn = await connect(host, port, hostPort);
-  const secure = await runInitiator(conn, {
-    identity,
-    ...(name === undefined ? {} : { name }),
-    suites,
-    // A room's commits and Welcomes travel in one record each and grow with the room (13).
-    maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
-    timeoutMs,
-    checkPeer,
-  });
-  secure.startKeepalive(keepalive);
+  const conn = await connectTcp(route.host, route.port, hostPort);
+  const secure = await runInitiator(conn, { ...session, checkPeer });
   announcePeer(`connected to ${hostPort}`, secure.peer, {
     suite: secure.suite,
     verificationCode: secure.verificationCode,
@@ -152,31 +255,5 @@ export async function run(args: string[]): Promise<number> {
       "to be sure nobody sits in between, compare the verification code above with the listener's, over the phone or in person",
     );
   }
-  if (mode === "pipe") {
-    const progress = progressLine(parsed);
-    const stats = await runPipe(
-      secure,
-      standardPipeEnds(progress === undefined ? {} : { progress }),
-    );
-    progress?.clear();
-    status(`session ended: sent ${stats.sent} bytes, received ${stats.received}`);
-    return 0;
-  }
-  // Loaded here, not at start-up: pipe mode needs none of the room and its transfers.
-  const { joinRoom } = await import("../room/member.ts");
-  const session = await joinRoom(secure, {
-    identity,
-    name,
-    ...receive,
-    ...(admitList === undefined ? {} : { admitsAtOnce: admitList }),
-  });
-  if (mode !== "oneshot") return await runChatUi(session, mode);
-  await rosterReady(session);
-  // One shot: the file goes to the listener's person (the host), or the only other member.
-  const recipient = session.members().find((member) => member.host);
-  return await followTransfer(
-    session,
-    "send",
-    () => session.sendFile!(sendPath!, recipient?.fingerprint),
-  );
+  return secure;
 }

@@ -12,6 +12,15 @@ import type { FlagSpec } from "./args.ts";
 /** Default port, as the two-party chat we grew from used. */
 export const DEFAULT_PORT = 65432;
 
+/** Default port of a rendezvous relay (`securechat relay`, docs/PROTOCOL.md 15): the next one. */
+export const DEFAULT_RELAY_PORT = 65433;
+
+/** Flags of the sessions that meet through a rendezvous relay (`listen --via`, `dial --via`). */
+const VIA_FLAGS: Record<string, FlagSpec> = {
+  via: { type: "string" },
+  "relay-key": { type: "string" },
+};
+
 /** Flags both `listen` and `dial` take. */
 export const SESSION_FLAGS: Record<string, FlagSpec> = {
   identity: { type: "string", short: "i" },
@@ -60,6 +69,7 @@ export const LISTEN_FLAGS: Record<string, FlagSpec> = {
   "max-pending-per-address": { type: "string" },
   "max-waiting": { type: "string" },
   "max-members": { type: "string" },
+  ...VIA_FLAGS,
 };
 
 /** `securechat dial`. */
@@ -68,6 +78,25 @@ export const DIAL_FLAGS: Record<string, FlagSpec> = {
   expect: { type: "string" },
   send: { type: "string" },
   admit: { type: "string" },
+  ...VIA_FLAGS,
+  room: { type: "string" },
+};
+
+/** `securechat relay`: a rendezvous relay and its limits (docs/PROTOCOL.md 15.6). */
+export const RELAY_FLAGS: Record<string, FlagSpec> = {
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  identity: { type: "string", short: "i" },
+  "passphrase-file": { type: "string" },
+  "max-connections-per-address": { type: "string" },
+  "max-waiting": { type: "string" },
+  "max-waiting-per-address": { type: "string" },
+  "registration-life": { type: "string" },
+  "rate-per-address": { type: "string" },
+  "max-pending-handshakes": { type: "string" },
+  "max-pending-per-address": { type: "string" },
+  "max-members": { type: "string" },
+  help: { type: "boolean", short: "h" },
 };
 
 /** `securechat completions`. */
@@ -81,5 +110,6 @@ export const COMMAND_FLAGS: Record<string, Record<string, FlagSpec>> = {
   fingerprint: FINGERPRINT_FLAGS,
   listen: LISTEN_FLAGS,
   dial: DIAL_FLAGS,
+  relay: RELAY_FLAGS,
   completions: COMPLETIONS_FLAGS,
 };

@@ -5,10 +5,14 @@
  * at the terminal takes part in, or that relays headless with --relay-only. Failed or refused
  * connections are reported and the listener keeps serving.
  *
+ * Dialers come from a port of its own, or with `--via RELAY` from a rendezvous relay that pairs
+ * them with it (lib/cli/listen_via.ts, docs/PROTOCOL.md 15): either way each one's socket goes
+ * through the same handshake, admission and session.
+ *
  * @module
  */
 
-import { ConnectionError, SecurechatError, TrustError, UsageError } from "../core/errors.ts";
+import { SecurechatError, TrustError, UsageError } from "../core/errors.ts";
 import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { Identity } from "../keys/identity.ts";
 import {
@@ -41,6 +45,13 @@ import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
+import { RelayRegistrations, type Serve } from "./listen_via.ts";
+import {
+  parseRelayAddress,
+  RelayKeyCheck,
+  relayKeyFlag,
+  relayKeyWithoutRelay,
+} from "./relay_link.ts";
 import { followTransfer, type ProgressLine } from "./transfer_cli.ts";
 import type { ReceivePolicy } from "../transfer/receive_policy.ts";
 import { print, reportError, status, warning } from "./output.ts";
@@ -49,6 +60,7 @@ import {
   chooseMode,
   handshakeTimeoutMs,
   keepaliveMs,
+  listenError,
   loadOwnIdentity,
   nameFlag,
   progressLine,
@@ -73,19 +85,6 @@ interface Admitted {
   from: string;
   /** The name to show: authorized_keys name, else the peer's own. */
   name: string;
-}
-
-function listenError(error: unknown, where: string): SecurechatError {
-  if (error instanceof Deno.errors.AddrInUse) {
-    return new ConnectionError("address_in_use", `cannot listen on ${where}: address in use`, {
-      hints: ["another program listens there: pick another port with --port"],
-    });
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return new ConnectionError("address_unavailable", `cannot listen on ${where}: no such address`);
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new ConnectionError("listen_failed", `cannot listen on ${where}: ${message}`);
 }
 
 /**
@@ -180,6 +179,12 @@ function makeAdmitter(options: {
   }
 }
 
+/**
+ * Where dialers come from: it calls `serve` for each one's socket, and `report` for what goes
+ * wrong on the way, until the listener stops.
+ */
+type Acceptor = (serve: Serve, report: (line: string) => void) => void;
+
 /** Runs `securechat listen`. */
 export async function run(args: string[]): Promise<number> {
   const parsed = parseFlags("listen", LISTEN_FLAGS, args);
@@ -188,7 +193,19 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const mode = chooseMode(parsed);
-  const host = stringFlag(parsed, "host") ?? "127.0.0.1";
+  const hostFlag = stringFlag(parsed, "host");
+  const viaText = stringFlag(parsed, "via");
+  const relayKey = relayKeyFlag(parsed);
+  if (
+    viaText !== undefined && (hostFlag !== undefined || stringFlag(parsed, "port") !== undefined)
+  ) {
+    throw new UsageError(
+      'flags "--host" and "--port" are for a listener with a port of its own: with --via it opens none',
+    );
+  }
+  if (viaText === undefined && relayKey !== undefined) throw relayKeyWithoutRelay();
+  const via = viaText === undefined ? undefined : parseRelayAddress(viaText);
+  const host = hostFlag ?? "127.0.0.1";
   const port = integerFlag(parsed, "port", { min: 0, max: 65535, fallback: DEFAULT_PORT });
   const keepOpen = booleanFlag(parsed, "keep-open");
   const maxMembers = integerFlag(parsed, "max-members", {
@@ -230,14 +247,40 @@ export async function run(args: string[]): Promise<number> {
     : await readAuthorizedKeys(authorizedFile);
   const identity = await loadOwnIdentity(parsed);
 
-  let listener: Deno.TcpListener;
-  try {
-    listener = Deno.listen({ hostname: host, port, transport: "tcp" });
-  } catch (error) {
-    throw listenError(error, `${host}:${port}`);
+  let accept: Acceptor;
+  let stop: () => void;
+  let failed: Promise<never> | undefined;
+  if (via === undefined) {
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: host, port, transport: "tcp" });
+    } catch (error) {
+      throw listenError(error, `${host}:${port}`);
+    }
+    const address = listener.addr as Deno.NetAddr;
+    status(`listening on ${address.hostname}:${address.port} as ${identity.fingerprint}`);
+    accept = (serve, report) => void acceptLoop(listener, serve, report);
+    stop = () => {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+    };
+  } else {
+    const registrations = await RelayRegistrations.start({
+      relay: new RelayKeyCheck(via, relayKey),
+      fingerprint: identity.fingerprint,
+      timeoutMs,
+      keepaliveMs: keepalive,
+    });
+    status(
+      `waiting for dialers at relay ${via.hostPort} as ${identity.fingerprint} (no port of our own)`,
+    );
+    accept = (serve, report) => registrations.run(serve, report);
+    stop = () => registrations.stop();
+    failed = registrations.failed;
   }
-  const address = listener.addr as Deno.NetAddr;
-  status(`listening on ${address.hostname}:${address.port} as ${identity.fingerprint}`);
   if (authorized === undefined) {
     status("admitting any dialer (no --authorized-keys): check the fingerprint each one shows");
   } else {
@@ -255,16 +298,13 @@ export async function run(args: string[]): Promise<number> {
     authorizedFile,
   };
   try {
-    if (mode === "pipe") {
-      return await servePipe(listener, settings, { keepOpen, maxWaiting }, progressLine(parsed));
-    }
-    return await serveRoom(listener, settings, mode, { maxMembers, receive });
+    const serving = mode === "pipe"
+      ? servePipe(accept, settings, { keepOpen, maxWaiting }, progressLine(parsed))
+      : serveRoom(accept, settings, mode, { maxMembers, receive });
+    // Registering at a relay can fail for good (its key changed): that ends the listener.
+    return await (failed === undefined ? serving : Promise.race([serving, failed]));
   } finally {
-    try {
-      listener.close();
-    } catch {
-      // Already closed.
-    }
+    stop();
   }
 }
 
@@ -275,7 +315,7 @@ type Settings = Omit<Parameters<typeof makeAdmitter>[0], "maxRecordPlaintext" | 
  * `maxWaiting` waiting their turn (half of them from one address); the rest are refused as busy.
  */
 async function servePipe(
-  listener: Deno.TcpListener,
+  accept: Acceptor,
   settings: Settings,
   options: { keepOpen: boolean; maxWaiting: number },
   progress: ProgressLine | undefined,
@@ -336,13 +376,13 @@ async function servePipe(
     if (!keepOpen) finish(code);
   }
 
-  acceptLoop(listener, serve, warning);
+  accept(serve, warning);
   return await finished;
 }
 
 /** Chat mode: a room, with the person at the terminal taking part unless --relay-only. */
 async function serveRoom(
-  listener: Deno.TcpListener,
+  accept: Acceptor,
   settings: Settings,
   mode: Exclude<SessionMode, "pipe">,
   options: { maxMembers: number; receive: ReceivePolicy },
@@ -365,7 +405,7 @@ async function serveRoom(
     report,
   });
   // The accept loop survives every connection's failure; it ends only with the listener.
-  acceptLoop(listener, async (conn, source) => {
+  accept(async (conn, source) => {
     const admitted = await admit(conn, source);
     if (admitted) await room.join(admitted.secure);
   }, report);

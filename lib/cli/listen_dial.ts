@@ -1,5 +1,5 @@
 /**
- * What `listen` and `dial` share (their flags are in flags.ts): choosing between pipe, terminal
+ * What `listen`, `dial` and `relay` share (their flags are in flags.ts): choosing between pipe, terminal
  * chat and JSON chat, loading our identity, the suite and timeout flags, the local pipe ends,
  * running a chat UI, and the lines that tell the user who the peer is.
  *
@@ -7,7 +7,7 @@
  */
 
 import type { Participant } from "../chat/chat_events.ts";
-import { UsageError } from "../core/errors.ts";
+import { ConnectionError, type SecurechatError, UsageError } from "../core/errors.ts";
 import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import { commentProblem, type Identity } from "../keys/identity.ts";
 import { loadIdentity } from "../keys/identity_file.ts";
@@ -218,4 +218,18 @@ export async function receivePolicyFlags(
     ...(booleanFlag(parsed, "allow-hidden-files") ? { allowHidden: true } : {}),
     ...(maxFileSize === undefined ? {} : { maxFileSize }),
   };
+}
+
+/** The error of a `Deno.listen()` on `where` that failed: the address taken, absent, or else. */
+export function listenError(error: unknown, where: string): SecurechatError {
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new ConnectionError("address_in_use", `cannot listen on ${where}: address in use`, {
+      hints: ["another program listens there: pick another port with --port"],
+    });
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new ConnectionError("address_unavailable", `cannot listen on ${where}: no such address`);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ConnectionError("listen_failed", `cannot listen on ${where}: ${message}`);
 }

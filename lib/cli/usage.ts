@@ -18,6 +18,7 @@ export const COMMAND_SUMMARIES = {
   fingerprint: "print the fingerprint of a public or private key",
   listen: "wait for a peer to dial in",
   dial: "connect to a listening peer",
+  relay: "run a rendezvous relay where peers behind NAT meet",
   completions: "print a shell completion script (bash, zsh, fish)",
 } as const;
 
@@ -46,6 +47,9 @@ Examples:
   securechat keygen
   securechat listen --port 65432 > received.tar
   tar c somedir | securechat dial 127.0.0.1:65432
+  securechat relay --host 0.0.0.0                    # a rendezvous relay, port 65433
+  securechat listen --via relay.example              # no port of its own
+  securechat dial SHA256:... --via relay.example     # the listener's fingerprint
   securechat completions bash > ~/.local/share/bash-completion/completions/securechat
 
 Environment:
@@ -110,14 +114,20 @@ Examples:
   listen: `Usage:
   securechat listen [flags]
 
-Waits for dialers on HOST:PORT and runs the authenticated handshake with each. On a terminal it
-opens an end-to-end encrypted room (an MLS group) that you take part in and admin: everyone the
-listener lets in is admitted (type /help). With --relay-only it only relays a room it cannot read,
-whose first member admits the others. In pipe mode it moves raw bytes with one peer.
+Waits for dialers on HOST:PORT, or at a rendezvous relay with --via, and runs the authenticated
+handshake with each. On a terminal it opens an end-to-end encrypted room (an MLS group) that you
+take part in and admin: everyone the listener lets in is admitted (type /help). With --relay-only
+it only relays a room it cannot read, whose first member admits the others. In pipe mode it moves
+raw bytes with one peer.
 
 Flags:
       --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
   -p, --port PORT               port to listen on (default 65432; 0 picks a free one)
+      --via RELAY[:PORT]        open no port: wait for dialers at the rendezvous relay RELAY
+                                ("securechat relay", default port 65433), where they find you by
+                                your fingerprint; if the relay goes away, register again
+      --relay-key SHA256:...    with --via: accept only this key for the relay (else known_hosts,
+                                which records it on first contact)
       --authorized-keys FILE    admit only the keys listed in FILE (lines "SHA256:... name")
       --suites LIST             key agreement suites to accept, in order of preference
                                 (default x25519-mlkem768,x25519; add ffdhe3072 to accept it)
@@ -145,18 +155,30 @@ ${SESSION_FLAGS}
 Examples:
   securechat listen                                  # a chat room on 127.0.0.1:65432
   securechat listen --port 65432 > received.tar
-  securechat listen --host 0.0.0.0 --authorized-keys ~/.securechat/authorized_keys`,
+  securechat listen --host 0.0.0.0 --authorized-keys ~/.securechat/authorized_keys
+  securechat listen --via relay.example --receive ~/incoming   # behind NAT, one file`,
 
   dial: `Usage:
   securechat dial HOST[:PORT] [flags]
+  securechat dial FINGERPRINT --via RELAY[:PORT] [flags]
+  securechat dial RELAY[:PORT] --room NAME [flags]
 
 Connects to a listener (default port 65432), checks its identity against known_hosts (recording
 it on first contact) or the pinned fingerprint, and runs the handshake. On a terminal it joins the
 listener's end-to-end encrypted room (type /help): an admin of the room admits you, or you make the
 room when you are the first to arrive at a relay-only listener. In pipe mode it moves raw bytes.
+With --via it meets a listener that waits at a rendezvous relay, by its fingerprint, and accepts
+no other key; with --room it joins a room by name on a relay.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
+      --via RELAY[:PORT]        meet the listener of FINGERPRINT (or of the one key known_hosts
+                                lists for a HOST[:PORT] given instead) at the rendezvous relay
+                                RELAY (default port 65433)
+      --room NAME               join the end-to-end encrypted room NAME on the relay dialed
+                                (its first member makes it and admits the others)
+      --relay-key SHA256:...    with --via or --room: accept only this key for the relay (else
+                                known_hosts, which records it on first contact)
       --send PATH               one shot: offer PATH (file or folder) to the listener, then exit
       --admit FILE              in a room you admin, admit newcomers whose keys FILE lists
                                 (lines "SHA256:... name", as authorized_keys) without asking
@@ -175,7 +197,45 @@ ${SESSION_FLAGS}
 Examples:
   securechat dial 127.0.0.1                          # join the chat
   tar c somedir | securechat dial 127.0.0.1:65432
-  securechat dial example.org --expect SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU`,
+  securechat dial example.org --expect SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU
+  securechat dial SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU --via relay.example
+  securechat dial relay.example --room "book club" --admit friends`,
+
+  relay: `Usage:
+  securechat relay [flags]
+
+Runs a rendezvous relay until SIGTERM or Ctrl-C. Peers that can only make outbound connections
+meet there: a listener registers under its fingerprint and dialers ask for it (the via flag of
+"securechat listen" and "securechat dial"), and members meet in rooms by name (the room flag of
+"securechat dial"). The relay joins the two connections and copies bytes: the end-to-end
+handshake runs through it, so it reads nothing and holds no key of any session. It learns each
+client's address, when it comes and goes, how many bytes pass, and a token per listener or room
+(a hash of its fingerprint or name). Clients check its key, your securechat key, like a
+listener's. It logs to stderr. On SIGTERM or SIGINT it stops accepting, tells waiting listeners
+that the relay is shutting down, closes every connection and exits 0.
+
+Flags:
+      --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  -p, --port PORT               port to listen on (default 65433; 0 picks a free one)
+      --max-connections-per-address N  connections at once from one address (an IPv6 address
+                                counts by its /64; default 64)
+      --max-waiting N           listeners waiting for a dialer, in all (default 4096)
+      --max-waiting-per-address N  listeners waiting from one address (default 32)
+      --registration-life S     seconds a listener's registration lasts before it must register
+                                again (default 3600)
+      --rate-per-address SIZE   bytes a second copied for one address, both ways together (e.g.
+                                64M, the default); past it the copy slows down, never drops
+      --max-pending-handshakes N  handshakes in progress at once; a new connection evicts
+                                the oldest of the address with the most (default 256)
+      --max-pending-per-address N  handshakes in progress at once from one address (default 32)
+      --max-members N           members a room on the relay admits (default 256)
+${IDENTITY_FLAGS}
+  -h, --help                    show this help
+
+Examples:
+  securechat relay --host 0.0.0.0                    # on a machine everyone can reach
+  securechat relay --host 0.0.0.0 --port 443 --rate-per-address 8M
+  securechat fingerprint                             # the key clients pin with the relay-key flag`,
 
   completions: `Usage:
   securechat completions bash|zsh|fish

@@ -111,6 +111,22 @@ export async function checkKnownHost(
 }
 
 /**
+ * The keys known_hosts lists for a host, for a dialer that needs a listener's fingerprint before
+ * it connects (`dial NAME --via RELAY`, docs/PROTOCOL.md 15.3).
+ *
+ * @param file the known_hosts file; a missing file lists no hosts
+ * @param hostPort the address, as {@linkcode canonicalHostPort} gives it
+ * @returns the fingerprints of its lines, in file order, each once (none when it is not listed)
+ * @throws {SecurechatError} `bad_known_hosts`, `known_hosts_unreadable`, `bad_host` or `bad_port`
+ */
+export async function knownHostKeys(file: string, hostPort: string): Promise<string[]> {
+  const host = parseHostPort(hostPort);
+  const content = await readTrustFile(KNOWN, file);
+  const listed = parseKnownHosts(file, content).filter((entry) => entry.host === host);
+  return [...new Set(listed.map((entry) => entry.fingerprint))];
+}
+
+/**
  * Records a listener's key in known_hosts: reads the file, appends one line, and replaces the file
  * atomically, keeping every other byte (and its permissions, and a symlink's target) as it was. A
  * missing file is created with mode 0644, and a missing folder with mode 0700. Recording a key

@@ -12,6 +12,7 @@ import {
   addKnownHost,
   canonicalHostPort,
   checkKnownHost,
+  knownHostKeys,
   knownHostsPath,
 } from "../../lib/trust/known_hosts.ts";
 import { fingerprintOf, isError, withFile, withTempDir } from "../_helpers/trust_files.ts";
@@ -119,6 +120,21 @@ Deno.test("checkKnownHost() accepts any listed key of a host and names every lin
       );
       return true;
     });
+  });
+});
+
+Deno.test("knownHostKeys() lists a host's keys in file order, each once, in canonical form", async () => {
+  const content = `Example.ORG:65432 ${FP_A} old\nother.org:65432 ${FP_C}\n` +
+    `example.org:65432 ${FP_B} new\nexample.org:65432 ${FP_A} again\nexample.org:1 ${FP_C}\n`;
+  await withFile(content, async (file, dir) => {
+    eql(await knownHostKeys(file, "example.org:65432"), [FP_A, FP_B]);
+    eql(await knownHostKeys(file, "example.org:1"), [FP_C]);
+    eql(await knownHostKeys(file, "unlisted.org:65432"), []);
+    eql(await knownHostKeys(`${dir}/missing`, "example.org:65432"), []);
+    await rejects(knownHostKeys(file, "example.org"), isError("bad_host"));
+  });
+  await withFile(`example.org:65432 SHA256:short\n`, async (file) => {
+    await rejects(knownHostKeys(file, "example.org:65432"), isError("bad_known_hosts", /line 1/));
   });
 });
 
