@@ -18,7 +18,7 @@ export const COMMANDS: Record<CommandName, () => Promise<CommandModule>> = {
   fingerprint: () => import("./fingerprint.ts"),
   listen: () => import("./listen.ts"),
   dial: () => import("./dial.ts"),
-  relay: () => import("./relay.ts"),
+  relay: () => import("./relay_command.ts"),
   completions: () => import("./completions.ts"),
 };
 

@@ -12,28 +12,14 @@
  * @module
  */
 
-import { SecurechatError, TrustError, UsageError } from "../core/errors.ts";
-import type { VerifiedPeer } from "../protocol/handshake_state.ts";
-import type { Identity } from "../keys/identity.ts";
-import {
-  type AuthorizedKey,
-  findAuthorizedKey,
-  readAuthorizedKeys,
-} from "../trust/authorized_keys.ts";
-import { runResponder } from "../transport/connection.ts";
-import type { SecureConnection } from "../transport/secure_connection.ts";
+import { SecurechatError, UsageError } from "../core/errors.ts";
+import { readAuthorizedKeys } from "../trust/authorized_keys.ts";
 import type { SuiteName } from "../crypto/kex.ts";
 import {
   acceptLoop,
-  addressPrefix,
-  closeQuietly,
-  DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
-  DEFAULT_EXPENSIVE_KEX_TOTAL,
   DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_PENDING_PER_ADDRESS,
   DEFAULT_MAX_WAITING,
-  KexBudget,
-  PendingHandshakes,
   type Source,
   WaitingLine,
 } from "../transport/listener.ts";
@@ -45,6 +31,7 @@ import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
+import { type AdmitterOptions, makeAdmitter } from "./listen_admission.ts";
 import { RelayRegistrations, type Serve } from "./listen_via.ts";
 import {
   parseRelayAddress,
@@ -78,106 +65,6 @@ import { USAGE } from "./usage.ts";
  * time for 384 bytes a hello (docs/PROTOCOL.md section 4.3).
  */
 export const DEFAULT_LISTEN_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
-
-/** A peer that finished the handshake and was admitted. */
-interface Admitted {
-  secure: SecureConnection;
-  from: string;
-  /** The name to show: authorized_keys name, else the peer's own. */
-  name: string;
-}
-
-/**
- * Runs the handshake with one dialer and checks authorized_keys; reports refusals. Handshakes in
- * progress are kept in a `PendingHandshakes` table: a new connection evicts the oldest (of its
- * address, or of all) instead of being refused, and ffdhe3072 runs within a `KexBudget`.
- */
-function makeAdmitter(options: {
-  identity: Identity;
-  name: string | undefined;
-  suites: SuiteName[];
-  maxRecordPlaintext: number;
-  timeoutMs: number;
-  keepaliveMs: number;
-  maxPending: number;
-  maxPendingPerAddress: number;
-  authorized: AuthorizedKey[] | undefined;
-  authorizedFile: string | undefined;
-  report: (line: string) => void;
-}) {
-  const pending = new PendingHandshakes<Deno.Conn>({
-    maxPending: options.maxPending,
-    maxPerAddress: options.maxPendingPerAddress,
-  });
-  const budget = new KexBudget({
-    perAddress: DEFAULT_EXPENSIVE_KEX_PER_ADDRESS,
-    total: DEFAULT_EXPENSIVE_KEX_TOTAL,
-  });
-  const evictedConns = new WeakSet<Deno.Conn>();
-  let lastFloodReport = 0;
-  return async (conn: Deno.Conn, source: Source): Promise<Admitted | undefined> => {
-    const { entry, evicted } = pending.add(source.address, conn);
-    for (const old of evicted) {
-      // Closing ends its pending reads; its handshake then fails and is not reported one by one.
-      evictedConns.add(old);
-      closeQuietly(old);
-    }
-    if (evicted.length > 0 && Date.now() - lastFloodReport > 5000) {
-      lastFloodReport = Date.now();
-      options.report(
-        `too many handshakes pending (${pending.size} in all, ${
-          pending.countOf(source.address)
-        } from ${
-          addressPrefix(source.address)
-        }): dropping the oldest of the busiest address (--max-pending-handshakes, --max-pending-per-address)`,
-      );
-    }
-    try {
-      return await handshake(conn, source, () => entry.firstFlightDone = true);
-    } catch (error) {
-      if (!evictedConns.has(conn)) {
-        const message = error instanceof Error ? error.message : String(error);
-        options.report(`connection from ${source.from} refused: ${message}`);
-      }
-      return undefined;
-    } finally {
-      pending.remove(entry);
-    }
-  };
-
-  async function handshake(
-    conn: Deno.Conn,
-    source: Source,
-    onFirstFlight: () => void,
-  ): Promise<Admitted> {
-    let authorizedName: string | undefined;
-    const authorize = (peer: VerifiedPeer): Promise<void> => {
-      if (options.authorized === undefined) return Promise.resolve();
-      const entry = findAuthorizedKey(options.authorized, peer.identity.fingerprint);
-      if (entry === undefined) {
-        throw new TrustError(
-          "unauthorized_key",
-          `key ${peer.identity.fingerprint} (calling itself "${peer.name}") is not in "${options.authorizedFile}"`,
-          { alert: "access_denied" },
-        );
-      }
-      authorizedName = entry.name;
-      return Promise.resolve();
-    };
-    const secure = await runResponder(conn, {
-      identity: options.identity,
-      ...(options.name === undefined ? {} : { name: options.name }),
-      suites: options.suites,
-      maxRecordPlaintext: options.maxRecordPlaintext,
-      timeoutMs: options.timeoutMs,
-      onFirstFlight,
-      reserveKex: (suite) => budget.reserve(source.address, suite),
-      authorize,
-    });
-    secure.startKeepalive(options.keepaliveMs);
-    return { secure, from: source.from, name: authorizedName ?? secure.peer.name };
-  }
-}
 
 /**
  * Where dialers come from: it calls `serve` for each one's socket, and `report` for what goes
@@ -308,7 +195,7 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-type Settings = Omit<Parameters<typeof makeAdmitter>[0], "maxRecordPlaintext" | "report">;
+type Settings = Omit<AdmitterOptions, "maxRecordPlaintext" | "report">;
 
 /**
  * Pipe mode: one peer at a time on stdin/stdout; with --keep-open, one after another, at most

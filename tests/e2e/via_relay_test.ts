@@ -73,6 +73,10 @@ Deno.test("listen --via opens no listening socket, and 64 MiB cross the relay in
     d.stderr,
     new RegExp(`met through relay ${relay.address}: "alice" ${escape(via.fingerprint("alice"))}`),
   );
+  // Both came to the relay with throwaway keys: its log names neither.
+  for (const name of ["alice", "bob"]) {
+    ok(!relay.stderr.text.includes(via.fingerprint(name)), `the relay's log names ${name}`);
+  }
 });
 
 Deno.test("chat --json through the relay: two dialers join the listener's room in turn; then dial NAME --via --send reaches listen --via --receive", async () => {
@@ -227,6 +231,10 @@ Deno.test("a relay restart: the session through it ends with one error line, the
     1,
     `one line says the relay was lost:\n${l.stderr}`,
   );
+  // The session that was cut ended with an error on alice's side too; she served on.
+  deepStrictEqual(errorLines(l.stderr), [
+    "securechat: error: connection ended without close_notify: the data may be truncated",
+  ]);
 });
 
 Deno.test("listen --via admits through the relay only the keys --authorized-keys lists, and waits on for the next dialer", async () => {
