@@ -65,7 +65,8 @@ export interface HostileRendezvousOptions {
   onMagic?: (direction: Direction, magic: Uint8Array) => SwitchVerdict;
   /**
    * When set, a Meet is paired with nobody: the relay answers the dialer itself with these bytes
-   * (a recorded listener's side of an earlier session) and keeps what the dialer sends.
+   * (a recorded listener's side of an earlier session), reading what the dialer sends until it
+   * closes.
    */
   playListener?: Uint8Array;
 }

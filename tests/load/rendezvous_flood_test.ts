@@ -91,6 +91,28 @@ async function resetFlood(port: number, count: number): Promise<void> {
     })));
 }
 
+Deno.test("200 simultaneous handshakes against one relay all complete; then listener and dialer meet", async () => {
+  // All 200 come from 127.0.0.1: raise the per-address caps, or the later ones would evict the
+  // earlier ones still in their handshake (as tests/load/faults_test.ts does for a listener).
+  await withRelay({
+    handshakeTimeoutMs: 60_000,
+    limits: { maxPendingPerAddress: 256, maxConnectionsPerAddress: 256 },
+  }, async (relay) => {
+    const results = await Promise.allSettled(Array.from({ length: 200 }, async () => {
+      const secure = await connectToRelay({
+        host: "127.0.0.1",
+        port: relay.port,
+        checkRelay: pinRelay(relay.fingerprint),
+        timeoutMs: 60_000,
+      });
+      secure.close();
+    }));
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    strictEqual(failed.length, 0, failed.map((f) => String(f.reason)).slice(0, 3).join("\n"));
+    await assertHonestMeeting(relay);
+  });
+});
+
 Deno.test("the relay survives 20 rounds of 100 connections reset right after connecting; listener and dialer then meet", async () => {
   await withRelay({}, async (relay) => {
     // A pair already spliced before the flood keeps its session through it.
