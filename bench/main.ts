@@ -9,6 +9,7 @@
  * deno task bench --install-peers                   # first apt-get install ssh, sshd, socat, time
  * deno task bench --only pipe,ready --size 256MiB   # a quick look at two sections
  * deno task bench --only mls,room                   # the room's parts: MLS costs, fan-out
+ * deno task bench --only relay --size 256MiB        # a pipe through a rendezvous relay vs direct
  * ```
  *
  * @module
@@ -30,9 +31,18 @@ import { benchHandshakes, SECONDS } from "./handshakes.ts";
 import { benchRecordSize } from "./record_size.ts";
 import { benchRoomFanout } from "./room_fanout.ts";
 import { benchRoomMls } from "./room_mls.ts";
+import { benchRelayThroughput } from "./relay_throughput.ts";
 
 /** The sections, in the order they run. */
-export const SECTIONS = ["record", "pipe", "ready", "handshakes", "mls", "room"] as const;
+export const SECTIONS = [
+  "record",
+  "pipe",
+  "relay",
+  "ready",
+  "handshakes",
+  "mls",
+  "room",
+] as const;
 
 type SectionName = typeof SECTIONS[number];
 
@@ -43,8 +53,8 @@ a full run writes bench/RESULTS.md.
 
 Options:
   --only LIST         sections to run, comma-separated: ${SECTIONS.join(",")} (default: all)
-  --size SIZE         bytes per pipe throughput run, e.g. 1GiB, 256MiB (default 1GiB)
-  --runs N            pipe throughput runs per figure, the median is kept (default 3)
+  --size SIZE         bytes per pipe or relay throughput run, e.g. 1GiB, 256MiB (default 1GiB)
+  --runs N            pipe or relay throughput runs per figure, the median is kept (default 3)
   --ready-count N     dialers timed for time to ready (default ${TIME_TO_READY_COUNT})
   --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
   --room-members N    members of the large room in the room fan-out (default 1000, cut to the
@@ -159,6 +169,7 @@ async function main(args: string[]): Promise<number> {
   const jobs: Record<SectionName, () => Promise<Section>> = {
     record: () => benchRecordSize(),
     pipe: () => benchPipeThroughput(peers, options),
+    relay: () => benchRelayThroughput(options),
     ready: () => benchTimeToReady(peers, options, readyCount),
     handshakes: () => benchHandshakes(peers, options, seconds),
     mls: () => benchRoomMls(),

@@ -58,6 +58,26 @@
  * | a removed member kept reading by the relay                              |
  * | the room split into two groups                                          |
  *
+ * And a hostile rendezvous relay (PROTOCOL.md 15.4: it joins the wrong peers, injects, alters,
+ * drops, replays or cuts in its splice), `tests/_helpers/hostile_rendezvous.ts`, against real
+ * clients, the real end-to-end handshake and a real pipe. Each attack is also staged on the path
+ * between a directly connected dialer and listener with the same frame handler, and the victim's
+ * error must be the same both ways; every one is in `tests/adversary/rendezvous_relay_test.ts`:
+ *
+ * | attack by the relay                                         | victim: error                        |
+ * | ----------------------------------------------------------- | ------------------------------------ |
+ * | a dialer spliced to another listener                        | dialer: fingerprint_mismatch         |
+ * | a stranger spliced into a listener's registration           | listener: unauthorized_key           |
+ * | bytes injected ahead of either side's magic                 | the other side: not_securechat       |
+ * | a bit flipped in the ServerHello                            | dialer: handshake_tampered           |
+ * | a made-up record, or a ClientHello, injected in the session | listener: bad_record_mac, unexpected |
+ * | a bit flipped in a record, 1000 bytes dropped from one      | listener: bad_record_mac             |
+ * | a record dropped; a record replayed                         | record_dropped; record_replayed      |
+ * | the connection cut mid-session                              | truncated; the sender never succeeds |
+ * | an earlier session's dialer replayed to a waiting listener  | listener: handshake_tampered         |
+ * | an earlier session's listener replayed to a dialer          | dialer: handshake_tampered           |
+ * | a record of an earlier session replayed into a new one      | listener: bad_record_mac             |
+ *
  * The first test below checks that this map stays true: every file it names holds a test for the
  * attack. The attacks of this file need a proxy that also sends frames back the way they came,
  * `tests/_helpers/switchboard.ts`.
@@ -431,6 +451,42 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     attack: "a room split into two groups",
     file: "./malicious_relay_test.ts",
     tests: ["a relay that splits the room into two groups is caught by the epoch codes"],
+  },
+  // A hostile rendezvous relay.
+  {
+    attack: "a rendezvous relay joining the wrong peers",
+    file: "./rendezvous_relay_test.ts",
+    tests: [
+      "a relay that splices a dialer to another listener is caught by the dialer's key check, as key substitution is",
+      "a relay that splices a stranger into a listener's registration is refused by its authorized_keys, as a man in the middle is",
+    ],
+  },
+  {
+    attack: "a rendezvous relay injecting, altering, dropping or cutting in its splice",
+    file: "./rendezvous_relay_test.ts",
+    tests: [
+      "a relay that ${what} is caught by the ${victim} as on the path: ${expected.error.code}",
+      `what: "injects bytes ahead of the dialer's magic"`,
+      `what: "injects bytes ahead of the listener's magic"`,
+      'what: "flips a bit in the ServerHello"',
+      'what: "injects a record it made up after the handshake"',
+      `what: "injects the dialer's ClientHello after the first data record"`,
+      'what: "flips a bit in a record"',
+      'what: "drops a record"',
+      'what: "drops 1000 bytes from the middle of a record"',
+      'what: "replays a record"',
+      'what: "cuts the connection mid-session"',
+      "a relay that cuts mid-session never lets the sender believe its data arrived",
+    ],
+  },
+  {
+    attack: "a rendezvous relay replaying an earlier session",
+    file: "./rendezvous_relay_test.ts",
+    tests: [
+      "a relay that replays an earlier session's dialer to a waiting listener fails its handshake, as a replaying attacker does",
+      "a relay that answers a dialer with an earlier session's listener fails the dialer's handshake, as a replaying attacker does",
+      "a relay that replays a record of an earlier session into a new one is caught as altered",
+    ],
   },
 ];
 
