@@ -45,6 +45,7 @@ export const LAYERS = [
   "chat",
   "transfer",
   "room",
+  "cluster",
   "rendezvous",
   "terminal",
   "cli",
