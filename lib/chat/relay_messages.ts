@@ -41,13 +41,14 @@ export const RELAY_MESSAGE = {
   groupFromRelay: 0x55,
   directFromRelay: 0x56,
   left: 0x57,
+  position: 0x58,
 } as const;
 
 /** Notice levels: `final` comes just before the relay closes the connection. */
 export const NOTICE_LEVEL = { info: 0, warning: 1, final: 2 } as const;
 
-/** Section 13.4 Start roles, as on the wire. */
-const START_ROLE = { create: 1, wait: 2 } as const;
+/** Section 13.4 Start roles, as on the wire; `resume` is a clustered relay's (16.4). */
+const START_ROLE = { create: 1, wait: 2, resume: 3 } as const;
 
 /** Length of an author id (`sender`, `recipient`): the raw SHA-256 of an SPKI. */
 export const AUTHOR_ID_LENGTH = 32;
@@ -74,7 +75,7 @@ export type ToRelay =
 
 /** A message from the relay to a member. */
 export type FromRelay =
-  | { type: "start"; role: "create" | "wait" }
+  | { type: "start"; role: "create" | "wait" | "resume" }
   | { type: "notice"; level: number; text: string }
   | { type: "knock"; sender: Uint8Array; keyPackage: Uint8Array }
   | { type: "welcome"; sender: Uint8Array; welcome: Uint8Array }
@@ -83,7 +84,9 @@ export type FromRelay =
   | { type: "refused"; epoch: bigint }
   | { type: "group"; sender: Uint8Array; message: Uint8Array }
   | { type: "direct"; sender: Uint8Array; bytes: Uint8Array }
-  | { type: "left"; sender: Uint8Array };
+  | { type: "left"; sender: Uint8Array }
+  /** Section 16.4, from a clustered relay only: all the room log held for you up to here was sent. */
+  | { type: "position"; position: bigint };
 
 function authorId(id: Uint8Array, field: string): Uint8Array {
   if (id.length !== AUTHOR_ID_LENGTH) {
@@ -186,6 +189,8 @@ export function encodeFromRelay(message: FromRelay): Uint8Array {
       );
     case "left":
       return concat(u8(RELAY_MESSAGE.left), authorId(message.sender, "sender"));
+    case "position":
+      return concat(u8(RELAY_MESSAGE.position), u64(message.position));
   }
 }
 
@@ -274,6 +279,7 @@ export function decodeFromRelay(bytes: Uint8Array): FromRelay {
       const role = reader.u8("role");
       if (role === START_ROLE.create) message = { type: "start", role: "create" };
       else if (role === START_ROLE.wait) message = { type: "start", role: "wait" };
+      else if (role === START_ROLE.resume) message = { type: "start", role: "resume" };
       else return reader.fail(`unknown Start role ${role}`);
       break;
     }
@@ -316,6 +322,9 @@ export function decodeFromRelay(bytes: Uint8Array): FromRelay {
     }
     case RELAY_MESSAGE.left:
       message = { type: "left", sender: reader.take(AUTHOR_ID_LENGTH, "sender") };
+      break;
+    case RELAY_MESSAGE.position:
+      message = { type: "position", position: reader.u64big("position") };
       break;
     default:
       return wrongDirection(type, "the relay");

@@ -1,8 +1,8 @@
 /**
  * The Rendezvous messages: what a client and a rendezvous relay say to each other on the relay
  * connection before it is spliced or handed to a room, one message per application record,
- * `type u8 || body`. A client sends one request (Register, Meet or Room) and, once paired, its
- * last record (Spliced); the relay answers Waiting, Paired, Refused or Joined.
+ * `type u8 || body`. A client sends one request (Register, Meet, Room or ResumeRoom) and, once
+ * paired, its last record (Spliced); the relay answers Waiting, Paired, Refused, Joined or Redirect.
  *
  * Every decoder is strict: a type of the other direction, a field cut short or too long, a reason
  * that is not UTF-8 or a trailing byte is a `ProtocolError` with alert `decode_error`.
@@ -10,7 +10,8 @@
  * What it does not do: decide what a message means at this point of the exchange (the relay and
  * the client do), or derive tokens (lib/rendezvous/tokens.ts).
  *
- * Mirrors: docs/PROTOCOL.md section 15.2.
+ * Mirrors: docs/PROTOCOL.md section 15.2, and 16.4 (ResumeRoom) and 16.5 (Redirect) for clustered
+ * relays.
  *
  * @example
  * ```ts
@@ -23,7 +24,7 @@
  * @module
  */
 
-import { concat, u32, u8, utf8 } from "../core/bytes.ts";
+import { concat, u32, u64, u8, utf8 } from "../core/bytes.ts";
 import { FieldReader } from "../core/field_reader.ts";
 
 /** Section 15.2 message types, both directions. */
@@ -31,11 +32,13 @@ export const RENDEZVOUS_MESSAGE = {
   register: 0x01,
   meet: 0x02,
   room: 0x03,
+  resumeRoom: 0x04,
   spliced: 0x10,
   waiting: 0x81,
   paired: 0x82,
   refused: 0x83,
   joined: 0x84,
+  redirect: 0x85,
 } as const;
 
 /** Section 15.3: a token is a SHA-256 output. */
@@ -44,9 +47,14 @@ export const TOKEN_LENGTH = 32;
 /** Section 15.2: a Refused reason's length is one byte. */
 export const MAX_REASON_BYTES = 255;
 
+/** Section 16.5: a Redirect's `host:port` length is one byte. */
+export const MAX_REDIRECT_BYTES = 255;
+
 /** A client's message to the relay. */
 export type RendezvousRequest =
   | { type: "register" | "meet" | "room"; token: Uint8Array }
+  /** Section 16.4: continue in a room after `position` of its log. */
+  | { type: "resume_room"; token: Uint8Array; position: bigint }
   | { type: "spliced" };
 
 /** The relay's message to a client. */
@@ -54,7 +62,9 @@ export type RendezvousAnswer =
   | { type: "waiting"; expiresIn: number }
   | { type: "paired" }
   | { type: "refused"; reason: string }
-  | { type: "joined" };
+  | { type: "joined" }
+  /** Section 16.5: the listener waits at another relay of the cluster, `host:port`. */
+  | { type: "redirect"; address: string };
 
 /**
  * Encodes a client's message.
@@ -67,6 +77,9 @@ export function encodeRendezvousRequest(request: RendezvousRequest): Uint8Array 
     throw new RangeError(
       `a rendezvous token is ${TOKEN_LENGTH} bytes, not ${request.token.length}`,
     );
+  }
+  if (request.type === "resume_room") {
+    return concat(u8(RENDEZVOUS_MESSAGE.resumeRoom), request.token, u64(request.position));
   }
   return concat(u8(RENDEZVOUS_MESSAGE[request.type]), request.token);
 }
@@ -90,6 +103,11 @@ export function decodeRendezvousRequest(bytes: Uint8Array): RendezvousRequest {
     case RENDEZVOUS_MESSAGE.room:
       request = { type: "room", token: reader.take(TOKEN_LENGTH, "token") };
       break;
+    case RENDEZVOUS_MESSAGE.resumeRoom: {
+      const token = reader.take(TOKEN_LENGTH, "token");
+      request = { type: "resume_room", token, position: reader.u64big("position") };
+      break;
+    }
     case RENDEZVOUS_MESSAGE.spliced:
       request = { type: "spliced" };
       break;
@@ -103,7 +121,8 @@ export function decodeRendezvousRequest(bytes: Uint8Array): RendezvousRequest {
 /**
  * Encodes the relay's message.
  *
- * @throws {RangeError} when `expiresIn` is not a u32 or a reason is longer than 255 bytes
+ * @throws {RangeError} when `expiresIn` is not a u32, or a reason or redirect address is longer
+ *   than 255 bytes, or an address is empty
  */
 export function encodeRendezvousAnswer(answer: RendezvousAnswer): Uint8Array {
   switch (answer.type) {
@@ -113,6 +132,13 @@ export function encodeRendezvousAnswer(answer: RendezvousAnswer): Uint8Array {
       return u8(RENDEZVOUS_MESSAGE.paired);
     case "joined":
       return u8(RENDEZVOUS_MESSAGE.joined);
+    case "redirect": {
+      const address = utf8(answer.address);
+      if (address.length === 0 || address.length > MAX_REDIRECT_BYTES) {
+        throw new RangeError(`a Redirect address is 1 to ${MAX_REDIRECT_BYTES} bytes`);
+      }
+      return concat(u8(RENDEZVOUS_MESSAGE.redirect), u8(address.length), address);
+    }
     case "refused": {
       const reason = utf8(answer.reason);
       if (reason.length > MAX_REASON_BYTES) {
@@ -149,6 +175,12 @@ export function decodeRendezvousAnswer(bytes: Uint8Array): RendezvousAnswer {
     case RENDEZVOUS_MESSAGE.joined:
       answer = { type: "joined" };
       break;
+    case RENDEZVOUS_MESSAGE.redirect: {
+      const address = reader.text(reader.u8("address_length"), MAX_REDIRECT_BYTES, "address");
+      if (address.length === 0) reader.fail("the Redirect address is empty");
+      answer = { type: "redirect", address };
+      break;
+    }
     default:
       return reader.fail(`unknown type 0x${type.toString(16).padStart(2, "0")}`);
   }
