@@ -67,7 +67,7 @@ export interface Applied {
 /** Options shared by every relay of a cluster (they must agree, or their decisions differ). */
 export interface RoomStateOptions {
   /** Section 13.8: authors present at once, waiting newcomers included. */
-  maxMembers?: number;
+  maxMembers?: number | undefined;
 }
 
 const LAST_EPOCH = 0xffffffffffffffffn;
