@@ -259,7 +259,8 @@ export class ClusterRoom {
     } catch (error) {
       ejected = error instanceof Ejection;
       reason = ejected ? (error as Error).message : local.outbox.lost ?? messageOf(error);
-      if (local.outbox.lost !== undefined) broken = false;
+      // Dropped for not keeping up (13.8) is the relay's decision, not a break: no grace.
+      if (local.outbox.lost?.startsWith("dropped")) broken = false;
       if (!ejected && !broken) await connection.abort(error);
     }
     local.ended = true;

@@ -135,11 +135,11 @@ async function ensureStream(jsm: JetStreamManager, replicas: number): Promise<vo
     name: ROOM_STREAM,
     subjects: [ROOM_SUBJECTS],
     storage: StorageType.File,
-    num_replicas: replicas,
-    max_age: ROOM_MAX_AGE_MS * 1_000_000,
-    max_msg_size: ROOM_MAX_MESSAGE_BYTES,
-    duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
-    allow_direct: true,
+    "num_replicas": replicas,
+    "max_age": ROOM_MAX_AGE_MS * 1_000_000,
+    "max_msg_size": ROOM_MAX_MESSAGE_BYTES,
+    "duplicate_window": DUPLICATE_WINDOW_MS * 1_000_000,
+    "allow_direct": true,
   };
   try {
     await jsm.streams.info(ROOM_STREAM);

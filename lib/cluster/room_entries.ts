@@ -65,7 +65,7 @@ const CARRIED: Record<number, number> = {
 };
 
 const ENTRY_OF_MESSAGE: Record<ToRelay["type"], number> = {
-  key_package: ROOM_ENTRY.keyPackage,
+  "key_package": ROOM_ENTRY.keyPackage,
   commit: ROOM_ENTRY.commit,
   group: ROOM_ENTRY.group,
   direct: ROOM_ENTRY.direct,

@@ -121,7 +121,7 @@ export class RoomLog {
     options: RoomStateOptions,
   ): { position: bigint; state: RoomState } | undefined {
     try {
-      const entry = decodeRoomEntry(data);
+      const entry = decodeRoomEntry(plain(data));
       if (entry.type !== "snapshot") throw new Error("not a Snapshot");
       return { position: entry.position, state: decodeRoomState(entry.state, options) };
     } catch (error) {
@@ -171,7 +171,7 @@ export class RoomLog {
 
   #decode(data: Uint8Array, seq: number): RoomEntry | undefined {
     try {
-      return decodeRoomEntry(data);
+      return decodeRoomEntry(plain(data));
     } catch (error) {
       this.#log(`room log entry ${seq} was skipped: ${messageOf(error)}`);
       return undefined;
@@ -200,6 +200,14 @@ export class RoomLog {
     })().catch((error) => this.#log(`following the room log ended: ${messageOf(error)}`));
     return { stop: () => messages.stop(), done };
   }
+}
+
+/**
+ * A copy in a Uint8Array of its own: the client hands a Node Buffer, whose `slice()` is a view
+ * into a shared pool, and the decoders read numbers through `.buffer`.
+ */
+function plain(data: Uint8Array): Uint8Array {
+  return new Uint8Array(data);
 }
 
 function messageOf(error: unknown): string {
