@@ -47,7 +47,7 @@ import {
   TokenBucket,
   Violations,
 } from "./limits.ts";
-import { type MlsHeader, readMlsHeader } from "./mls_header.ts";
+import { checkPrivate, describe, headerOf } from "./relay_checks.ts";
 import type { RoomConnection } from "./room_connection.ts";
 
 /** Options of a relay; every limit defaults to section 13.8. */
@@ -87,9 +87,6 @@ interface Connected {
 
 /** The relay disconnects a member: its final Notice is already on its way. */
 class Ejection extends Error {}
-
-/** A PrivateMessage's header, or a violation's text. */
-type Checked = { header: MlsHeader & { wireFormat: "private_message" } } | { problem: string };
 
 /** How long a connection being closed is given to take its last messages and close_notify. */
 const FAREWELL_MS = 5_000;
@@ -315,7 +312,7 @@ export class Relay {
     if (self.role !== "member") {
       return this.#violation(self, "a Commit from outside the group");
     }
-    const checked = this.#checkPrivate(message.commit, "commit");
+    const checked = checkPrivate(message.commit, "commit", this.#groupId);
     if ("problem" in checked) {
       return this.#violation(self, `a Commit that is ${checked.problem}`);
     }
@@ -371,7 +368,7 @@ export class Relay {
     if (self.role !== "member") {
       return this.#violation(self, "a group message from outside the group");
     }
-    const checked = this.#checkPrivate(message, "group");
+    const checked = checkPrivate(message, "group", this.#groupId);
     if ("problem" in checked) {
       return this.#violation(self, `a group message that is ${checked.problem}`);
     }
@@ -399,34 +396,6 @@ export class Relay {
       });
     }
     this.#send(target, { type: "direct", sender: self.author, bytes });
-  }
-
-  /**
-   * Section 13.4 "What the relay checks": a Commit must be a PrivateMessage commit, a Group
-   * message a PrivateMessage application message or proposal (a commit sent as a Group message
-   * would skip the ordering), and either must name the room's group once it is known.
-   */
-  #checkPrivate(bytes: Uint8Array, kind: "commit" | "group"): Checked {
-    let header: MlsHeader;
-    try {
-      header = readMlsHeader(bytes);
-    } catch (error) {
-      return { problem: `not an MLS message (${messageOf(error)})` };
-    }
-    if (header.wireFormat !== "private_message") {
-      return { problem: `${describe(header.wireFormat)}, not a PrivateMessage` };
-    }
-    const wanted = kind === "commit"
-      ? header.contentType === "commit"
-      : header.contentType !== "commit";
-    if (!wanted) return { problem: `a PrivateMessage holding ${an(header.contentType)}` };
-    if (
-      kind === "group" && this.#groupId !== undefined &&
-      !constantTimeEqual(header.groupId, this.#groupId)
-    ) {
-      return { problem: "for another group" };
-    }
-    return { header };
   }
 
   /**
@@ -486,22 +455,6 @@ export class Relay {
     this.#log(`room closed: ${reason}`);
     this.#resolveClosed();
   }
-}
-
-function headerOf(bytes: Uint8Array): MlsHeader | undefined {
-  try {
-    return readMlsHeader(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-function describe(wireFormat: string | undefined): string {
-  return wireFormat === undefined ? "not an MLS message" : `${an(wireFormat)}`;
-}
-
-function an(name: string): string {
-  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`;
 }
 
 function messageOf(error: unknown): string {
