@@ -269,7 +269,21 @@ export async function resumeRoomAt(
   position: bigint,
   options: RequestOptions = {},
 ): Promise<SecureConnection> {
-  const relay = await connectToRelay(dial);
+  return await resumeRoomOn(await connectToRelay(dial), token, position, options);
+}
+
+/**
+ * {@linkcode resumeRoomAt} on a connection already made (by a caller that dials relays its own
+ * way): sends ResumeRoom and reads Joined.
+ *
+ * @param relay a connection from `connectToRelay()` with the member's own key, nothing sent yet
+ */
+export async function resumeRoomOn(
+  relay: SecureConnection,
+  token: Uint8Array,
+  position: bigint,
+  options: RequestOptions = {},
+): Promise<SecureConnection> {
   const answer = await request(relay, { type: "resume_room", token, position }, options);
   if (answer.type !== "joined") throw await unexpected(relay, "ResumeRoom", answer);
   return relay;
