@@ -443,6 +443,18 @@ const BAD_FLAGS: { args: string[]; error: RegExp }[] = [
   { args: ["dial", FP, "--via", "r1.example,"], error: /a relay in the list is empty/ },
   { args: ["dial", FP, "--via", "r1.example,r1.example:65433"], error: /named twice/ },
   { args: ["dial", "r1.example,r2.example:0", "--room", "club"], error: /port must be/ },
+  { args: ["relay", "--advertise", "r1.example:65433"], error: /are for a relay with --nats/ },
+  { args: ["relay", "--nats-replicas", "3"], error: /are for a relay with --nats/ },
+  { args: ["relay", "--nats", "nats://a b:4222"], error: /is not a NATS server/ },
+  { args: ["relay", "--nats", "nats://n1:4222,"], error: /is not a NATS server/ },
+  {
+    args: ["relay", "--nats", "nats://n1:4222", "--advertise", "r1.example"],
+    error: /it is HOST:PORT/,
+  },
+  {
+    args: ["relay", "--nats", "nats://n1:4222", "--nats-replicas", "9"],
+    error: /"--nats-replicas" must be between 1 and 5/,
+  },
 ];
 
 Deno.test("bad --via, --room and relay flags give one usage error line and exit 2", async () => {
