@@ -64,6 +64,9 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   "max-waiting-per-address": "text",
   "registration-life": "text",
   "rate-per-address": "text",
+  nats: "text",
+  advertise: "text",
+  "nats-replicas": "text",
 };
 
 /** What a command's positional argument is, for commands that take one. */

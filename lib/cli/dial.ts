@@ -21,6 +21,7 @@ import { joinPath, securechatHome } from "../core/paths.ts";
 import { runPipe } from "../transport/pipe.ts";
 import { MAX_RECORD_PLAINTEXT_LIMIT } from "../protocol/record.ts";
 import type { SecureConnection } from "../transport/secure_connection.ts";
+import type { ResumedConnection } from "../room/member.ts";
 import { parseFingerprint } from "../trust/trust_file.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, DIAL_FLAGS } from "./flags.ts";
@@ -31,6 +32,7 @@ import {
   enterRelayRoom,
   listenerFingerprint,
   meetThroughRelay,
+  resumeAtRelays,
   type SessionOptions,
 } from "./dial_via.ts";
 import { roomToken } from "../rendezvous/tokens.ts";
@@ -49,12 +51,7 @@ import {
   standardPipeEnds,
   suitesFlag,
 } from "./listen_dial.ts";
-import {
-  parseRelayAddress,
-  RelayKeyCheck,
-  relayKeyFlag,
-  relayKeyWithoutRelay,
-} from "./relay_link.ts";
+import { parseRelayList, RelayKeyCheck, relayKeyFlag, relayKeyWithoutRelay } from "./relay_link.ts";
 import { parseTarget } from "./target.ts";
 import { USAGE } from "./usage.ts";
 
@@ -64,8 +61,8 @@ export const DEFAULT_DIAL_SUITES: SuiteName[] = ["x25519-mlkem768", "x25519"];
 /** Which way to the session the command line asks for. */
 type Route =
   | { kind: "direct"; host: string; port: number; hostPort: string; expected?: string }
-  | { kind: "via"; relay: RelayKeyCheck; target: string }
-  | { kind: "room"; relay: RelayKeyCheck; room: string };
+  | { kind: "via"; relays: RelayKeyCheck[]; target: string }
+  | { kind: "room"; relays: RelayKeyCheck[]; room: string };
 
 /**
  * The route from the target and `--via`, `--room`, `--relay-key`, `--expect`.
@@ -102,12 +99,10 @@ function routeOf(target: string | undefined, parsed: ReturnType<typeof parseFlag
       hints: ['run "securechat dial --help" for examples'],
     });
   }
-  if (via !== undefined) {
-    return { kind: "via", relay: new RelayKeyCheck(parseRelayAddress(via), relayKey), target };
-  }
-  if (room !== undefined) {
-    return { kind: "room", relay: new RelayKeyCheck(parseRelayAddress(target), relayKey), room };
-  }
+  const checks = (list: string, where: string) =>
+    parseRelayList(list, where).map((relay) => new RelayKeyCheck(relay, relayKey));
+  if (via !== undefined) return { kind: "via", relays: checks(via, "--via"), target };
+  if (room !== undefined) return { kind: "room", relays: checks(target, "the relay list"), room };
   const { host, port } = parseTarget(target, DEFAULT_PORT);
   return {
     kind: "direct",
@@ -161,19 +156,39 @@ export async function run(args: string[]): Promise<number> {
   };
 
   let secure: SecureConnection;
+  let reconnect: ((position: bigint) => Promise<ResumedConnection>) | undefined;
   if (route.kind === "via") {
-    secure = await meetThroughRelay(route.relay, meeting!, { ...session, knownHosts });
-    announcePeer(`met through relay ${route.relay.address.hostPort}`, secure.peer, {
+    const met = await meetThroughRelay(route.relays, meeting!, { ...session, knownHosts });
+    secure = met.secure;
+    announcePeer(`met through relay ${met.relay.address.hostPort}`, secure.peer, {
       suite: secure.suite,
       verificationCode: secure.verificationCode,
     });
   } else if (route.kind === "room") {
-    secure = await enterRelayRoom(route.relay, roomOnRelay!, { identity, timeoutMs });
-    announcePeer(`connected to relay ${route.relay.address.hostPort}`, secure.peer, {
-      suite: secure.suite,
-      verificationCode: secure.verificationCode,
-    });
+    const entered = await enterRelayRoom(route.relays, roomOnRelay!, { identity, timeoutMs });
+    secure = entered.secure;
+    announcePeer(
+      `connected to relay ${route.relays[entered.index]!.address.hostPort}`,
+      secure.peer,
+      {
+        suite: secure.suite,
+        verificationCode: secure.verificationCode,
+      },
+    );
     status(`in room "${route.room}": its members' keys are checked inside the room (MLS)`);
+    // Section 16.4: on a cluster, a lost relay is replaced by the next of the list (wrapping).
+    let current = entered.index;
+    reconnect = async (position) => {
+      const resumed = await resumeAtRelays(
+        route.relays,
+        current,
+        { token: roomOnRelay!, position },
+        { identity, timeoutMs },
+      );
+      current = resumed.index;
+      resumed.secure.startKeepalive(keepalive);
+      return { connection: resumed.secure, at: route.relays[current]!.address.hostPort };
+    };
   } else {
     secure = await dialDirect(route, session, knownHosts);
   }
@@ -196,6 +211,7 @@ export async function run(args: string[]): Promise<number> {
     name,
     ...receive,
     ...(admitList === undefined ? {} : { admitsAtOnce: admitList }),
+    ...(reconnect === undefined ? {} : { reconnect }),
   });
   if (mode !== "oneshot") return await runChatUi(participant, mode);
   await rosterReady(participant);

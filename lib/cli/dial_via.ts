@@ -8,15 +8,26 @@
  * What it does not do: trust the relay with anything but pairing (the end-to-end handshake decides
  * who the listener is), or run the session (lib/cli/dial.ts does).
  *
- * Mirrors: docs/PROTOCOL.md sections 15.2 (Meet, Room), 15.3 (tokens) and 15.5 (rooms).
+ * A list of relays is tried in order (`atFirstRelay()`); a room member that loses its relay
+ * resumes at the next one (`resumeAtRelays()`, 16.4).
+ *
+ * Mirrors: docs/PROTOCOL.md sections 15.2 (Meet, Room), 15.3 (tokens), 15.5 (rooms), 16.4
+ * (resuming) and 16.5 (redirects).
  *
  * @module
  */
 
-import { ConnectionError, TrustError, UsageError } from "../core/errors.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  PeerAlertError,
+  ProtocolError,
+  TrustError,
+  UsageError,
+} from "../core/errors.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { VerifiedPeer } from "../protocol/handshake_state.ts";
-import { enterRoomAt, meetAt } from "../rendezvous/rendezvous_client.ts";
+import { enterRoomAt, meetAt, resumeRoomOn } from "../rendezvous/rendezvous_client.ts";
 import { rendezvousToken } from "../rendezvous/tokens.ts";
 import { type ConnectionOptions, runInitiator } from "../transport/connection.ts";
 import type { SecureConnection } from "../transport/secure_connection.ts";
@@ -67,20 +78,69 @@ export async function listenerFingerprint(target: string, knownHosts: string): P
 }
 
 /**
- * Meets the listener of `meeting` at the relay and runs the initiator handshake with it.
+ * Tries `attempt` at each relay in turn until one works: a relay that is gone, refuses us or
+ * misbehaves makes way for the next; a refused key (TrustError) or a local failure stops at once.
+ *
+ * @returns what the first relay that worked gave, and that relay
+ * @throws the last relay's error when none worked
+ */
+export async function atFirstRelay<T>(
+  relays: readonly RelayKeyCheck[],
+  attempt: (relay: RelayKeyCheck) => Promise<T>,
+): Promise<{ value: T; relay: RelayKeyCheck }> {
+  let last: unknown = new RangeError("no relay to try");
+  for (const relay of relays) {
+    try {
+      return { value: await attempt(relay), relay };
+    } catch (error) {
+      if (!relayMayDiffer(error)) throw error;
+      last = error;
+    }
+  }
+  throw last;
+}
+
+/**
+ * Whether another relay of a list may do better after `error`: this one went away, refused us,
+ * timed out or misbehaved. A TrustError (a key refused) or a local failure would recur.
+ */
+export function relayMayDiffer(error: unknown): boolean {
+  return error instanceof ConnectionError || error instanceof ProtocolError ||
+    error instanceof AuthenticationError || error instanceof PeerAlertError;
+}
+
+/**
+ * Meets the listener of `meeting` at the first relay of the list that has it (following one
+ * Redirect of a clustered relay, 16.5) and runs the initiator handshake with it.
  *
  * @param session our side of the end-to-end handshake
+ * @returns the session, and the relay that paired us
  * @throws {ConnectionError} `no_listener` when nobody waits under that fingerprint
- * @throws {TrustError} when the relay's key is refused, or the listener's is not the one asked for
+ * @throws {TrustError} when a relay's key is refused, or the listener's is not the one asked for
  */
 export async function meetThroughRelay(
+  relays: readonly RelayKeyCheck[],
+  meeting: Meeting,
+  session: SessionOptions & { knownHosts: string },
+): Promise<{ secure: SecureConnection; relay: RelayKeyCheck }> {
+  const token = await rendezvousToken(meeting.fingerprint);
+  const timeoutMs = session.timeoutMs;
+  const { value: socket, relay } = await atFirstRelay(
+    relays,
+    async (relay) =>
+      await meetAt(await relay.open({ timeoutMs }), token, { redirect: { timeoutMs } }),
+  );
+  return { secure: await shakeHands(socket, relay, meeting, session), relay };
+}
+
+/** The end-to-end handshake with the listener a relay paired us with. */
+async function shakeHands(
+  socket: Deno.Conn,
   relay: RelayKeyCheck,
   meeting: Meeting,
   session: SessionOptions & { knownHosts: string },
 ): Promise<SecureConnection> {
   const { knownHosts, ...options } = session;
-  const token = await rendezvousToken(meeting.fingerprint);
-  const socket = await meetAt(await relay.open({ timeoutMs: options.timeoutMs }), token);
   const checkPeer = async (peer: VerifiedPeer): Promise<void> => {
     const fingerprint = peer.identity.fingerprint;
     // A name's key is the one its known_hosts line holds: the same check as a direct dial.
@@ -103,18 +163,44 @@ export async function meetThroughRelay(
 }
 
 /**
- * Joins the room of `token` (`roomToken()` of its name) on the relay: a connection with our own
- * key (the room routes by it, 15.1), its Room request, and the relay's Joined.
+ * Joins the room of `token` (`roomToken()` of its name) at the first relay of the list that takes
+ * us: a connection with our own key (the room routes by it, 15.1), its Room request, and the
+ * relay's Joined.
  *
- * @returns the connection, for `joinRoom()`
- * @throws {ConnectionError} when the relay refuses us or cannot be reached
+ * @returns the connection, for `joinRoom()`, and the index of its relay in the list
+ * @throws {ConnectionError} when every relay refuses us or cannot be reached
  */
 export async function enterRelayRoom(
-  relay: RelayKeyCheck,
+  relays: readonly RelayKeyCheck[],
   token: Uint8Array,
   options: { identity: Identity; timeoutMs: number },
-): Promise<SecureConnection> {
-  return await enterRoomAt(await relay.open(options), token);
+): Promise<{ secure: SecureConnection; index: number }> {
+  const { value, relay } = await atFirstRelay(
+    relays,
+    async (relay) => await enterRoomAt(await relay.open(options), token),
+  );
+  return { secure: value, index: relays.indexOf(relay) };
+}
+
+/**
+ * Section 16.4: resumes the room of `token` after `position` at the relays of the list, starting
+ * with the one after `lost` and wrapping round to `lost` itself last.
+ *
+ * @returns the connection once a relay answered Joined, the relay's index and its address
+ * @throws the last relay's error when none takes us back
+ */
+export async function resumeAtRelays(
+  relays: readonly RelayKeyCheck[],
+  lost: number,
+  room: { token: Uint8Array; position: bigint },
+  options: { identity: Identity; timeoutMs: number },
+): Promise<{ secure: SecureConnection; index: number }> {
+  const order = relays.map((_, step) => relays[(lost + 1 + step) % relays.length]!);
+  const { value, relay } = await atFirstRelay(
+    order,
+    async (relay) => await resumeRoomOn(await relay.open(options), room.token, room.position),
+  );
+  return { secure: value, index: relays.indexOf(relay) };
 }
 
 /** Opens a TCP connection to a listener's own port. */

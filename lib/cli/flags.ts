@@ -96,6 +96,9 @@ export const RELAY_FLAGS: Record<string, FlagSpec> = {
   "max-pending-handshakes": { type: "string" },
   "max-pending-per-address": { type: "string" },
   "max-members": { type: "string" },
+  nats: { type: "string" },
+  advertise: { type: "string" },
+  "nats-replicas": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 

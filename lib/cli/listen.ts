@@ -33,12 +33,7 @@ import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
 import { type AdmitterOptions, makeAdmitter } from "./listen_admission.ts";
 import { RelayRegistrations, type Serve } from "./listen_via.ts";
-import {
-  parseRelayAddress,
-  RelayKeyCheck,
-  relayKeyFlag,
-  relayKeyWithoutRelay,
-} from "./relay_link.ts";
+import { parseRelayList, RelayKeyCheck, relayKeyFlag, relayKeyWithoutRelay } from "./relay_link.ts";
 import { followTransfer, type ProgressLine } from "./transfer_cli.ts";
 import type { ReceivePolicy } from "../transfer/receive_policy.ts";
 import { print, reportError, status, warning } from "./output.ts";
@@ -91,7 +86,7 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   if (viaText === undefined && relayKey !== undefined) throw relayKeyWithoutRelay();
-  const via = viaText === undefined ? undefined : parseRelayAddress(viaText);
+  const via = viaText === undefined ? undefined : parseRelayList(viaText, "--via");
   const host = hostFlag ?? "127.0.0.1";
   const port = integerFlag(parsed, "port", { min: 0, max: 65535, fallback: DEFAULT_PORT });
   const keepOpen = booleanFlag(parsed, "keep-open");
@@ -156,13 +151,13 @@ export async function run(args: string[]): Promise<number> {
     };
   } else {
     const registrations = await RelayRegistrations.start({
-      relay: new RelayKeyCheck(via, relayKey),
+      relays: via.map((relay) => new RelayKeyCheck(relay, relayKey)),
       fingerprint: identity.fingerprint,
       timeoutMs,
       keepaliveMs: keepalive,
     });
     status(
-      `waiting for dialers at relay ${via.hostPort} as ${identity.fingerprint} (no port of our own)`,
+      `waiting for dialers at relay ${registrations.relayHostPort} as ${identity.fingerprint} (no port of our own)`,
     );
     accept = (serve, report) => registrations.run(serve, report);
     stop = () => registrations.stop();

@@ -5,7 +5,9 @@
  * its usual responder handshake and admission (lib/cli/listen.ts). It registers again as soon as
  * one registration is paired or expires, so one always waits for the next dialer (15.4). When the
  * relay goes away it says so in one line and registers again with backoff (1 s doubling to 30 s)
- * until it is stopped.
+ * until it is stopped. Given a list of relays (`--via R1,R2`), it registers at the first that
+ * takes it, and when that one goes, at the next in turn (wrapping), pausing only once every relay
+ * of the list failed in a row.
  *
  * What it does not do: admit anyone (the caller's `serve` runs the handshake and its checks), or
  * trust the relay with anything but pairing: the end-to-end handshake that follows decides who the
@@ -38,8 +40,8 @@ export type Serve = (conn: Deno.Conn, source: Source) => Promise<void>;
 
 /** Options of {@linkcode RelayRegistrations.start}. */
 export interface RelayRegistrationsOptions {
-  /** The relay and the check of its key. */
-  relay: RelayKeyCheck;
+  /** The relays, in the order to try them, and the check of their key (at least one). */
+  relays: readonly RelayKeyCheck[];
   /** Our own fingerprint: dialers find us by its token. */
   fingerprint: string;
   /** Handshake deadline with the relay, in milliseconds. */
@@ -53,6 +55,8 @@ export class RelayRegistrations {
   readonly #options: RelayRegistrationsOptions;
   readonly #token: Uint8Array;
   #current: SecureConnection | undefined;
+  /** The relay of the list we register at now. */
+  #index = 0;
   #waiting: Registered | undefined;
   #stopped = false;
   #wake: () => void = () => {};
@@ -75,17 +79,26 @@ export class RelayRegistrations {
    * @throws {SecurechatError} when the relay cannot be reached, its key is refused, or it refuses us
    */
   static async start(options: RelayRegistrationsOptions): Promise<RelayRegistrations> {
+    if (options.relays.length === 0) throw new RangeError("no relay to register at");
     const registrations = new RelayRegistrations(
       options,
       await rendezvousToken(options.fingerprint),
     );
-    registrations.#waiting = await registrations.#register();
-    return registrations;
+    // The first relay of the list that takes us; a refused key is not worth trying further.
+    for (let index = 0;; index++) {
+      registrations.#index = index;
+      try {
+        registrations.#waiting = await registrations.#register();
+        return registrations;
+      } catch (error) {
+        if (!retryable(error) || index === options.relays.length - 1) throw error;
+      }
+    }
   }
 
-  /** Where the relay is, as known_hosts names it. */
+  /** Where the relay we register at now is, as known_hosts names it. */
   get relayHostPort(): string {
-    return this.#options.relay.address.hostPort;
+    return this.#options.relays[this.#index]!.address.hostPort;
   }
 
   /**
@@ -106,15 +119,19 @@ export class RelayRegistrations {
   }
 
   async #loop(serve: Serve, report: (line: string) => void): Promise<void> {
-    const hostPort = this.relayHostPort;
+    const relays = this.#options.relays.length;
     let retryMs = FIRST_RETRY_MS;
     let lost = false;
+    /** Relays that failed in a row: once every one did, we pause before the next round. */
+    let failures = 0;
     while (!this.#stopped) {
+      const hostPort = this.relayHostPort;
       try {
         if (this.#waiting === undefined) {
           this.#waiting = await this.#register();
           if (lost) report(`registered again at relay ${hostPort}: waiting for dialers`);
           lost = false;
+          failures = 0;
           retryMs = FIRST_RETRY_MS;
         }
         const socket = await this.#waiting.paired;
@@ -132,14 +149,20 @@ export class RelayRegistrations {
         if (!retryable(error)) throw error;
         // The relay ends a registration after its life (15.6): make the next one at once.
         if (error instanceof ConnectionError && error.code === "registration_expired") continue;
+        this.#index = (this.#index + 1) % relays;
         if (!lost) {
+          const next = relays > 1
+            ? `registering at relay ${this.relayHostPort}, then the others in turn`
+            : "registering again";
           report(
             `lost the relay at ${hostPort}: ${
               messageOf(error)
-            }; registering again (after 1 s, doubling to 30 s, until Ctrl-C)`,
+            }; ${next} (after 1 s, doubling to 30 s, until Ctrl-C)`,
           );
         }
         lost = true;
+        failures++;
+        if (failures % relays !== 0) continue;
         await this.#pause(retryMs);
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
@@ -148,7 +171,9 @@ export class RelayRegistrations {
 
   /** One connection to the relay and its Register; the connection is kept to close on stop. */
   async #register(): Promise<Registered> {
-    const relay = await this.#options.relay.open({ timeoutMs: this.#options.timeoutMs });
+    const relay = await this.#options.relays[this.#index]!.open({
+      timeoutMs: this.#options.timeoutMs,
+    });
     this.#current = relay;
     if (this.#stopped) relay.close();
     return await registerAt(relay, this.#token, { keepaliveMs: this.#options.keepaliveMs });

@@ -9,6 +9,10 @@
  * On SIGTERM or SIGINT it stops accepting, tells every waiting listener "the relay is shutting
  * down", closes every connection, and exits 0.
  *
+ * With `--nats URL[,URL...]` the relay joins a cluster (16): rooms and registrations are shared
+ * through NATS (lib/cli/relay_cluster.ts, loaded only then), and it advertises `--advertise
+ * HOST:PORT` (default the bound address, which must then not be 0.0.0.0 or ::) for redirects.
+ *
  * What it does not do: the relay itself (lib/rendezvous/rendezvous_relay.ts), or anything a
  * session's security depends on: the end-to-end handshake runs through it.
  *
@@ -17,12 +21,18 @@
 
 import { UsageError } from "../core/errors.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
-import { DEFAULT_RENDEZVOUS_LIMITS, RendezvousRelay } from "../rendezvous/rendezvous_relay.ts";
+import {
+  DEFAULT_RELAY_KEEPALIVE_MS,
+  DEFAULT_RENDEZVOUS_LIMITS,
+  RendezvousRelay,
+} from "../rendezvous/rendezvous_relay.ts";
 import { integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_RELAY_PORT, RELAY_FLAGS } from "./flags.ts";
 import { listenError, loadOwnIdentity } from "./listen_dial.ts";
 import { print, status } from "./output.ts";
 import { sizeFlag } from "./transfer_cli.ts";
+import type { RelayCluster } from "./relay_cluster.ts";
+import { parseTarget } from "./target.ts";
 import { USAGE } from "./usage.ts";
 
 /** Runs `securechat relay`. */
@@ -59,6 +69,7 @@ export async function run(args: string[]): Promise<number> {
     max: 100_000,
     fallback: DEFAULT_MAX_MEMBERS,
   });
+  const cluster = clusterFlags(parsed);
   const identity = await loadOwnIdentity(parsed);
 
   let listener: Deno.TcpListener;
@@ -67,13 +78,35 @@ export async function run(args: string[]): Promise<number> {
   } catch (error) {
     throw listenError(error, `${host}:${port}`);
   }
+  const address = listener.addr as Deno.NetAddr;
+  let joined: RelayCluster | undefined;
+  let advertise: string | undefined;
+  if (cluster !== undefined) {
+    advertise = cluster.advertise ?? defaultAdvertise(address);
+    const { joinRelayCluster } = await import("./relay_cluster.ts");
+    try {
+      joined = await joinRelayCluster({
+        servers: cluster.servers,
+        replicas: cluster.replicas,
+        room: { maxMembers },
+        keepaliveMs: DEFAULT_RELAY_KEEPALIVE_MS,
+        log: status,
+        now: Date.now,
+      });
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+  }
   const relay = new RendezvousRelay({
     identity,
     limits,
     room: { maxMembers },
     log: status,
+    ...(joined === undefined
+      ? {}
+      : { rooms: joined.rooms, directory: joined.directory, advertise: advertise! }),
   });
-  const address = listener.addr as Deno.NetAddr;
   // Signals first: a SIGTERM right after the "listening" line must still stop the relay cleanly.
   const stopped = stopSignal();
   relay.serve(listener);
@@ -81,11 +114,64 @@ export async function run(args: string[]): Promise<number> {
   status(
     `clients pin it with --relay-key ${identity.fingerprint}, or trust it on first contact`,
   );
+  if (joined !== undefined) status(`in the NATS cluster, advertised as ${advertise}`);
   const signal = await stopped;
   status(`${signal}: stopping (waiting listeners are told the relay is shutting down)`);
   await relay.close();
+  await joined?.close();
   status("relay stopped");
   return 0;
+}
+
+/** The cluster flags (16): `--nats`, `--advertise`, `--nats-replicas`; undefined without `--nats`. */
+function clusterFlags(
+  parsed: ReturnType<typeof parseFlags>,
+): { servers: string[]; advertise: string | undefined; replicas: number } | undefined {
+  const nats = stringFlag(parsed, "nats");
+  const advertise = stringFlag(parsed, "advertise");
+  const replicasGiven = stringFlag(parsed, "nats-replicas") !== undefined;
+  if (nats === undefined) {
+    if (advertise !== undefined || replicasGiven) {
+      throw new UsageError('flags "--advertise" and "--nats-replicas" are for a relay with --nats');
+    }
+    return undefined;
+  }
+  const servers = nats.split(",").map((url) => url.trim());
+  for (const url of servers) {
+    if (
+      !/^(nats:\/\/)?[^\s/:,]+(:\d{1,5})?$/.test(url) &&
+      !/^(nats:\/\/)?\[[^\]]+\](:\d{1,5})?$/.test(url)
+    ) {
+      throw new UsageError(
+        `cannot parse --nats "${nats}": "${url}" is not a NATS server (nats://HOST[:PORT])`,
+      );
+    }
+  }
+  if (advertise !== undefined) {
+    // HOST:PORT exactly: dialers are sent there (16.5), so there is no default port to assume.
+    if (!/:\d+$/.test(advertise)) {
+      throw new UsageError(`cannot parse --advertise "${advertise}": it is HOST:PORT`);
+    }
+    parseTarget(advertise, 0);
+  }
+  const replicas = integerFlag(parsed, "nats-replicas", { min: 1, max: 5, fallback: 3 });
+  return { servers, advertise, replicas };
+}
+
+/**
+ * The advertised address when `--advertise` is not given: the bound one, unless it is a wildcard,
+ * which no dialer can be sent to.
+ *
+ * @throws {UsageError} for 0.0.0.0 or ::
+ */
+function defaultAdvertise(address: Deno.NetAddr): string {
+  const { hostname, port } = address;
+  if (hostname === "0.0.0.0" || hostname === "::") {
+    throw new UsageError(
+      `flag "--advertise HOST:PORT" is needed with --nats on ${hostname}: where do dialers reach this relay?`,
+    );
+  }
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 /** `--rate-per-address SIZE`: bytes a second (K, M, G suffixes), at least 1 KiB. */

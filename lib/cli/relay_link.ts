@@ -1,6 +1,7 @@
 /**
  * The command line's way to a rendezvous relay (docs/PROTOCOL.md 15.2): its address
- * (`RELAY[:PORT]`, default port 65433) and the check of its key, as `dial` checks a listener's:
+ * (`RELAY[:PORT]`, default port 65433, or a list of them separated by commas) and the check of its
+ * key, as `dial` checks a listener's:
  * the `--relay-key SHA256:...` pin, else known_hosts under `RELAY:PORT`, recorded on first contact
  * with a loud warning. `openRelay()` dials it, with a throwaway key unless told otherwise (15.1),
  * and records a first contact once the handshake is done.
@@ -42,6 +43,30 @@ export interface RelayAddress {
 export function parseRelayAddress(text: string): RelayAddress {
   const { host, port } = parseTarget(text, DEFAULT_RELAY_PORT);
   return { host, port, hostPort: canonicalHostPort(host, port) };
+}
+
+/**
+ * Parses a list of relays, `RELAY1[:PORT],RELAY2[:PORT]` (one relay is a list of one): the relays
+ * of a cluster, or simply others to try in turn.
+ *
+ * @param flag where the list came from, for the error (`--via`, or the dial target)
+ * @throws {UsageError} for an empty entry, a bad address or a relay named twice
+ */
+export function parseRelayList(text: string, flag: string): RelayAddress[] {
+  const relays: RelayAddress[] = [];
+  for (const entry of text.split(",")) {
+    if (entry.trim() === "") {
+      throw new UsageError(`cannot parse ${flag} "${text}": a relay in the list is empty`);
+    }
+    const relay = parseRelayAddress(entry.trim());
+    if (relays.some((known) => known.hostPort === relay.hostPort)) {
+      throw new UsageError(
+        `cannot parse ${flag} "${text}": relay ${relay.hostPort} is named twice`,
+      );
+    }
+    relays.push(relay);
+  }
+  return relays;
 }
 
 /**

@@ -123,9 +123,10 @@ raw bytes with one peer.
 Flags:
       --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
   -p, --port PORT               port to listen on (default 65432; 0 picks a free one)
-      --via RELAY[:PORT]        open no port: wait for dialers at the rendezvous relay RELAY
+      --via RELAY[:PORT][,...]  open no port: wait for dialers at the rendezvous relay RELAY
                                 ("securechat relay", default port 65433), where they find you by
-                                your fingerprint; if the relay goes away, register again
+                                your fingerprint; if the relay goes away, register again (at the
+                                next relay of a list, in turn)
       --relay-key SHA256:...    with --via: accept only this key for the relay (else known_hosts,
                                 which records it on first contact)
       --authorized-keys FILE    admit only the keys listed in FILE (lines "SHA256:... name")
@@ -160,21 +161,23 @@ Examples:
 
   dial: `Usage:
   securechat dial HOST[:PORT] [flags]
-  securechat dial FINGERPRINT --via RELAY[:PORT] [flags]
-  securechat dial RELAY[:PORT] --room NAME [flags]
+  securechat dial FINGERPRINT --via RELAY[:PORT][,...] [flags]
+  securechat dial RELAY[:PORT][,...] --room NAME [flags]
 
 Connects to a listener (default port 65432), checks its identity against known_hosts (recording
 it on first contact) or the pinned fingerprint, and runs the handshake. On a terminal it joins the
 listener's end-to-end encrypted room (type /help): an admin of the room admits you, or you make the
 room when you are the first to arrive at a relay-only listener. In pipe mode it moves raw bytes.
 With --via it meets a listener that waits at a rendezvous relay, by its fingerprint, and accepts
-no other key; with --room it joins a room by name on a relay.
+no other key; with --room it joins a room by name on a relay. A list of relays (RELAY1,RELAY2) is
+tried in order; in a room on relays sharing a cluster, a lost relay is replaced by the next one
+without leaving the room.
 
 Flags:
       --expect SHA256:...       accept only this listener fingerprint (no known_hosts use)
-      --via RELAY[:PORT]        meet the listener of FINGERPRINT (or of the one key known_hosts
+      --via RELAY[:PORT][,...]  meet the listener of FINGERPRINT (or of the one key known_hosts
                                 lists for a HOST[:PORT] given instead) at the rendezvous relay
-                                RELAY (default port 65433)
+                                RELAY (default port 65433), or at the first of a list that has it
       --room NAME               join the end-to-end encrypted room NAME on the relay dialed
                                 (its first member makes it and admits the others)
       --relay-key SHA256:...    with --via or --room: accept only this key for the relay (else
@@ -229,11 +232,18 @@ Flags:
                                 the oldest of the address with the most (default 256)
       --max-pending-per-address N  handshakes in progress at once from one address (default 32)
       --max-members N           members a room on the relay admits (default 256)
+      --nats URL[,URL...]       share rooms and registrations with the other relays of a NATS
+                                cluster with JetStream (every relay of it uses the same key)
+      --advertise HOST:PORT     with --nats: where dialers reach this relay, for redirects
+                                between relays (default --host:--port, unless that is 0.0.0.0
+                                or ::, where it must be given)
+      --nats-replicas N         with --nats: copies of the room log the cluster keeps (default 3)
 ${IDENTITY_FLAGS}
   -h, --help                    show this help
 
 Examples:
   securechat relay --host 0.0.0.0                    # on a machine everyone can reach
+  securechat relay --host 0.0.0.0 --nats nats://n1:4222 --advertise r1.example:65433
   securechat relay --host 0.0.0.0 --port 443 --rate-per-address 8M
   securechat fingerprint                             # the key clients pin with the relay-key flag`,
 

@@ -1,6 +1,6 @@
 /**
  * The relay's half of the records exchanged before a splice (PROTOCOL.md 15.2, 15.4): a receive
- * under a deadline, Refused with its goodbye, Paired with its close_notify, and the check that a
+ * under a deadline, Refused or Redirect (16.5) with its goodbye, Paired with its close_notify, and the check that a
  * paired client's next record is Spliced. Small steps on one SecureConnection each, shared by the
  * relay's request, registration and pairing code.
  *
@@ -11,7 +11,11 @@
 
 import { sha256, toHex } from "../core/bytes.ts";
 import type { SecureConnection } from "../transport/secure_connection.ts";
-import { decodeRendezvousRequest, encodeRendezvousAnswer } from "./rendezvous_messages.ts";
+import {
+  decodeRendezvousRequest,
+  encodeRendezvousAnswer,
+  type RendezvousAnswer,
+} from "./rendezvous_messages.ts";
 
 /** How long a refused client is given to read the Refused before its connection is closed. */
 export const FAREWELL_MS = 2_000;
@@ -44,14 +48,31 @@ export async function receiveWithin(
  *
  * @param pending a receive already waiting on the connection, read before any other
  */
-export async function refuse(
+export function refuse(
   secure: SecureConnection,
   reason: string,
   pending?: Promise<Uint8Array | null>,
 ): Promise<void> {
+  return lastAnswer(secure, { type: "refused", reason }, pending);
+}
+
+/**
+ * Section 16.5: Redirect to the relay at `address` where the listener waits, then close_notify,
+ * closed as after Refused. Never throws.
+ */
+export function redirect(secure: SecureConnection, address: string): Promise<void> {
+  return lastAnswer(secure, { type: "redirect", address });
+}
+
+/** A final answer (Refused, Redirect), close_notify, and the close once the client read it. */
+async function lastAnswer(
+  secure: SecureConnection,
+  answer: RendezvousAnswer,
+  pending?: Promise<Uint8Array | null>,
+): Promise<void> {
   const timer = setTimeout(() => secure.close(), FAREWELL_MS);
   try {
-    await secure.send(encodeRendezvousAnswer({ type: "refused", reason }));
+    await secure.send(encodeRendezvousAnswer(answer));
     await secure.closeWrite();
     if (pending !== undefined && await pending === null) return;
     while (await secure.receive() !== null) {

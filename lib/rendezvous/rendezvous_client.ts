@@ -23,6 +23,7 @@ import {
   ConnectionError,
   ProtocolError,
   type SecurechatError,
+  TrustError,
 } from "../core/errors.ts";
 import { replaceUnsafe } from "../core/text.ts";
 import type { SuiteName } from "../crypto/kex.ts";
@@ -37,6 +38,7 @@ import {
   encodeRendezvousRequest,
   REFUSAL,
   type RendezvousAnswer,
+  type RendezvousRequest,
 } from "./rendezvous_messages.ts";
 
 /** How long the relay has to answer a request (and to follow Paired with close_notify). */
@@ -66,6 +68,15 @@ export interface RelayDialOptions {
 export interface RequestOptions {
   /** How long the relay has to answer (default {@linkcode RELAY_ANSWER_DEADLINE_MS}). */
   timeoutMs?: number;
+}
+
+/** Options of {@linkcode meetAt}. */
+export interface MeetOptions extends RequestOptions {
+  /**
+   * How to dial the relay a Redirect names (16.5): handshake deadline and suites; our key there is
+   * a fresh throwaway one, as at the first relay. Its key must be the first relay's.
+   */
+  redirect?: { timeoutMs?: number; suites?: readonly SuiteName[] };
 }
 
 /** Options of {@linkcode registerAt}. */
@@ -134,7 +145,7 @@ export async function registerAt(
   token: Uint8Array,
   options: RegisterOptions = {},
 ): Promise<Registered> {
-  const answer = await request(relay, "register", token, options);
+  const answer = await request(relay, { type: "register", token }, options);
   if (answer.type !== "waiting") throw await unexpected(relay, "Register", answer);
   relay.startKeepalive(options.keepaliveMs ?? DEFAULT_REGISTRATION_KEEPALIVE_MS);
   const paired = (async () => {
@@ -162,11 +173,64 @@ export async function registerAt(
 export async function meetAt(
   relay: SecureConnection,
   token: Uint8Array,
-  options: RequestOptions = {},
+  options: MeetOptions = {},
 ): Promise<SplicedSocket> {
-  const answer = await request(relay, "meet", token, options);
-  if (answer.type !== "paired") throw await unexpected(relay, "Meet", answer);
-  return await spliceAfterPaired(relay, options);
+  const answer = await request(relay, { type: "meet", token }, options);
+  if (answer.type === "paired") return await spliceAfterPaired(relay, options);
+  if (answer.type !== "redirect") throw await unexpected(relay, "Meet", answer);
+  // Section 16.5: the relay's last record after Redirect is close_notify, as after Refused.
+  relay.close();
+  const { host, port } = parseRelayHostPort(answer.address);
+  const key = relay.peer.identity.fingerprint;
+  const next = await connectToRelay({
+    host,
+    port,
+    ...options.redirect,
+    checkRelay: (peer) => {
+      if (peer.identity.fingerprint === key) return Promise.resolve();
+      return Promise.reject(
+        new TrustError(
+          "relay_key_mismatch",
+          `relay ${answer.address}, where the relay sent us, has key ${peer.identity.fingerprint}, not the first relay's ${key}`,
+          {
+            hints: [
+              "the relays of a cluster share one key: this redirect leads elsewhere, or the relay is dishonest",
+            ],
+          },
+        ),
+      );
+    },
+  });
+  const second = await request(next, { type: "meet", token }, options);
+  if (second.type === "paired") return await spliceAfterPaired(next, options);
+  if (second.type === "redirect") {
+    const problem = new ProtocolError(
+      "redirect_loop",
+      `relay ${answer.address} redirected us again (to ${
+        replaceUnsafe(second.address)
+      }): a dialer follows one Redirect`,
+    );
+    await next.abort(problem);
+    throw problem;
+  }
+  throw await unexpected(next, "Meet", second);
+}
+
+/**
+ * Parses the `host:port` of a Redirect (16.5): `HOST:PORT` or `[IPv6]:PORT`.
+ *
+ * @throws {ProtocolError} `bad_redirect` when it is not an address
+ */
+export function parseRelayHostPort(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(address);
+  const port = match ? Number(match[3]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    throw new ProtocolError(
+      "bad_redirect",
+      `the relay redirected us to "${replaceUnsafe(address)}", which is not HOST:PORT`,
+    );
+  }
+  return { host: match[1] ?? match[2]!, port };
 }
 
 /**
@@ -184,19 +248,55 @@ export async function enterRoomAt(
   token: Uint8Array,
   options: RequestOptions = {},
 ): Promise<SecureConnection> {
-  const answer = await request(relay, "room", token, options);
+  const answer = await request(relay, { type: "room", token }, options);
   if (answer.type !== "joined") throw await unexpected(relay, "Room", answer);
+  return relay;
+}
+
+/**
+ * Dials a relay of the cluster and continues in the room of `token` after `position`, the last
+ * Position the relay we lost sent us (16.4 ResumeRoom).
+ *
+ * @param dial the relay, the check of its key, and our own identity (the room routes by it)
+ * @returns the connection once the relay answered Joined: the SessionHello exchange comes next,
+ *   then Start "resume"
+ * @throws {ConnectionError} `nothing_to_resume` when the relay has no log to resume from (a single
+ *   relay) or it is too late, `relay_unreachable` or other refusals
+ */
+export async function resumeRoomAt(
+  dial: RelayDialOptions,
+  token: Uint8Array,
+  position: bigint,
+  options: RequestOptions = {},
+): Promise<SecureConnection> {
+  return await resumeRoomOn(await connectToRelay(dial), token, position, options);
+}
+
+/**
+ * {@linkcode resumeRoomAt} on a connection already made (by a caller that dials relays its own
+ * way): sends ResumeRoom and reads Joined.
+ *
+ * @param relay a connection from `connectToRelay()` with the member's own key, nothing sent yet
+ */
+export async function resumeRoomOn(
+  relay: SecureConnection,
+  token: Uint8Array,
+  position: bigint,
+  options: RequestOptions = {},
+): Promise<SecureConnection> {
+  const answer = await request(relay, { type: "resume_room", token, position }, options);
+  if (answer.type !== "joined") throw await unexpected(relay, "ResumeRoom", answer);
   return relay;
 }
 
 /** Sends a request and reads the answer; a Refused is thrown as its error. */
 async function request(
   relay: SecureConnection,
-  type: "register" | "meet" | "room",
-  token: Uint8Array,
+  message: Exclude<RendezvousRequest, { type: "spliced" }>,
   options: RequestOptions,
 ): Promise<Exclude<RendezvousAnswer, { type: "refused" }>> {
-  const sending = relay.send(encodeRendezvousRequest({ type, token }));
+  const type = message.type;
+  const sending = relay.send(encodeRendezvousRequest(message));
   sending.catch(() => {}); // a failed send also fails the receive below
   const answer = await answerOf(relay, options.timeoutMs ?? RELAY_ANSWER_DEADLINE_MS, "answering");
   if (answer.type === "refused") {
@@ -317,7 +417,13 @@ async function spliceAfterPaired(
 }
 
 /** The error of a Refused: known reasons get their own code and words. */
-function refusal(reason: string, request?: "register" | "meet" | "room"): SecurechatError {
+function refusal(
+  reason: string,
+  request?: "register" | "meet" | "room" | "resume_room",
+): SecurechatError {
+  if (reason === REFUSAL.nothingToResume || reason === REFUSAL.tooLateToResume) {
+    return new ConnectionError("nothing_to_resume", `the relay cannot resume the room: ${reason}`);
+  }
   if (reason === REFUSAL.noListener && request === "meet") {
     return new ConnectionError(
       "no_listener",

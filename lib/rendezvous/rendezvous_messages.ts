@@ -189,7 +189,7 @@ export function decodeRendezvousAnswer(bytes: Uint8Array): RendezvousAnswer {
 }
 
 /**
- * The reasons a relay gives in Refused (sections 15.2, 15.6), spelled once for the relay that
+ * The reasons a relay gives in Refused (sections 15.2, 15.6, 16.4), spelled once for the relay that
  * sends them and the client that recognises them.
  */
 export const REFUSAL = {
@@ -200,4 +200,7 @@ export const REFUSAL = {
   tooManyConnections: "too many connections from you",
   malformed: "a malformed or unexpected request",
   shuttingDown: "the relay is shutting down",
+  /** Section 16.4: a ResumeRoom at a relay that keeps no room log (no cluster), or too late. */
+  nothingToResume: "nothing to resume: join the room again",
+  tooLateToResume: "too late to resume: join the room again",
 } as const;

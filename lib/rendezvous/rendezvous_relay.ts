@@ -21,8 +21,14 @@
  * (Refused, Paired, Spliced on one connection), splice.ts with byte_budget.ts (the copy),
  * relay_rooms.ts (rooms by token), rendezvous_limits.ts (the numbers).
  *
+ * On a cluster (16.5) it is given a directory and its advertised address: each waiting
+ * registration is published there, and a Meet for a token with none here asks the directory and
+ * answers Redirect to the relay that holds it. Rooms may come from outside (`rooms`: the
+ * cluster's, which also serve ResumeRoom, 16.4); a single relay refuses ResumeRoom.
+ *
  * Mirrors: docs/PROTOCOL.md sections 15.2 (requests and answers), 15.4 (splicing), 15.5 (rooms)
- * and 15.6 (limits); the handshake's admission is section 6.3 (lib/transport/listener.ts).
+ * and 15.6 (limits), 16.4 (ResumeRoom) and 16.5 (Redirect); the handshake's admission is section
+ * 6.3 (lib/transport/listener.ts).
  *
  * @module
  */
@@ -34,7 +40,14 @@ import type { SecureConnection } from "../transport/secure_connection.ts";
 import type { RelayOptions } from "../room/relay.ts";
 import { ByteBudgets } from "./byte_budget.ts";
 import { RelayAdmission } from "./relay_admission.ts";
-import { expectSpliced, receiveWithin, refuse, sendPaired, tokenLabel } from "./relay_exchange.ts";
+import {
+  expectSpliced,
+  receiveWithin,
+  redirect,
+  refuse,
+  sendPaired,
+  tokenLabel,
+} from "./relay_exchange.ts";
 import { RelayRooms } from "./relay_rooms.ts";
 import {
   DEFAULT_RELAY_KEEPALIVE_MS,
@@ -58,6 +71,42 @@ export {
   type RendezvousLimits,
 };
 
+/**
+ * The rooms a relay hosts (15.5), by token: RelayRooms for a single relay, the cluster's rooms
+ * (lib/cluster) for a relay started with `--nats`. Both `enter` and `resume` answer Joined
+ * themselves, run the room protocol until the connection ends, never throw, and close it.
+ */
+export interface RoomHost {
+  /** Rooms with at least one connection here. */
+  readonly size: number;
+  /** Section 15.5 Room: Joined, then the room of `token`. */
+  enter(secure: SecureConnection, source: Source, token: Uint8Array, label: string): Promise<void>;
+  /**
+   * Section 16.4 ResumeRoom: Joined, then the room of `token` after `position` of its log. Left
+   * out where there is no log (a single relay): ResumeRoom is then refused.
+   */
+  resume?(
+    secure: SecureConnection,
+    source: Source,
+    token: Uint8Array,
+    position: bigint,
+    label: string,
+  ): Promise<void>;
+  /** Closes every room with a final Notice of `reason`. */
+  close(reason: string): Promise<void>;
+}
+
+/**
+ * The cluster's directory of waiting registrations (16.5), as a relay uses it:
+ * lib/cluster/rendezvous_directory.ts over NATS.
+ */
+export interface RegistrationDirectory {
+  /** Answers for `token` with `address` until the returned release is called. */
+  publish(token: Uint8Array, address: string): () => void;
+  /** The address of a relay holding a registration of `token`, if any answers. */
+  lookup(token: Uint8Array): Promise<string | undefined>;
+}
+
 /** Options of {@linkcode RendezvousRelay}. */
 export interface RendezvousRelayOptions {
   /** The relay's own identity: clients check it like a listener's key (15.2). */
@@ -79,6 +128,15 @@ export interface RendezvousRelayOptions {
   log?: (line: string) => void;
   /** Milliseconds clock of the byte budgets and rooms (default `Date.now`). */
   now?: () => number;
+  /** The rooms (default: this relay's own, lib/rendezvous/relay_rooms.ts; `room` is theirs). */
+  rooms?: RoomHost;
+  /**
+   * Section 16.5, with `advertise`: registrations waiting here are published to the cluster, and a
+   * Meet for a token with none here is redirected to the relay that has one.
+   */
+  directory?: RegistrationDirectory;
+  /** This relay's `host:port` as dialers reach it, published for its registrations (16.5). */
+  advertise?: string;
 }
 
 /** What a relay is doing now. */
@@ -109,6 +167,8 @@ interface Waiter {
   farewell: Promise<void> | undefined;
   /** Resolves when the pairing and its splice are over. */
   ended: Promise<void>;
+  /** Withdraws it from the cluster's directory (16.5); nothing without a cluster. */
+  unpublish: () => void;
   end: () => void;
 }
 
@@ -124,7 +184,8 @@ export class RendezvousRelay {
   #registrations: Registrations<Waiter>;
   #budgets: ByteBudgets;
   #splices = new Set<Splice>();
-  #rooms: RelayRooms;
+  #rooms: RoomHost;
+  #cluster: { directory: RegistrationDirectory; advertise: string } | undefined;
   #listeners = new Set<Deno.Listener>();
   /** Connections past the handshake not handed to a registration, splice or room yet. */
   #between = new Set<SecureConnection>();
@@ -146,12 +207,18 @@ export class RendezvousRelay {
       maxPendingPerAddress: this.#limits.maxPendingPerAddress,
       log: this.#log,
     });
-    this.#rooms = new RelayRooms({
+    this.#rooms = options.rooms ?? new RelayRooms({
       room: options.room,
       now: this.#now,
       keepaliveMs: options.keepaliveMs ?? DEFAULT_RELAY_KEEPALIVE_MS,
       log: this.#log,
     });
+    if ((options.directory === undefined) !== (options.advertise === undefined)) {
+      throw new RangeError("a relay's directory and advertised address go together (16.5)");
+    }
+    if (options.directory !== undefined) {
+      this.#cluster = { directory: options.directory, advertise: options.advertise! };
+    }
     this.#perAddress = new WaitingLine({
       max: Infinity,
       maxPerAddress: this.#limits.maxConnectionsPerAddress,
@@ -238,9 +305,11 @@ export class RendezvousRelay {
         if (this.#closed) return await refuse(secure, REFUSAL.shuttingDown);
         if (request.type === "register") await this.#register(secure, source, request.token, label);
         else if (request.type === "meet") await this.#meet(secure, source, request.token, label);
-        else {
+        else if (request.type === "room") {
           this.#between.delete(secure);
           await this.#rooms.enter(secure, source, request.token, label);
+        } else if (request.type === "resume_room") {
+          await this.#resume(secure, source, request.token, request.position, label);
         }
       } catch (error) {
         this.#log(`${source.from} failed: ${messageOf(error)}`);
@@ -307,6 +376,7 @@ export class RendezvousRelay {
       farewell: undefined,
       ended: new Promise((resolve) => end = resolve),
       end: () => end(),
+      unpublish: () => {},
     };
     const added = this.#registrations.add(token, source.address, waiter);
     if (added.refused !== undefined) {
@@ -316,6 +386,9 @@ export class RendezvousRelay {
     }
     const { entry } = added;
     waiter.entry = entry;
+    if (this.#cluster !== undefined) {
+      waiter.unpublish = this.#cluster.directory.publish(token, this.#cluster.advertise);
+    }
     this.#between.delete(secure);
     const lifeMs = this.#limits.registrationLifeMs;
     waiter.expiry = setTimeout(() => {
@@ -339,6 +412,7 @@ export class RendezvousRelay {
     waiter.state = "gone";
     clearTimeout(waiter.expiry);
     this.#registrations.remove(entry);
+    waiter.unpublish();
     if (outcome instanceof Uint8Array) {
       this.#log(`${source.from} refused: a second request while waiting for ${label}`);
       return await refuse(secure, REFUSAL.malformed);
@@ -353,6 +427,7 @@ export class RendezvousRelay {
     waiter.state = "gone";
     clearTimeout(waiter.expiry);
     if (waiter.entry !== undefined) this.#registrations.remove(waiter.entry);
+    waiter.unpublish();
     waiter.farewell = refuse(waiter.secure, reason, waiter.next);
     return waiter.farewell;
   }
@@ -365,17 +440,53 @@ export class RendezvousRelay {
     label: string,
   ): Promise<void> {
     const waiter = this.#registrations.take(token);
-    if (waiter === undefined) {
-      this.#log(`${source.from} refused: no listener waits for ${label}`);
-      return await refuse(secure, REFUSAL.noListener);
-    }
+    if (waiter === undefined) return await this.#meetElsewhere(secure, source, token, label);
     waiter.state = "paired";
     clearTimeout(waiter.expiry);
+    waiter.unpublish();
     try {
       await this.#pair(waiter, secure, source, label);
     } finally {
       waiter.end();
     }
+  }
+
+  /**
+   * Section 16.5: a Meet with no registration here is redirected to the relay of the cluster that
+   * holds one; without a cluster, or when none answers, it is refused as in 15.2.
+   */
+  async #meetElsewhere(
+    secure: SecureConnection,
+    source: Source,
+    token: Uint8Array,
+    label: string,
+  ): Promise<void> {
+    const cluster = this.#cluster;
+    // Our own address answers only while a registration waits here, which take() just ruled out.
+    const address = cluster === undefined ? undefined : await cluster.directory.lookup(token);
+    if (this.#closed) return await refuse(secure, REFUSAL.shuttingDown);
+    if (address === undefined || address === cluster!.advertise) {
+      this.#log(`${source.from} refused: no listener waits for ${label}`);
+      return await refuse(secure, REFUSAL.noListener);
+    }
+    this.#log(`${source.from} redirected to ${address} for ${label}`);
+    await redirect(secure, address);
+  }
+
+  /** Section 16.4 ResumeRoom: for the cluster's rooms; a single relay has nothing to resume. */
+  async #resume(
+    secure: SecureConnection,
+    source: Source,
+    token: Uint8Array,
+    position: bigint,
+    label: string,
+  ): Promise<void> {
+    if (this.#rooms.resume === undefined) {
+      this.#log(`${source.from} refused: ResumeRoom for ${label}, and this relay keeps no log`);
+      return await refuse(secure, REFUSAL.nothingToResume);
+    }
+    this.#between.delete(secure);
+    await this.#rooms.resume(secure, source, token, position, label);
   }
 
   async #pair(

@@ -7,7 +7,14 @@
  * What it does not do: decide what a message means (lib/group checks it, RoomParticipant shows
  * it) or what to commit (lib/room/admission.ts).
  *
- * Mirrors: docs/PROTOCOL.md sections 13.4 (Start, and the relay's messages to a member) and 13.6.
+ * On a cluster (16.4) the relay also says how far it has read the room's log (Position). When the
+ * connection to it then breaks without close_notify and the caller gave a way to reconnect, the
+ * member resumes after the last Position at the same or another relay: the group, the session and
+ * the participant go on, and one notice says so. Without Positions, or without `reconnect`, a
+ * broken connection ends the room as before.
+ *
+ * Mirrors: docs/PROTOCOL.md sections 13.4 (Start, and the relay's messages to a member), 13.6 and
+ * 16.4 (resuming).
  *
  * @module
  */
@@ -20,7 +27,13 @@ import {
   NOTICE_LEVEL,
   type ToRelay,
 } from "../chat/relay_messages.ts";
-import { ProtocolError, SecurechatError } from "../core/errors.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  ProtocolError,
+  SecurechatError,
+  TrustError,
+} from "../core/errors.ts";
 import { replaceUnsafe } from "../core/text.ts";
 import { fingerprintOfAuthor, type Identity } from "../keys/identity.ts";
 import { GroupRejection, Newcomer, RoomGroup } from "../group/group.ts";
@@ -38,6 +51,19 @@ export interface JoinOptions extends ReceivePolicy {
   /** Whom we admit without asking once we are an admin (default: nobody; /admit asks). */
   admitsAtOnce?: (fingerprint: string) => boolean;
   now?: () => number;
+  /**
+   * Section 16.4: dials a relay of the cluster and sends ResumeRoom after `position`, trying the
+   * relays the caller knows in turn; resolves with the connection once the relay answered Joined,
+   * rejects when none would take us. Used only after a clustered relay sent a Position.
+   */
+  reconnect?: (position: bigint) => Promise<ResumedConnection>;
+}
+
+/** A connection to a relay that took our ResumeRoom (16.4), and where it is, to tell the user. */
+export interface ResumedConnection {
+  connection: RoomConnection;
+  /** The relay's address, as the user named it (`HOST:PORT`). */
+  at: string;
 }
 
 /**
@@ -65,11 +91,17 @@ export async function joinRoom(
       1,
     );
   }
-  if (start.type !== "start") {
-    throw new ProtocolError("no_start", "the relay did not start with a Start");
+  if (start.type !== "start" || start.role === "resume") {
+    // Start "resume" answers a ResumeRoom (16.4), never a Room.
+    throw new ProtocolError("no_start", "the relay did not start with a Start create or wait");
   }
   const name = options.name ?? (options.identity.comment || "member");
-  const membership = new Membership(connection, options.identity.fingerprint, now);
+  const membership = new Membership(
+    connection,
+    options.identity.fingerprint,
+    now,
+    options.reconnect,
+  );
   const participant = new RoomParticipant({
     identity: options.identity,
     name,
@@ -113,10 +145,14 @@ export async function joinRoom(
  */
 class Membership implements RelayLink {
   readonly closed: Promise<void>;
-  readonly code: string;
   readonly relay: MemberInfo;
   #connection: RoomConnection;
   #now: () => number;
+  #reconnect: ((position: bigint) => Promise<ResumedConnection>) | undefined;
+  /** The last Position the relay sent (16.4): set only by a clustered relay. */
+  #position: bigint | undefined;
+  /** Settles when a resume under way is over: sends wait for it, then go to the new relay. */
+  #resuming: Promise<void> | undefined;
   #ended = false;
   #leaving = false;
   #failure: unknown;
@@ -125,10 +161,15 @@ class Membership implements RelayLink {
   #participant: RoomParticipant | undefined;
   #admissions: Admissions | undefined;
 
-  constructor(connection: RoomConnection, ownFingerprint: string, now: () => number) {
+  constructor(
+    connection: RoomConnection,
+    ownFingerprint: string,
+    now: () => number,
+    reconnect: ((position: bigint) => Promise<ResumedConnection>) | undefined,
+  ) {
     this.#connection = connection;
     this.#now = now;
-    this.code = connection.verificationCode;
+    this.#reconnect = reconnect;
     this.relay = {
       name: replaceUnsafe(connection.peer.name),
       fingerprint: connection.peer.identity.fingerprint,
@@ -138,11 +179,15 @@ class Membership implements RelayLink {
     this.closed = new Promise<void>((resolve) => this.#resolveClosed = resolve);
   }
 
-  send(message: ToRelay): Promise<void> {
-    if (this.#ended) {
-      return Promise.reject(new SecurechatError("not_connected", "the room is closed"));
-    }
-    return this.#connection.send(encodeToRelay(message));
+  /** The verification code of the connection to the relay (a resumed one has its own). */
+  get code(): string {
+    return this.#connection.verificationCode;
+  }
+
+  async send(message: ToRelay): Promise<void> {
+    if (this.#resuming !== undefined) await this.#resuming;
+    if (this.#ended) throw new SecurechatError("not_connected", "the room is closed");
+    return await this.#connection.send(encodeToRelay(message));
   }
 
   isClosed(): boolean {
@@ -167,6 +212,7 @@ class Membership implements RelayLink {
    * close_notify, then up to 2 s for the relay to confirm by closing its side.
    */
   async close(): Promise<void> {
+    if (this.#resuming !== undefined) await this.#resuming;
     if (!this.#ended) {
       this.#leaving = true;
       // Leaving, we commit nothing more: our Remove is for the others to commit (13.3), and MLS
@@ -217,7 +263,14 @@ class Membership implements RelayLink {
   ): Promise<void> {
     try {
       while (!this.#ended) {
-        const data = await this.#connection.receive();
+        let data: Uint8Array | null;
+        try {
+          data = await this.#connection.receive();
+        } catch (error) {
+          if (!this.#mayResume(error)) throw error;
+          await this.#resume(participant, error);
+          continue;
+        }
         if (data === null) {
           return this.#finish(this.#leaving ? "we left the room" : "the relay closed the room");
         }
@@ -235,6 +288,87 @@ class Membership implements RelayLink {
         await this.#connection.abort(error).catch(() => {});
       }
       this.#finish(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /**
+   * Section 16.4: whether a failed receive is a broken connection (no close_notify, no alert) that
+   * we may resume: only after a Position, with a way to reconnect, while we are not leaving.
+   */
+  #mayResume(error: unknown): boolean {
+    if (this.#ended || this.#leaving) return false;
+    if (this.#position === undefined || this.#reconnect === undefined) return false;
+    return (error instanceof AuthenticationError && error.code === "truncated") ||
+      error instanceof ConnectionError;
+  }
+
+  /**
+   * Section 16.4: reconnects after the last Position, exchanges SessionHellos, expects Start
+   * "resume", and goes on reading from the new connection. Sends wait meanwhile.
+   *
+   * @throws {SecurechatError} `resume_failed` when no relay takes us back
+   */
+  async #resume(participant: RoomParticipant, lost: unknown): Promise<void> {
+    const position = this.#position!;
+    this.#connection.close();
+    let done = () => {};
+    this.#resuming = new Promise<void>((resolve) => done = resolve);
+    const why = lost instanceof Error ? lost.message : String(lost);
+    participant.emit({
+      type: "notice",
+      time: this.#now(),
+      text: `connection to the relay lost (${why}); resuming the room`,
+    });
+    try {
+      const { connection, at } = await this.#reconnect!(position);
+      try {
+        await this.#resumed(connection);
+      } catch (error) {
+        connection.close();
+        throw error;
+      }
+      this.#connection = connection;
+      participant.emit({
+        type: "notice",
+        time: this.#now(),
+        text: `connection to the relay lost; resumed at ${replaceUnsafe(at)}`,
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new SecurechatError(
+        "resume_failed",
+        `lost the connection to the relay and could not resume: ${message}`,
+        1,
+        { hints: ["join the room again"], cause: error },
+      );
+    } finally {
+      this.#resuming = undefined;
+      done();
+    }
+  }
+
+  /** The new connection's SessionHello and Start "resume"; the relay's key must be the same. */
+  async #resumed(connection: RoomConnection): Promise<void> {
+    const fingerprint = connection.peer.identity.fingerprint;
+    if (fingerprint !== this.relay.fingerprint) {
+      throw new TrustError(
+        "relay_key_mismatch",
+        `the relay we resumed at has key ${fingerprint}, not ${this.relay.fingerprint}`,
+      );
+    }
+    await exchangeSessionHello(connection, "chat");
+    const first = await connection.receive();
+    if (first === null) throw new ProtocolError("no_start", "the relay closed instead of resuming");
+    const start = decodeFromRelay(first);
+    if (start.type === "notice") {
+      throw new SecurechatError(
+        "refused_by_relay",
+        `the relay refused to resume: ${replaceUnsafe(start.text)}`,
+        1,
+      );
+    }
+    if (start.type !== "start" || start.role !== "resume") {
+      throw new ProtocolError("no_start", "the relay did not answer ResumeRoom with Start resume");
     }
   }
 
@@ -322,6 +456,13 @@ class Membership implements RelayLink {
         return;
       case "start":
         throw new ProtocolError("bad_relay_message", "the relay sent a second Start");
+      case "position":
+        // Section 16.4: the log only grows; a Position going back is a relay that lies.
+        if (this.#position !== undefined && message.position < this.#position) {
+          throw new ProtocolError("bad_relay_message", "the relay's Position went backwards");
+        }
+        this.#position = message.position;
+        return;
     }
   }
 

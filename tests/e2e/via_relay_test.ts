@@ -237,6 +237,55 @@ Deno.test("a relay restart: the session through it ends with one error line, the
   ]);
 });
 
+Deno.test("listen --via R1,R2: when R1 goes the listener registers at R2, and dial --via R1,R2 finds it there", async () => {
+  await using via = await ViaRelayFixture.create(["alice", "bob"]);
+  const first = await via.startRelay();
+  const second = await via.startRelay();
+  const relays = `${first.address},${second.address}`;
+  const listener = via.start("alice", [
+    "listen",
+    "--via",
+    relays,
+    ...via.pin,
+    "--pipe",
+    "--keep-open",
+  ]);
+  await listener.closeStdin();
+  await listener.stderr.waitFor(
+    new RegExp(`waiting for dialers at relay ${escape(first.address)}`),
+  );
+
+  first.child.kill("SIGKILL");
+  await first.finished();
+  await listener.stderr.waitFor(
+    new RegExp(
+      `lost the relay at ${escape(first.address)}: .*; registering at relay ${
+        escape(second.address)
+      }`,
+    ),
+  );
+  await listener.stderr.waitFor(new RegExp(`registered again at relay ${escape(second.address)}`));
+  await waitForLines(second.stderr, / waits for #/, 1);
+
+  // The dialer finds R1 gone and goes on to R2, where alice waits.
+  const dial = via.start("bob", [
+    "dial",
+    via.fingerprint("alice"),
+    "--via",
+    relays,
+    ...via.pin,
+    "--pipe",
+  ]);
+  await feed(dial.stdin, new TextEncoder().encode("through the second relay\n"));
+  const d = await dial.finished();
+  strictEqual(d.code, 0, d.stderr);
+  match(d.stderr, new RegExp(`met through relay ${escape(second.address)}`));
+  await listener.stderr.waitFor(/ended: sent 0 bytes, received 25$/);
+  listener.child.kill("SIGTERM");
+  const l = await listener.finished();
+  match(new TextDecoder().decode(l.stdout), /through the second relay\n$/);
+});
+
 Deno.test("listen --via admits through the relay only the keys --authorized-keys lists, and waits on for the next dialer", async () => {
   await using via = await ViaRelayFixture.create(["alice", "bob", "mallory"]);
   const relay = await via.startRelay();
@@ -390,6 +439,22 @@ const BAD_FLAGS: { args: string[]; error: RegExp }[] = [
   { args: ["relay", "--port", "99999"], error: /"--port" must be between 0 and 65535/ },
   { args: ["relay", "--rate-per-address", "fast"], error: /takes a size like 500M/ },
   { args: ["relay", "extra"], error: /unexpected argument "extra"/ },
+  { args: ["listen", "--via", "r1.example,,r2.example"], error: /a relay in the list is empty/ },
+  { args: ["dial", FP, "--via", "r1.example,"], error: /a relay in the list is empty/ },
+  { args: ["dial", FP, "--via", "r1.example,r1.example:65433"], error: /named twice/ },
+  { args: ["dial", "r1.example,r2.example:0", "--room", "club"], error: /port must be/ },
+  { args: ["relay", "--advertise", "r1.example:65433"], error: /are for a relay with --nats/ },
+  { args: ["relay", "--nats-replicas", "3"], error: /are for a relay with --nats/ },
+  { args: ["relay", "--nats", "nats://a b:4222"], error: /is not a NATS server/ },
+  { args: ["relay", "--nats", "nats://n1:4222,"], error: /is not a NATS server/ },
+  {
+    args: ["relay", "--nats", "nats://n1:4222", "--advertise", "r1.example"],
+    error: /it is HOST:PORT/,
+  },
+  {
+    args: ["relay", "--nats", "nats://n1:4222", "--nats-replicas", "9"],
+    error: /"--nats-replicas" must be between 1 and 5/,
+  },
 ];
 
 Deno.test("bad --via, --room and relay flags give one usage error line and exit 2", async () => {

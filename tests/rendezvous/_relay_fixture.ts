@@ -42,15 +42,21 @@ export interface RelayFixture {
   close(): Promise<void>;
 }
 
-/** Starts a relay with `options` (its identity is the pool's first) and a collected log. */
+/**
+ * Starts a relay with `options` (its identity is the pool's first unless they say) and a collected
+ * log; `options` may be a function of the relay's port (for an advertised address).
+ */
 export async function startRelay(
-  options: Partial<RendezvousRelayOptions> = {},
+  options: Partial<RendezvousRelayOptions> | ((port: number) => Partial<RendezvousRelayOptions>) =
+    {},
 ): Promise<RelayFixture> {
-  const [identity] = await identities(1) as [Identity];
+  const [pooled] = await identities(1) as [Identity];
   const log: string[] = [];
-  const relay = new RendezvousRelay({ identity, log: (line) => log.push(line), ...options });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
+  const chosen = typeof options === "function" ? options(port) : options;
+  const identity = chosen.identity ?? pooled;
+  const relay = new RendezvousRelay({ identity, log: (line) => log.push(line), ...chosen });
   relay.serve(listener);
   return {
     relay,

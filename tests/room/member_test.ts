@@ -13,6 +13,9 @@ import type { RoomConnection } from "../../lib/room/room_connection.ts";
 import { entered, identities, join, room, rosterSize, texts, watch } from "../_helpers/room.ts";
 import { securePairFor } from "../_helpers/relay_peers.ts";
 import { MiB, tempDir, writeRandomFile } from "../_helpers/files.ts";
+import { HostileRelay } from "../_helpers/hostile_relay.ts";
+import { ConnectionError } from "../../lib/core/errors.ts";
+import type { ResumedConnection } from "../../lib/room/member.ts";
 
 const hasText = (text: string) => (events: ChatEvent[]) =>
   events.some((event) => event.type === "message" && event.text === text);
@@ -209,5 +212,90 @@ Deno.test("a sender the relay says disconnected mid-transfer: the recipient's tr
     ok((await Deno.stat(`${dir.path}/in/big.bin.securechat-part`)).size > 0);
   } finally {
     await close();
+  }
+});
+
+/** What a member's `reconnect` was asked, failing at every relay as a cluster that is gone would. */
+function failingReconnect(): {
+  asked: bigint[];
+  reconnect: (position: bigint) => Promise<ResumedConnection>;
+} {
+  const asked: bigint[] = [];
+  return {
+    asked,
+    reconnect: (position) => {
+      asked.push(position);
+      return Promise.reject(
+        new ConnectionError("relay_unreachable", "cannot connect to the relay at 127.0.0.1:9"),
+      );
+    },
+  };
+}
+
+const errorCodes = (events: ChatEvent[]) =>
+  events.flatMap((event) => event.type === "error" ? [event.code] : []);
+
+Deno.test("without a Position, a broken connection ends the room as before: no resume is tried", async () => {
+  const [relayIdentity, alice] = await identities(2) as Identity[];
+  const relay = new Relay({});
+  const { asked, reconnect } = failingReconnect();
+  const member = await join(alice!, relay, relayIdentity!, { reconnect });
+  try {
+    await member.until(entered);
+    member.connection!.close();
+    await member.session.closed;
+    deepStrictEqual(asked, []);
+    ok(member.events.some((event) => event.type === "closed"));
+    ok(!member.events.some((event) => event.type === "notice" && event.text.includes("resum")));
+  } finally {
+    await relay.close();
+  }
+});
+
+Deno.test("after Positions, a broken connection asks reconnect for the last one; failing everywhere ends with resume_failed", async () => {
+  const [relayIdentity, alice] = await identities(2) as Identity[];
+  const relay = new HostileRelay(relayIdentity!);
+  const { asked, reconnect } = failingReconnect();
+  const member = await relay.join(alice!, { name: "alice", reconnect });
+  try {
+    await member.until(entered);
+    const end = relay.end("alice");
+    relay.inject(end, { type: "position", position: 5n });
+    relay.inject(end, { type: "position", position: 9n });
+    relay.inject(end, { type: "notice", level: 0, text: "read so far" });
+    await member.until((events) =>
+      events.some((event) => event.type === "notice" && event.text.includes("read so far"))
+    );
+    member.connection!.close();
+    await member.session.closed;
+    deepStrictEqual(asked, [9n]);
+    deepStrictEqual(errorCodes(member.events), ["resume_failed"]);
+    const error = member.events.find((event) => event.type === "error");
+    ok(error?.type === "error" && error.message.includes("127.0.0.1:9"), JSON.stringify(error));
+    ok(
+      member.events.some((event) =>
+        event.type === "notice" && event.text.startsWith("connection to the relay lost")
+      ),
+    );
+  } finally {
+    await relay.close();
+  }
+});
+
+Deno.test("a Position that goes backwards is a relay that lies: the room ends", async () => {
+  const [relayIdentity, alice] = await identities(2) as Identity[];
+  const relay = new HostileRelay(relayIdentity!);
+  const { asked, reconnect } = failingReconnect();
+  const member = await relay.join(alice!, { name: "alice", reconnect });
+  try {
+    await member.until(entered);
+    const end = relay.end("alice");
+    relay.inject(end, { type: "position", position: 5n });
+    relay.inject(end, { type: "position", position: 4n });
+    await member.session.closed;
+    deepStrictEqual(errorCodes(member.events), ["bad_relay_message"]);
+    deepStrictEqual(asked, []);
+  } finally {
+    await relay.close();
   }
 });
