@@ -67,7 +67,12 @@ export function freePort(): number {
   return port;
 }
 
-async function requireNatsServer(): Promise<string> {
+/**
+ * The nats-server binary: on PATH or where Debian, Ubuntu and Homebrew put it.
+ *
+ * @throws {Error} saying how to install it when there is none
+ */
+export async function natsServerPath(): Promise<string> {
   const name = Deno.build.os === "windows" ? "nats-server.exe" : "nats-server";
   const separator = Deno.build.os === "windows" ? ";" : ":";
   const folders = [
@@ -114,7 +119,7 @@ async function waitForPort(port: number, child: Deno.ChildProcess, name: string)
  * JetStream has a meta leader (a stream can be made).
  */
 export async function startNatsServers(nodes = 1): Promise<NatsServers> {
-  const binary = await requireNatsServer();
+  const binary = await natsServerPath();
   const root = await Deno.makeTempDir({ prefix: "securechat-nats-" });
   const ports = Array.from(
     { length: nodes },
