@@ -4,12 +4,19 @@
  * its own servers here; when nats-server is missing it fails with how to install it (CI installs
  * it: .ci/run), it never skips.
  *
- * What it does not do: speak NATS (lib/cluster does, through the pinned client), or cut routes
- * between nodes (a partition is a node whose routes are stopped: `pause()` with SIGSTOP stands in
- * for a node that no longer answers, `kill()` for a node that is gone).
+ * Every route between two nodes of a cluster goes through its own cuttable TCP proxy
+ * (tests/_helpers/nats_partition.ts), one per direction of dialing: `partition(i)` cuts every route
+ * of node i, so node i and its clients run on alone, cut off from the others as by a network fault,
+ * and `heal(i)` lets the routes form again. `pause()` (SIGSTOP) stands in for a node that no longer
+ * answers, `kill()` for a node that is gone. Each node also serves its monitoring endpoints
+ * (`/healthz`, `/jsz`, `/routez`) on `monitorUrl`, where a test reads what that node itself holds.
+ *
+ * What it does not do: speak NATS (lib/cluster does, through the pinned client).
  *
  * @module
  */
+
+import { type CuttableProxy, startCuttableProxy } from "./nats_partition.ts";
 
 /** One nats-server process. */
 export interface NatsNode {
@@ -18,6 +25,8 @@ export interface NatsNode {
   readonly port: number;
   /** `nats://127.0.0.1:PORT`. */
   readonly url: string;
+  /** `http://127.0.0.1:PORT` of the node's monitoring endpoints. */
+  readonly monitorUrl: string;
   readonly pid: number;
   /** Stops the process with SIGKILL and waits for it; the store is kept for `restart()`. */
   kill(): Promise<void>;
@@ -34,6 +43,15 @@ export interface NatsServers {
   readonly nodes: NatsNode[];
   /** Every node's URL, for a client that fails over. */
   readonly urls: string[];
+  /**
+   * Cuts every route of node `index` (0-based) and refuses new ones until `heal(index)`; its
+   * client port stays open, so its clients stay connected to a node that is alone.
+   */
+  partition(index: number): void;
+  /** Lets the routes of node `index` form again (those to a node still partitioned stay cut). */
+  heal(index: number): void;
+  /** How many routes node `index` has now, from its `/routez`. */
+  routeCount(index: number): Promise<number>;
   /** Stops every node and removes the stores. */
   stop(): Promise<void>;
 }
@@ -49,13 +67,24 @@ export function freePort(): number {
   return port;
 }
 
-async function requireNatsServer(): Promise<string> {
-  for (
-    const path of ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-  ) {
+/**
+ * The nats-server binary: on PATH or where Debian, Ubuntu and Homebrew put it.
+ *
+ * @throws {Error} saying how to install it when there is none
+ */
+export async function natsServerPath(): Promise<string> {
+  const name = Deno.build.os === "windows" ? "nats-server.exe" : "nats-server";
+  const separator = Deno.build.os === "windows" ? ";" : ":";
+  const folders = [
+    ...(Deno.env.get("PATH") ?? "").split(separator).filter((folder) => folder !== ""),
+    "/usr/sbin",
+    "/usr/bin",
+    "/usr/local/bin",
+  ];
+  for (const folder of folders) {
+    const path = `${folder}/${name}`;
     try {
-      await Deno.stat(path);
-      return path;
+      if ((await Deno.stat(path)).isFile) return path;
     } catch {
       // try the next place
     }
@@ -85,31 +114,47 @@ async function waitForPort(port: number, child: Deno.ChildProcess, name: string)
 }
 
 /**
- * Starts `nodes` JetStream servers; more than one form a cluster (full mesh of routes). Waits
- * until each accepts clients; with a cluster, also until JetStream has a meta leader (a stream
- * can be made).
+ * Starts `nodes` JetStream servers; more than one form a cluster (full mesh of routes, each
+ * through its own cuttable proxy). Waits until each accepts clients; with a cluster, also until
+ * JetStream has a meta leader (a stream can be made).
  */
 export async function startNatsServers(nodes = 1): Promise<NatsServers> {
-  const binary = await requireNatsServer();
+  const binary = await natsServerPath();
   const root = await Deno.makeTempDir({ prefix: "securechat-nats-" });
-  const ports = Array.from({ length: nodes }, () => ({ client: freePort(), route: freePort() }));
+  const ports = Array.from(
+    { length: nodes },
+    () => ({ client: freePort(), route: freePort(), monitor: freePort() }),
+  );
+  // proxies[from][to]: the way node `from` dials node `to`'s route port.
+  const proxies: (CuttableProxy | undefined)[][] = ports.map((_, from) =>
+    ports.map((target, to) =>
+      nodes > 1 && from !== to ? startCuttableProxy(target.route) : undefined
+    )
+  );
+  // What each node advertises to the others: a proxy that stays cut. A node that hears of another
+  // through gossip would otherwise dial its real route port and bypass the cuttable proxies; the
+  // configured full mesh is every route the cluster needs.
+  const nowhere = startCuttableProxy(0);
+  nowhere.cut();
+  const allProxies = [...proxies.flat().filter((proxy) => proxy !== undefined), nowhere];
+  const partitioned = new Set<number>();
   const started: NatsNode[] = [];
   const children = new Map<string, Deno.ChildProcess>();
 
   const configOf = (index: number): string => {
     const name = `n${index + 1}`;
-    const routes = ports
-      .filter((_, other) => other !== index)
-      .map((p) => `nats-route://127.0.0.1:${p.route}`);
+    const routes = proxies[index]!
+      .filter((proxy) => proxy !== undefined)
+      .map((proxy) => `nats-route://127.0.0.1:${proxy.port}`);
     const cluster = nodes > 1
       ? `cluster {\n  name: securechat-test\n  listen: 127.0.0.1:${ports[index]!.route}\n` +
-        `  routes: [${routes.join(", ")}]\n}\n`
+        `  advertise: 127.0.0.1:${nowhere.port}\n  routes: [${routes.join(", ")}]\n}\n`
       : "";
     return `server_name: ${name}\nlisten: 127.0.0.1:${ports[index]!.client}\n` +
+      `http: 127.0.0.1:${ports[index]!.monitor}\n` +
       `max_payload: ${TEST_MAX_PAYLOAD}\n` +
       `jetstream {\n  store_dir: "${root}/${name}"\n}\n${cluster}`;
   };
-
   const spawn = async (index: number): Promise<Deno.ChildProcess> => {
     const name = `n${index + 1}`;
     const config = `${root}/${name}.conf`;
@@ -142,6 +187,18 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
     await child.status;
   };
 
+  const stopAll = async () => {
+    for (const name of [...children.keys()]) await stopChild(name);
+    for (const proxy of allProxies) await proxy.close();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  };
+
+  const checkIndex = (index: number) => {
+    if (!Number.isInteger(index) || index < 0 || index >= nodes) {
+      throw new RangeError(`no node ${index}: the cluster has nodes 0 to ${nodes - 1}`);
+    }
+  };
+
   try {
     for (let index = 0; index < nodes; index++) {
       const name = `n${index + 1}`;
@@ -151,6 +208,7 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
         name,
         port,
         url: `nats://127.0.0.1:${port}`,
+        monitorUrl: `http://127.0.0.1:${ports[index]!.monitor}`,
         get pid() {
           return children.get(name)?.pid ?? -1;
         },
@@ -165,18 +223,37 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
     }
     if (nodes > 1) await waitForJetStream(started[0]!.url);
   } catch (error) {
-    for (const name of [...children.keys()]) await stopChild(name);
-    await Deno.remove(root, { recursive: true }).catch(() => {});
+    await stopAll();
     throw error;
   }
 
   return {
     nodes: started,
     urls: started.map((node) => node.url),
-    async stop() {
-      for (const name of [...children.keys()]) await stopChild(name);
-      await Deno.remove(root, { recursive: true }).catch(() => {});
+    partition(index) {
+      checkIndex(index);
+      partitioned.add(index);
+      for (let other = 0; other < nodes; other++) {
+        proxies[index]![other]?.cut();
+        proxies[other]![index]?.cut();
+      }
     },
+    heal(index) {
+      checkIndex(index);
+      partitioned.delete(index);
+      for (let other = 0; other < nodes; other++) {
+        if (partitioned.has(other)) continue;
+        proxies[index]![other]?.heal();
+        proxies[other]![index]?.heal();
+      }
+    },
+    async routeCount(index) {
+      checkIndex(index);
+      const response = await fetch(`${started[index]!.monitorUrl}/routez`);
+      const routez = await response.json() as { num_routes: number };
+      return routez.num_routes;
+    },
+    stop: stopAll,
   };
 }
 

@@ -1,0 +1,199 @@
+/**
+ * The NATS cluster the cluster tests stand on (tests/_helpers/nats_servers.ts), checked with the
+ * real client: an R3 stream like SECURECHAT_ROOMS (PROTOCOL.md 16.1) survives a node killed, and a
+ * node cut off by `partition()` cannot take entries until `heal()`, after which every node holds
+ * the same log. If these fail, no test of lib/cluster built on the helper means anything.
+ *
+ * @module
+ */
+
+import { deepStrictEqual as eql, ok, rejects } from "node:assert/strict";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
+import { type NatsServers, startNatsServers } from "../_helpers/nats_servers.ts";
+
+const STREAM = "HELPER_TEST";
+const SUBJECT = "helper.test.log";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The stream as the relays make theirs (16.1), on a test subject: three copies, file storage. */
+async function addStream(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({
+    name: STREAM,
+    subjects: [`${SUBJECT}`],
+    num_replicas: 3,
+    allow_direct: true,
+    duplicate_window: 120_000_000_000,
+  });
+}
+
+/**
+ * Publishes until the entry is stored, as a relay does (16.1: the same message id on every retry,
+ * so a retried entry is stored once). Elections after a node is lost take seconds.
+ */
+async function publishUntilStored(nc: NatsConnection, id: string): Promise<PubAck> {
+  const js = jetstream(nc);
+  const deadline = Date.now() + 60_000;
+  while (true) {
+    try {
+      return await js.publish(SUBJECT, encoder.encode(id), { msgID: id, timeout: 2_000 });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/** Waits until `check` holds, asking again every 250 ms, for at most 60 s. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`still not true after 60 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** The stream as node `index` itself stores it, from its `/jsz` (its own replica, not the leader's). */
+async function localState(
+  servers: NatsServers,
+  index: number,
+): Promise<{ messages: number; bytes: number; first_seq: number; last_seq: number } | undefined> {
+  const response = await fetch(`${servers.nodes[index]!.monitorUrl}/jsz?streams=true`);
+  const jsz = await response.json() as {
+    account_details?: {
+      stream_detail?: {
+        name: string;
+        state: { messages: number; bytes: number; first_seq: number; last_seq: number };
+      }[];
+    }[];
+  };
+  for (const account of jsz.account_details ?? []) {
+    for (const stream of account.stream_detail ?? []) {
+      if (stream.name === STREAM) {
+        const { messages, bytes, first_seq, last_seq } = stream.state;
+        return { messages, bytes, first_seq, last_seq };
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Waits until every node's own replica reaches `lastSeq`, then reads the whole stream through a
+ * client of each node with direct gets (served by a replica, the local one first) and returns
+ * what each read.
+ */
+async function readThroughEachNode(servers: NatsServers, lastSeq: number): Promise<string[][]> {
+  const states = [];
+  for (let index = 0; index < servers.nodes.length; index++) {
+    await eventually(
+      `node ${index} holds the stream up to ${lastSeq}`,
+      async () => (await localState(servers, index))?.last_seq === lastSeq,
+    );
+    states.push(await localState(servers, index));
+  }
+  eql(new Set(states.map((state) => JSON.stringify(state))).size, 1, "replicas differ");
+  const reads: string[][] = [];
+  for (const node of servers.nodes) {
+    const nc = await connect({ servers: node.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const read: string[] = [];
+      for (let seq = 1; seq <= lastSeq; seq++) {
+        const message = await jsm.direct.getMessage(STREAM, { seq });
+        if (message !== null) read.push(decoder.decode(message.data));
+      }
+      reads.push(read);
+    } finally {
+      await nc.close();
+    }
+  }
+  return reads;
+}
+
+Deno.test("startNatsServers(3): an R3 stream takes publishes with its leader killed, and the node catches up after restart()", async () => {
+  const servers = await startNatsServers(3);
+  const nc = await connect({ servers: servers.urls });
+  try {
+    await addStream(nc);
+    for (const id of ["a1", "a2", "a3"]) await publishUntilStored(nc, id);
+    const jsm = await jetstreamManager(nc);
+    const leader = (await jsm.streams.info(STREAM)).cluster?.leader;
+    const victim = servers.nodes.findIndex((node) => node.name === leader);
+    ok(victim >= 0, `the stream's leader ${leader} is one of the nodes`);
+    await servers.nodes[victim]!.kill();
+
+    const acks: PubAck[] = [];
+    for (const id of ["b1", "b2", "b3", "b4"]) acks.push(await publishUntilStored(nc, id));
+    eql(acks.map((ack) => ack.seq), [4, 5, 6, 7]);
+    eql(acks.map((ack) => ack.duplicate), [false, false, false, false]);
+    eql((await jsm.streams.info(STREAM)).state.messages, 7);
+
+    await servers.nodes[victim]!.restart();
+    const expected = ["a1", "a2", "a3", "b1", "b2", "b3", "b4"];
+    eql(await readThroughEachNode(servers, 7), [expected, expected, expected]);
+  } finally {
+    await nc.close();
+    await servers.stop();
+  }
+});
+
+Deno.test("startNatsServers(3).partition(): a cut-off node's client cannot publish to the stream until heal(), then every node holds the same messages", async () => {
+  const servers = await startNatsServers(3);
+  const cutOff = 2;
+  // One client on the node to cut off only (it must not fail over), one on the other two.
+  const alone = await connect({ servers: servers.urls[cutOff]!, reconnect: false });
+  const majority = await connect({ servers: servers.urls.slice(0, cutOff) });
+  try {
+    await addStream(majority);
+    await publishUntilStored(alone, "before-1");
+    await publishUntilStored(majority, "before-2");
+
+    servers.partition(cutOff);
+    await eventually("the cut-off node has no routes", async () => {
+      return await servers.routeCount(cutOff) === 0;
+    });
+    const js = jetstream(alone);
+    await rejects(
+      js.publish(SUBJECT, encoder.encode("while-cut"), { msgID: "while-cut", timeout: 3_000 }),
+    );
+    const during = await publishUntilStored(majority, "during");
+    eql(during.seq, 3);
+    await rejects(
+      js.publish(SUBJECT, encoder.encode("while-cut"), { msgID: "while-cut", timeout: 3_000 }),
+    );
+
+    servers.heal(cutOff);
+    await eventually("the healed node has its two routes", async () => {
+      return await servers.routeCount(cutOff) === 2;
+    });
+    const after = await publishUntilStored(alone, "after-heal");
+    eql(after.seq, 4);
+    eql(after.duplicate, false);
+
+    const expected = ["before-1", "before-2", "during", "after-heal"];
+    eql(await readThroughEachNode(servers, 4), [expected, expected, expected]);
+  } finally {
+    await alone.close();
+    await majority.close();
+    await servers.stop();
+  }
+});
+
+Deno.test("startNatsServers(3).partition() rejects a node that does not exist", async () => {
+  const servers = await startNatsServers(1);
+  try {
+    let thrown: unknown;
+    try {
+      servers.partition(1);
+    } catch (error) {
+      thrown = error;
+    }
+    ok(thrown instanceof RangeError);
+    eql(thrown.message, "no node 1: the cluster has nodes 0 to 0");
+  } finally {
+    await servers.stop();
+  }
+});
