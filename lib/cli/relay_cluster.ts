@@ -13,6 +13,7 @@ import { ClusterRooms } from "../cluster/cluster_rooms.ts";
 import { connectCluster } from "../cluster/nats_link.ts";
 import { RendezvousDirectory } from "../cluster/rendezvous_directory.ts";
 import type { RelayOptions } from "../room/relay.ts";
+import { encodeRendezvousAnswer } from "../rendezvous/rendezvous_messages.ts";
 import type { RegistrationDirectory, RoomHost } from "../rendezvous/rendezvous_relay.ts";
 
 /** Options of {@linkcode joinRelayCluster}. */
@@ -54,6 +55,7 @@ export async function joinRelayCluster(options: RelayClusterOptions): Promise<Re
     keepaliveMs: options.keepaliveMs,
     log: options.log,
     now: options.now,
+    joined: encodeRendezvousAnswer({ type: "joined" }),
   });
   return {
     rooms,
