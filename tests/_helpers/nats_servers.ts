@@ -73,6 +73,23 @@ export function freePort(): number {
  * @throws {Error} saying how to install it when there is none
  */
 export async function natsServerPath(): Promise<string> {
+  const found = await findNatsServer();
+  if (found !== undefined) return found;
+  // The README's test command must work on a fresh machine: where we may install (root with
+  // apt-get, as in CI), install the Debian package once, for every test after this one too.
+  installing ??= installNatsServer();
+  await installing;
+  const installed = await findNatsServer();
+  if (installed !== undefined) return installed;
+  throw new Error(
+    "nats-server is not installed and could not be installed here: `apt-get install nats-server` " +
+      "or `brew install nats-server` (the cluster tests need a real one)",
+  );
+}
+
+let installing: Promise<void> | undefined;
+
+async function findNatsServer(): Promise<string | undefined> {
   const name = Deno.build.os === "windows" ? "nats-server.exe" : "nats-server";
   const separator = Deno.build.os === "windows" ? ";" : ":";
   const folders = [
@@ -89,10 +106,30 @@ export async function natsServerPath(): Promise<string> {
       // try the next place
     }
   }
-  throw new Error(
-    "nats-server is not installed: `apt-get install nats-server` (.ci/run does it), " +
-      "the cluster tests need a real one",
-  );
+  return undefined;
+}
+
+/** `apt-get install -y nats-server` as root, after `apt-get update` if the first try fails. */
+async function installNatsServer(): Promise<void> {
+  if (Deno.build.os !== "linux" || Deno.uid() !== 0) return;
+  const aptGet = async (...args: string[]): Promise<boolean> => {
+    try {
+      const { success } = await new Deno.Command("apt-get", {
+        args,
+        env: { DEBIAN_FRONTEND: "noninteractive" },
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      return success;
+    } catch {
+      return false; // no apt-get here
+    }
+  };
+  // deno-lint-ignore no-console
+  console.error("nats-server is missing: installing the Debian package for the cluster tests");
+  if (await aptGet("install", "-y", "nats-server")) return;
+  if (await aptGet("update")) await aptGet("install", "-y", "nats-server");
 }
 
 /** Waits until something accepts TCP connections on `port`. */
