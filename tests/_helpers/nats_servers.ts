@@ -43,6 +43,8 @@ export interface NatsServers {
   readonly nodes: NatsNode[];
   /** Every node's URL, for a client that fails over. */
   readonly urls: string[];
+  /** The folder holding every node's JetStream store (what NATS keeps on disk). */
+  readonly storeRoot: string;
   /**
    * Cuts every route of node `index` (0-based) and refuses new ones until `heal(index)`; its
    * client port stays open, so its clients stay connected to a node that is alone.
@@ -265,6 +267,7 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
   }
 
   return {
+    storeRoot: root,
     nodes: started,
     urls: started.map((node) => node.url),
     partition(index) {
