@@ -10,6 +10,8 @@
  * deno task bench --only pipe,ready --size 256MiB   # a quick look at two sections
  * deno task bench --only mls,room                   # the room's parts: MLS costs, fan-out
  * deno task bench --only relay --size 256MiB        # a pipe through a rendezvous relay vs direct
+ * deno task bench --only cluster                    # relays on NATS vs one relay, about 1.5 min
+ * deno task bench --only cluster --cluster-members 60 --cluster-messages 900 --size 1GiB
  * ```
  *
  * @module
@@ -62,8 +64,8 @@ Options:
   --room-members N    members of the large room in the room fan-out (default 1000, cut to the
                       largest room that can still admit someone and to what memory holds)
   --cluster-members N   members of the cluster's throughput room (default 30)
-  --cluster-messages N  messages sent at once in it (default 300)
-  --cluster-rounds N    timed latency rounds of the cluster section (default 30); its bytes
+  --cluster-messages N  messages sent at once in it (default 450)
+  --cluster-rounds N    timed latency rounds of the cluster section (default 50); its bytes
                         through NATS and a splice are --size when given (default 256MiB)
   --install-peers     apt-get install the missing comparison programs first (ssh, sshd, socat, time)
   --results FILE      write the results there (default: bench/RESULTS.md, on a full run only)
@@ -186,8 +188,8 @@ async function main(args: string[]): Promise<number> {
     cluster: () =>
       benchCluster({
         members: positiveInteger(values["cluster-members"], "cluster-members", 30),
-        messages: positiveInteger(values["cluster-messages"], "cluster-messages", 300),
-        rounds: positiveInteger(values["cluster-rounds"], "cluster-rounds", 30),
+        messages: positiveInteger(values["cluster-messages"], "cluster-messages", 450),
+        rounds: positiveInteger(values["cluster-rounds"], "cluster-rounds", 50),
         ...(values.size === undefined ? {} : { bytes: size }),
       }),
   };
