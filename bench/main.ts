@@ -10,6 +10,8 @@
  * deno task bench --only pipe,ready --size 256MiB   # a quick look at two sections
  * deno task bench --only mls,room                   # the room's parts: MLS costs, fan-out
  * deno task bench --only relay --size 256MiB        # a pipe through a rendezvous relay vs direct
+ * deno task bench --only cluster                    # relays on NATS vs one relay, about 1.5 min
+ * deno task bench --only cluster --cluster-members 60 --cluster-messages 900 --size 1GiB
  * ```
  *
  * @module
@@ -32,6 +34,7 @@ import { benchRecordSize } from "./record_size.ts";
 import { benchRoomFanout } from "./room_fanout.ts";
 import { benchRoomMls } from "./room_mls.ts";
 import { benchRelayThroughput } from "./relay_throughput.ts";
+import { benchCluster } from "./cluster.ts";
 
 /** The sections, in the order they run. */
 export const SECTIONS = [
@@ -42,6 +45,7 @@ export const SECTIONS = [
   "handshakes",
   "mls",
   "room",
+  "cluster",
 ] as const;
 
 type SectionName = typeof SECTIONS[number];
@@ -59,6 +63,10 @@ Options:
   --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
   --room-members N    members of the large room in the room fan-out (default 1000, cut to the
                       largest room that can still admit someone and to what memory holds)
+  --cluster-members N   members of the cluster's throughput room (default 30)
+  --cluster-messages N  messages sent at once in it (default 450)
+  --cluster-rounds N    timed latency rounds of the cluster section (default 50); its bytes
+                        through NATS and a splice are --size when given (default 256MiB)
   --install-peers     apt-get install the missing comparison programs first (ssh, sshd, socat, time)
   --results FILE      write the results there (default: bench/RESULTS.md, on a full run only)
   -h, --help          this text
@@ -129,6 +137,9 @@ async function main(args: string[]): Promise<number> {
       "ready-count": { type: "string" },
       seconds: { type: "string" },
       "room-members": { type: "string" },
+      "cluster-members": { type: "string" },
+      "cluster-messages": { type: "string" },
+      "cluster-rounds": { type: "string" },
       "install-peers": { type: "boolean" },
       results: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -174,6 +185,13 @@ async function main(args: string[]): Promise<number> {
     handshakes: () => benchHandshakes(peers, options, seconds),
     mls: () => benchRoomMls(),
     room: () => benchRoomFanout(roomMembers === undefined ? {} : { members: roomMembers }),
+    cluster: () =>
+      benchCluster({
+        members: positiveInteger(values["cluster-members"], "cluster-members", 30),
+        messages: positiveInteger(values["cluster-messages"], "cluster-messages", 450),
+        rounds: positiveInteger(values["cluster-rounds"], "cluster-rounds", 50),
+        ...(values.size === undefined ? {} : { bytes: size }),
+      }),
   };
   let failed = 0;
   try {
