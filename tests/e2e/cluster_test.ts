@@ -17,6 +17,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import type { ChatProcess } from "../_helpers/chat.ts";
 import { runCli } from "../_helpers/cli.ts";
+import { feed, randomBytes, sha256Hex } from "../_helpers/peers.ts";
 import {
   assertNoLeave,
   assertOneOrder,
@@ -190,3 +191,145 @@ Deno.test("the NATS node a relay is connected to is killed: the room goes on, no
   strictEqual(after[busiest], 0, `${after}`);
   strictEqual(after.reduce((a, b) => a + b, 0), 3, `${after}`);
 });
+
+Deno.test("a NATS node cut off from the others while both sides talk, then healed: every member ends with every line once, in one order", async () => {
+  const names = ["ann", "ben", "cid", "dee"];
+  await using cluster = await ClusterFixture.create(names);
+  // Relay i on node i alone: cutting node 0 cuts relay 0 (ben and dee) off from the others.
+  await cluster.startRelays(3, { ownNodeOnly: true });
+  const members = await startRoom(cluster, names, "partition", (i) => [1, 0, 2, 0][i]!);
+  const author = (line: string) => names.indexOf(line.split(" ")[0]!);
+  const all = await talk(members, names, "a", 2);
+  await Promise.all(members.map((m) => untilLines(m, all)));
+
+  cluster.nats.partition(0);
+  all.push(...await talk(members, names, "b", 3));
+  // The majority side goes on meanwhile: ann and cid see each other's lines.
+  const majority = [...linesOf("ann", "b", 3), ...linesOf("cid", "b", 3)];
+  await Promise.all([members[0]!, members[2]!].map((m) => untilLines(m, majority)));
+  all.push(...await talk(members, names, "c", 1, [1, 3]));
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  cluster.nats.heal(0);
+
+  await Promise.all(members.map((m) => untilLines(m, all)));
+  all.push(...await talk(members, names, "d", 1));
+  await Promise.all(members.map((m) => untilLines(m, all)));
+  assertOneOrder(members, all, author);
+  for (const member of members) assertClean(member);
+  assertRelaysServed(cluster);
+});
+
+Deno.test("competing commits from admins on two relays: one admits, the other admits and kicks at once; every member ends with one roster and they still talk", async () => {
+  const names = ["ann", "ben", "cid", "dee", "eve"];
+  await using cluster = await ClusterFixture.create(names);
+  await cluster.startRelays(3);
+  const [ann, ben, cid] = await startRoom(cluster, names.slice(0, 3), "commits", (i) => i);
+  await ann!.send("/op ben");
+  await ben!.out.waitFor(
+    (e) => e.type === "notice" && e.text === "ann made ben an admin",
+    "ben is made an admin",
+    CLUSTER_WAIT_MS,
+  );
+  // Two newcomers knock, at relays 0 and 1; both admins see both.
+  const dee = cluster.member("dee", "commits", 0);
+  const eve = cluster.member("eve", "commits", 1);
+  for (const admin of [ann!, ben!]) {
+    for (const name of ["dee", "eve"]) {
+      await admin.out.waitFor(
+        (e) => e.type === "knock" && e.member.fingerprint === cluster.fp(name),
+        `${admin.label} sees ${name} knock`,
+        CLUSTER_WAIT_MS,
+      );
+    }
+  }
+  // At once, on two relays: ann admits dee; ben admits eve and removes cid.
+  await Promise.all([ann!.send("/admit dee"), ben!.send("/admit eve", "/kick cid")]);
+  const stay = [ann!, ben!, dee, eve];
+  const four = ["ann", "ben", "dee", "eve"];
+  await Promise.all(
+    stay.map((m) => untilMembers(m, four.map((n) => cluster.fp(n)), CLUSTER_WAIT_MS)),
+  );
+  const removed = await cid!.finished(CLUSTER_WAIT_MS);
+  ok(removed.code !== 0, removed.stderr);
+  match(removed.stderr, /ben removed you from the room/);
+
+  const all = await talk(stay, four, "a", 2);
+  await Promise.all(stay.map((m) => untilLines(m, all)));
+  assertOneOrder(stay, all, (line) => four.indexOf(line.split(" ")[0]!));
+  // One epoch everywhere: every member's /verify shows the same epoch code.
+  await Promise.all(stay.map((m) => m.send("/verify")));
+  const codes = await Promise.all(stay.map(async (m) => {
+    const event = await m.out.waitFor(
+      (e) => e.type === "verification" && e.epochCode !== undefined,
+      `${m.label} shows its epoch code`,
+      CLUSTER_WAIT_MS,
+    );
+    return event.type === "verification" ? event.epochCode : undefined;
+  }));
+  strictEqual(new Set(codes).size, 1, `epoch codes: ${codes}`);
+  for (const member of stay) assertClean(member);
+});
+
+Deno.test("a rendezvous across relays: listen --via R1 and dial FP --via R2 meet through a Redirect; MiBs each way arrive intact, and a file by --send", async () => {
+  await using cluster = await ClusterFixture.create(["alice", "bob"]);
+  const [r1, r2] = await cluster.startRelays(2);
+  const via = cluster.via;
+  const listener = via.start("alice", ["listen", "--via", r1!.address, ...via.pin, "--pipe"]);
+  await listener.stderr.waitFor(/waiting for dialers at relay/);
+  const toBob = randomBytes(3 * MiB);
+  const toAlice = randomBytes(3 * MiB);
+  const dialer = via.start("bob", [
+    "dial",
+    cluster.fp("alice"),
+    "--via",
+    r2!.address,
+    ...via.pin,
+    "--pipe",
+  ]);
+  await Promise.all([feed(listener.stdin, toBob), feed(dialer.stdin, toAlice)]);
+  const [l, d] = await Promise.all([listener.finished(), dialer.finished()]);
+  strictEqual(l.code, 0, l.stderr);
+  strictEqual(d.code, 0, d.stderr);
+  strictEqual(await sha256Hex(l.stdout), await sha256Hex(toAlice), "alice got bob's bytes");
+  strictEqual(await sha256Hex(d.stdout), await sha256Hex(toBob), "bob got alice's bytes");
+  // Asked at R2, which sent bob on to R1, where alice waits.
+  await r2!.stderr.waitFor(new RegExp(` redirected to ${escape(r1!.address)} for `));
+
+  const content = randomBytes(2 * MiB);
+  await Deno.mkdir(`${via.root}/inbox`);
+  await Deno.writeFile(`${via.root}/report.bin`, content);
+  const receiver = via.start("alice", [
+    "listen",
+    "--via",
+    r1!.address,
+    ...via.pin,
+    "--receive",
+    `${via.root}/inbox`,
+  ]);
+  await receiver.stderr.waitFor(/waiting for dialers at relay/);
+  const sender = via.start("bob", [
+    "dial",
+    cluster.fp("alice"),
+    "--via",
+    r2!.address,
+    ...via.pin,
+    "--send",
+    `${via.root}/report.bin`,
+  ]);
+  await Promise.all([receiver.closeStdin(), sender.closeStdin()]);
+  const [r, s] = await Promise.all([receiver.finished(), sender.finished()]);
+  strictEqual(s.code, 0, s.stderr);
+  strictEqual(r.code, 0, r.stderr);
+  strictEqual(
+    await sha256Hex(await Deno.readFile(`${via.root}/inbox/report.bin`)),
+    await sha256Hex(content),
+    "the file arrived intact",
+  );
+});
+
+const MiB = 1024 * 1024;
+
+/** `text` as a literal in a RegExp. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
