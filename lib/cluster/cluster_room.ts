@@ -133,7 +133,7 @@ export class ClusterRoom {
       this.#state = snapshot.state;
       this.#position = this.#snapshotAt = snapshot.position;
     }
-    this.#following = await this.#log.follow(
+    this.#following = this.#log.follow(
       this.#position + 1n,
       (position, entry) => this.#apply(position, entry),
     );

@@ -41,6 +41,12 @@ export const DEFAULT_REPLICAS = 3;
 /** Section 16.4: a heartbeat every second; a relay silent for 5 seconds is gone. */
 export const HEARTBEAT_MS = 1_000;
 export const SILENCE_MS = 5_000;
+/**
+ * How long a relay keeps trying to set up the stream: a JetStream cluster that has just started,
+ * or is electing a leader, answers "no suitable peers for placement" or not at all for a while.
+ */
+export const STREAM_SETUP_MS = 20_000;
+const STREAM_RETRY_MS = 250;
 
 /** Options of {@linkcode connectCluster}. */
 export interface ClusterOptions {
@@ -115,8 +121,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterLi
         { hints: [`set max_payload: ${MIN_MAX_PAYLOAD} in the nats-server configuration`] },
       );
     }
-    const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, options.replicas ?? DEFAULT_REPLICAS);
+    const jsm = await setUpStream(nc, options.replicas ?? DEFAULT_REPLICAS, log);
     return new Link(nc, jsm, options, now, log);
   } catch (error) {
     await nc.close().catch(() => {});
@@ -127,6 +132,32 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterLi
       undefined,
       { hints: ["the servers need JetStream (-js) and the permissions of PROTOCOL.md 16.6"] },
     );
+  }
+}
+
+/**
+ * The JetStream manager and the room stream, tried again for STREAM_SETUP_MS while the cluster
+ * is not ready; a server without JetStream, or a user not allowed the API, fails at once.
+ */
+async function setUpStream(
+  nc: NatsConnection,
+  replicas: number,
+  log: (line: string) => void,
+): Promise<JetStreamManager> {
+  const deadline = Date.now() + STREAM_SETUP_MS;
+  let said = false;
+  while (true) {
+    try {
+      const jsm = await jetstreamManager(nc);
+      await ensureStream(jsm, replicas);
+      return jsm;
+    } catch (error) {
+      const permanent = /not enabled|permission/i.test(messageOf(error));
+      if (permanent || Date.now() + STREAM_RETRY_MS > deadline) throw error;
+      if (!said) log(`JetStream is not ready (${messageOf(error)}): trying again`);
+      said = true;
+      await new Promise((resolve) => setTimeout(resolve, STREAM_RETRY_MS));
+    }
   }
 }
 

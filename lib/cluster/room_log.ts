@@ -14,7 +14,11 @@
  * @module
  */
 
-import { DeliverPolicy, type JetStreamPublishOptions } from "@nats-io/jetstream";
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamPublishOptions,
+} from "@nats-io/jetstream";
 import { toHex } from "../core/bytes.ts";
 import { type ClusterLink, ROOM_STREAM } from "./nats_link.ts";
 import { decodeRoomEntry, encodeRoomEntry, type RoomEntry } from "./room_entries.ts";
@@ -31,6 +35,12 @@ export function snapshotSubject(token: Uint8Array): string {
 /** How long one publish waits for its acknowledgement, and between retries. */
 const PUBLISH_TIMEOUT_MS = 5_000;
 const RETRY_MS = 250;
+/**
+ * How long a consumer's pull waits (its idle heartbeats come at half of it), and how long the log
+ * may be ahead of what was delivered before it is followed again.
+ */
+const CONSUME_EXPIRES_MS = 5_000;
+const STALL_MS = 3_000;
 
 /** A log being followed: stop it when the room is no longer served. */
 export interface Following {
@@ -180,25 +190,70 @@ export class RoomLog {
 
   /**
    * Follows the log from position `from` on, calling `onEntry` for each entry in order (the next
-   * is read once the last call resolved).
+   * is read once the last call resolved), until stopped.
+   *
+   * The client's ordered consumer lives on one NATS node: when that node dies it can stall for
+   * good (asking a consumer nobody serves). So a watchdog compares the log's last position with
+   * what was delivered, and when the log is ahead and nothing arrived for STALL_MS, starts a new
+   * consumer after the last entry delivered: nothing is skipped or delivered twice.
    */
-  async follow(
+  follow(
     from: bigint,
     onEntry: (position: bigint, entry: RoomEntry) => Promise<void>,
-  ): Promise<Following> {
-    const consumer = await this.link.js.consumers.get(ROOM_STREAM, {
-      filter_subjects: this.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Number(from),
-    });
-    const messages = await consumer.consume();
-    const done = (async () => {
-      for await (const message of messages) {
-        const entry = this.#decode(message.data, message.seq);
-        if (entry !== undefined) await onEntry(BigInt(message.seq), entry);
+  ): Following {
+    let next = from;
+    let stopped = false;
+    let messages: ConsumerMessages | undefined;
+    const run = async () => {
+      while (!stopped && !this.link.closed) {
+        try {
+          const consumer = await this.link.js.consumers.get(ROOM_STREAM, {
+            filter_subjects: this.subject,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: Number(next),
+          });
+          if (stopped) break;
+          messages = await consumer.consume({ expires: CONSUME_EXPIRES_MS });
+          if (stopped) messages.stop();
+          for await (const message of messages) {
+            const position = BigInt(message.seq);
+            if (position < next) continue;
+            next = position + 1n;
+            const entry = this.#decode(message.data, message.seq);
+            if (entry !== undefined) await onEntry(position, entry);
+          }
+        } catch (error) {
+          this.#log(`following the room log failed, starting again: ${messageOf(error)}`);
+        }
+        messages = undefined;
+        if (!stopped) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       }
-    })().catch((error) => this.#log(`following the room log ended: ${messageOf(error)}`));
-    return { stop: () => messages.stop(), done };
+    };
+    let seen = next;
+    let stalledSince: number | undefined;
+    const watch = setInterval(async () => {
+      const last = await this.lastPosition().catch(() => undefined);
+      if (messages === undefined || last === undefined || last < next || next !== seen) {
+        seen = next;
+        stalledSince = undefined;
+        return;
+      }
+      const now = this.link.now();
+      stalledSince ??= now;
+      if (now - stalledSince < STALL_MS) return;
+      this.#log(`the room log stalled at ${next - 1n} of ${last}: following it again`);
+      stalledSince = undefined;
+      messages.stop();
+    }, STALL_MS / 3);
+    const done = run().finally(() => clearInterval(watch));
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(watch);
+        messages?.stop();
+      },
+      done,
+    };
   }
 }
 

@@ -237,11 +237,16 @@ export class Admissions implements AdminActions {
     this.#soon();
   }
 
-  /** The relay refused our commit for `epoch`: the winner came first; make ours again. */
+  /**
+   * The relay refused our commit: the winner came first; make ours again. Refused names the
+   * room's current epoch (13.4), which is past our commit's when another commit won it, and
+   * equal to it when ours was refused for going too fast: either way it answers the one commit
+   * we have in flight.
+   */
   refused(epoch: bigint): void {
     const pending = this.#pending;
     const group = this.#options.group();
-    if (!pending || !group || pending.epoch !== epoch) return;
+    if (!pending || !group || epoch < pending.epoch) return;
     this.#pending = undefined;
     group.discardCommit(pending);
     this.#soon();
