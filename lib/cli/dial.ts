@@ -160,7 +160,10 @@ export async function run(args: string[]): Promise<number> {
   if (route.kind === "via") {
     const met = await meetThroughRelay(route.relays, meeting!, { ...session, knownHosts });
     secure = met.secure;
-    announcePeer(`met through relay ${met.relay.address.hostPort}`, secure.peer, {
+    const through = met.redirectedTo === undefined
+      ? met.relay.address.hostPort
+      : `${met.redirectedTo} (sent there by ${met.relay.address.hostPort})`;
+    announcePeer(`met through relay ${through}`, secure.peer, {
       suite: secure.suite,
       verificationCode: secure.verificationCode,
     });

@@ -114,7 +114,7 @@ export function relayMayDiffer(error: unknown): boolean {
  * Redirect of a clustered relay, 16.5) and runs the initiator handshake with it.
  *
  * @param session our side of the end-to-end handshake
- * @returns the session, and the relay that paired us
+ * @returns the session, the relay we asked, and the relay it sent us to if it redirected us
  * @throws {ConnectionError} `no_listener` when nobody waits under that fingerprint
  * @throws {TrustError} when a relay's key is refused, or the listener's is not the one asked for
  */
@@ -122,15 +122,20 @@ export async function meetThroughRelay(
   relays: readonly RelayKeyCheck[],
   meeting: Meeting,
   session: SessionOptions & { knownHosts: string },
-): Promise<{ secure: SecureConnection; relay: RelayKeyCheck }> {
+): Promise<{ secure: SecureConnection; relay: RelayKeyCheck; redirectedTo?: string }> {
   const token = await rendezvousToken(meeting.fingerprint);
   const timeoutMs = session.timeoutMs;
+  let redirectedTo: string | undefined;
   const { value: socket, relay } = await atFirstRelay(
     relays,
     async (relay) =>
-      await meetAt(await relay.open({ timeoutMs }), token, { redirect: { timeoutMs } }),
+      await meetAt(await relay.open({ timeoutMs }), token, {
+        redirect: { timeoutMs },
+        onRedirect: (address) => redirectedTo = address,
+      }),
   );
-  return { secure: await shakeHands(socket, relay, meeting, session), relay };
+  const secure = await shakeHands(socket, relay, meeting, session);
+  return redirectedTo === undefined ? { secure, relay } : { secure, relay, redirectedTo };
 }
 
 /** The end-to-end handshake with the listener a relay paired us with. */

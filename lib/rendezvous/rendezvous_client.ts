@@ -77,6 +77,8 @@ export interface MeetOptions extends RequestOptions {
    * a fresh throwaway one, as at the first relay. Its key must be the first relay's.
    */
   redirect?: { timeoutMs?: number; suites?: readonly SuiteName[] };
+  /** Told the `host:port` a Redirect named, before we dial it (for what the user is shown). */
+  onRedirect?: (address: string) => void;
 }
 
 /** Options of {@linkcode registerAt}. */
@@ -181,6 +183,7 @@ export async function meetAt(
   // Section 16.5: the relay's last record after Redirect is close_notify, as after Refused.
   relay.close();
   const { host, port } = parseRelayHostPort(answer.address);
+  options.onRedirect?.(replaceUnsafe(answer.address));
   const key = relay.peer.identity.fingerprint;
   const next = await connectToRelay({
     host,

@@ -303,6 +303,13 @@ Deno.test("a rendezvous across relays: listen --via R1 and dial FP --via R2 meet
   strictEqual(await sha256Hex(d.stdout), await sha256Hex(toBob), "bob got alice's bytes");
   // Asked at R2, which sent bob on to R1, where alice waits.
   await r2!.stderr.waitFor(new RegExp(` redirected to ${escape(r1!.address)} for `));
+  // The dialer names the relay its bytes went through, and the one that sent it there.
+  match(
+    d.stderr,
+    new RegExp(
+      `met through relay ${escape(r1!.address)} \\(sent there by ${escape(r2!.address)}\\)`,
+    ),
+  );
 
   const content = randomBytes(2 * MiB);
   await Deno.mkdir(`${via.root}/inbox`);
