@@ -8,38 +8,18 @@
  */
 
 import { ok } from "node:assert/strict";
-import { ClusterRooms } from "../../lib/cluster/cluster_rooms.ts";
-import { type ClusterLink, connectCluster, ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
+import { ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
 import { joinRoom } from "../../lib/room/member.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
+import { type ClusterRelay, JOINED, startClusterRelay } from "../_helpers/cluster_relays.ts";
 import { startNatsServers } from "../_helpers/nats_servers.ts";
 import { random } from "../_helpers/mls_messages.ts";
 import { identities, securePairFor } from "../_helpers/relay_peers.ts";
 import { entered, type TestMember, watch } from "../_helpers/room.ts";
 
-const JOINED = Uint8Array.of(0x84);
-
-interface TestRelay {
-  link: ClusterLink;
-  rooms: ClusterRooms;
-}
-
-async function relay(urls: string[]): Promise<TestRelay> {
-  const link = await connectCluster({ servers: urls, replicas: 1 });
-  const rooms = new ClusterRooms({
-    link,
-    room: undefined,
-    now: Date.now,
-    keepaliveMs: 60_000,
-    log: () => {},
-    joined: JOINED,
-  });
-  return { link, rooms };
-}
-
 /** A real member (MLS, joinRoom) of the room of `token`, through `via`. */
 async function member(
-  via: TestRelay,
+  via: ClusterRelay,
   relayIdentity: Identity,
   identity: Identity,
   token: Uint8Array,
@@ -74,7 +54,7 @@ async function* filesUnder(folder: string): AsyncGenerator<string> {
 
 Deno.test("a room spanning two relays: NATS holds its ciphertext, never a line a member sent", async () => {
   const servers = await startNatsServers(1);
-  const relays = [await relay(servers.urls), await relay(servers.urls)];
+  const relays = [await startClusterRelay(servers.urls), await startClusterRelay(servers.urls)];
   const [relayIdentity, alice, bob] = await identities(3) as [Identity, Identity, Identity];
   const token = random(32);
   const marker = `marker-${crypto.randomUUID()}`;
@@ -111,8 +91,7 @@ Deno.test("a room spanning two relays: NATS holds its ciphertext, never a line a
     ok(files > 0, "the store has files");
   } finally {
     await Promise.all(members.map((m) => m.session.close().catch(() => {})));
-    for (const r of relays) await r.rooms.close("the test is over");
-    for (const r of relays) await r.link.close();
+    for (const r of relays) await r.close();
     await servers.stop();
   }
 });

@@ -8,41 +8,22 @@
 
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { sha256 } from "../../lib/core/bytes.ts";
-import { ClusterRooms } from "../../lib/cluster/cluster_rooms.ts";
 import { SNAPSHOT_EVERY_ENTRIES } from "../../lib/cluster/cluster_room.ts";
-import { type ClusterLink, connectCluster, ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
+import { ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
 import { decodeRoomEntry } from "../../lib/cluster/room_entries.ts";
 import { logSubject, snapshotSubject } from "../../lib/cluster/room_log.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
+import { type ClusterRelay, JOINED, startClusterRelay } from "../_helpers/cluster_relays.ts";
 import { startNatsServers } from "../_helpers/nats_servers.ts";
 import { keyPackage, privateMessage, random } from "../_helpers/mls_messages.ts";
 import { identities, RelayPeer, securePairFor } from "../_helpers/relay_peers.ts";
 
-const JOINED = Uint8Array.of(0x84);
 /** Room limits high enough to put a few hundred entries in the log at once. */
 const BUSY_ROOM = { groupRate: 100_000, groupBurst: 100_000 };
 
-interface TestRelay {
-  link: ClusterLink;
-  rooms: ClusterRooms;
-}
-
-async function relay(urls: string[]): Promise<TestRelay> {
-  const link = await connectCluster({ servers: urls, replicas: 1 });
-  const rooms = new ClusterRooms({
-    link,
-    room: BUSY_ROOM,
-    now: Date.now,
-    keepaliveMs: 60_000,
-    log: () => {},
-    joined: JOINED,
-  });
-  return { link, rooms };
-}
-
 async function enter(
-  via: TestRelay,
+  via: ClusterRelay,
   relayIdentity: Identity,
   identity: Identity,
   token: Uint8Array,
@@ -61,8 +42,8 @@ async function enter(
 
 Deno.test("ClusterRooms: a relay that starts serving a room later takes its state from the last Snapshot", async () => {
   const servers = await startNatsServers(1);
-  const first = await relay(servers.urls);
-  let second: TestRelay | undefined;
+  const first = await startClusterRelay(servers.urls, BUSY_ROOM);
+  let second: ClusterRelay | undefined;
   const [relayIdentity, alice, bob] = await identities(3) as [Identity, Identity, Identity];
   const token = random(32);
   try {
@@ -101,7 +82,7 @@ Deno.test("ClusterRooms: a relay that starts serving a room later takes its stat
     });
     ok(purged.purged >= Number(SNAPSHOT_EVERY_ENTRIES), `purged ${purged.purged}`);
 
-    second = await relay(servers.urls);
+    second = await startClusterRelay(servers.urls, BUSY_ROOM);
     const b = await enter(second, relayIdentity, bob, token);
     deepStrictEqual(await b.expect("start"), { type: "start", role: "wait" });
     const offer = keyPackage();
@@ -112,8 +93,7 @@ Deno.test("ClusterRooms: a relay that starts serving a room later takes its stat
     deepStrictEqual(knock.sender, b.author);
     deepStrictEqual(knock.keyPackage, offer);
   } finally {
-    for (const r of [first, second]) await r?.rooms.close("the test is over");
-    for (const r of [first, second]) await r?.link.close();
+    for (const r of [first, second]) await r?.close();
     await servers.stop();
   }
 });
