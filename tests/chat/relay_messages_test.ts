@@ -49,6 +49,8 @@ const fromRelay: FromRelay[] = [
   { type: "group", sender: id(1), message: mls(5) },
   { type: "direct", sender: id(1), bytes: new Uint8Array(MAX_DIRECT_BYTES) },
   { type: "left", sender: id(9) },
+  { type: "start", role: "resume" },
+  { type: "position", position: 0xffffffffffffffffn },
 ];
 
 Deno.test("RELAY_MESSAGE and NOTICE_LEVEL hold the codes of 13.4", () => {
@@ -67,6 +69,7 @@ Deno.test("RELAY_MESSAGE and NOTICE_LEVEL hold the codes of 13.4", () => {
     groupFromRelay: 0x55,
     directFromRelay: 0x56,
     left: 0x57,
+    position: 0x58,
   });
   deepStrictEqual(NOTICE_LEVEL, { info: 0, warning: 1, final: 2 });
   strictEqual(MAX_DIRECT_BYTES, 65536);
@@ -255,7 +258,7 @@ Deno.test("decodeToRelay() bounds a Direct to 1..65536 bytes, and MLS messages t
 });
 
 Deno.test("decodeFromRelay() refuses an unknown Start role and a Notice text that is not UTF-8", () => {
-  for (const role of [0, 3, 255]) {
+  for (const role of [0, 4, 255]) {
     throws(() => decodeFromRelay(Uint8Array.of(RELAY_MESSAGE.start, role)), decodeError);
   }
   throws(() => decodeFromRelay(Uint8Array.of(RELAY_MESSAGE.notice, 0, 0, 1, 0xff)), decodeError);

@@ -179,7 +179,9 @@ function relayRows(row: Row): void {
   for (const type of [0x00, 0x01, 0x20, 0x44, 0x50, 0x53, 0x57, 0xff]) {
     row(`type 0x${type.toString(16)} to the relay`, toRelay, concat(u8(type), filled(40)), false);
   }
-  for (const [role, valid] of [[0, false], [1, true], [2, true], [3, false]] as const) {
+  for (
+    const [role, valid] of [[0, false], [1, true], [2, true], [3, true], [4, false]] as const
+  ) {
     row(`Start role ${role}`, fromRelay, Uint8Array.of(0x01, role), valid);
   }
   row("Start without a role", fromRelay, Uint8Array.of(0x01), false);
@@ -231,7 +233,11 @@ function relayRows(row: Row): void {
   for (const [n, valid] of [[31, false], [32, true], [33, false]] as const) {
     row(`Left sender of ${n} bytes`, fromRelay, concat(u8(0x57), filled(n)), valid);
   }
-  for (const type of [0x00, 0x40, 0x41, 0x42, 0x43, 0x58, 0xff]) {
+  // Section 16.4: a clustered relay's Position is a u64, nothing more.
+  for (const [n, valid] of [[7, false], [8, true], [9, false]] as const) {
+    row(`Position of ${n} bytes`, fromRelay, concat(u8(0x58), filled(n, 0xff)), valid);
+  }
+  for (const type of [0x00, 0x40, 0x41, 0x42, 0x43, 0x59, 0xff]) {
     row(
       `type 0x${type.toString(16)} from the relay`,
       fromRelay,

@@ -25,6 +25,12 @@ const requests: [RendezvousRequest, string][] = [
   [{ type: "register", token }, "01" + toHex(token)],
   [{ type: "meet", token }, "02" + toHex(token)],
   [{ type: "room", token }, "03" + toHex(token)],
+  // Section 16.4: a room and the position of its log to continue after.
+  [{ type: "resume_room", token, position: 258n }, "04" + toHex(token) + "0000000000000102"],
+  [
+    { type: "resume_room", token, position: 2n ** 64n - 1n },
+    "04" + toHex(token) + "ffffffffffffffff",
+  ],
   [{ type: "spliced" }, "10"],
 ];
 
@@ -38,6 +44,9 @@ const answers: [RendezvousAnswer, string][] = [
   [{ type: "refused", reason: "é".repeat(127) }, "83fe" + toHex(utf8("é".repeat(127)))],
   [{ type: "refused", reason: "x".repeat(MAX_REASON_BYTES) }, "83ff" + "78".repeat(255)],
   [{ type: "joined" }, "84"],
+  // Section 16.5: `length u8 || host:port`.
+  [{ type: "redirect", address: "10.0.0.2:65433" }, "850e" + toHex(utf8("10.0.0.2:65433"))],
+  [{ type: "redirect", address: "r".repeat(255) }, "85ff" + "72".repeat(255)],
 ];
 
 Deno.test("encodeRendezvousRequest() writes section 15.2's bytes, and decoding gives the request back", () => {
@@ -77,7 +86,7 @@ Deno.test("decodeRendezvousAnswer() refuses every truncation and a trailing byte
 Deno.test("the decoders refuse a type of the other direction and every unknown type", () => {
   for (let type = 0; type < 256; type++) {
     const body = concat(Uint8Array.of(type), token);
-    const isRequest = [0x01, 0x02, 0x03].includes(type);
+    const isRequest = [0x01, 0x02, 0x03, 0x04].includes(type);
     if (!isRequest) throws(() => decodeRendezvousRequest(body), decodeError);
     if (type !== 0x10) {
       throws(() => decodeRendezvousRequest(Uint8Array.of(type)), decodeError);
@@ -91,6 +100,13 @@ Deno.test("the decoders refuse a type of the other direction and every unknown t
 Deno.test("decodeRendezvousAnswer() refuses a Refused reason that is not UTF-8", () => {
   throws(() => decodeRendezvousAnswer(Uint8Array.of(0x83, 2, 0xc3, 0x28)), decodeError);
   throws(() => decodeRendezvousAnswer(Uint8Array.of(0x83, 1, 0xff)), decodeError);
+});
+
+Deno.test("a Redirect must name an address: empty, not UTF-8 or over 255 bytes is refused", () => {
+  throws(() => decodeRendezvousAnswer(Uint8Array.of(0x85, 0)), decodeError);
+  throws(() => decodeRendezvousAnswer(Uint8Array.of(0x85, 1, 0xff)), decodeError);
+  throws(() => encodeRendezvousAnswer({ type: "redirect", address: "" }), RangeError);
+  throws(() => encodeRendezvousAnswer({ type: "redirect", address: "r".repeat(256) }), RangeError);
 });
 
 Deno.test("the encoders refuse a token that is not 32 bytes, a long reason and a bad expires_in", () => {
