@@ -52,8 +52,7 @@ export const RESUME_GRACE_MS = 15_000;
 /** Section 16.3: a Snapshot every this many entries, and at least this often. */
 export const SNAPSHOT_EVERY_ENTRIES = 256n;
 export const SNAPSHOT_EVERY_MS = 5 * 60 * 1000;
-/** How long a connection being closed is given to take its last messages and close_notify. */
-const FAREWELL_MS = 5_000;
+/** The most bytes of a peer-chosen name a log line shows. */
 const MAX_LOGGED_NAME = 64;
 
 /** Options of a {@linkcode ClusterRoom}. */
@@ -211,7 +210,7 @@ export class ClusterRoom {
     }
     if (!await local.admitted) {
       this.#locals.delete(local.idHex);
-      await this.#farewell(local, true);
+      await local.outbox.farewell(true);
       connection.close();
       return this.#checkIdle();
     }
@@ -270,7 +269,7 @@ export class ClusterRoom {
     } else if (!this.#closed) {
       this.#publishLeft(local.author, local.id).catch(() => {});
     }
-    if (reason === undefined || ejected) await this.#farewell(local, ejected);
+    if (reason === undefined || ejected) await local.outbox.farewell(ejected);
     local.outbox.gone = true;
     connection.close();
     const verb = reason === undefined ? "left" : `disconnected: ${reason}`;
@@ -467,21 +466,6 @@ export class ClusterRoom {
     return false;
   }
 
-  /** As lib/room/relay.ts: what is queued, then close_notify, at most FAREWELL_MS. */
-  async #farewell(local: Local, drain = false): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_MS));
-    const goodbye = (async () => {
-      await local.outbox.flush();
-      await local.connection.closeWrite().catch(() => {});
-      while (drain && await local.connection.receive() !== null) {
-        // Discarded: the relay no longer listens to this peer.
-      }
-    })().catch(() => {});
-    await Promise.race([goodbye, deadline]);
-    clearTimeout(timer);
-  }
-
   /** Stops following the log (the room has no connection here any more). */
   stop(): void {
     clearInterval(this.#watch);
@@ -504,7 +488,7 @@ export class ClusterRoom {
       local.admit(false);
       this.#send(local, { type: "notice", level: NOTICE_LEVEL.final, text: reason });
     }
-    await Promise.all([...everyone.map((local) => this.#farewell(local)), ...lefts]);
+    await Promise.all([...everyone.map((local) => local.outbox.farewell()), ...lefts]);
     for (const local of everyone) local.connection.close();
     this.stop();
   }

@@ -2,9 +2,11 @@
  * One member's outgoing queue at the relay. Every message the room hands a member is queued here
  * and a single pump per member drains the queue in batches (many records, one write), so one slow
  * member never holds up the others, and a member whose backlog grows past MAX_PENDING_BYTES is
- * dropped instead of holding the relay's memory.
+ * dropped instead of holding the relay's memory. Its farewell (the queue, then close_notify, within
+ * a deadline) ends a member's connection the same way for a single relay and a clustered one.
  *
- * What it does not do: decide who gets what (lib/room/relay.ts routes) or build messages.
+ * What it does not do: decide who gets what (lib/room/relay.ts and lib/cluster route) or build
+ * messages.
  *
  * Mirrors: docs/PROTOCOL.md sections 13.4 (everything a member receives comes in the order the
  * relay accepted it) and 13.8 (a member whose queue passes 8 MiB is too slow; the others are not
@@ -17,6 +19,8 @@ import type { RoomConnection } from "./room_connection.ts";
 
 /** Section 13.8: bytes queued for one member before it counts as too slow and is dropped. */
 export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+/** How long a connection being closed is given to take its last messages and close_notify. */
+export const FAREWELL_MS = 5_000;
 /** At most this many queued messages, or about this many bytes, go out in one write. */
 const BATCH_MESSAGES = 256;
 const BATCH_BYTES = 64 * 1024;
@@ -96,5 +100,25 @@ export class MemberOutbox {
   /** Waits until everything delivered so far was handed to the connection. */
   async flush(): Promise<void> {
     while (this.#pumping) await this.#pumped;
+  }
+
+  /**
+   * Hands the connection what is queued for it, then close_notify, but waits at most
+   * FAREWELL_MS: a peer that stopped reading must not hold its connection open. With `drain`
+   * (a peer that may still be sending) it also reads until the peer's close_notify, discarding:
+   * closing a socket with unread data resets it, which can destroy the final Notice unread.
+   */
+  async farewell(drain = false): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_MS));
+    const goodbye = (async () => {
+      await this.flush();
+      await this.#connection.closeWrite().catch(() => {});
+      while (drain && await this.#connection.receive() !== null) {
+        // Discarded: the relay no longer listens to this peer.
+      }
+    })().catch(() => {});
+    await Promise.race([goodbye, deadline]);
+    clearTimeout(timer);
   }
 }

@@ -88,9 +88,6 @@ interface Connected {
 /** The relay disconnects a member: its final Notice is already on its way. */
 class Ejection extends Error {}
 
-/** How long a connection being closed is given to take its last messages and close_notify. */
-const FAREWELL_MS = 5_000;
-
 /** The most bytes of a peer-chosen name a log line shows. */
 const MAX_LOGGED_NAME = 64;
 
@@ -247,7 +244,7 @@ export class Relay {
     if (!this.#closed) this.#departed(self);
     // A member that said goodbye gets ours once it has everything, so it ends cleanly too; an
     // ejected one gets its final Notice first.
-    if (reason === undefined || ejected) await this.#farewell(self, ejected);
+    if (reason === undefined || ejected) await self.outbox.farewell(ejected);
     self.outbox.gone = true;
     connection.close();
     const verb = reason === undefined ? "left" : `disconnected: ${reason}`;
@@ -418,26 +415,6 @@ export class Relay {
   }
 
   /**
-   * Hands the connection what is queued for it, then close_notify, but waits at most
-   * FAREWELL_MS: a peer that stopped reading must not hold its connection open. With `drain`
-   * (a peer that may still be sending) it also reads until the peer's close_notify, discarding:
-   * closing a socket with unread data resets it, which can destroy the final Notice unread.
-   */
-  async #farewell(c: Connected, drain = false): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, FAREWELL_MS));
-    const goodbye = (async () => {
-      await c.outbox.flush();
-      await c.connection.closeWrite().catch(() => {});
-      while (drain && await c.connection.receive() !== null) {
-        // Discarded: the relay no longer listens to this peer.
-      }
-    })().catch(() => {});
-    await Promise.race([goodbye, deadline]);
-    clearTimeout(timer);
-  }
-
-  /**
    * Closes the room: a final Notice and close_notify to every connection; later joins are
    * refused.
    *
@@ -450,7 +427,7 @@ export class Relay {
     for (const c of everyone) {
       this.#send(c, { type: "notice", level: NOTICE_LEVEL.final, text: reason });
     }
-    await Promise.all(everyone.map((c) => this.#farewell(c)));
+    await Promise.all(everyone.map((c) => c.outbox.farewell()));
     for (const c of everyone) c.connection.close();
     this.#log(`room closed: ${reason}`);
     this.#resolveClosed();
