@@ -61,13 +61,27 @@ export interface NatsServers {
 /** The largest message a test server accepts: as a relay needs (PROTOCOL.md 16.6). */
 export const TEST_MAX_PAYLOAD = 4 * 1024 * 1024;
 
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
+/** A free TCP port on 127.0.0.1 for a server a test starts (tried, then released). */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  // Below Linux's ephemeral range (32768 and up), where a port-0 bind (a proxy, a client socket)
+  // started before a server of the same cluster could take the port meant for it; and never the
+  // same port twice in one process.
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue; // in use
+    }
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("no free port between 20000 and 32000 on 127.0.0.1");
 }
+
+/** Ports freePort() returned in this process. */
+const handedOut = new Set<number>();
 
 /**
  * The nats-server binary: on PATH or where Debian, Ubuntu and Homebrew put it.
