@@ -11,7 +11,13 @@
  * @module
  */
 
-import { freePort, natsServerPath, TEST_MAX_PAYLOAD } from "../tests/_helpers/nats_servers.ts";
+import {
+  freePort,
+  natsServerPath,
+  TEST_MAX_PAYLOAD,
+  waitForJetStream,
+  waitForPort,
+} from "../tests/_helpers/nats_servers.ts";
 import { processCpuMs } from "./_room_relay.ts";
 
 /** A running cluster (or one node). */
@@ -23,43 +29,6 @@ export interface BenchNats {
   cpuMs(): Promise<number>;
   /** Stops every node (SIGKILL by PID) and removes the stores. */
   stop(): Promise<void>;
-}
-
-async function waitForPort(port: number, child: Deno.ChildProcess): Promise<void> {
-  let exited = false;
-  child.status.then(() => exited = true);
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`nats-server on port ${port} exited while starting`);
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`nats-server did not listen on ${port} within 15 s`);
-}
-
-/** A clustered JetStream elects its meta leader first: ask until it answers. */
-async function waitForJetStream(url: string): Promise<void> {
-  const { connect } = await import("@nats-io/transport-node");
-  const { jetstreamManager } = await import("@nats-io/jetstream");
-  const nc = await connect({ servers: url });
-  try {
-    const deadline = Date.now() + 30_000;
-    while (true) {
-      try {
-        await (await jetstreamManager(nc, { timeout: 1_000 })).getAccountInfo();
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-  } finally {
-    await nc.close();
-  }
 }
 
 /**
@@ -103,7 +72,7 @@ export async function startBenchNats(nodes: number): Promise<BenchNats> {
         stderr: "null",
       }).spawn();
       children.push(child);
-      await waitForPort(ports[index]!.client, child);
+      await waitForPort(ports[index]!.client, child, name);
     }
     await waitForJetStream(`nats://127.0.0.1:${ports[0]!.client}`);
   } catch (error) {

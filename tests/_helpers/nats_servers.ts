@@ -159,7 +159,11 @@ async function installNatsServer(): Promise<void> {
 }
 
 /** Waits until something accepts TCP connections on `port`. */
-async function waitForPort(port: number, child: Deno.ChildProcess, name: string): Promise<void> {
+export async function waitForPort(
+  port: number,
+  child: Deno.ChildProcess,
+  name: string,
+): Promise<void> {
   const deadline = Date.now() + 15_000;
   let exited = false;
   child.status.then(() => exited = true);
@@ -322,7 +326,7 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
 }
 
 /** A clustered JetStream takes a moment to elect its meta leader: ask until it answers. */
-async function waitForJetStream(url: string): Promise<void> {
+export async function waitForJetStream(url: string): Promise<void> {
   const { connect } = await import("@nats-io/transport-node");
   const { jetstreamManager } = await import("@nats-io/jetstream");
   const nc = await connect({ servers: url });
