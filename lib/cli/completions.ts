@@ -17,6 +17,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { ALL_SUITES } from "../crypto/kex.ts";
+import { ALL_RECORD_SUITES } from "../crypto/record_suites.ts";
 import type { FlagSpec } from "./args.ts";
 import { booleanFlag, parseFlags } from "./args.ts";
 import { COMMAND_FLAGS, COMPLETIONS_FLAGS } from "./flags.ts";
@@ -42,6 +43,7 @@ export const FLAG_VALUES: Record<string, FlagValue> = {
   "passphrase-file": "file",
   name: "text",
   suites: { words: ALL_SUITES, list: true },
+  "record-suites": { words: ALL_RECORD_SUITES, list: true },
   "accept-files": "dir",
   "max-file-size": "text",
   "handshake-timeout": "text",

@@ -46,6 +46,7 @@ import {
   nameFlag,
   progressLine,
   receivePolicyFlags,
+  recordSuitesFlag,
   rosterReady,
   runChatUi,
   standardPipeEnds,
@@ -137,6 +138,7 @@ export async function run(args: string[]): Promise<number> {
   const receive = await receivePolicyFlags(parsed, ["accept-files"]);
   const admitList = await admitListFlag(parsed);
   const suites = suitesFlag(parsed, DEFAULT_DIAL_SUITES);
+  const recordSuites = recordSuitesFlag(parsed);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
   const knownHosts = joinPath(securechatHome(), "known_hosts");
@@ -150,6 +152,7 @@ export async function run(args: string[]): Promise<number> {
     identity,
     ...(name === undefined ? {} : { name }),
     suites,
+    recordSuites,
     // A room's commits and Welcomes travel in one record each and grow with the room (13).
     maxRecordPlaintext: MAX_RECORD_PLAINTEXT_LIMIT,
     timeoutMs,
@@ -164,7 +167,7 @@ export async function run(args: string[]): Promise<number> {
       ? met.relay.address.hostPort
       : `${met.redirectedTo} (sent there by ${met.relay.address.hostPort})`;
     announcePeer(`met through relay ${through}`, secure.peer, {
-      suite: secure.suite,
+      suite: `${secure.suite}, records ${secure.recordSuite}`,
       verificationCode: secure.verificationCode,
     });
   } else if (route.kind === "room") {
@@ -174,7 +177,7 @@ export async function run(args: string[]): Promise<number> {
       `connected to relay ${route.relays[entered.index]!.address.hostPort}`,
       secure.peer,
       {
-        suite: secure.suite,
+        suite: `${secure.suite}, records ${secure.recordSuite}`,
         verificationCode: secure.verificationCode,
       },
     );
@@ -262,7 +265,7 @@ async function dialDirect(
   const conn = await connectTcp(route.host, route.port, hostPort);
   const secure = await runInitiator(conn, { ...session, checkPeer });
   announcePeer(`connected to ${hostPort}`, secure.peer, {
-    suite: secure.suite,
+    suite: `${secure.suite}, records ${secure.recordSuite}`,
     verificationCode: secure.verificationCode,
   });
   if (firstContact) {

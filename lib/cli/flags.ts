@@ -27,6 +27,7 @@ export const SESSION_FLAGS: Record<string, FlagSpec> = {
   "passphrase-file": { type: "string" },
   name: { type: "string" },
   suites: { type: "string" },
+  "record-suites": { type: "string" },
   pipe: { type: "boolean" },
   json: { type: "boolean" },
   progress: { type: "boolean" },

@@ -29,6 +29,7 @@ import { Relay } from "../room/relay.ts";
 import type { RoomParticipant } from "../room/participant.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
 import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
+import { loadSynchronousChaCha20Poly1305 } from "../crypto/chacha20_poly1305.ts";
 import { booleanFlag, integerFlag, parseFlags, stringFlag } from "./args.ts";
 import { DEFAULT_PORT, LISTEN_FLAGS } from "./flags.ts";
 import { type AdmitterOptions, makeAdmitter } from "./listen_admission.ts";
@@ -47,6 +48,7 @@ import {
   nameFlag,
   progressLine,
   receivePolicyFlags,
+  recordSuitesFlag,
   runChatUi,
   type SessionMode,
   standardPipeEnds,
@@ -97,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
   });
   const name = nameFlag(parsed);
   const suites = suitesFlag(parsed, DEFAULT_LISTEN_SUITES);
+  const recordSuites = recordSuitesFlag(parsed);
   const timeoutMs = handshakeTimeoutMs(parsed);
   const keepalive = keepaliveMs(parsed);
   const maxPending = integerFlag(parsed, "max-pending-handshakes", {
@@ -172,6 +175,7 @@ export async function run(args: string[]): Promise<number> {
     identity,
     name,
     suites,
+    recordSuites,
     timeoutMs,
     keepaliveMs: keepalive,
     maxPending,
@@ -238,7 +242,7 @@ async function servePipe(
     let endSession = () => {};
     sessionEnded = new Promise((resolve) => endSession = resolve);
     announcePeer(`connection from ${from}`, secure.peer, {
-      suite: secure.suite,
+      suite: `${secure.suite}, records ${secure.recordSuite}`,
       verificationCode: secure.verificationCode,
       name: admitted.name,
     });
@@ -272,6 +276,7 @@ async function serveRoom(
   const { maxMembers, receive } = options;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
+  await loadSynchronousChaCha20Poly1305();
   const chatUi = mode === "terminal" || mode === "json";
   const refusals = new RefusalNotices();
   const room = new Relay({

@@ -14,6 +14,7 @@
 
 import { TrustError } from "../core/errors.ts";
 import type { SuiteName } from "../crypto/kex.ts";
+import type { RecordSuiteName } from "../crypto/record_suites.ts";
 import type { Identity } from "../keys/identity.ts";
 import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import { runResponder } from "../transport/connection.ts";
@@ -34,6 +35,7 @@ export interface AdmitterOptions {
   identity: Identity;
   name: string | undefined;
   suites: SuiteName[];
+  recordSuites: RecordSuiteName[];
   maxRecordPlaintext: number;
   timeoutMs: number;
   keepaliveMs: number;
@@ -123,6 +125,7 @@ export function makeAdmitter(
       identity: options.identity,
       ...(options.name === undefined ? {} : { name: options.name }),
       suites: options.suites,
+      recordSuites: options.recordSuites,
       maxRecordPlaintext: options.maxRecordPlaintext,
       timeoutMs: options.timeoutMs,
       onFirstFlight,

@@ -12,6 +12,11 @@ import type { VerifiedPeer } from "../protocol/handshake_state.ts";
 import { commentProblem, type Identity } from "../keys/identity.ts";
 import { loadIdentity } from "../keys/identity_file.ts";
 import { parseSuiteList, type SuiteName } from "../crypto/kex.ts";
+import {
+  DEFAULT_RECORD_SUITES,
+  parseRecordSuites,
+  type RecordSuiteName,
+} from "../crypto/record_suites.ts";
 import { passphraseSource } from "../terminal/passphrase.ts";
 import { joinPath, securechatHome } from "../core/paths.ts";
 import { readAuthorizedKeys } from "../trust/authorized_keys.ts";
@@ -134,6 +139,21 @@ export function suitesFlag(parsed: ParsedArgs, fallback: SuiteName[]): SuiteName
     return parseSuiteList(raw);
   } catch (error) {
     throw new UsageError(`flag "--suites": ${(error as Error).message}`);
+  }
+}
+
+/**
+ * `--record-suites`, or both sides' default (section 4.5).
+ *
+ * @throws {UsageError} for an unknown record suite
+ */
+export function recordSuitesFlag(parsed: ParsedArgs): RecordSuiteName[] {
+  const raw = stringFlag(parsed, "record-suites");
+  if (raw === undefined) return [...DEFAULT_RECORD_SUITES];
+  try {
+    return parseRecordSuites(raw);
+  } catch (error) {
+    throw new UsageError(`flag "--record-suites": ${(error as Error).message}`);
   }
 }
 

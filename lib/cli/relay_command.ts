@@ -19,6 +19,8 @@
  * @module
  */
 
+import { useSynchronousCipherForSmallInputs } from "../crypto/aead.ts";
+import { loadSynchronousChaCha20Poly1305 } from "../crypto/chacha20_poly1305.ts";
 import { UsageError } from "../core/errors.ts";
 import { DEFAULT_MAX_MEMBERS } from "../room/limits.ts";
 import {
@@ -98,6 +100,10 @@ export async function run(args: string[]): Promise<number> {
       throw error;
     }
   }
+  // Rooms on the relay seal one small record per member for every message (15.5): worth
+  // node:crypto's start-up, as for `listen --relay-only`.
+  await useSynchronousCipherForSmallInputs();
+  await loadSynchronousChaCha20Poly1305();
   const relay = new RendezvousRelay({
     identity,
     limits,

@@ -132,6 +132,8 @@ Flags:
       --authorized-keys FILE    admit only the keys listed in FILE (lines "SHA256:... name")
       --suites LIST             key agreement suites to accept, in order of preference
                                 (default x25519-mlkem768,x25519; add ffdhe3072 to accept it)
+      --record-suites LIST      record ciphers to accept, in order of preference
+                                (default chacha20-poly1305,aes-256-gcm)
       --keep-open               in pipe mode, serve one peer after another instead of exiting
       --max-waiting N           with --keep-open, peers that wait their turn (default 8, at most
                                 half from one address); the rest are refused as busy
@@ -193,6 +195,8 @@ Flags:
                                 than the free space of the receive folder is rejected too
       --suites LIST             key agreement suites to offer, in order of preference
                                 (default x25519-mlkem768,x25519)
+      --record-suites LIST      record ciphers to offer, in order of preference
+                                (default chacha20-poly1305,aes-256-gcm)
 ${IDENTITY_FLAGS}
 ${SESSION_FLAGS}
   -h, --help                    show this help

@@ -1,13 +1,15 @@
 /**
- * AES-256-GCM in a worker thread, with the interface of lib/crypto/aead.ts's `Aes256Gcm`.
+ * A record suite's AEAD (lib/crypto/record_suites.ts) in a worker thread, with the interface of
+ * lib/crypto/aead.ts's `Aes256Gcm` and lib/crypto/chacha20_poly1305.ts's `ChaCha20Poly1305`.
  *
- * Deno's WebCrypto does most of an AES-GCM call on the calling thread, so a pipe that encrypts on
+ * Deno's WebCrypto does most of an AES-GCM call on the calling thread, and `node:crypto`'s
+ * ChaCha20-Poly1305 all of it, so a pipe that encrypts on
  * its main thread cannot read, encrypt and write at the same time. Bulk transfers move their
  * record keys here once they are under way (lib/protocol/record_protection.ts `offload()`); the bytes
  * produced are identical, only the thread differs. One worker serves every key of the process
  * and ends when the last key is forgotten.
  *
- * Like `Aes256Gcm`, `seal()` and `open()` copy their inputs before they return, so callers may
+ * Like the main-thread classes, `seal()` and `open()` copy their inputs before they return, so callers may
  * reuse their buffers at once.
  *
  * @module
@@ -15,10 +17,11 @@
 
 import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH } from "./aead.ts";
 import { AuthenticationError } from "../core/errors.ts";
+import type { RecordSuiteName } from "./record_suites.ts";
 
 /** A message to the worker (lib/crypto/aead_worker.ts). */
 export type OffloadRequest =
-  | { op: "key"; id: number; keyId: number; key: ArrayBuffer }
+  | { op: "key"; id: number; keyId: number; suite: RecordSuiteName; key: ArrayBuffer }
   | { op: "forget"; id: number; keyId: number }
   | {
     op: "seal" | "open";
@@ -89,11 +92,11 @@ class CryptoThread {
   }
 
   /** Gives the worker a key; resolves once it can be used. */
-  async addKey(keyId: number, key: Uint8Array): Promise<void> {
+  async addKey(keyId: number, suite: RecordSuiteName, key: Uint8Array): Promise<void> {
     this.#keys++;
     const copy = key.slice(); // transferred: gone from this thread once posted
     try {
-      await this.request({ op: "key", keyId, key: copy.buffer }, [copy.buffer]);
+      await this.request({ op: "key", keyId, suite, key: copy.buffer }, [copy.buffer]);
     } catch (error) {
       this.forgetKey(keyId);
       throw error;
@@ -122,15 +125,17 @@ function detachedCopy(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer;
 }
 
-/** One AES-256-GCM key held by the crypto worker. */
-export class OffloadedAes256Gcm {
+/** One record key held by the crypto worker. */
+export class OffloadedAead {
   #thread: CryptoThread;
   #keyId: number;
+  #name: string;
   #destroyed = false;
 
-  private constructor(worker: CryptoThread, keyId: number) {
+  private constructor(worker: CryptoThread, keyId: number, suite: RecordSuiteName) {
     this.#thread = worker;
     this.#keyId = keyId;
+    this.#name = suite === "aes-256-gcm" ? "AES-256-GCM" : "ChaCha20-Poly1305";
   }
 
   /**
@@ -139,24 +144,24 @@ export class OffloadedAes256Gcm {
    * @throws {RangeError} when the key is not 32 bytes
    * @throws {Error} when the worker cannot start; callers keep their main-thread AEAD then
    */
-  static async create(key: Uint8Array): Promise<OffloadedAes256Gcm> {
+  static async create(suite: RecordSuiteName, key: Uint8Array): Promise<OffloadedAead> {
     if (key.length !== AEAD_KEY_LENGTH) {
-      throw new RangeError(`AES-256-GCM key must be ${AEAD_KEY_LENGTH} bytes, got ${key.length}`);
+      throw new RangeError(`${suite} key must be ${AEAD_KEY_LENGTH} bytes, got ${key.length}`);
     }
     thread ??= new CryptoThread();
     const keyId = nextKeyId++;
     const worker = thread;
-    await worker.addKey(keyId, key);
-    return new OffloadedAes256Gcm(worker, keyId);
+    await worker.addKey(keyId, suite, key);
+    return new OffloadedAead(worker, keyId, suite);
   }
 
   #call(op: "seal" | "open", nonce: Uint8Array, data: Uint8Array, aad: Uint8Array) {
     if (nonce.length !== AEAD_NONCE_LENGTH) {
       throw new RangeError(
-        `AES-256-GCM nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`,
+        `${this.#name} nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`,
       );
     }
-    if (this.#destroyed) throw new RangeError("this AES-256-GCM key was destroyed");
+    if (this.#destroyed) throw new RangeError(`this ${this.#name} key was destroyed`);
     const buffer = detachedCopy(data);
     return this.#thread.request(
       {
@@ -170,7 +175,7 @@ export class OffloadedAes256Gcm {
     );
   }
 
-  /** Encrypts and authenticates, as `Aes256Gcm.seal()`. */
+  /** Encrypts and authenticates, as the main-thread class's `seal()`. */
   async seal(
     nonce: Uint8Array,
     plaintext: Uint8Array,
@@ -180,7 +185,7 @@ export class OffloadedAes256Gcm {
   }
 
   /**
-   * Checks the tag and decrypts, as `Aes256Gcm.open()`.
+   * Checks the tag and decrypts, as the main-thread class's `open()`.
    *
    * @throws {AuthenticationError} code "bad_record_mac" when the tag does not verify
    */
@@ -189,14 +194,16 @@ export class OffloadedAes256Gcm {
     sealed: Uint8Array,
     additionalData: Uint8Array,
   ): Promise<Uint8Array> {
-    if (sealed.length < AEAD_TAG_LENGTH) throw badRecordMac(new RangeError("shorter than a tag"));
+    if (sealed.length < AEAD_TAG_LENGTH) {
+      throw badRecordMac(this.#name, new RangeError("shorter than a tag"));
+    }
     const opening = this.#call("open", nonce, sealed, additionalData);
     try {
       return (await opening)!;
     } catch (error) {
       // Only a failed tag check is the peer's doing; a dead worker is our own failure.
       if (error instanceof Error && error.message === "AuthenticationError") {
-        throw badRecordMac(error);
+        throw badRecordMac(this.#name, error);
       }
       throw error;
     }
@@ -210,8 +217,8 @@ export class OffloadedAes256Gcm {
   }
 }
 
-function badRecordMac(cause: unknown): AuthenticationError {
-  return new AuthenticationError("bad_record_mac", "AES-256-GCM authentication failed", {
+function badRecordMac(name: string, cause: unknown): AuthenticationError {
+  return new AuthenticationError("bad_record_mac", `${name} authentication failed`, {
     alert: "bad_record_mac",
     cause,
   });

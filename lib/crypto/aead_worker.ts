@@ -1,18 +1,20 @@
 /**
- * The worker side of lib/crypto/aead_offload.ts: holds AES-256-GCM keys in a thread of its own and seals
+ * The worker side of lib/crypto/aead_offload.ts: holds record keys in a thread of its own and seals
  * or opens what the main thread sends, so bulk encryption runs beside the socket I/O.
  *
- * Every operation goes through lib/crypto/aead.ts, the same code the public vectors test; this file only
+ * Every operation goes through lib/crypto/record_suites.ts's AEADs, the same code the public vectors
+ * test (ChaCha20-Poly1305 on its synchronous path: this thread exists for bulk work); this file only
  * moves bytes between threads. Requests may overlap; each reply carries its request's id.
  *
  * @module
  */
 
-import { Aes256Gcm } from "./aead.ts";
+import { createRecordAead, type RecordAead } from "./record_suites.ts";
+import { loadSynchronousChaCha20Poly1305 } from "./chacha20_poly1305.ts";
 import { wipe } from "../core/bytes.ts";
 import type { OffloadReply, OffloadRequest } from "./aead_offload.ts";
 
-const keys = new Map<number, Aes256Gcm>();
+const keys = new Map<number, RecordAead>();
 
 /** Answers one request; errors travel back as their name, never as key material. */
 async function handle(request: OffloadRequest): Promise<OffloadReply> {
@@ -20,7 +22,8 @@ async function handle(request: OffloadRequest): Promise<OffloadReply> {
     case "key": {
       const key = new Uint8Array(request.key);
       try {
-        keys.set(request.keyId, await Aes256Gcm.create(key));
+        if (request.suite === "chacha20-poly1305") await loadSynchronousChaCha20Poly1305();
+        keys.set(request.keyId, await createRecordAead(request.suite, key));
       } finally {
         wipe(key);
       }

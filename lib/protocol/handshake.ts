@@ -187,8 +187,14 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     this.report("handshake_secret", secrets.handshakeSecret);
     this.report("c_hs_traffic", secrets.clientHandshakeTraffic);
     this.report("s_hs_traffic", secrets.serverHandshakeTraffic);
-    const client = await RecordProtection.create(secrets.clientHandshakeTraffic);
-    const server = await RecordProtection.create(secrets.serverHandshakeTraffic);
+    const client = await RecordProtection.create(
+      secrets.clientHandshakeTraffic,
+      choice.recordSuite,
+    );
+    const server = await RecordProtection.create(
+      secrets.serverHandshakeTraffic,
+      choice.recordSuite,
+    );
     return {
       ...choice,
       secrets,
@@ -328,6 +334,7 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     const result: HandshakeResult = {
       peer,
       suite: keys.suite,
+      recordSuite: keys.recordSuite,
       version: keys.version,
       verificationCode: formatVerificationCode(app.verificationCode),
       sendSecret: initiator ? app.clientApplicationTraffic : app.serverApplicationTraffic,

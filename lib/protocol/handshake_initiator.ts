@@ -25,6 +25,7 @@ import {
   type VerifiedPeer,
 } from "./handshake_state.ts";
 import { type InitiatorKex, initiatorKex } from "../crypto/kex.ts";
+import { DEFAULT_RECORD_SUITES } from "../crypto/record_suites.ts";
 import {
   type ClientHello,
   decodeServerHello,
@@ -78,6 +79,7 @@ export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
         random: this.random(RANDOM_LENGTH),
         maxRecordPlaintext: this.options.maxRecordPlaintext,
         shares: offers.map((offer) => ({ suite: offer.suite, share: offer.share })),
+        recordSuites: [...(this.options.recordSuites ?? DEFAULT_RECORD_SUITES)],
       };
       const frame = encodeFrame(FRAME_TYPE.clientHello, encodeClientHello(hello));
       this.transcript.add(frame);
@@ -107,10 +109,18 @@ export class InitiatorHandshake extends HandshakeBase<InitiatorState> {
           },
         );
       }
+      if (!ours.recordSuites.includes(hello.recordSuite)) {
+        throw new ProtocolError(
+          "illegal_parameter",
+          `peer chose record suite ${hello.recordSuite}, not offered`,
+          { alert: "illegal_parameter" },
+        );
+      }
       this.transcript.add(concat(frame.header, frame.body));
       const shared = await offer.complete(hello.share);
       const keys = await this.deriveHandshakeKeys(shared, {
         suite: hello.suite,
+        recordSuite: hello.recordSuite,
         version: hello.version,
         peerMaxPlaintext: hello.maxRecordPlaintext,
       });

@@ -25,6 +25,7 @@ import {
   type VerifiedPeer,
 } from "./handshake_state.ts";
 import { responderKex } from "../crypto/kex.ts";
+import { DEFAULT_RECORD_SUITES } from "../crypto/record_suites.ts";
 import {
   decodeClientHello,
   encodeServerHello,
@@ -86,6 +87,18 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           { alert: "handshake_failure" },
         );
       }
+      // 4.5: the first record suite of our preference that the initiator accepts.
+      const ownRecordSuites = this.options.recordSuites ?? DEFAULT_RECORD_SUITES;
+      const recordSuite = ownRecordSuites.find((suite) => hello.recordSuites.includes(suite));
+      if (recordSuite === undefined) {
+        throw new ProtocolError(
+          "no_common_record_suite",
+          `no common record suite: peer accepts ${
+            hello.recordSuites.join(", ") || "none we know"
+          }, we accept ${ownRecordSuites.join(", ")}`,
+          { alert: "handshake_failure" },
+        );
+      }
       // 6.3: an expensive suite over its budget is skipped for the next common one.
       let chosen: { offer: (typeof common)[number]; release: () => void } | undefined;
       for (const offer of common) {
@@ -127,11 +140,13 @@ export class ResponderHandshake extends HandshakeBase<ResponderState> {
           maxRecordPlaintext: this.options.maxRecordPlaintext,
           suite,
           share: answer.share,
+          recordSuite,
         }),
       );
       this.transcript.add(serverHello);
       const keys = await this.deriveHandshakeKeys(answer.sharedSecret, {
         suite,
+        recordSuite,
         version,
         peerMaxPlaintext: hello.maxRecordPlaintext,
       });

@@ -14,6 +14,7 @@
 import { wipe } from "../core/bytes.ts";
 import { ProtocolError } from "../core/errors.ts";
 import type { RandomSource, RecordedEncapsulation, SuiteName } from "../crypto/kex.ts";
+import type { RecordSuiteName } from "../crypto/record_suites.ts";
 import type { HandshakeSecrets } from "../crypto/key_schedule.ts";
 import type { Identity, PublicIdentity } from "../keys/identity.ts";
 import type { RecordProtection } from "./record_protection.ts";
@@ -26,6 +27,11 @@ export interface HandshakeOptions {
   name?: string;
   /** Initiator: suites to offer, in preference order. Responder: suites accepted, in its order. */
   suites: readonly SuiteName[];
+  /**
+   * Initiator: record suites to offer, in preference order. Responder: record suites accepted, in
+   * its order (section 4.5). Default: DEFAULT_RECORD_SUITES.
+   */
+  recordSuites?: readonly RecordSuiteName[];
   /** The largest record content we accept (our hello's max_record_plaintext). */
   maxRecordPlaintext: number;
   /** Randomness; the system CSPRNG unless a test vector injects its own. */
@@ -52,6 +58,7 @@ export interface VerifiedPeer {
 export interface HandshakeResult {
   peer: VerifiedPeer;
   suite: SuiteName;
+  recordSuite: RecordSuiteName;
   version: number;
   verificationCode: string;
   sendSecret: Uint8Array;
@@ -83,6 +90,7 @@ export function unexpected(what: string): ProtocolError {
 /** Section 5.2: what the hellos settled, besides the keys. */
 export interface Choice {
   readonly suite: SuiteName;
+  readonly recordSuite: RecordSuiteName;
   readonly version: number;
   /** The peer hello's max_record_plaintext. */
   readonly peerMaxPlaintext: number;

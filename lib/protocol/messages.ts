@@ -3,7 +3,7 @@
  * IdentityVerify and Finished. Decoders reject every length that does not fit, trailing bytes and
  * out-of-range values with `ProtocolError` (`decode_error` or `illegal_parameter`).
  *
- * Mirrors: docs/PROTOCOL.md sections 5.1 to 5.3.
+ * Mirrors: docs/PROTOCOL.md sections 5.1 to 5.3 (and 4.5, the record suite ids).
  *
  * @module
  */
@@ -11,6 +11,11 @@
 import { concat, u16, u32, u8, utf8 } from "../core/bytes.ts";
 import { FieldReader } from "../core/field_reader.ts";
 import { SHARE_LENGTHS, SUITE_IDS, suiteById, type SuiteName } from "../crypto/kex.ts";
+import {
+  RECORD_SUITE_IDS,
+  recordSuiteById,
+  type RecordSuiteName,
+} from "../crypto/record_suites.ts";
 import { MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT_LIMIT } from "./record.ts";
 import { replaceUnsafe } from "../core/text.ts";
 
@@ -42,6 +47,8 @@ export interface ClientHello {
   random: Uint8Array;
   maxRecordPlaintext: number;
   shares: KeyShare[];
+  /** Section 4.5: the record suites the initiator accepts, in its order of preference. */
+  recordSuites: RecordSuiteName[];
 }
 
 /** Encodes a ClientHello body. */
@@ -53,12 +60,14 @@ export function encodeClientHello(hello: ClientHello): Uint8Array {
     u32(hello.maxRecordPlaintext),
     u8(hello.shares.length),
     ...hello.shares.flatMap((s) => [u8(SUITE_IDS[s.suite]), u16(s.share.length), s.share]),
+    u8(hello.recordSuites.length),
+    ...hello.recordSuites.map((suite) => u8(RECORD_SUITE_IDS[suite])),
   );
 }
 
 /**
- * Decodes a ClientHello body. Unknown suite ids are skipped (a newer peer may offer more), but
- * every share of a known suite must have its exact length.
+ * Decodes a ClientHello body. Unknown suite ids and record suite ids are skipped (a newer peer may
+ * offer more), but every share of a known suite must have its exact length.
  *
  * @throws {ProtocolError}
  */
@@ -83,8 +92,17 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
     }
     shares.push({ suite, share });
   }
+  const recordSuiteCount = r.u8("record_suites_count");
+  if (recordSuiteCount < 1 || recordSuiteCount > 8) r.fail("record_suites_count out of range");
+  const recordSuites: RecordSuiteName[] = [];
+  for (const id of r.take(recordSuiteCount, "record_suites")) {
+    const suite = recordSuiteById(id);
+    if (suite === undefined) continue;
+    if (recordSuites.includes(suite)) r.fail(`record suite ${suite} offered twice`);
+    recordSuites.push(suite);
+  }
   r.end();
-  return { versions, random, maxRecordPlaintext, shares };
+  return { versions, random, maxRecordPlaintext, shares, recordSuites };
 }
 
 /** Section 5.2. */
@@ -94,6 +112,8 @@ export interface ServerHello {
   maxRecordPlaintext: number;
   suite: SuiteName;
   share: Uint8Array;
+  /** Section 4.5: the record suite chosen from the ClientHello's. */
+  recordSuite: RecordSuiteName;
 }
 
 /** Encodes a ServerHello body. */
@@ -105,6 +125,7 @@ export function encodeServerHello(hello: ServerHello): Uint8Array {
     u8(SUITE_IDS[hello.suite]),
     u16(hello.share.length),
     hello.share,
+    u8(RECORD_SUITE_IDS[hello.recordSuite]),
   );
 }
 
@@ -121,8 +142,13 @@ export function decodeServerHello(body: Uint8Array): ServerHello {
   if (share.length !== SHARE_LENGTHS[suite].responder) {
     r.fail(`${suite} share has ${share.length} bytes`, "illegal_parameter");
   }
+  const recordSuiteId = r.u8("record_suite");
+  const recordSuite = recordSuiteById(recordSuiteId);
+  if (recordSuite === undefined) {
+    r.fail(`unknown record suite id ${recordSuiteId}`, "illegal_parameter");
+  }
   r.end();
-  return { version, random, maxRecordPlaintext, suite, share };
+  return { version, random, maxRecordPlaintext, suite, share, recordSuite };
 }
 
 /** Section 5.3 Identity. */

@@ -18,8 +18,9 @@
  * const c = new Uint8Array(32).fill(1);
  * const s = new Uint8Array(32).fill(2);
  * const limits = { peerMaxPlaintext: MAX_RECORD_PLAINTEXT, ownMaxPlaintext: MAX_RECORD_PLAINTEXT };
- * const client = await RecordLayer.create({ sendSecret: c, receiveSecret: s, ...limits });
- * const server = await RecordLayer.create({ sendSecret: s, receiveSecret: c, ...limits });
+ * const suite = "chacha20-poly1305";
+ * const client = await RecordLayer.create({ sendSecret: c, receiveSecret: s, suite, ...limits });
+ * const server = await RecordLayer.create({ sendSecret: s, receiveSecret: c, suite, ...limits });
  * const [frame] = await client.sealData(new TextEncoder().encode("hi"));
  * const event = await server.open(frame!.subarray(0, 5), frame!.subarray(5));
  * deepStrictEqual(event, { kind: "data", data: new TextEncoder().encode("hi") });
@@ -32,6 +33,7 @@ import { AEAD_TAG_LENGTH } from "../crypto/aead.ts";
 import { concat, u8 } from "../core/bytes.ts";
 import { alertName, PeerAlertError, ProtocolError } from "../core/errors.ts";
 import { RecordProtection } from "./record_protection.ts";
+import type { RecordSuiteName } from "../crypto/record_suites.ts";
 
 /** Section 8.1 content types. */
 export const CONTENT_TYPE = {
@@ -86,6 +88,8 @@ export interface RecordLayerOptions {
   peerMaxPlaintext: number;
   /** Our announced max_record_plaintext: we accept records up to it. */
   ownMaxPlaintext: number;
+  /** The record suite the hellos chose (section 4.5). */
+  suite: RecordSuiteName;
   /** Records per key before a sender update; tests lower it to exercise key updates. */
   keyUpdateRecords?: number;
 }
@@ -124,8 +128,8 @@ export class RecordLayer {
   /** Builds a record layer from the two application traffic secrets. */
   static async create(options: RecordLayerOptions): Promise<RecordLayer> {
     return new RecordLayer(
-      await RecordProtection.create(options.sendSecret),
-      await RecordProtection.create(options.receiveSecret),
+      await RecordProtection.create(options.sendSecret, options.suite),
+      await RecordProtection.create(options.receiveSecret, options.suite),
       options,
     );
   }
@@ -399,7 +403,9 @@ export function alertHints(name: string): string[] {
     case "decrypt_error":
       return ["the peer saw altered data: someone on the network may be tampering"];
     case "handshake_failure":
-      return ["no common key agreement suite: compare --suites on both sides"];
+      return [
+        "no common suite: compare --suites and --record-suites on both sides (or the peer was busy)",
+      ];
     case "protocol_version":
       return ["the peers speak different protocol versions: update securechat on both sides"];
     case "no_application_protocol":

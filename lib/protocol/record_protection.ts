@@ -1,17 +1,21 @@
 /**
- * Record protection for one direction under one traffic secret: AES-256-GCM with nonce = IV XOR
- * sequence number, the header as additional data, and a sequence number that advances per record.
+ * Record protection for one direction under one traffic secret: the record suite's AEAD
+ * (AES-256-GCM or ChaCha20-Poly1305) with nonce = IV XOR sequence number, the header as additional
+ * data, and a sequence number that advances per record.
  * After a failed open it probes neighbouring sequence numbers, so the user learns whether a record
  * was altered, replayed or dropped.
  *
  * It seals and opens single records and derives the next key on request; it does not know what
  * content types mean, when a key must be updated, or close_notify: that is lib/protocol/record.ts, which
  * holds one of these per direction. The handshake keys (lib/protocol/handshake.ts) use it directly.
- * AES-256-GCM itself is lib/crypto/aead.ts, where the public vectors test it; bulk transfers move it to
- * a worker thread (lib/crypto/aead_offload.ts).
+ * The AEADs themselves are lib/crypto/aead.ts and lib/crypto/chacha20_poly1305.ts, where the public
+ * vectors test them (lib/crypto/record_suites.ts picks one). Bulk transfers make them faster: a
+ * ChaCha20-Poly1305 key switches to the synchronous implementation once a direction has carried
+ * `SYNCHRONOUS_AFTER_BYTES`, and on machines with spare cores the pipe moves either suite to a
+ * worker thread (lib/crypto/aead_offload.ts).
  *
- * Mirrors: docs/PROTOCOL.md sections 7.3 (key and IV), 8.1 (record protection), 8.2 (sequence
- * numbers) and 8.4 (the next traffic secret).
+ * Mirrors: docs/PROTOCOL.md sections 4.5 (record suites), 7.3 (key and IV), 8.1 (record
+ * protection), 8.2 (sequence numbers) and 8.4 (the next traffic secret).
  *
  * @example
  * ```ts
@@ -19,8 +23,8 @@
  * import { RecordProtection } from "./record_protection.ts";
  * import { CONTENT_TYPE } from "./record.ts";
  * const secret = new Uint8Array(32).fill(7);
- * const sender = await RecordProtection.create(secret);
- * const receiver = await RecordProtection.create(secret);
+ * const sender = await RecordProtection.create(secret, "chacha20-poly1305");
+ * const receiver = await RecordProtection.create(secret, "chacha20-poly1305");
  * const frame = await sender.seal(CONTENT_TYPE.applicationData, new TextEncoder().encode("hi"));
  * const opened = await receiver.open(frame.subarray(0, 5), frame.subarray(5));
  * deepStrictEqual(new TextDecoder().decode(opened.content), "hi");
@@ -29,8 +33,17 @@
  * @module
  */
 
-import { AEAD_TAG_LENGTH, Aes256Gcm } from "../crypto/aead.ts";
-import { OffloadedAes256Gcm } from "../crypto/aead_offload.ts";
+import { AEAD_TAG_LENGTH } from "../crypto/aead.ts";
+import { OffloadedAead } from "../crypto/aead_offload.ts";
+import {
+  loadSynchronousChaCha20Poly1305,
+  synchronousChaCha20Poly1305Loaded,
+} from "../crypto/chacha20_poly1305.ts";
+import {
+  createRecordAead,
+  type RecordAead,
+  type RecordSuiteName,
+} from "../crypto/record_suites.ts";
 import { own, wipe } from "../core/bytes.ts";
 import { AuthenticationError, ProtocolError } from "../core/errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE, frameHeader } from "./frame.ts";
@@ -41,6 +54,14 @@ import { nextTrafficSecret, trafficKeys } from "../crypto/key_schedule.ts";
  * buffers cost page faults); smaller ones in a fresh one, so idle room members hold nothing.
  */
 const SCRATCH_MIN = 64 * 1024;
+
+/**
+ * After this many content bytes under one key, a ChaCha20-Poly1305 direction loads `node:crypto`
+ * and moves to its synchronous implementation (lib/crypto/chacha20_poly1305.ts): about twice the
+ * throughput of WebCrypto for bulk records, while a chat, a handshake or a short pipe never pays the
+ * 20-35 ms the load costs. 1 MiB is four pipe records.
+ */
+export const SYNCHRONOUS_AFTER_BYTES = 2 ** 20;
 
 /** How far either side of the expected sequence number a failed record is probed (8.2). */
 const SEQUENCE_PROBE = 8;
@@ -53,8 +74,10 @@ export interface OpenedRecord {
 
 /** Protection of one direction under one traffic secret: key, IV and sequence number. */
 export class RecordProtection {
-  #aead: Aes256Gcm | OffloadedAes256Gcm;
+  #aead: RecordAead | OffloadedAead;
+  readonly #suite: RecordSuiteName;
   #offloaded = false;
+  #switching = false;
   #iv: Uint8Array;
   #sequence = 0n;
   #bytes = 0;
@@ -64,18 +87,32 @@ export class RecordProtection {
   /** Type byte and content of the record being sealed; reused, as allocating costs page faults. */
   #scratch = new Uint8Array(0);
 
-  private constructor(aead: Aes256Gcm, iv: Uint8Array, secret: Uint8Array) {
+  private constructor(
+    suite: RecordSuiteName,
+    aead: RecordAead,
+    iv: Uint8Array,
+    secret: Uint8Array,
+  ) {
+    this.#suite = suite;
     this.#aead = aead;
     this.#iv = iv;
     this.#secret = secret;
   }
 
-  /** Derives key and IV from a traffic secret (section 7.3). */
-  static async create(secret: Uint8Array): Promise<RecordProtection> {
+  /** Derives key and IV from a traffic secret (section 7.3) for the record suite's AEAD (4.5). */
+  static async create(secret: Uint8Array, suite: RecordSuiteName): Promise<RecordProtection> {
     const { key, iv } = await trafficKeys(secret);
-    const aead = await Aes256Gcm.create(key);
-    wipe(key);
-    return new RecordProtection(aead, iv, secret.slice());
+    try {
+      const aead = await createRecordAead(suite, key);
+      return new RecordProtection(suite, aead, iv, secret.slice());
+    } finally {
+      wipe(key);
+    }
+  }
+
+  /** The record suite (section 4.5). */
+  get suite(): RecordSuiteName {
+    return this.#suite;
   }
 
   /** Records processed under this key. */
@@ -91,15 +128,16 @@ export class RecordProtection {
   /** The protection that follows a key update (section 8.4). */
   async next(): Promise<RecordProtection> {
     const secret = await nextTrafficSecret(this.#secret);
-    const next = await RecordProtection.create(secret);
+    const next = await RecordProtection.create(secret, this.#suite);
     wipe(secret, this.#secret);
     if (this.#offloaded) await next.offload();
     return next;
   }
 
   /**
-   * Moves AES-GCM for this key to the crypto worker (lib/crypto/aead_offload.ts), for bulk transfers.
-   * Records sealed before and after are identical; the key is re-derived from the traffic secret.
+   * Moves the AEAD for this key to the crypto worker (lib/crypto/aead_offload.ts), for bulk
+   * transfers. Records sealed before and after are identical; the key is re-derived from the
+   * traffic secret.
    *
    * @returns false when the worker could not start: the main thread keeps the work
    */
@@ -108,7 +146,7 @@ export class RecordProtection {
     this.#offloaded = true;
     const { key, iv } = await trafficKeys(this.#secret);
     try {
-      const aead = await OffloadedAes256Gcm.create(key);
+      const aead = await OffloadedAead.create(this.#suite, key);
       if (this.#destroyed) {
         aead.destroy();
         return false;
@@ -127,7 +165,38 @@ export class RecordProtection {
   destroy(): void {
     this.#destroyed = true;
     wipe(this.#secret, this.#iv, this.#scratch);
-    if (this.#aead instanceof OffloadedAes256Gcm) this.#aead.destroy();
+    if (this.#aead instanceof OffloadedAead) this.#aead.destroy();
+  }
+
+  /**
+   * Counts content bytes, and once a ChaCha20-Poly1305 direction carries bulk data, starts its
+   * switch to the synchronous implementation: the same key re-derived from the traffic secret, so
+   * the records are the same bytes; calls already made finish on the old object.
+   */
+  #count(bytes: number): void {
+    this.#bytes += bytes;
+    if (
+      this.#switching || this.#offloaded || this.#suite !== "chacha20-poly1305" ||
+      this.#bytes < SYNCHRONOUS_AFTER_BYTES
+    ) {
+      return;
+    }
+    this.#switching = true;
+    this.#useSynchronousCipher().catch(() => {
+      // Keeps the WebCrypto key: slower, never wrong.
+    });
+  }
+
+  async #useSynchronousCipher(): Promise<void> {
+    if (!synchronousChaCha20Poly1305Loaded()) await loadSynchronousChaCha20Poly1305();
+    if (this.#destroyed || this.#offloaded) return;
+    const { key, iv } = await trafficKeys(this.#secret);
+    try {
+      const aead = await createRecordAead(this.#suite, key);
+      if (!this.#destroyed && !this.#offloaded) this.#aead = aead;
+    } finally {
+      wipe(key, iv);
+    }
   }
 
   #nonce(sequence: bigint): Uint8Array<ArrayBuffer> {
@@ -145,9 +214,14 @@ export class RecordProtection {
    */
   async seal(type: number, content: Uint8Array): Promise<Uint8Array> {
     const sequence = this.#sequence++;
-    this.#bytes += content.length;
+    this.#count(content.length);
     const length = 1 + content.length + AEAD_TAG_LENGTH;
     const header = frameHeader(FRAME_TYPE.record, length);
+    const aead = this.#aead;
+    if (!(aead instanceof OffloadedAead) && aead.sealRecord) {
+      const frame = aead.sealRecord(this.#nonce(sequence), header, type, content);
+      if (frame !== undefined) return frame;
+    }
     if (content.length >= SCRATCH_MIN && this.#scratch.length < 1 + content.length) {
       this.#scratch = new Uint8Array(1 + content.length);
     }
@@ -157,7 +231,7 @@ export class RecordProtection {
     plaintext[0] = type;
     plaintext.set(content, 1);
     // Reusing one buffer is safe: WebCrypto copies its input before encrypt() returns (aead.ts).
-    const sealing = this.#aead.seal(this.#nonce(sequence), plaintext, header);
+    const sealing = aead.seal(this.#nonce(sequence), plaintext, header);
     plaintext.fill(0);
     const ciphertext = await sealing;
     const frame = new Uint8Array(FRAME_HEADER_LENGTH + ciphertext.length);
@@ -198,7 +272,7 @@ export class RecordProtection {
         alert: "decode_error",
       });
     }
-    this.#bytes += plaintext.length - 1;
+    this.#count(plaintext.length - 1);
     return { type: plaintext[0]!, content: plaintext.subarray(1) };
   }
 

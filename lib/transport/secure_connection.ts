@@ -26,6 +26,7 @@ import { FRAME_TYPE, type FrameReader } from "../protocol/frame.ts";
 import { writeAll } from "../core/io.ts";
 import type { HandshakeResult, VerifiedPeer } from "../protocol/handshake_state.ts";
 import type { SuiteName } from "../crypto/kex.ts";
+import type { RecordSuiteName } from "../crypto/record_suites.ts";
 import {
   alertHints,
   CONTENT_TYPE,
@@ -58,6 +59,8 @@ export class SecureConnection {
   readonly peer: VerifiedPeer;
   readonly verificationCode: string;
   readonly suite: SuiteName;
+  /** The record suite the hellos chose (section 4.5). */
+  readonly recordSuite: RecordSuiteName;
   #conn: Deno.Conn;
   #reader: FrameReader;
   #records: RecordLayer;
@@ -94,6 +97,7 @@ export class SecureConnection {
     this.peer = result.peer;
     this.verificationCode = result.verificationCode;
     this.suite = result.suite;
+    this.recordSuite = result.recordSuite;
     this.#handshakeReceive = result.handshakeReceive;
   }
 
@@ -107,6 +111,7 @@ export class SecureConnection {
     const records = await RecordLayer.create({
       sendSecret: result.sendSecret,
       receiveSecret: result.receiveSecret,
+      suite: result.recordSuite,
       peerMaxPlaintext: result.peerMaxPlaintext,
       ownMaxPlaintext: result.ownMaxPlaintext,
       ...(options.keyUpdateRecords === undefined

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { DEFAULT_RECORD_SUITES, type RecordSuiteName } from "../../lib/crypto/record_suites.ts";
 import { ok, rejects, strictEqual } from "node:assert/strict";
 import { isAllZero } from "../../lib/core/bytes.ts";
 import { PeerAlertError, ProtocolError } from "../../lib/core/errors.ts";
@@ -35,6 +36,8 @@ export interface PairOptions {
   serverIdentity?: Identity;
   clientSuites?: readonly SuiteName[];
   serverSuites?: readonly SuiteName[];
+  clientRecordSuites?: readonly RecordSuiteName[];
+  serverRecordSuites?: readonly RecordSuiteName[];
   clientMax?: number;
   serverMax?: number;
 }
@@ -48,12 +51,14 @@ export function machines(o: PairOptions = {}) {
   const client = new InitiatorHandshake({
     identity: o.clientIdentity ?? alice,
     suites: o.clientSuites ?? ["x25519"],
+    ...(o.clientRecordSuites ? { recordSuites: o.clientRecordSuites } : {}),
     maxRecordPlaintext: o.clientMax ?? MAX_RECORD_PLAINTEXT,
     onSecret: (name, value) => secrets.client.set(name, value),
   });
   const server = new ResponderHandshake({
     identity: o.serverIdentity ?? bob,
     suites: o.serverSuites ?? ALL_SUITES,
+    ...(o.serverRecordSuites ? { recordSuites: o.serverRecordSuites } : {}),
     maxRecordPlaintext: o.serverMax ?? MAX_RECORD_PLAINTEXT,
     onSecret: (name, value) => secrets.server.set(name, value),
   });
@@ -127,10 +132,16 @@ export function frameOf(type: number, body: Uint8Array): Frame {
   return asFrame(encodeFrame(type, body));
 }
 
-/** Seals records under a traffic secret a machine reported, starting at sequence number 0. */
-export async function forger(secret: Uint8Array | undefined): Promise<RecordProtection> {
+/**
+ * Seals records under a traffic secret a machine reported, starting at sequence number 0, with the
+ * record suite the machines chose (the default one unless the test chose another).
+ */
+export async function forger(
+  secret: Uint8Array | undefined,
+  suite: RecordSuiteName = DEFAULT_RECORD_SUITES[0]!,
+): Promise<RecordProtection> {
   ok(secret !== undefined && !isAllZero(secret), "traffic secret not reported or already wiped");
-  return await RecordProtection.create(secret.slice());
+  return await RecordProtection.create(secret.slice(), suite);
 }
 
 /** The error `promise` rejects with; fails the test when it resolves. */

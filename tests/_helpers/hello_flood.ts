@@ -88,6 +88,7 @@ async function x25519Hello(): Promise<Uint8Array> {
         random: crypto.getRandomValues(new Uint8Array(RANDOM_LENGTH)),
         maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
         shares: [{ suite: "x25519", share }],
+        recordSuites: ["chacha20-poly1305"],
       }),
     ),
   );

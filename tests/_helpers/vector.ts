@@ -14,6 +14,7 @@ import { ResponderHandshake } from "../../lib/protocol/handshake_responder.ts";
 import { fingerprintOf, type Identity } from "../../lib/keys/identity.ts";
 import type { RecordedEncapsulation, SuiteName } from "../../lib/crypto/kex.ts";
 import { trafficKeys } from "../../lib/crypto/key_schedule.ts";
+import type { RecordSuiteName } from "../../lib/crypto/record_suites.ts";
 import { SUPPORTED_VERSIONS } from "../../lib/protocol/messages.ts";
 import { CONTENT_TYPE, type RecordEvent, RecordLayer } from "../../lib/protocol/record.ts";
 
@@ -43,6 +44,10 @@ export interface VectorSettings {
   initiator_suites: SuiteName[];
   /** The responder's preference list (section 5.2). */
   responder_suites: SuiteName[];
+  /** The ClientHello's record suites, in the initiator's order (section 4.5). */
+  initiator_record_suites: RecordSuiteName[];
+  /** The responder's record suite preference (section 4.5). */
+  responder_record_suites: RecordSuiteName[];
   /** max_record_plaintext in each hello. */
   initiator_max_record_plaintext: number;
   responder_max_record_plaintext: number;
@@ -56,6 +61,8 @@ export const VECTOR_SETTINGS: VectorSettings = {
   versions: [...SUPPORTED_VERSIONS],
   initiator_suites: ["x25519-mlkem768"],
   responder_suites: ["x25519-mlkem768", "x25519", "ffdhe3072"],
+  initiator_record_suites: ["chacha20-poly1305", "aes-256-gcm"],
+  responder_record_suites: ["chacha20-poly1305", "aes-256-gcm"],
   initiator_max_record_plaintext: 16384,
   responder_max_record_plaintext: 16384,
   initiator_record_plaintext: "hello from the initiator",
@@ -66,6 +73,7 @@ export const VECTOR_SETTINGS: VectorSettings = {
 export interface HandshakeVector {
   description: string;
   suite: string;
+  record_suite: string;
   max_record_plaintext: number;
   settings: VectorSettings;
   inputs: VectorInputs;
@@ -156,6 +164,7 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
   const client = new InitiatorHandshake({
     identity: alice,
     suites: VECTOR_SETTINGS.initiator_suites,
+    recordSuites: VECTOR_SETTINGS.initiator_record_suites,
     maxRecordPlaintext: VECTOR_SETTINGS.initiator_max_record_plaintext,
     random: queue([
       fromHex(inputs.client_mlkem_seed),
@@ -199,6 +208,7 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
   const server = new ResponderHandshake({
     identity: bob,
     suites: VECTOR_SETTINGS.responder_suites,
+    recordSuites: VECTOR_SETTINGS.responder_record_suites,
     maxRecordPlaintext: VECTOR_SETTINGS.responder_max_record_plaintext,
     random: queue([fromHex(inputs.server_x25519_private), fromHex(inputs.server_random)]),
     encapsulation,
@@ -232,12 +242,14 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
   const clientRecords = await RecordLayer.create({
     sendSecret: clientResult.sendSecret,
     receiveSecret: clientResult.receiveSecret,
+    suite: clientResult.recordSuite,
     peerMaxPlaintext: clientResult.peerMaxPlaintext,
     ownMaxPlaintext: clientResult.ownMaxPlaintext,
   });
   const serverRecords = await RecordLayer.create({
     sendSecret: serverResult.sendSecret,
     receiveSecret: serverResult.receiveSecret,
+    suite: serverResult.recordSuite,
     peerMaxPlaintext: serverResult.peerMaxPlaintext,
     ownMaxPlaintext: serverResult.ownMaxPlaintext,
   });
@@ -265,8 +277,9 @@ export async function runVectorHandshake(inputs: VectorInputs): Promise<Handshak
 
   return {
     description:
-      "securechat protocol v1 handshake, suite x25519-mlkem768, Ed25519 identities (PROTOCOL.md section 10)",
+      "securechat protocol v1 handshake, suite x25519-mlkem768, record suite chacha20-poly1305, Ed25519 identities (PROTOCOL.md section 10)",
     suite: "x25519-mlkem768",
+    record_suite: serverResult.recordSuite,
     max_record_plaintext: 16384,
     settings: VECTOR_SETTINGS,
     inputs,

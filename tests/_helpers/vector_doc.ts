@@ -6,6 +6,7 @@
  */
 
 import { SUITE_IDS, type SuiteName } from "../../lib/crypto/kex.ts";
+import { RECORD_SUITE_IDS, type RecordSuiteName } from "../../lib/crypto/record_suites.ts";
 import type { HandshakeVector, VectorSettings } from "./vector.ts";
 
 /** Markers around the generated appendix in PROTOCOL.md. */
@@ -24,12 +25,23 @@ function suites(names: SuiteName[]): string {
     .join(", ");
 }
 
+function recordSuites(names: RecordSuiteName[]): string {
+  return names.map((name) => `${name} (0x${RECORD_SUITE_IDS[name].toString(16).padStart(2, "0")})`)
+    .join(", ");
+}
+
 /** The settings as the first lines of the Inputs block: decimal numbers, suite names, text. */
 function settingsLines(s: VectorSettings): Record<string, string> {
   return {
     versions: `${s.versions.join(", ")} (the ClientHello offers only these)`,
     initiator_suites: `${suites(s.initiator_suites)}: the ClientHello carries this one share only`,
     responder_suites: `${suites(s.responder_suites)}: the responder's preference (5.2)`,
+    initiator_record_suites: `${
+      recordSuites(s.initiator_record_suites)
+    }: the ClientHello's record suites (4.5)`,
+    responder_record_suites: `${
+      recordSuites(s.responder_record_suites)
+    }: the responder's preference (4.5)`,
     initiator_max_record_plaintext: `${s.initiator_max_record_plaintext} (decimal)`,
     responder_max_record_plaintext: `${s.responder_max_record_plaintext} (decimal)`,
     initiator_record_plaintext: `"${s.initiator_record_plaintext}" (UTF-8, sequence 0)`,
@@ -58,8 +70,9 @@ export function renderVectorAppendix(vector: HandshakeVector): string {
     "`server_x25519_private` (32), `server_random` (32). Identity keys are Ed25519 from the given",
     "32-byte seeds (RFC 8032), so signatures are deterministic. The Inputs start with the settings",
     "of both sides (`settings` in the file): the versions offered, the initiator's single share, the",
-    "responder's suite preference, each side's max_record_plaintext and the two application records'",
-    "plaintexts; `client_name` and `server_name` are UTF-8.",
+    "responder's suite preference, the record suites of each side, each side's max_record_plaintext",
+    "and the two application records' plaintexts; `client_name` and `server_name` are UTF-8. The",
+    "handshake and application records are sealed with the chosen record suite, ChaCha20-Poly1305.",
     "",
     section("Inputs", {
       ...settingsLines(vector.settings),

@@ -114,6 +114,7 @@ function ffdheHello(): Uint8Array {
         random: new Uint8Array(RANDOM_LENGTH),
         maxRecordPlaintext: MAX_RECORD_PLAINTEXT,
         shares: [{ suite: "ffdhe3072", share: four }],
+        recordSuites: ["chacha20-poly1305"],
       }),
     ),
   );

@@ -49,7 +49,39 @@ Deno.test("listen and dial move 50 MiB of random bytes both ways at once, intact
     match(l.stderr, new RegExp(`"alice" ${alice.fingerprint.replace(/[+/]/g, "\\$&")}`));
     const code = (text: string) => /verification code: (\d{4} \d{4} \d{4})/.exec(text)?.[1];
     strictEqual(code(d.stderr), code(l.stderr));
-    match(d.stderr, /suite x25519-mlkem768/);
+    match(d.stderr, /suite x25519-mlkem768, records chacha20-poly1305\)/);
+    match(l.stderr, /suite x25519-mlkem768, records chacha20-poly1305\)/);
+  });
+});
+
+Deno.test("--record-suites: the listener's preference picks AES-256-GCM, 8 MiB each way intact; no common record suite fails on both sides with one line", async () => {
+  await withPeers(async (alice, bob) => {
+    const toBob = randomBytes(8 * MiB);
+    const toAlice = randomBytes(8 * MiB);
+    const listener = await startListener(bob, ["--record-suites", "aes-256-gcm,chacha20-poly1305"]);
+    const dialer = startDialer(alice, listener.port);
+    await Promise.all([feed(dialer.stdin, toBob), feed(listener.stdin, toAlice)]);
+    const [d, l] = await Promise.all([dialer.finished(), listener.finished()]);
+    strictEqual(d.code, 0, d.stderr);
+    strictEqual(l.code, 0, l.stderr);
+    strictEqual(await sha256Hex(l.stdout), await sha256Hex(toBob));
+    strictEqual(await sha256Hex(d.stdout), await sha256Hex(toAlice));
+    match(d.stderr, /records aes-256-gcm\)/);
+    match(l.stderr, /records aes-256-gcm\)/);
+
+    const only = await startListener(bob, ["--record-suites", "aes-256-gcm"]);
+    const refused = startDialer(alice, only.port, ["--record-suites", "chacha20-poly1305"]);
+    await refused.closeStdin();
+    const r = await refused.finished();
+    ok(r.code !== 0, "the dialer fails");
+    match(r.stderr, /handshake_failure/);
+    strictEqual(r.stdout.length, 0);
+    // The listener says why and keeps waiting for a dialer it can serve.
+    await only.stderr.waitFor(
+      /no common record suite: peer accepts chacha20-poly1305, we accept aes-256-gcm/,
+    );
+    only.child.kill("SIGTERM");
+    await only.finished();
   });
 });
 
@@ -65,7 +97,7 @@ Deno.test("pipe mode works with RSA-PSS identities and each key agreement suite"
       strictEqual(d.code, 0, d.stderr);
       strictEqual(l.code, 0, l.stderr);
       strictEqual(new TextDecoder().decode(l.stdout), `over ${suite}\n`);
-      match(d.stderr, new RegExp(`suite ${suite}\\)`));
+      match(d.stderr, new RegExp(`suite ${suite}, records chacha20-poly1305\\)`));
     }
   }, ["rsa-pss", "rsa-pss"]);
 });

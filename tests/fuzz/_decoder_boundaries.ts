@@ -81,7 +81,8 @@ function helloRows(row: Row): void {
     row(
       `ServerHello max_record_plaintext ${m}`,
       serverHello,
-      new Layout().int(1, 1).bytes(filled(32, 0)).int(4, m).int(1, x.id).sized(2, x.share, 32),
+      new Layout().int(1, 1).bytes(filled(32, 0)).int(4, m).int(1, x.id).sized(2, x.share, 32)
+        .int(1, 0x02),
       valid,
     );
   }
@@ -98,7 +99,7 @@ function helloRows(row: Row): void {
         const layout = side === "initiator"
           ? clientHelloLayout([1], 16384, [share])
           : new Layout().int(1, 1).bytes(filled(32, 0)).int(4, 16384).int(1, share.id)
-            .sized(2, share.share, 0xffff);
+            .sized(2, share.share, 0xffff).int(1, 0x02);
         row(
           `${suite} ${side} share of ${length} bytes`,
           side === "initiator" ? clientHello : serverHello,
@@ -107,6 +108,26 @@ function helloRows(row: Row): void {
         );
       }
     }
+  }
+  // 5.1 record_suites_count 1..8 (unknown ids skipped); 5.2 record_suite must be known (4.5).
+  for (const [n, valid] of [[0, false], [1, true], [8, true], [9, false]] as const) {
+    const ids = Array.from({ length: n }, (_, k) => k === 0 ? 0x02 : 0x80 + k);
+    row(`record_suites_count ${n}`, clientHello, clientHelloLayout([1], 16384, [x], ids), valid);
+  }
+  row(
+    "record suite offered twice",
+    clientHello,
+    clientHelloLayout([1], 16384, [x], [2, 1, 2]),
+    false,
+  );
+  for (const [id, valid] of [[0x00, false], [0x01, true], [0x02, true], [0x03, false]] as const) {
+    row(
+      `ServerHello record_suite ${id}`,
+      serverHello,
+      new Layout().int(1, 1).bytes(filled(32, 0)).int(4, 16384).int(1, x.id).sized(2, x.share, 32)
+        .int(1, id),
+      valid,
+    );
   }
   // 5.3 name 0..64 bytes.
   for (const [n, valid] of [[0, true], [1, true], [63, true], [64, true], [65, false]] as const) {

@@ -228,11 +228,12 @@ export const clientHello: Codec = {
   refusal: HELLO,
   decode: decodeClientHello,
   encode: (v) => encodeClientHello(v as ReturnType<typeof decodeClientHello>),
-  // Shares of unknown suites are skipped (5.1): their bytes do not come back.
+  // Shares and record suites of unknown ids are skipped (5.1): their bytes do not come back.
   normalizes: (v, input) => {
     const hello = v as ReturnType<typeof decodeClientHello>;
     const sharesCount = input[1 + hello.versions.length + 32 + 4]!;
-    return sharesCount > hello.shares.length;
+    return sharesCount > hello.shares.length ||
+      encodeClientHello(hello).length !== input.length;
   },
 };
 

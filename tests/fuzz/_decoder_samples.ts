@@ -50,11 +50,12 @@ export function clientHelloLayout(
   versions: number[],
   maxRecord: number,
   shares: { id: number; share: Uint8Array }[],
+  recordSuites: number[] = [0x02, 0x01],
 ): Layout {
   const l = new Layout().int(1, versions.length, 16).bytes(Uint8Array.from(versions))
     .bytes(setup.bytes(32)).int(4, maxRecord, 1_048_576).int(1, shares.length, 8);
   for (const { id, share } of shares) l.int(1, id).sized(2, share, share.length);
-  return l;
+  return l.int(1, recordSuites.length, 8).bytes(Uint8Array.from(recordSuites));
 }
 
 async function helloSamples(): Promise<Sample[]> {
@@ -79,12 +80,12 @@ async function helloSamples(): Promise<Sample[]> {
     ...clientHelloLayout([3, 2, 1], 1 << 20, [
       { id: 0x7f, share: setup.bytes(5) },
       { id: SUITE_IDS.x25519, share: setup.bytes(32) },
-    ]).done(),
+    ], [0x7e, 0x01]).done(),
   });
   for (const suite of Object.keys(SUITE_IDS) as SuiteName[]) {
     const share = setup.bytes(SHARE_LENGTHS[suite].responder);
     const layout = new Layout().int(1, 1).bytes(setup.bytes(32)).int(4, 1 << 20, 1_048_576)
-      .int(1, SUITE_IDS[suite]).sized(2, share, share.length).done();
+      .int(1, SUITE_IDS[suite]).sized(2, share, share.length).int(1, 0x02).done();
     out.push({ codec: serverHello, ...layout });
   }
   for (const name of ["", "alice", "é".repeat(32), "x".repeat(64)]) {

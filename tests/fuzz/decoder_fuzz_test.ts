@@ -66,11 +66,12 @@ async function decodeOrRefuse(
   if (codec.encode === undefined) {
     await codec.check!(value, bytes);
   } else if (codec.normalizes?.(value, bytes)) {
-    // A ClientHello whose every share was of an unknown suite keeps none: valid to decode (the
-    // responder answers handshake_failure), but its canonical form has shares_count 0.
+    // A ClientHello whose every share (or record suite) was of an unknown id keeps none: valid to
+    // decode (the responder answers handshake_failure), but its canonical form has a count of 0.
     const again = await codec.encode(value);
+    const hello = value as ReturnType<typeof decodeClientHello>;
     const empty = codec === clientHello &&
-      (value as ReturnType<typeof decodeClientHello>).shares.length === 0;
+      (hello.shares.length === 0 || hello.recordSuites.length === 0);
     if (empty) ok(!await decodeOrRefuse(codec, again), "a ClientHello re-encoded with no shares");
     else {deepStrictEqual(
         await codec.decode(again),

@@ -388,6 +388,7 @@ async function recordPair(prng: Prng) {
     peerMaxPlaintext: MAX_RECORD_PLAINTEXT,
     ownMaxPlaintext: MAX_RECORD_PLAINTEXT,
     keyUpdateRecords: 40,
+    suite: "chacha20-poly1305" as const,
   };
   return {
     sender: await RecordLayer.create({ sendSecret: a, receiveSecret: b, ...options }),

@@ -108,6 +108,19 @@ Deno.test("InitiatorHandshake.readServerHello() rejects a suite it did not offer
   strictEqual(m.client.currentState, "failed");
 });
 
+Deno.test("InitiatorHandshake.readServerHello() rejects a record suite it did not offer with illegal_parameter", async () => {
+  // A real responder's answer choosing AES-256-GCM, delivered to an initiator that offered only
+  // ChaCha20-Poly1305 (an attacker downgrading the record suite gets no further).
+  const aes = await serverFlown({ clientRecordSuites: ["aes-256-gcm"] });
+  strictEqual(decodeServerHello(aes.serverHello.body).recordSuite, "aes-256-gcm");
+  const m = await helloSent({ clientRecordSuites: ["chacha20-poly1305"] });
+  await rejects(
+    m.client.readServerHello(aes.serverHello),
+    isCode(ProtocolError, "illegal_parameter", "illegal_parameter"),
+  );
+  strictEqual(m.client.currentState, "failed");
+});
+
 Deno.test("InitiatorHandshake.readServerHello() rejects a version it did not offer with protocol_version", async () => {
   const m = await serverFlown();
   const hello = decodeServerHello(m.serverHello.body);

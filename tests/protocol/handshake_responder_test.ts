@@ -9,6 +9,7 @@ import { isAllZero } from "../../lib/core/bytes.ts";
 import { ALERT, ProtocolError } from "../../lib/core/errors.ts";
 import { FRAME_TYPE } from "../../lib/protocol/frame.ts";
 import type { SuiteName } from "../../lib/crypto/kex.ts";
+import type { RecordSuiteName } from "../../lib/crypto/record_suites.ts";
 import {
   decodeClientHello,
   decodeServerHello,
@@ -99,6 +100,42 @@ Deno.test("ResponderHandshake.readClientHello() picks by its own preference amon
     strictEqual(m.serverResult.suite, chosen);
     strictEqual(m.clientResult.verificationCode, m.serverResult.verificationCode);
   }
+});
+
+Deno.test("ResponderHandshake.readClientHello() picks the record suite by its own preference among the offered ones (4.5)", async () => {
+  const cases: [RecordSuiteName[], RecordSuiteName[], RecordSuiteName][] = [
+    [
+      ["aes-256-gcm", "chacha20-poly1305"],
+      ["chacha20-poly1305", "aes-256-gcm"],
+      "chacha20-poly1305",
+    ],
+    [["chacha20-poly1305", "aes-256-gcm"], ["aes-256-gcm", "chacha20-poly1305"], "aes-256-gcm"],
+    [["aes-256-gcm"], ["chacha20-poly1305", "aes-256-gcm"], "aes-256-gcm"],
+  ];
+  for (const [clientRecordSuites, serverRecordSuites, chosen] of cases) {
+    const m = await completed({ clientRecordSuites, serverRecordSuites });
+    strictEqual(
+      m.clientResult.recordSuite,
+      chosen,
+      `${clientRecordSuites} to ${serverRecordSuites}`,
+    );
+    strictEqual(m.serverResult.recordSuite, chosen);
+  }
+});
+
+Deno.test("ResponderHandshake.readClientHello() rejects an offer with no common record suite as handshake_failure", async () => {
+  const m = await helloSent({
+    clientRecordSuites: ["aes-256-gcm"],
+    serverRecordSuites: ["chacha20-poly1305"],
+  });
+  const failure = await failureOf(m.server.readClientHello(m.clientHello));
+  isCode(ProtocolError, "no_common_record_suite", "handshake_failure")(failure);
+  ok(/no common record suite: peer accepts aes-256-gcm, we accept chacha20-poly1305/.test(
+    (failure as Error).message,
+  ));
+  const alert = await m.server.alertFrame(failure);
+  eql(alert, Uint8Array.of(0x15, 0, 0, 0, 1, ALERT.handshake_failure));
+  await rejects(m.client.readServerHello(asFrame(alert!)), isPeerAlert("handshake_failure"));
 });
 
 Deno.test("ResponderHandshake.readClientHello() rejects an offer with no common suite as handshake_failure", async () => {

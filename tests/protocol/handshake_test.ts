@@ -95,6 +95,7 @@ async function assertRecordsFlow(client: HandshakeResult, server: HandshakeResul
     RecordLayer.create({
       sendSecret: r.sendSecret,
       receiveSecret: r.receiveSecret,
+      suite: r.recordSuite,
       peerMaxPlaintext: r.peerMaxPlaintext,
       ownMaxPlaintext: r.ownMaxPlaintext,
     });

@@ -68,6 +68,35 @@ Deno.test("handshake vector: the listed settings are what the hello bytes carry"
   strictEqual(serverHello.suite, chosen);
   strictEqual(SUITE_IDS[serverHello.suite], 0x01);
   strictEqual(vector.suite, chosen);
+  // Section 4.5: the record suites, chosen the same way.
+  deepStrictEqual(clientHello.recordSuites, settings.initiator_record_suites);
+  const recordSuite = settings.responder_record_suites.find((s) =>
+    settings.initiator_record_suites.includes(s)
+  );
+  strictEqual(serverHello.recordSuite, recordSuite);
+  strictEqual(vector.record_suite, recordSuite);
+});
+
+Deno.test("handshake vector: the first application record is ChaCha20-Poly1305 of section 8.1 under the listed key and IV", async () => {
+  // Built from the spec's formula with node:crypto directly, not through lib/protocol.
+  const { createDecipheriv } = await import("node:crypto");
+  const frame = fromHex(vector.records.initiator_to_responder_seq0!);
+  const key = fromHex(vector.intermediates.c_ap_traffic_key!);
+  const nonce = fromHex(vector.intermediates.c_ap_traffic_iv!); // sequence 0: IV XOR 0
+  const header = frame.subarray(0, 5);
+  const sealed = frame.subarray(5);
+  const decipher = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
+  decipher.setAAD(header, { plaintextLength: sealed.length - 16 });
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  const plaintext = new Uint8Array([
+    ...decipher.update(sealed.subarray(0, sealed.length - 16)),
+    ...decipher.final(),
+  ]);
+  strictEqual(plaintext[0], 0x17, "content type application_data");
+  strictEqual(
+    new TextDecoder().decode(plaintext.subarray(1)),
+    vector.settings.initiator_record_plaintext,
+  );
 });
 
 Deno.test("handshake vector: a fingerprint is SHA256: and unpadded standard base64 of SHA-256(SPKI DER)", async () => {

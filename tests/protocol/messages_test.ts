@@ -24,10 +24,16 @@ import {
   type ServerHello,
   SUPPORTED_VERSIONS,
 } from "../../lib/protocol/messages.ts";
+import type { RecordSuiteName } from "../../lib/crypto/record_suites.ts";
 
 const encoder = new TextEncoder();
 
 // --- hand-written encoders (section 5), independent of lib/protocol/messages.ts ---
+
+const RECORD_ID: Record<RecordSuiteName, number> = {
+  "aes-256-gcm": 0x01,
+  "chacha20-poly1305": 0x02,
+};
 
 const ID: Record<SuiteName, number> = {
   "x25519-mlkem768": 0x01,
@@ -56,8 +62,11 @@ function clientHelloBytes(o: {
   max?: number;
   shares: RawShare[];
   sharesCount?: number;
+  recordSuites?: number[];
+  recordSuitesCount?: number;
 }): Uint8Array {
   const versions = o.versions ?? [1];
+  const recordSuites = o.recordSuites ?? [0x02, 0x01];
   return Uint8Array.from([
     o.versionsCount ?? versions.length,
     ...versions,
@@ -65,6 +74,8 @@ function clientHelloBytes(o: {
     ...be32(o.max ?? 16384),
     o.sharesCount ?? o.shares.length,
     ...o.shares.flatMap((s) => [s.id, ...be16(s.share.length), ...s.share]),
+    o.recordSuitesCount ?? recordSuites.length,
+    ...recordSuites,
   ]);
 }
 
@@ -75,6 +86,7 @@ function serverHelloBytes(o: {
   max?: number;
   id: number;
   share: Uint8Array;
+  recordSuite?: number;
 }): Uint8Array {
   return Uint8Array.from([
     o.version ?? 1,
@@ -83,6 +95,7 @@ function serverHelloBytes(o: {
     o.id,
     ...be16(o.share.length),
     ...o.share,
+    o.recordSuite ?? 0x02,
   ]);
 }
 
@@ -133,6 +146,7 @@ Deno.test("encodeClientHello() lays out the fields of section 5.1 and decodeClie
         suite: "x25519",
         share: x25519.share,
       }],
+      recordSuites: ["chacha20-poly1305", "aes-256-gcm"],
     },
     {
       versions: [16, 15, 3, 2, 1],
@@ -143,12 +157,14 @@ Deno.test("encodeClientHello() lays out the fields of section 5.1 and decodeClie
         { suite: "x25519", share: x25519.share },
         { suite: "x25519-mlkem768", share: mlkem.share },
       ],
+      recordSuites: ["aes-256-gcm", "chacha20-poly1305"],
     },
     {
       versions: Array.from({ length: 16 }, (_, i) => 16 - i),
       random: new Uint8Array(32),
       maxRecordPlaintext: 100_000,
       shares: [{ suite: "x25519", share: x25519.share }],
+      recordSuites: ["aes-256-gcm"],
     },
   ];
   for (const hello of hellos) {
@@ -160,6 +176,7 @@ Deno.test("encodeClientHello() lays out the fields of section 5.1 and decodeClie
         random: hello.random,
         max: hello.maxRecordPlaintext,
         shares: hello.shares.map((s) => ({ id: ID[s.suite], share: s.share })),
+        recordSuites: hello.recordSuites.map((suite) => RECORD_ID[suite]),
       }),
     );
     eql(decodeClientHello(body), hello);
@@ -176,6 +193,7 @@ Deno.test("encodeServerHello() lays out the fields of section 5.2 and decodeServ
       maxRecordPlaintext: 16384,
       suite: "x25519",
       share: real.share,
+      recordSuite: "chacha20-poly1305",
     },
     {
       version: 1,
@@ -183,6 +201,7 @@ Deno.test("encodeServerHello() lays out the fields of section 5.2 and decodeServ
       maxRecordPlaintext: 2 ** 20,
       suite: "x25519-mlkem768",
       share: responderShare("x25519-mlkem768"),
+      recordSuite: "aes-256-gcm",
     },
     {
       version: 7,
@@ -190,6 +209,7 @@ Deno.test("encodeServerHello() lays out the fields of section 5.2 and decodeServ
       maxRecordPlaintext: 65536,
       suite: "ffdhe3072",
       share: responderShare("ffdhe3072"),
+      recordSuite: "chacha20-poly1305",
     },
   ];
   for (const hello of hellos) {
@@ -202,6 +222,7 @@ Deno.test("encodeServerHello() lays out the fields of section 5.2 and decodeServ
         max: hello.maxRecordPlaintext,
         id: ID[hello.suite],
         share: hello.share,
+        recordSuite: RECORD_ID[hello.recordSuite],
       }),
     );
     eql(decodeServerHello(body), hello);
@@ -599,5 +620,45 @@ Deno.test(`decodeServerHello() and decodeIdentity() return or throw ProtocolErro
     } catch (error) {
       ok(error instanceof ProtocolError, `mutation ${i}: ${error}`);
     }
+  }
+});
+
+Deno.test("decodeClientHello() takes record_suites_count 1 to 8, skips unknown record suite ids and rejects 0, 9 and a suite named twice", () => {
+  const shares = [{ id: 0x02, share: initiatorShare("x25519") }];
+  eql(
+    decodeClientHello(clientHelloBytes({ shares, recordSuites: [0x07, 0x01, 0xff] })).recordSuites,
+    ["aes-256-gcm"],
+  );
+  eql(
+    decodeClientHello(clientHelloBytes({ shares, recordSuites: [0x09, 0x0a] })).recordSuites,
+    [],
+    "none known: left to the responder, which answers handshake_failure",
+  );
+  eql(
+    decodeClientHello(clientHelloBytes({ shares, recordSuites: [3, 4, 5, 6, 7, 8, 2, 1] }))
+      .recordSuites,
+    ["chacha20-poly1305", "aes-256-gcm"],
+  );
+  for (const recordSuites of [[], [3, 4, 5, 6, 7, 8, 9, 2, 1]]) {
+    throws(
+      () => decodeClientHello(clientHelloBytes({ shares, recordSuites })),
+      isProtocolError("decode_error", `${recordSuites.length} record suites`),
+    );
+  }
+  throws(
+    () => decodeClientHello(clientHelloBytes({ shares, recordSuites: [0x02, 0x01, 0x02] })),
+    isProtocolError("decode_error", "chacha20-poly1305 twice"),
+  );
+});
+
+Deno.test("decodeServerHello() rejects a record suite id it does not know with illegal_parameter", () => {
+  for (const recordSuite of [0x00, 0x03, 0xff]) {
+    throws(
+      () =>
+        decodeServerHello(
+          serverHelloBytes({ id: 0x02, share: responderShare("x25519"), recordSuite }),
+        ),
+      isProtocolError("illegal_parameter", `record suite ${recordSuite}`),
+    );
   }
 });

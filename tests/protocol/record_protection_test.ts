@@ -4,39 +4,63 @@ import { FRAME_HEADER_LENGTH, FRAME_TYPE } from "../../lib/protocol/frame.ts";
 import { trafficKeys } from "../../lib/crypto/key_schedule.ts";
 import { CONTENT_TYPE, MAX_RECORD_PLAINTEXT, TAG_LENGTH } from "../../lib/protocol/record.ts";
 import { RecordProtection } from "../../lib/protocol/record_protection.ts";
+import type { RecordSuiteName } from "../../lib/crypto/record_suites.ts";
+import { synchronousChaCha20Poly1305Loaded } from "../../lib/crypto/chacha20_poly1305.ts";
 import { isCode } from "../_helpers/assert_error.ts";
 import { pattern, secret, splitFrame } from "../_helpers/records.ts";
 
 const encoder = new TextEncoder();
 
 /** Sender and receiver protections of one direction under the same secret. */
-async function direction(name = "direction") {
+async function direction(name = "direction", suite: RecordSuiteName = "chacha20-poly1305") {
   const s = await secret(name);
   return {
     secret: s,
-    sender: await RecordProtection.create(s),
-    receiver: await RecordProtection.create(s),
+    sender: await RecordProtection.create(s, suite),
+    receiver: await RecordProtection.create(s, suite),
   };
 }
 
-/** Independent AES-256-GCM open with WebCrypto: `nonce` is given, not derived by lib/. */
-async function webCryptoOpen(
+/** WebCrypto's name and key format of each record suite (section 4.5). */
+const WEBCRYPTO = {
+  "aes-256-gcm": { name: "AES-GCM", format: "raw" },
+  "chacha20-poly1305": { name: "ChaCha20-Poly1305", format: "raw-secret" },
+} as const;
+
+/** Independent WebCrypto AEAD call: `nonce` is given, not derived by lib/. */
+async function webCrypto(
+  suite: RecordSuiteName,
+  operation: "encrypt" | "decrypt",
+  key: Uint8Array,
+  nonce: Uint8Array,
+  header: Uint8Array,
+  input: Uint8Array,
+): Promise<Uint8Array> {
+  const { name, format } = WEBCRYPTO[suite];
+  const cryptoKey = await crypto.subtle.importKey(
+    format as "raw",
+    Uint8Array.from(key),
+    name,
+    false,
+    [operation],
+  );
+  const parameters = { name, iv: Uint8Array.from(nonce), additionalData: Uint8Array.from(header) };
+  return new Uint8Array(
+    await crypto.subtle[operation](parameters, cryptoKey, Uint8Array.from(input)),
+  );
+}
+
+function webCryptoOpen(
+  suite: RecordSuiteName,
   key: Uint8Array,
   nonce: Uint8Array,
   frame: Uint8Array,
 ): Promise<Uint8Array> {
   const [header, body] = splitFrame(frame);
-  const cryptoKey = await crypto.subtle.importKey("raw", Uint8Array.from(key), "AES-GCM", false, [
-    "decrypt",
-  ]);
-  return new Uint8Array(
-    await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: Uint8Array.from(nonce), additionalData: Uint8Array.from(header) },
-      cryptoKey,
-      Uint8Array.from(body),
-    ),
-  );
+  return webCrypto(suite, "decrypt", key, nonce, header, body);
 }
+
+const SUITES: RecordSuiteName[] = ["chacha20-poly1305", "aes-256-gcm"];
 
 /** nonce = iv XOR (zeros(4) || u64(sequence)), section 8.1, computed here by hand. */
 function nonceOf(iv: Uint8Array, sequence: bigint): Uint8Array {
@@ -69,26 +93,28 @@ Deno.test("RecordProtection.seal() and open() round-trip every content type and 
   strictEqual(receiver.sequence, BigInt(cases.length));
 });
 
-Deno.test("RecordProtection.seal() uses nonce = iv XOR sequence number and the header as AAD", async () => {
-  const { secret: s, sender } = await direction("nonce");
-  const { key, iv } = await trafficKeys(s);
-  const frames = new Map<bigint, Uint8Array>();
-  for (let sequence = 0n; sequence <= 256n; sequence++) {
-    const frame = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode(`#${sequence}`));
-    if ([0n, 1n, 2n, 255n, 256n].includes(sequence)) frames.set(sequence, frame);
-  }
-  for (const [sequence, frame] of frames) {
-    const plaintext = await webCryptoOpen(key, nonceOf(iv, sequence), frame);
-    eql(
-      plaintext,
-      Uint8Array.from([CONTENT_TYPE.applicationData, ...encoder.encode(`#${sequence}`)]),
-    );
-    // Any other sequence number's nonce fails.
-    await rejects(webCryptoOpen(key, nonceOf(iv, sequence + 1n), frame), `#${sequence}`);
-  }
-  // The sequence number is not on the wire: the frame is header || ciphertext || tag only.
-  strictEqual(frames.get(0n)!.length, FRAME_HEADER_LENGTH + 1 + 2 + TAG_LENGTH);
-});
+for (const suite of SUITES) {
+  Deno.test(`RecordProtection.seal() (${suite}) uses nonce = iv XOR sequence number and the header as AAD`, async () => {
+    const { secret: s, sender } = await direction("nonce", suite);
+    const { key, iv } = await trafficKeys(s);
+    const frames = new Map<bigint, Uint8Array>();
+    for (let sequence = 0n; sequence <= 256n; sequence++) {
+      const frame = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode(`#${sequence}`));
+      if ([0n, 1n, 2n, 255n, 256n].includes(sequence)) frames.set(sequence, frame);
+    }
+    for (const [sequence, frame] of frames) {
+      const plaintext = await webCryptoOpen(suite, key, nonceOf(iv, sequence), frame);
+      eql(
+        plaintext,
+        Uint8Array.from([CONTENT_TYPE.applicationData, ...encoder.encode(`#${sequence}`)]),
+      );
+      // Any other sequence number's nonce fails.
+      await rejects(webCryptoOpen(suite, key, nonceOf(iv, sequence + 1n), frame), `#${sequence}`);
+    }
+    // The sequence number is not on the wire: the frame is header || ciphertext || tag only.
+    strictEqual(frames.get(0n)!.length, FRAME_HEADER_LENGTH + 1 + 2 + TAG_LENGTH);
+  });
+}
 
 Deno.test("RecordProtection.open() rejects a single flipped bit anywhere with bad_record_mac", async () => {
   const { secret: s, sender } = await direction("bit flips");
@@ -98,7 +124,7 @@ Deno.test("RecordProtection.open() rejects a single flipped bit anywhere with ba
     for (let bit = 0; bit < 8; bit++) {
       const altered = frame.slice();
       altered[position]! ^= 1 << bit;
-      const receiver = await RecordProtection.create(s);
+      const receiver = await RecordProtection.create(s, "chacha20-poly1305");
       await rejects(
         receiver.open(...splitFrame(altered)),
         isCode(AuthenticationError, "bad_record_mac", "bad_record_mac"),
@@ -166,28 +192,69 @@ Deno.test("RecordProtection.open() rejects two swapped records", async () => {
 });
 
 Deno.test("RecordProtection.open() rejects a record from another key with bad_record_mac", async () => {
-  const sender = await RecordProtection.create(await secret("one key"));
-  const receiver = await RecordProtection.create(await secret("another key"));
+  const sender = await RecordProtection.create(await secret("one key"), "chacha20-poly1305");
+  const receiver = await RecordProtection.create(await secret("another key"), "chacha20-poly1305");
   const frame = await sender.seal(CONTENT_TYPE.applicationData, encoder.encode("x"));
   await rejects(receiver.open(...splitFrame(frame)), isCode(AuthenticationError, "bad_record_mac"));
 });
 
-Deno.test("RecordProtection.open() rejects an authentic record with no content type as decode_error", async () => {
-  const s = await secret("empty plaintext");
-  const { key, iv } = await trafficKeys(s);
-  const header = Uint8Array.of(FRAME_TYPE.record, 0, 0, 0, TAG_LENGTH);
-  const cryptoKey = await crypto.subtle.importKey("raw", Uint8Array.from(key), "AES-GCM", false, [
-    "encrypt",
-  ]);
-  const body = new Uint8Array(
-    await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: Uint8Array.from(nonceOf(iv, 0n)), additionalData: header },
-      cryptoKey,
-      new Uint8Array(0),
-    ),
+for (const suite of SUITES) {
+  Deno.test(`RecordProtection.open() (${suite}) rejects an authentic record with no content type as decode_error`, async () => {
+    const s = await secret("empty plaintext");
+    const { key, iv } = await trafficKeys(s);
+    const header = Uint8Array.of(FRAME_TYPE.record, 0, 0, 0, TAG_LENGTH);
+    const body = await webCrypto(suite, "encrypt", key, nonceOf(iv, 0n), header, new Uint8Array(0));
+    const receiver = await RecordProtection.create(s, suite);
+    await rejects(
+      receiver.open(header, body),
+      isCode(ProtocolError, "decode_error", "decode_error"),
+    );
+  });
+}
+
+Deno.test("RecordProtection: the two record suites seal the same record differently, and neither opens the other's", async () => {
+  const s = await secret("two suites");
+  const chacha = await RecordProtection.create(s, "chacha20-poly1305");
+  const aes = await RecordProtection.create(s, "aes-256-gcm");
+  const a = await chacha.seal(CONTENT_TYPE.applicationData, pattern(100));
+  const b = await aes.seal(CONTENT_TYPE.applicationData, pattern(100));
+  ok(a.length === b.length && a.some((byte, i) => byte !== b[i]));
+  await rejects(
+    (await RecordProtection.create(s, "aes-256-gcm")).open(...splitFrame(a)),
+    isCode(AuthenticationError, "bad_record_mac"),
   );
-  const receiver = await RecordProtection.create(s);
-  await rejects(receiver.open(header, body), isCode(ProtocolError, "decode_error", "decode_error"));
+  await rejects(
+    (await RecordProtection.create(s, "chacha20-poly1305")).open(...splitFrame(b)),
+    isCode(AuthenticationError, "bad_record_mac"),
+  );
+});
+
+Deno.test("RecordProtection: a ChaCha20-Poly1305 direction that switches to node:crypto after SYNCHRONOUS_AFTER_BYTES seals and opens the same bytes", async () => {
+  // Two senders under one secret: one switches, one is a fresh key per record (never switches).
+  const s = await secret("switch");
+  const sender = await RecordProtection.create(s, "chacha20-poly1305");
+  const receiver = await RecordProtection.create(s, "chacha20-poly1305");
+  const { key, iv } = await trafficKeys(s);
+  const content = pattern(256 * 1024);
+  for (let sequence = 0n; sequence < 24n; sequence++) {
+    const frame = await sender.seal(CONTENT_TYPE.applicationData, content);
+    const [header] = splitFrame(frame);
+    const expected = await webCrypto(
+      "chacha20-poly1305",
+      "encrypt",
+      key,
+      nonceOf(iv, sequence),
+      header,
+      Uint8Array.from([CONTENT_TYPE.applicationData, ...content]),
+    );
+    eql(frame.subarray(FRAME_HEADER_LENGTH), expected, `record ${sequence}`);
+    eql((await receiver.open(...splitFrame(frame))).content, content, `record ${sequence}`);
+    await new Promise((resolve) => setTimeout(resolve, 0)); // lets the switch land
+  }
+  ok(
+    synchronousChaCha20Poly1305Loaded(),
+    "6 MiB under one key loaded node:crypto (the switch ran)",
+  );
 });
 
 Deno.test("RecordProtection.next() moves both ends to the same new key and resets the sequence", async () => {
@@ -199,9 +266,10 @@ Deno.test("RecordProtection.next() moves both ends to the same new key and reset
   const frame = await nextSender.seal(CONTENT_TYPE.applicationData, pattern(4));
   eql((await nextReceiver.open(...splitFrame(frame))).content, pattern(4));
   // A record under the old key is not accepted under the new one.
-  const stale = await (await RecordProtection.create(await secret("direction"))).seal(
-    CONTENT_TYPE.applicationData,
-    pattern(1),
-  );
+  const stale =
+    await (await RecordProtection.create(await secret("direction"), "chacha20-poly1305")).seal(
+      CONTENT_TYPE.applicationData,
+      pattern(1),
+    );
   await rejects(nextReceiver.open(...splitFrame(stale)), AuthenticationError);
 });

@@ -36,6 +36,7 @@ async function layers(
   const a = await RecordLayer.create({
     sendSecret: c,
     receiveSecret: s,
+    suite: "chacha20-poly1305",
     ownMaxPlaintext: aMax,
     peerMaxPlaintext: bMax,
     ...extra,
@@ -43,6 +44,7 @@ async function layers(
   const b = await RecordLayer.create({
     sendSecret: s,
     receiveSecret: c,
+    suite: "chacha20-poly1305",
     ownMaxPlaintext: bMax,
     peerMaxPlaintext: aMax,
     ...extra,
@@ -181,7 +183,7 @@ Deno.test("RecordLayer.open() returns close for close_notify and rejects any lat
   strictEqual(b.receivedClose, true);
   // An authentic record after close_notify: made under a's key with the sequence number it
   // would have had (a itself refuses to send it).
-  const forger = await RecordProtection.create(c);
+  const forger = await RecordProtection.create(c, "chacha20-poly1305");
   await forger.seal(CONTENT_TYPE.applicationData, encoder.encode("last words"));
   await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
   const late = await forger.seal(CONTENT_TYPE.applicationData, encoder.encode("more"));
@@ -205,7 +207,7 @@ Deno.test("RecordLayer.sealReceipt() follows close_notify once, and nothing foll
   eql(await b.open(...splitFrame(receipt)), { kind: "receipt", bytesReceived: 2n ** 40n + 5n });
   await rejects(a.sealReceipt(1), RangeError, "one receipt only");
   // An authentic second receipt, made under a's key with the next sequence number.
-  const forger = await RecordProtection.create(c);
+  const forger = await RecordProtection.create(c, "chacha20-poly1305");
   for (let i = 0; i < 3; i++) await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
   const second = await forger.seal(CONTENT_TYPE.receipt, new Uint8Array(8));
   await rejects(
@@ -218,7 +220,7 @@ Deno.test("RecordLayer.open() after close_notify refuses anything but a receipt"
   // Same length as a receipt, another type: opened, then refused.
   const { a, b, c } = await layers();
   eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
-  const forger = await RecordProtection.create(c);
+  const forger = await RecordProtection.create(c, "chacha20-poly1305");
   await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
   const data = await forger.seal(CONTENT_TYPE.applicationData, new Uint8Array(8));
   await rejects(
@@ -258,7 +260,7 @@ Deno.test("RecordLayer keepalives may follow close_notify and the receipt, both 
   });
   // a sent close_notify, a ping, a pong, its receipt and a ping: an authentic record of the
   // keepalive's length but another type, with the next sequence number, is refused.
-  const forger = await RecordProtection.create(c);
+  const forger = await RecordProtection.create(c, "chacha20-poly1305");
   for (let i = 0; i < 5; i++) await forger.seal(CONTENT_TYPE.keepalive, Uint8Array.of(0));
   const data = await forger.seal(CONTENT_TYPE.applicationData, Uint8Array.of(7));
   await rejects(
@@ -275,7 +277,7 @@ Deno.test("RecordLayer keepalives may follow close_notify and the receipt, both 
 Deno.test("RecordLayer.open() after close_notify refuses a malformed keepalive", async () => {
   const { a, b, c } = await layers();
   eql(await b.open(...splitFrame(await a.sealCloseNotify())), { kind: "close" });
-  const forger = await RecordProtection.create(c);
+  const forger = await RecordProtection.create(c, "chacha20-poly1305");
   await forger.seal(CONTENT_TYPE.alert, Uint8Array.of(0));
   const bad = await forger.seal(CONTENT_TYPE.keepalive, Uint8Array.of(2));
   await rejects(b.open(...splitFrame(bad)), isCode(ProtocolError, "decode_error", "decode_error"));
@@ -300,7 +302,7 @@ Deno.test("RecordLayer.open() turns a fatal alert into PeerAlertError", async ()
 Deno.test("RecordLayer.open() rejects an unknown or misplaced content type with unexpected_message", async () => {
   for (const type of [0x00, CONTENT_TYPE.handshake, 0x1a, 0xff]) {
     const { b, c } = await layers();
-    const sender = await RecordProtection.create(c);
+    const sender = await RecordProtection.create(c, "chacha20-poly1305");
     const frame = await sender.seal(type, pattern(3));
     await rejects(
       b.open(...splitFrame(frame)),
@@ -320,7 +322,7 @@ Deno.test("RecordLayer.open() rejects a malformed key_update or alert with decod
   ];
   for (const { type, content } of bad) {
     const { b, c } = await layers();
-    const sender = await RecordProtection.create(c);
+    const sender = await RecordProtection.create(c, "chacha20-poly1305");
     await rejects(
       b.open(...splitFrame(await sender.seal(type, content))),
       isCode(ProtocolError, "decode_error", "decode_error"),
@@ -331,7 +333,7 @@ Deno.test("RecordLayer.open() rejects a malformed key_update or alert with decod
 
 Deno.test("RecordLayer.open() rejects a peer that keeps one key past keyUpdateRecords + slack", async () => {
   const { b, c } = await layers({ keyUpdateRecords: 1 });
-  const sender = await RecordProtection.create(c);
+  const sender = await RecordProtection.create(c, "chacha20-poly1305");
   const limit = 1 + KEY_UPDATE_SLACK;
   for (let i = 0; i < limit; i++) {
     await b.open(

@@ -178,7 +178,7 @@ async function verdictOn(
       records.push(flight.subarray(offset, offset + 5 + length));
       offset += 5 + length;
     }
-    const forger = await RecordProtection.create(secrets.get("c_hs_traffic")!);
+    const forger = await RecordProtection.create(secrets.get("c_hs_traffic")!, "chacha20-poly1305");
     // Two throwaway seals bring the forger to sequence 2, where the Finished goes.
     await forger.seal(CONTENT_TYPE.handshake, new Uint8Array(1));
     await forger.seal(CONTENT_TYPE.handshake, new Uint8Array(1));
@@ -198,7 +198,7 @@ async function verdictOn(
 
 /** Opens `frame` under a fresh key from `secret` after opening `before` (to reach its sequence). */
 async function openAt(secret: Uint8Array, before: Frame[], frame: Frame) {
-  const protection = await RecordProtection.create(secret.slice());
+  const protection = await RecordProtection.create(secret.slice(), "chacha20-poly1305");
   for (const earlier of before) await protection.open(earlier.header, earlier.body);
   return await protection.open(frame.header, frame.body);
 }
