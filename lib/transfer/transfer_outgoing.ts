@@ -49,6 +49,12 @@ import {
  */
 export const SEALS_AHEAD = 4;
 
+/**
+ * How many Directs of one transfer are handed to `sendDirect` before the first of them is sent:
+ * the connection seals records of several at once and writes them in order (issue 16).
+ */
+export const SENDS_IN_FLIGHT = 4;
+
 /** A transfer we send: its files, the manifest, and the flow-control state. */
 export interface Outgoing extends Progress {
   files: { local: string; entry: ManifestEntry }[];
@@ -248,8 +254,9 @@ export class OutgoingTransfers {
 
   /**
    * Sends one file's Data from `start`: reads and seals up to {@linkcode SEALS_AHEAD} slices ahead
-   * of the one being sent (their AES-GCM work runs while it goes out), and sends them in the order
-   * they were sealed, never more than {@linkcode WINDOW_BYTES} beyond the last Ack.
+   * of the ones being sent (their AES-GCM work runs meanwhile), and hands them to `sendDirect` in
+   * the order they were sealed, up to {@linkcode SENDS_IN_FLIGHT} at once, never more than
+   * {@linkcode WINDOW_BYTES} beyond the last Ack.
    */
   async #sendFile(out: Outgoing, index: number, local: string, start: number, size: number) {
     if (start >= size) return;
@@ -258,10 +265,11 @@ export class OutgoingTransfers {
     // seal() copies the slice before it returns, so one buffer serves every read.
     const buffer = new Uint8Array(MAX_DATA_SLICE);
     const ahead: { sealed: Promise<Uint8Array>; length: number }[] = [];
+    const sending: Promise<void>[] = [];
     let aheadBytes = 0;
     let offset = start;
     try {
-      while ((offset < size || ahead.length > 0) && !out.finished) {
+      while ((offset < size || ahead.length > 0 || sending.length > 0) && !out.finished) {
         const length = Math.min(MAX_DATA_SLICE, size - offset);
         if (
           offset < size && ahead.length < SEALS_AHEAD &&
@@ -277,23 +285,27 @@ export class OutgoingTransfers {
           ahead.push({ sealed, length: n });
           aheadBytes += n;
           offset += n;
-          continue;
-        }
-        if (ahead.length === 0) {
+        } else if (ahead.length > 0 && sending.length < SENDS_IN_FLIGHT) {
+          const next = ahead.shift()!;
+          aheadBytes -= next.length;
+          // Handed over in seal order; the calls overlap, the Directs keep their order.
+          const send = this.#context.sendDirect(await next.sealed, out.peer);
+          send.catch(() => {}); // reported when its turn comes, below
+          sending.push(send);
+          out.sent += next.length;
+          out.bytes += next.length;
+        } else if (sending.length > 0) {
+          await sending.shift();
+          this.#events.progress(out, "send");
+        } else {
           // The window is full: wait for an Ack (or the end of the transfer).
           await new Promise<void>((resolve) => out.wake = resolve);
-          continue;
         }
-        const next = ahead.shift()!;
-        aheadBytes -= next.length;
-        await this.#context.sendDirect(await next.sealed, out.peer);
-        out.sent += next.length;
-        out.bytes += next.length;
-        this.#events.progress(out, "send");
       }
     } finally {
-      // Seals not sent (the transfer ended): their outcome no longer matters.
+      // What was not sent (the transfer ended): its outcome no longer matters.
       for (const left of ahead) left.sealed.catch(() => {});
+      await Promise.allSettled(sending);
     }
   }
 }
