@@ -35,11 +35,13 @@ import { benchRoomFanout } from "./room_fanout.ts";
 import { benchRoomMls } from "./room_mls.ts";
 import { benchRelayThroughput } from "./relay_throughput.ts";
 import { benchCluster } from "./cluster.ts";
+import { benchSendThroughput, SEND_SIZE } from "./send_throughput.ts";
 
 /** The sections, in the order they run. */
 export const SECTIONS = [
   "record",
   "pipe",
+  "send",
   "relay",
   "ready",
   "handshakes",
@@ -180,6 +182,7 @@ async function main(args: string[]): Promise<number> {
   const jobs: Record<SectionName, () => Promise<Section>> = {
     record: () => benchRecordSize(),
     pipe: () => benchPipeThroughput(peers, options),
+    send: () => benchSendThroughput(peers, values.size ? options : { ...options, size: SEND_SIZE }),
     relay: () => benchRelayThroughput(options),
     ready: () => benchTimeToReady(peers, options, readyCount),
     handshakes: () => benchHandshakes(peers, options, seconds),

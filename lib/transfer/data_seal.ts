@@ -230,7 +230,8 @@ export class DirectSealer<T> {
    * Seals the next message. Sequence numbers are taken in call order, so Directs must be sent in
    * the order their `seal()` calls were made.
    *
-   * @param message a Data slice, or an Ack's `received` count
+   * @param message a Data slice, or an Ack's `received` count; its bytes are copied before
+   *   `seal()` returns, so the caller may reuse them at once
    * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 65536
    * @throws {RangeError} for a message its kind cannot carry (a slice of 0 or more than
    *   {@linkcode MAX_DATA_SLICE} bytes, a count that is not a non-negative safe integer), or when
@@ -262,6 +263,8 @@ export class DirectOpener<T> {
   #parties: DataParties;
   #next = 0n;
   #failed: Error | undefined;
+  /** The first failure among the calls made so far, once the last of them has its outcome. */
+  #lastOutcome: Promise<Error | undefined> = Promise.resolve(undefined);
 
   protected constructor(aead: Aes256Gcm, payload: DirectPayload<T>, parties: DataParties) {
     this.#aead = aead;
@@ -269,7 +272,7 @@ export class DirectOpener<T> {
     this.#parties = { ...parties };
   }
 
-  /** How many Directs were opened, in sequence. */
+  /** How many Directs took their place in the sequence (opened, or still being opened). */
   get count(): number {
     return Number(this.#next);
   }
@@ -296,8 +299,10 @@ export class DirectOpener<T> {
   }
 
   /**
-   * Opens the next Direct. Call it once at a time, in the order the Directs arrived. The codes
-   * below are Data's; an Ack's say `ack` for `data` ("bad_file_ack", ...).
+   * Opens the next Direct. Call it in the order the Directs arrived; calls may overlap (the
+   * AES-GCM work of several Directs then runs at once): each takes its place in the sequence when
+   * it is made, and they settle in call order, every call after a failed one failing with the
+   * same error. The codes below are Data's; an Ack's say `ack` for `data` ("bad_file_ack", ...).
    *
    * @param bytes a Direct's payload, `kind || transfer_id || sequence || ciphertext`
    * @returns its message, authenticated and in sequence
@@ -312,18 +317,36 @@ export class DirectOpener<T> {
    */
   async open(bytes: Uint8Array): Promise<T> {
     if (this.#failed) throw this.#failed;
+    // This call's place in the sequence, taken now so that overlapping calls each expect the one
+    // their order gives them; its AES-GCM work starts now too, and its outcome is given only
+    // after those of the calls before it, failing when one of them failed.
+    const expected = this.#next++;
+    const attempt = this.#attempt(bytes, expected).then(
+      (message) => ({ message }),
+      (error: Error) => ({ error }),
+    );
+    const before = this.#lastOutcome;
+    const outcome = before.then(async (earlier) => earlier ? { error: earlier } : await attempt);
+    this.#lastOutcome = outcome.then((result) => "error" in result ? result.error : undefined);
+    const result = await outcome;
+    if ("error" in result) this.#fail(result.error);
+    return result.message;
+  }
+
+  /** Opens one Direct expected at `expected` in the sequence; throws what open() reports. */
+  async #attempt(bytes: Uint8Array, expected: bigint): Promise<T> {
     const kind = this.#payload.kind;
     const [authCode, authMessage] = FAILURES[kind].authentication;
     // A kind byte that is not ours was altered (the seal binds it): it would not open either.
     if (bytes.length < DIRECT_HEADER_LENGTH + AEAD_TAG_LENGTH || bytes[0] !== DIRECT_KIND[kind]) {
-      this.#fail(new AuthenticationError(authCode, authMessage));
+      throw new AuthenticationError(authCode, authMessage);
     }
     // The clear transfer id is also in the additional data, so a Direct of another transfer
     // would not open either; checked first, the fault has its name. The caller finds the opener
     // by this id, so only the caller's mistake causes it, never the relay: the part file goes.
     if (!constantTimeEqual(bytes.subarray(1, 1 + TRANSFER_ID_LENGTH), this.#parties.transferId)) {
       const [code, message] = FAILURES[kind].transfer;
-      this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
+      throw new ProtocolError(code, message, { alert: "unexpected_message" });
     }
     const sequence = new DataView(bytes.buffer, bytes.byteOffset + 1 + TRANSFER_ID_LENGTH, 8)
       .getBigUint64(0);
@@ -336,17 +359,16 @@ export class DirectOpener<T> {
         directAad(kind, this.#parties, sequence),
       );
     } catch (error) {
-      this.#fail(new AuthenticationError(authCode, authMessage, { cause: error }));
+      throw new AuthenticationError(authCode, authMessage, { cause: error });
     }
-    if (sequence !== this.#next) {
+    if (sequence !== expected) {
       const [code, message] = FAILURES[kind].sequence;
-      this.#fail(new ProtocolError(code, message, { alert: "unexpected_message" }));
+      throw new ProtocolError(code, message, { alert: "unexpected_message" });
     }
-    this.#next++;
     try {
       return this.#payload.decode(plaintext);
     } catch (error) {
-      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      throw error instanceof Error ? error : new Error(String(error));
     }
   }
 }

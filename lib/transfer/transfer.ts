@@ -48,6 +48,12 @@ import {
 
 export type { TransferManagerOptions, TransferPeers } from "./transfer_progress.ts";
 
+/**
+ * How many Data slices of one transfer are opened ahead of the one being written. Their AES-GCM
+ * work runs on WebCrypto's threads, several at once; each waits as a Direct of at most 64 KiB.
+ */
+export const OPENS_AHEAD = 4;
+
 /** The Cancel reasons of a sender whose Acks the relay altered, dropped or replayed (14.4). */
 const ACKS_LOST_ON_THE_WAY: ReadonlySet<string> = new Set([
   ACK_FAILED_AUTHENTICATION,
@@ -61,6 +67,8 @@ export class TransferManager {
   #events: TransferEvents;
   #outgoing: OutgoingTransfers;
   #incoming: IncomingTransfers;
+  /** The Data slices taken in and not yet written (or dropped), of every incoming transfer. */
+  #writing = new Set<Promise<void>>();
   /** The outgoing streams still running (each reads a file and sends), to wait for in stopped(). */
   #streams = new Set<Promise<void>>();
 
@@ -135,6 +143,8 @@ export class TransferManager {
             sanitizeDisplayName(message.reason),
           );
         } else if (inc && !inc.finished && message.type === "cancel") {
+          await this.#drained(inc);
+          if (inc.finished) return;
           // The sender's Acks did not arrive intact and in order (the relay's doing, 14.4): every
           // byte written was authenticated, so the part file is kept for a resend to resume.
           const keep = ACKS_LOST_ON_THE_WAY.has(message.reason);
@@ -153,6 +163,9 @@ export class TransferManager {
       case "manifest":
       case "done":
         if (!inc || inc.finished) return;
+        // The Data that came before it, first.
+        await this.#drained(inc);
+        if (inc.finished) return;
         await this.#failOnError(
           inc,
           () =>
@@ -167,7 +180,10 @@ export class TransferManager {
   /**
    * Handles a Direct from `from` (13.4), by its kind byte (14.4): a Data slice of one of its
    * transfers to us, or an Ack of one of ours to it, sealed under that transfer's data key. Call
-   * it once at a time, in the order Directs arrived.
+   * it once at a time, in the order Directs arrived. A Data slice is opened at once and written
+   * after the ones before it: this resolves once it is taken in, waiting only while more than
+   * {@linkcode OPENS_AHEAD} are (see {@linkcode idle}); transfer messages that follow it
+   * (Done, Cancel) wait for it.
    *
    * A Direct of another kind, or that names no open transfer of that direction between `from` and
    * us, is dropped unread (data or acks still in flight when a transfer ended). One that does not
@@ -186,10 +202,41 @@ export class TransferManager {
     }
     const inc = this.#incoming.get(key);
     if (!inc || inc.finished) return;
-    await this.#failOnError(inc, async () => {
-      const slice = await inc.opener.open(bytes);
-      if (!inc.finished) await this.#incoming.onData(inc, slice);
-    });
+    // Opened at once, so that the AES-GCM work of several slices overlaps; written strictly in
+    // arrival order, each after the one before, and never past a failure (failOnError ends the
+    // transfer, and every later step then finds it finished).
+    const opened = inc.opener.open(bytes);
+    opened.catch(() => {}); // its failure is handled by its step, in order
+    const step = inc.written.then(() =>
+      this.#failOnError(inc, async () => {
+        const slice = await opened;
+        if (!inc.finished) await this.#incoming.onData(inc, slice);
+      })
+    );
+    inc.written = step;
+    inc.steps.push(step);
+    this.#writing.add(step);
+    const forget = () => void this.#writing.delete(step);
+    step.then(forget, forget);
+    // What a step throws beyond failOnError reaches whoever waits for it (below, drained, idle).
+    step.catch(() => {});
+    // At most OPENS_AHEAD slices wait here: beyond that the connection waits for us.
+    while (inc.steps.length > OPENS_AHEAD) await inc.steps.shift();
+  }
+
+  /**
+   * Resolves once every Data slice handed to {@linkcode handleDirect} so far has been written, or
+   * dropped because its transfer ended. handleDirect takes a slice in and returns while up to
+   * {@linkcode OPENS_AHEAD} of them are still being opened and written, in order.
+   */
+  async idle(): Promise<void> {
+    while (this.#writing.size > 0) await Promise.all([...this.#writing]);
+  }
+
+  /** Waits until every Data slice of `inc` that arrived so far was written (or the transfer ended). */
+  async #drained(inc: Incoming): Promise<void> {
+    inc.steps = [];
+    await inc.written;
   }
 
   /**

@@ -78,6 +78,13 @@ export interface Incoming extends Progress {
   index: number;
   sink: FileSink | undefined;
   lastAck: number;
+  /**
+   * The Data slices that arrived and may not be written yet, in arrival order: each step opens
+   * (already started) and writes one, after the step before it (lib/transfer/transfer.ts).
+   */
+  steps: Promise<void>[];
+  /** The last of those steps: it ends once every slice that arrived so far is written. */
+  written: Promise<void>;
 }
 
 /**
@@ -210,6 +217,8 @@ export class IncomingTransfers {
       index: 0,
       sink: undefined,
       lastAck: 0,
+      steps: [],
+      written: Promise.resolve(),
       folder,
     };
     this.#transfers.set(key, inc);

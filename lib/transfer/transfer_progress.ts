@@ -42,7 +42,11 @@ export interface TransferManagerOptions extends ReceivePolicy {
    * a Sealed application message (13.5): MLS authenticates us, HPKE hides it from everyone else.
    */
   sendSealed(message: Uint8Array, to: MemberInfo): Promise<void>;
-  /** Sends a sealed Data slice or Ack (14.4) to `to` as a Direct relay message (13.4). */
+  /**
+   * Sends a sealed Data slice or Ack (14.4) to `to` as a Direct relay message (13.4). Calls may
+   * overlap (a sender keeps a few in flight); the Directs must go out in call order, since their
+   * sequence numbers follow it.
+   */
   sendDirect(bytes: Uint8Array, to: MemberInfo): Promise<void>;
   emit(event: ChatEvent): void;
   now: () => number;

@@ -173,11 +173,15 @@ export class TestRoom {
     );
   }
 
-  /** Waits until every message sent so far, and every one those caused, has been handled. */
+  /**
+   * Waits until every message sent so far, and every one those caused, has been handled (Data
+   * slices written: a manager takes them in before it writes them).
+   */
   async settled(): Promise<void> {
     for (;;) {
       const pending = [...this.#queues.values()];
       await Promise.all(pending);
+      for (const endpoint of this.#endpoints.values()) await endpoint.manager.idle();
       const now = [...this.#queues.values()];
       if (now.length === pending.length && now.every((p, i) => p === pending[i])) return;
     }
@@ -324,6 +328,7 @@ export class HandSender {
   /** Seals the next Data slice and delivers it as a Direct from `from`. */
   async data(fileIndex: number, offset: number, bytes: Uint8Array): Promise<void> {
     await this.to.manager.handleDirect(this.from, await this.seal(fileIndex, offset, bytes));
+    await this.to.manager.idle();
   }
 
   /** Sends Done, counting the Data slices sealed so far (or `dataCount`). */

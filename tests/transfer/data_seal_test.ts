@@ -224,6 +224,36 @@ Deno.test("DataOpener fails closed: after a failure it refuses even the slice it
   throws(() => opener.end(0), isAuthFailure);
 });
 
+Deno.test("DataOpener.open() calls may overlap: each takes its place in the sequence when it is made", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = await DataSealer.create(key, parties);
+  const sealed = [];
+  for (let n = 0; n < 8; n++) sealed.push(await sealer.seal(slice(n)));
+  const opener = await DataOpener.create(key, parties);
+  deepStrictEqual(
+    await Promise.all(sealed.map((bytes) => opener.open(bytes))),
+    sealed.map((_, n) => slice(n)),
+  );
+  strictEqual(opener.count, 8);
+  opener.end(8);
+  // Reordered while overlapping: the first call, which expected sequence 0, is refused.
+  const reordered = await DataOpener.create(key, parties);
+  const calls = [sealed[1]!, sealed[0]!].map((bytes) => reordered.open(bytes));
+  await rejects(calls[0]!, isSequenceFailure);
+  await calls[1]!.catch(() => {});
+  throws(() => reordered.end(2), isSequenceFailure);
+  // A flipped slice among overlapping calls is refused, and so is the end.
+  const flipped = sealed[1]!.slice();
+  flipped[40]! ^= 1;
+  const tampered = await DataOpener.create(key, parties);
+  const results = await Promise.allSettled(
+    [sealed[0]!, flipped, sealed[2]!].map((bytes) => tampered.open(bytes)),
+  );
+  deepStrictEqual(results.map((r) => r.status), ["fulfilled", "rejected", "rejected"]);
+  ok(results[1]!.status === "rejected" && isAuthFailure(results[1]!.reason));
+  throws(() => tampered.end(3), isAuthFailure);
+});
+
 Deno.test("DataOpener.end() catches slices dropped at the end, which no later sequence number shows", async () => {
   const key = crypto.getRandomValues(new Uint8Array(32));
   const sealer = await DataSealer.create(key, parties);

@@ -26,6 +26,7 @@ import {
   encodeTransfer,
   MAX_DATA_SLICE,
   TRANSFER_MESSAGE,
+  WINDOW_BYTES,
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   flipBitOfSecond,
@@ -107,13 +108,16 @@ Deno.test("the recipient acknowledges in Directs sealed under the data key, in s
   });
 });
 
-/** Alice sends Bob a file of 40 slices while the relay does `fault` to Bob's Acks. */
+/** Slices of a file 40 slices longer than the window: its sender needs Bob's Acks to finish. */
+const BEYOND_WINDOW = Math.ceil(WINDOW_BYTES / MAX_DATA_SLICE) + 40;
+
+/** Alice sends Bob a file larger than the window while the relay does `fault` to Bob's Acks. */
 async function tamperedAcks(fault: StreamFault) {
   let result:
     | { sender: TransferEvent; receiver: TransferEvent; resumed?: number | undefined }
     | undefined;
   await withRoom(async (room, sender, receiver, dirs) => {
-    const content = randomBytes(40 * MAX_DATA_SLICE);
+    const content = randomBytes(BEYOND_WINDOW * MAX_DATA_SLICE);
     await Deno.writeFile(`${dirs.out}/file.bin`, content);
     room.tamperWithDirectsFrom(bob, fromTheSender(fault));
     await sender.manager.offer(`${dirs.out}/file.bin`, bob);
@@ -168,7 +172,7 @@ Deno.test("an Ack in a Sealed message is refused, and only a sealed Ack Direct o
   await inTempRoom("securechat-acks-", async (room, dir) => {
     const sender = room.join(alice);
     room.addPeer(bob);
-    await Deno.writeFile(`${dir}/big.bin`, randomBytes(40 * MAX_DATA_SLICE));
+    await Deno.writeFile(`${dir}/big.bin`, randomBytes(BEYOND_WINDOW * MAX_DATA_SLICE));
     await sender.manager.offer(`${dir}/big.bin`, bob);
     const offer = sender.sealed()[0]!;
     ok(offer.type === "offer");
@@ -177,8 +181,10 @@ Deno.test("an Ack in a Sealed message is refused, and only a sealed Ack Direct o
     await sender.until(() => sender.sealed().some((m) => m.type === "manifest"));
     await sender.manager.handleSealed(bob, encodeTransfer.resume(self, offer.transferId, []));
     // A full window goes out, then the sender waits for an Ack.
-    const window = Math.floor(1024 * 1024 / MAX_DATA_SLICE) + 1;
+    const window = Math.floor(WINDOW_BYTES / MAX_DATA_SLICE);
     await sender.until(() => directsOf(sender).length >= window);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    strictEqual(directsOf(sender).length, window);
     // Bob acknowledges everything in a Sealed message, as before 14.4: refused.
     await sender.manager.handleSealed(
       bob,

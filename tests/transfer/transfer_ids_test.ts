@@ -154,6 +154,7 @@ Deno.test("Data that Mallory sealed under Bob's data key does not open as Bob's,
     const asMallory = new HandSender(mallory, alice, fromBob.id);
     asMallory.dataKey.set(fromBob.dataKey);
     await alice.manager.handleDirect(bob, await asMallory.seal(0, 0, CONTENT));
+    await alice.manager.idle();
     const final = alice.events.filter((e) => e.type === "transfer").at(-1);
     ok(final?.type === "transfer");
     deepStrictEqual([final.state, final.reason], ["failed", DATA_FAILED_AUTHENTICATION]);
