@@ -18,9 +18,7 @@
  */
 
 import { concat, u16, u8, utf8 } from "../core/bytes.ts";
-import { sha256 as sha256Hash } from "@noble/hashes/sha2.js";
-import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
-import { expand as nobleExpand } from "@noble/hashes/hkdf.js";
+import { HmacSha256, hmacSha256, Sha256, sha256 } from "./sha256.ts";
 
 /** Section 7.2: the prefix of every label. */
 export const LABEL_PREFIX = "securechat1 ";
@@ -46,21 +44,20 @@ export const KEY_LENGTH = 32;
 export const IV_LENGTH = 12;
 
 /*
- * HMAC, HKDF and the transcript hash run synchronously in JavaScript (@noble/hashes), not through
- * WebCrypto: their inputs are a few hundred bytes, and each WebCrypto call is an importKey plus a
- * sign handed to a blocking thread and back (two futex wake-ups). A handshake made about 40 of
- * them on each side; the listener's CPU per Ed25519 handshake went from 3.4 to ... ms with this
- * change (bench/handshakes.ts).
+ * HMAC, HKDF and the transcript hash run synchronously (lib/crypto/sha256.ts), not through
+ * WebCrypto: their inputs are a few hundred bytes, and each WebCrypto call is handed to a blocking
+ * thread and back. A handshake made about 40 of them on each side (an importKey and a sign per
+ * HKDF label, six digests of the growing transcript).
  */
 
-/** SHA-256 of `data`. */
+/** SHA-256 of `data`, synchronously. */
 export function sha256Sync(data: Uint8Array): Uint8Array {
-  return sha256Hash(data);
+  return sha256(data);
 }
 
 /** HMAC-SHA256, synchronously. */
 export function hmacSync(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return nobleHmac(sha256Hash, key, data);
+  return hmacSha256(key, data);
 }
 
 /** HMAC-SHA256. */
@@ -82,7 +79,20 @@ export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Promise<Uint8Arr
 /** RFC 5869 HKDF-Expand with SHA-256, synchronously. @throws {RangeError} when length > 255 * 32 */
 export function hkdfExpandSync(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (length > 255 * HASH_LENGTH) throw new RangeError("HKDF-Expand length too large");
-  return nobleExpand(sha256Hash, prk, info, length);
+  const keyed = new HmacSha256(prk);
+  const out = new Uint8Array(length);
+  let previous: Uint8Array = new Uint8Array(0);
+  let offset = 0;
+  for (let counter = 1; offset < length; counter++) {
+    const block = keyed.mac(previous, info, u8(counter));
+    out.set(block.subarray(0, Math.min(block.length, length - offset)), offset);
+    offset += block.length;
+    previous.fill(0);
+    previous = block;
+  }
+  previous.fill(0);
+  keyed.destroy();
+  return out;
 }
 
 /** RFC 5869 HKDF-Expand with SHA-256. @throws {RangeError} when length > 255 * 32 */
@@ -204,7 +214,7 @@ export interface ApplicationSecrets {
 }
 
 /** SHA-256 of the empty string: the context of the "derived" label (section 7.3). */
-const EMPTY_HASH = sha256Hash(EMPTY);
+const EMPTY_HASH = sha256(EMPTY);
 
 /** Derives the master secret and the application secrets from TH(client Finished), synchronously. */
 export function deriveApplicationSecretsSync(
@@ -257,7 +267,7 @@ export function formatVerificationCode(codeBytes: Uint8Array): string {
  * Finished with x25519-mlkem768 shares, and hashed six times per handshake).
  */
 export class Transcript {
-  #running = sha256Hash.create();
+  #running = new Sha256();
 
   /** Appends one message's bytes. */
   add(message: Uint8Array): void {
