@@ -5,10 +5,11 @@
  * seals only after the handshake verified and the dialer was admitted), then closing and dialing
  * again. The dialers run in this process (runInitiator) so process start-up is not counted.
  *
- * Baselines measured in the same run: the same listener with a single dialer (what concurrency
- * buys), and `openssl s_server` answering 8 concurrent `openssl s_time -new` clients with the same
- * shape of work: TLS 1.3, RSA 3072 certificates on both sides (mutual authentication, as
- * securechat's handshake always is), each connection fetching one small page after the handshake.
+ * Measured for both identity key types, RSA-PSS 3072 and Ed25519, each against its own baseline in
+ * the same run: `openssl s_server` answering 8 concurrent `openssl s_time -new` clients with the
+ * same shape of work: TLS 1.3, certificates of the same key type on both sides (mutual
+ * authentication, as securechat's handshake always is), each connection fetching one small page
+ * after the handshake. For RSA also the same listener with a single dialer (what concurrency buys).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import {
   type Section,
 } from "./_report.ts";
 import {
+  type BenchIdentities,
   benchIdentities,
   freePort,
   Lines,
@@ -31,8 +33,9 @@ import {
   stop,
 } from "./_measure.ts";
 import { makeCertificate, missingPeer, type Peers } from "./peers.ts";
+import { makePeer } from "../tests/_helpers/peers.ts";
 import { runInitiator } from "../lib/transport/connection.ts";
-import { generateIdentity, type Identity } from "../lib/keys/identity.ts";
+import { generateIdentity, type Identity, type KeyType } from "../lib/keys/identity.ts";
 import { MAX_RECORD_PLAINTEXT } from "../lib/protocol/record.ts";
 
 /** Concurrent dialers (the issue's 8). */
@@ -94,11 +97,27 @@ async function rate(
   return { perSecond: count / elapsed, count, failures, ...(lastError ? { lastError } : {}) };
 }
 
+/** The listener's identity of `type`: the run's RSA `bob`, or an Ed25519 one made once here. */
+async function listenerIdentity(
+  options: BenchOptions,
+  type: KeyType,
+): Promise<BenchIdentities["bob"]> {
+  if (type === "rsa-pss") return (await benchIdentities(options.tempDir)).bob;
+  const root = `${options.tempDir}/identities-ed25519`;
+  await Deno.mkdir(root, { recursive: true });
+  return await makePeer(root, "bob", "ed25519");
+}
+
+/** How a key type is named in the rows. */
+const TYPE_NAMES: Record<KeyType, string> = { "rsa-pss": "RSA 3072", "ed25519": "Ed25519" };
+
 async function measureSecurechat(
   options: BenchOptions,
   seconds: number,
-): Promise<{ concurrent: Row; single: Row }> {
-  const { bob } = await benchIdentities(options.tempDir);
+  type: KeyType,
+  withSingle: boolean,
+): Promise<{ concurrent: Row; single?: Row }> {
+  const bob = await listenerIdentity(options, type);
   const argv = securechatArgv([
     "listen",
     "--relay-only",
@@ -118,7 +137,7 @@ async function measureSecurechat(
   try {
     const line = await lines.waitFor(/listening on [^ ]*:(\d+)/);
     const port = Number(/listening on [^ ]*:(\d+)/.exec(line)![1]);
-    const { identity } = await generateIdentity({ type: "rsa-pss", comment: "alice" });
+    const { identity } = await generateIdentity({ type, comment: "alice" });
     const dial = () => dialOnce(port, identity, bob.fingerprint);
     await rate(CONCURRENT_DIALERS, 1, dial); // warm-up
     const measure = async (dialers: number, name: string): Promise<Row> => {
@@ -134,10 +153,11 @@ async function measureSecurechat(
     };
     const concurrent = await measure(
       CONCURRENT_DIALERS,
-      `securechat listen, ${CONCURRENT_DIALERS} concurrent dialers`,
+      `securechat listen, ${TYPE_NAMES[type]}, ${CONCURRENT_DIALERS} concurrent dialers`,
     );
+    if (!withSingle) return { concurrent };
     await sleep(500);
-    const single = await measure(1, "securechat listen, 1 dialer at a time");
+    const single = await measure(1, `securechat listen, ${TYPE_NAMES[type]}, 1 dialer at a time`);
     return { concurrent, single };
   } finally {
     await stop(listener);
@@ -149,14 +169,18 @@ async function measureOpenssl(
   peers: Peers,
   options: BenchOptions,
   seconds: number,
+  type: KeyType,
 ): Promise<Row> {
-  const name = `openssl s_server, ${CONCURRENT_DIALERS} concurrent s_time clients`;
+  const name = `openssl s_server, ${
+    TYPE_NAMES[type]
+  }, ${CONCURRENT_DIALERS} concurrent s_time clients`;
   if (!peers.openssl) {
     return { name, value: null, unit: "handshakes/s", note: missingPeer("openssl") };
   }
-  const dir = `${options.tempDir}/handshakes-openssl`;
-  const server = await makeCertificate(peers, dir, "bob");
-  const client = await makeCertificate(peers, dir, "alice");
+  const dir = `${options.tempDir}/handshakes-openssl-${type}`;
+  const keyType = type === "ed25519" ? "ed25519" : "rsa:3072";
+  const server = await makeCertificate(peers, dir, "bob", keyType);
+  const client = await makeCertificate(peers, dir, "alice", keyType);
   const port = freePort();
   const child = new Deno.Command(peers.openssl, {
     args: [
@@ -232,10 +256,11 @@ async function measureOpenssl(
 /**
  * Runs the handshakes-per-second benchmark.
  *
- * @param peers the comparison programs found (openssl for the baseline)
+ * @param peers the comparison programs found (openssl for the baselines)
  * @param options the temporary folder (size and runs do not apply)
  * @param seconds how long each rate is measured
- * @returns the section: securechat with 8 and with 1 dialer, and the OpenSSL baseline
+ * @returns the section: per key type, securechat with 8 dialers and its OpenSSL baseline, and for
+ *   RSA securechat with 1 dialer
  */
 export async function benchHandshakes(
   peers: Peers,
@@ -246,33 +271,41 @@ export async function benchHandshakes(
     title: "Handshakes per second",
     notes: [
       `One listener process, ${CONCURRENT_DIALERS} dialers dialing again as soon as each handshake is done, for ${seconds} s; the dialers share the machine's cores with the listener.`,
-      "securechat: `listen --relay-only` (RSA-PSS 3072, x25519-mlkem768); dialers in the bench process (runInitiator, RSA-PSS 3072), each waiting for the listener's SessionHello, which proves the listener finished and admitted it.",
-      "Baseline: `openssl s_server -www` (one process, TLS 1.3, X25519, RSA 3072 certificates, client certificate required) with the same number of `openssl s_time -new -www /` clients; OpenSSL 3.0 has no ML-KEM.",
+      "securechat: `listen --relay-only` (x25519-mlkem768) with an RSA-PSS 3072, then an Ed25519 identity; dialers in the bench process (runInitiator, an identity of the same type), each waiting for the listener's SessionHello, which proves the listener finished and admitted it.",
+      "Baselines: `openssl s_server -www` (one process, TLS 1.3, X25519, certificates of the same key type on both sides, client certificate required) with the same number of `openssl s_time -new -www /` clients; OpenSSL 3.0 has no ML-KEM.",
       "CPU per handshake is the listener's own user+system time over the run (/proc/PID/stat).",
     ],
     rows: [],
   };
   printHeading(section);
-  const openssl = await measureOpenssl(peers, options, seconds);
-  if (openssl.value === null) printInfo(openssl.note ?? "openssl baseline failed");
-  let ours: { concurrent: Row; single: Row } | undefined;
-  try {
-    ours = await measureSecurechat(options, seconds);
-  } catch (error) {
-    printInfo(`securechat: ${(error as Error).message}`);
-  }
-  if (ours !== undefined) {
-    if (openssl.value !== null && ours.concurrent.value !== null) {
-      ours.concurrent.ratio = ours.concurrent.value / openssl.value;
-      ours.concurrent.baseline = "openssl s_server, 8 concurrent clients";
+  for (const type of ["rsa-pss", "ed25519"] as const) {
+    const openssl = await measureOpenssl(peers, options, seconds, type);
+    if (openssl.value === null) printInfo(openssl.note ?? "openssl baseline failed");
+    let ours: { concurrent: Row; single?: Row } | undefined;
+    try {
+      ours = await measureSecurechat(options, seconds, type, type === "rsa-pss");
+    } catch (error) {
+      printInfo(`securechat (${TYPE_NAMES[type]}): ${(error as Error).message}`);
     }
-    if (ours.single.value !== null && ours.concurrent.value !== null) {
-      ours.single.ratio = ours.single.value / ours.concurrent.value;
-      ours.single.baseline = "securechat listen, 8 concurrent dialers";
+    const rows: Row[] = [];
+    if (ours !== undefined) {
+      const { concurrent, single } = ours;
+      if (openssl.value !== null && concurrent.value !== null) {
+        concurrent.ratio = concurrent.value / openssl.value;
+        concurrent.baseline = `openssl s_server, ${TYPE_NAMES[type]}, 8 concurrent clients`;
+      }
+      rows.push(concurrent);
+      if (single !== undefined) {
+        if (single.value !== null && concurrent.value !== null) {
+          single.ratio = single.value / concurrent.value;
+          single.baseline = `securechat listen, ${TYPE_NAMES[type]}, 8 concurrent dialers`;
+        }
+        rows.push(single);
+      }
     }
-    section.rows.push(ours.concurrent, ours.single);
+    rows.push(openssl);
+    for (const row of rows) printRow(row);
+    section.rows.push(...rows);
   }
-  section.rows.push(openssl);
-  for (const row of section.rows) printRow(row);
   return section;
 }

@@ -204,11 +204,15 @@ export async function reapedCpu(pid: number): Promise<{ user: number; system: nu
   return { user: times.childUser, system: times.childSystem };
 }
 
-/** A self-signed certificate and key (RSA 3072, as securechat's default identity) in one PEM. */
+/**
+ * A self-signed certificate and key in one PEM: RSA 3072 (securechat's default identity) unless
+ * `keyType` asks for Ed25519.
+ */
 export async function makeCertificate(
   peers: Peers,
   dir: string,
   name: string,
+  keyType: "rsa:3072" | "ed25519" = "rsa:3072",
 ): Promise<{ cert: string; key: string; pem: string }> {
   if (!peers.openssl) throw new Error("openssl is not installed");
   await Deno.mkdir(dir, { recursive: true });
@@ -219,7 +223,7 @@ export async function makeCertificate(
     "req",
     "-x509",
     "-newkey",
-    "rsa:3072",
+    keyType,
     "-nodes",
     "-keyout",
     key,

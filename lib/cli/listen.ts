@@ -14,7 +14,7 @@
 
 import { SecurechatError, UsageError } from "../core/errors.ts";
 import { readAuthorizedKeys } from "../trust/authorized_keys.ts";
-import type { SuiteName } from "../crypto/kex.ts";
+import { type SuiteName, warmUpResponderKex } from "../crypto/kex.ts";
 import {
   acceptLoop,
   DEFAULT_MAX_PENDING_HANDSHAKES,
@@ -131,6 +131,8 @@ export async function run(args: string[]): Promise<number> {
     ? undefined
     : await readAuthorizedKeys(authorizedFile);
   const identity = await loadOwnIdentity(parsed);
+  // In the background: the first dialer need not wait for the runtime's ML-KEM set-up.
+  void warmUpResponderKex(suites);
 
   let accept: Acceptor;
   let stop: () => void;

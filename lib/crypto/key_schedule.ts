@@ -17,7 +17,8 @@
  * @module
  */
 
-import { concat, own, sha256, u16, u8, utf8 } from "../core/bytes.ts";
+import { concat, u16, u8, utf8 } from "../core/bytes.ts";
+import { HmacSha256, hmacSha256, Sha256, sha256 } from "./sha256.ts";
 
 /** Section 7.2: the prefix of every label. */
 export const LABEL_PREFIX = "securechat1 ";
@@ -42,55 +43,91 @@ export const KEY_LENGTH = 32;
 /** AES-GCM nonce length. */
 export const IV_LENGTH = 12;
 
-async function hmacKey(key: Uint8Array): Promise<CryptoKey> {
-  return await crypto.subtle.importKey("raw", own(key), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
+/*
+ * HMAC, HKDF and the transcript hash run synchronously (lib/crypto/sha256.ts), not through
+ * WebCrypto: their inputs are a few hundred bytes, and each WebCrypto call is handed to a blocking
+ * thread and back. A handshake made about 40 of them on each side (an importKey and a sign per
+ * HKDF label, six digests of the growing transcript).
+ */
+
+/** SHA-256 of `data`, synchronously. */
+export function sha256Sync(data: Uint8Array): Uint8Array {
+  return sha256(data);
+}
+
+/** HMAC-SHA256, synchronously. */
+export function hmacSync(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return hmacSha256(key, data);
 }
 
 /** HMAC-SHA256. */
-export async function hmac(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(key), own(data)));
+export function hmac(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+  return Promise.resolve(hmacSync(key, data));
+}
+
+/** RFC 5869 HKDF-Extract with SHA-256: HMAC(salt, ikm), synchronously. */
+export function hkdfExtractSync(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
+  // An empty salt means HashLen zeros (RFC 5869 section 2.2); HMAC pads keys the same way.
+  return hmacSync(salt.length === 0 ? new Uint8Array(HASH_LENGTH) : salt, ikm);
 }
 
 /** RFC 5869 HKDF-Extract with SHA-256: HMAC(salt, ikm). */
-export async function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Promise<Uint8Array> {
-  // An empty salt means HashLen zeros (RFC 5869 section 2.2); HMAC pads keys the same way.
-  return await hmac(salt.length === 0 ? new Uint8Array(HASH_LENGTH) : salt, ikm);
+export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Promise<Uint8Array> {
+  return Promise.resolve(hkdfExtractSync(salt, ikm));
 }
 
-/** RFC 5869 HKDF-Expand with SHA-256. @throws {RangeError} when length > 255 * 32 */
-export async function hkdfExpand(
-  prk: Uint8Array,
-  info: Uint8Array,
-  length: number,
-): Promise<Uint8Array> {
+/** RFC 5869 HKDF-Expand with SHA-256, synchronously. @throws {RangeError} when length > 255 * 32 */
+export function hkdfExpandSync(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (length > 255 * HASH_LENGTH) throw new RangeError("HKDF-Expand length too large");
-  const key = await hmacKey(prk);
+  const keyed = new HmacSha256(prk);
   const out = new Uint8Array(length);
-  let previous = new Uint8Array(0);
+  let previous: Uint8Array = new Uint8Array(0);
   let offset = 0;
   for (let counter = 1; offset < length; counter++) {
-    const block = new Uint8Array(
-      await crypto.subtle.sign("HMAC", key, own(concat(previous, info, u8(counter)))),
-    );
+    const block = keyed.mac(previous, info, u8(counter));
     out.set(block.subarray(0, Math.min(block.length, length - offset)), offset);
     offset += block.length;
+    previous.fill(0);
     previous = block;
   }
+  previous.fill(0);
+  keyed.destroy();
   return out;
 }
 
+/** RFC 5869 HKDF-Expand with SHA-256. @throws {RangeError} when length > 255 * 32 */
+export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Promise<Uint8Array> {
+  try {
+    return Promise.resolve(hkdfExpandSync(prk, info, length));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Section 7.2 ExpandLabel, synchronously. */
+export function expandLabelSync(
+  secret: Uint8Array,
+  label: string,
+  context: Uint8Array,
+  length: number,
+): Uint8Array {
+  const fullLabel = utf8(LABEL_PREFIX + label);
+  const info = concat(u16(length), u8(fullLabel.length), fullLabel, u8(context.length), context);
+  return hkdfExpandSync(secret, info, length);
+}
+
 /** Section 7.2 ExpandLabel. */
-export async function expandLabel(
+export function expandLabel(
   secret: Uint8Array,
   label: string,
   context: Uint8Array,
   length: number,
 ): Promise<Uint8Array> {
-  const fullLabel = utf8(LABEL_PREFIX + label);
-  const info = concat(u16(length), u8(fullLabel.length), fullLabel, u8(context.length), context);
-  return await hkdfExpand(secret, info, length);
+  try {
+    return Promise.resolve(expandLabelSync(secret, label, context, length));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Key and IV of one direction, derived from a traffic secret (section 7.3). */
@@ -99,31 +136,35 @@ export interface TrafficKeys {
   iv: Uint8Array;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Derives the AES-256-GCM key and IV of a traffic secret. */
-export async function trafficKeys(secret: Uint8Array): Promise<TrafficKeys> {
-  return {
-    key: await expandLabel(secret, LABEL_KEY, new Uint8Array(0), KEY_LENGTH),
-    iv: await expandLabel(secret, LABEL_IV, new Uint8Array(0), IV_LENGTH),
-  };
+export function trafficKeys(secret: Uint8Array): Promise<TrafficKeys> {
+  return Promise.resolve({
+    key: expandLabelSync(secret, LABEL_KEY, EMPTY, KEY_LENGTH),
+    iv: expandLabelSync(secret, LABEL_IV, EMPTY, IV_LENGTH),
+  });
 }
 
 /** Section 8.4: the next traffic secret of a direction after a key update. */
-export async function nextTrafficSecret(secret: Uint8Array): Promise<Uint8Array> {
-  return await expandLabel(secret, LABEL_KEY_UPDATE, new Uint8Array(0), HASH_LENGTH);
+export function nextTrafficSecret(secret: Uint8Array): Promise<Uint8Array> {
+  return Promise.resolve(expandLabelSync(secret, LABEL_KEY_UPDATE, EMPTY, HASH_LENGTH));
+}
+
+/** Section 5.3: Finished verify_data = HMAC(finished_key, TH), synchronously. */
+export function finishedMacSync(trafficSecret: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
+  const finishedKey = expandLabelSync(trafficSecret, LABEL_FINISHED, EMPTY, HASH_LENGTH);
+  const mac = hmacSync(finishedKey, transcriptHash);
+  finishedKey.fill(0);
+  return mac;
 }
 
 /** Section 5.3: Finished verify_data = HMAC(finished_key, TH). */
-export async function finishedMac(
+export function finishedMac(
   trafficSecret: Uint8Array,
   transcriptHash: Uint8Array,
 ): Promise<Uint8Array> {
-  const finishedKey = await expandLabel(
-    trafficSecret,
-    LABEL_FINISHED,
-    new Uint8Array(0),
-    HASH_LENGTH,
-  );
-  return await hmac(finishedKey, transcriptHash);
+  return Promise.resolve(finishedMacSync(trafficSecret, transcriptHash));
 }
 
 /** Handshake secrets (section 7.3, up to the handshake traffic secrets). */
@@ -133,27 +174,35 @@ export interface HandshakeSecrets {
   serverHandshakeTraffic: Uint8Array;
 }
 
-/** Derives the handshake secrets from the shared secret and TH(ServerHello). */
-export async function deriveHandshakeSecrets(
+/** Derives the handshake secrets from the shared secret and TH(ServerHello), synchronously. */
+export function deriveHandshakeSecretsSync(
   sharedSecret: Uint8Array,
   thHello: Uint8Array,
-): Promise<HandshakeSecrets> {
-  const handshakeSecret = await hkdfExtract(utf8(HANDSHAKE_SALT), sharedSecret);
+): HandshakeSecrets {
+  const handshakeSecret = hkdfExtractSync(utf8(HANDSHAKE_SALT), sharedSecret);
   return {
     handshakeSecret,
-    clientHandshakeTraffic: await expandLabel(
+    clientHandshakeTraffic: expandLabelSync(
       handshakeSecret,
       LABEL_CLIENT_HANDSHAKE,
       thHello,
       HASH_LENGTH,
     ),
-    serverHandshakeTraffic: await expandLabel(
+    serverHandshakeTraffic: expandLabelSync(
       handshakeSecret,
       LABEL_SERVER_HANDSHAKE,
       thHello,
       HASH_LENGTH,
     ),
   };
+}
+
+/** Derives the handshake secrets from the shared secret and TH(ServerHello). */
+export function deriveHandshakeSecrets(
+  sharedSecret: Uint8Array,
+  thHello: Uint8Array,
+): Promise<HandshakeSecrets> {
+  return Promise.resolve(deriveHandshakeSecretsSync(sharedSecret, thHello));
 }
 
 /** Application secrets (section 7.3, after the client Finished). */
@@ -164,34 +213,41 @@ export interface ApplicationSecrets {
   verificationCode: Uint8Array;
 }
 
-/** Derives the master secret and the application secrets from TH(client Finished). */
-export async function deriveApplicationSecrets(
+/** SHA-256 of the empty string: the context of the "derived" label (section 7.3). */
+const EMPTY_HASH = sha256(EMPTY);
+
+/** Derives the master secret and the application secrets from TH(client Finished), synchronously. */
+export function deriveApplicationSecretsSync(
   handshakeSecret: Uint8Array,
   thFinal: Uint8Array,
-): Promise<ApplicationSecrets> {
-  const derived = await expandLabel(
-    handshakeSecret,
-    LABEL_DERIVED,
-    await sha256(new Uint8Array(0)),
-    HASH_LENGTH,
-  );
-  const masterSecret = await hkdfExtract(derived, new Uint8Array(HASH_LENGTH));
+): ApplicationSecrets {
+  const derived = expandLabelSync(handshakeSecret, LABEL_DERIVED, EMPTY_HASH, HASH_LENGTH);
+  const masterSecret = hkdfExtractSync(derived, new Uint8Array(HASH_LENGTH));
+  derived.fill(0);
   return {
     masterSecret,
-    clientApplicationTraffic: await expandLabel(
+    clientApplicationTraffic: expandLabelSync(
       masterSecret,
       LABEL_CLIENT_APPLICATION,
       thFinal,
       HASH_LENGTH,
     ),
-    serverApplicationTraffic: await expandLabel(
+    serverApplicationTraffic: expandLabelSync(
       masterSecret,
       LABEL_SERVER_APPLICATION,
       thFinal,
       HASH_LENGTH,
     ),
-    verificationCode: await expandLabel(masterSecret, LABEL_VERIFICATION_CODE, thFinal, 8),
+    verificationCode: expandLabelSync(masterSecret, LABEL_VERIFICATION_CODE, thFinal, 8),
   };
+}
+
+/** Derives the master secret and the application secrets from TH(client Finished). */
+export function deriveApplicationSecrets(
+  handshakeSecret: Uint8Array,
+  thFinal: Uint8Array,
+): Promise<ApplicationSecrets> {
+  return Promise.resolve(deriveApplicationSecretsSync(handshakeSecret, thFinal));
 }
 
 /**
@@ -206,18 +262,25 @@ export function formatVerificationCode(codeBytes: Uint8Array): string {
 
 /**
  * The running transcript (section 7.1): messages are appended in order, and `hash()` gives TH of
- * everything appended so far.
+ * everything appended so far. The hash runs as the messages arrive: `hash()` finishes a copy of
+ * the running state instead of hashing the whole transcript again (it is about 4.5 KB by the last
+ * Finished with x25519-mlkem768 shares, and hashed six times per handshake).
  */
 export class Transcript {
-  #parts: Uint8Array[] = [];
+  #running = new Sha256();
 
   /** Appends one message's bytes. */
   add(message: Uint8Array): void {
-    this.#parts.push(message.slice());
+    this.#running.update(message);
+  }
+
+  /** TH of the transcript so far, synchronously. */
+  hashSync(): Uint8Array {
+    return this.#running.clone().digest();
   }
 
   /** TH of the transcript so far. */
-  async hash(): Promise<Uint8Array> {
-    return await sha256(concat(...this.#parts));
+  hash(): Promise<Uint8Array> {
+    return Promise.resolve(this.hashSync());
   }
 }

@@ -25,7 +25,8 @@
  * @module
  */
 
-import { fromBase64, own, sha256, toBase64, utf8 } from "../core/bytes.ts";
+import { fromBase64, own, toBase64, utf8 } from "../core/bytes.ts";
+import { sha256Sync } from "../crypto/key_schedule.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { type KeyType, parseSpki, PSS_SALT_LENGTH, RSA_BITS } from "./spki.ts";
 import { hasUnsafeCharacter } from "../core/text.ts";
@@ -140,8 +141,13 @@ export function fingerprintOfAuthor(author: Uint8Array): string {
  *
  * @returns `SHA256:` followed by unpadded standard base64 of SHA-256(spki)
  */
-export async function fingerprintOf(spki: Uint8Array): Promise<string> {
-  return "SHA256:" + toBase64(await sha256(spki)).replace(/=+$/, "");
+export function fingerprintOf(spki: Uint8Array): Promise<string> {
+  return Promise.resolve(fingerprintOfSync(spki));
+}
+
+/** {@linkcode fingerprintOf}, synchronously (a WebCrypto digest is a round trip to another thread). */
+export function fingerprintOfSync(spki: Uint8Array): string {
+  return "SHA256:" + toBase64(sha256Sync(spki)).replace(/=+$/, "");
 }
 
 /**
@@ -168,7 +174,7 @@ async function importSpki(der: Uint8Array): Promise<PublicIdentity> {
   const publicKey = await crypto.subtle.importKey("spki", own(spki), algorithmOf(type), true, [
     "verify",
   ]);
-  const fingerprint = await fingerprintOf(spki);
+  const fingerprint = fingerprintOfSync(spki);
   return { type, publicKey, spki, fingerprint, ...(bits === undefined ? {} : { bits }) };
 }
 

@@ -36,9 +36,9 @@ import { encodeFrame, type Frame, FRAME_TYPE, MAX_HELLO_LENGTH } from "./frame.t
 import { importPublicIdentity, signTranscript, verifyTranscript } from "../keys/identity.ts";
 import { type RandomSource, systemRandom } from "../crypto/kex.ts";
 import {
-  deriveApplicationSecrets,
-  deriveHandshakeSecrets,
-  finishedMac,
+  deriveApplicationSecretsSync,
+  deriveHandshakeSecretsSync,
+  finishedMacSync,
   formatVerificationCode,
   Transcript,
 } from "../crypto/key_schedule.ts";
@@ -179,10 +179,10 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     sharedSecret: Uint8Array,
     choice: Choice,
   ): Promise<HandshakeKeys> {
-    const thHello = await this.transcript.hash();
+    const thHello = this.transcript.hashSync();
     this.report("shared_secret", sharedSecret);
     this.report("th_hello", thHello);
-    const secrets = await deriveHandshakeSecrets(sharedSecret, thHello);
+    const secrets = deriveHandshakeSecretsSync(sharedSecret, thHello);
     wipe(sharedSecret);
     this.report("handshake_secret", secrets.handshakeSecret);
     this.report("c_hs_traffic", secrets.clientHandshakeTraffic);
@@ -259,7 +259,7 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     frame: Frame,
     context: string,
   ): Promise<void> {
-    const thIdentity = await this.transcript.hash();
+    const thIdentity = this.transcript.hashSync();
     const signature = decodeIdentityVerify(
       await this.openHandshakeMessage(keys, frame, "IdentityVerify"),
     );
@@ -279,12 +279,12 @@ export abstract class HandshakeBase<S extends HandshakeState> {
 
   /** 5.3 Finished: HMAC under the peer's finished_key over TH up to its IdentityVerify. */
   protected async verifyPeerFinished(keys: HandshakeKeys, frame: Frame): Promise<void> {
-    const thIdentityVerify = await this.transcript.hash();
+    const thIdentityVerify = this.transcript.hashSync();
     const verifyData = decodeFinished(await this.openHandshakeMessage(keys, frame, "Finished"));
     const peerTraffic = this.#initiator
       ? keys.secrets.serverHandshakeTraffic
       : keys.secrets.clientHandshakeTraffic;
-    const expected = await finishedMac(peerTraffic, thIdentityVerify);
+    const expected = finishedMacSync(peerTraffic, thIdentityVerify);
     if (!constantTimeEqual(verifyData, expected)) {
       throw new AuthenticationError(
         "bad_finished",
@@ -302,13 +302,13 @@ export abstract class HandshakeBase<S extends HandshakeState> {
       await this.sealHandshakeMessage(keys, encodeIdentity({ spki: identity.spki, name })),
     ];
     const context = this.#initiator ? CLIENT_SIGNATURE_CONTEXT : SERVER_SIGNATURE_CONTEXT;
-    const thIdentity = await this.transcript.hash();
+    const thIdentity = this.transcript.hashSync();
     const signature = await signTranscript(identity, signedContent(context, thIdentity));
     records.push(await this.sealHandshakeMessage(keys, encodeIdentityVerify(signature)));
     const ownTraffic = this.#initiator
       ? keys.secrets.clientHandshakeTraffic
       : keys.secrets.serverHandshakeTraffic;
-    const verifyData = await finishedMac(ownTraffic, await this.transcript.hash());
+    const verifyData = finishedMacSync(ownTraffic, this.transcript.hashSync());
     this.report(`${this.#initiator ? "client" : "server"}_finished`, verifyData);
     records.push(await this.sealHandshakeMessage(keys, encodeFinished(verifyData)));
     return records;
@@ -319,13 +319,13 @@ export abstract class HandshakeBase<S extends HandshakeState> {
    * TH(client Finished), which the transcript must end with; erases the handshake keys (but for the
    * initiator's receive side, kept as `handshakeReceive`, section 6.2) and returns the result.
    */
-  protected async deriveApplicationKeys(
+  protected deriveApplicationKeys(
     keys: HandshakeKeys,
     peer: VerifiedPeer,
   ): Promise<HandshakeResult> {
-    const thFinal = await this.transcript.hash();
+    const thFinal = this.transcript.hashSync();
     this.report("th_final", thFinal);
-    const app = await deriveApplicationSecrets(keys.secrets.handshakeSecret, thFinal);
+    const app = deriveApplicationSecretsSync(keys.secrets.handshakeSecret, thFinal);
     this.report("master_secret", app.masterSecret);
     this.report("c_ap_traffic", app.clientApplicationTraffic);
     this.report("s_ap_traffic", app.serverApplicationTraffic);
@@ -345,7 +345,8 @@ export abstract class HandshakeBase<S extends HandshakeState> {
     if (initiator) result.handshakeReceive = keys.receive;
     wipe(app.masterSecret);
     eraseHandshakeKeys(keys, { keepReceive: initiator });
-    return result;
+    // A promise still, so that the roles' steps read alike; nothing here waits any more.
+    return Promise.resolve(result);
   }
 }
 
