@@ -133,6 +133,10 @@ export async function run(args: string[]): Promise<number> {
   const identity = await loadOwnIdentity(parsed);
   // In the background: the first dialer need not wait for the runtime's ML-KEM set-up.
   void warmUpResponderKex(suites);
+  // A listener waits anyway, so it pays node:crypto's load now (20-35 ms): every record of every
+  // handshake it answers is then sealed and opened synchronously (ChaCha20-Poly1305, PROTOCOL.md
+  // 4.5), not through a WebCrypto call each.
+  await loadSynchronousChaCha20Poly1305();
 
   let accept: Acceptor;
   let stop: () => void;
@@ -278,7 +282,6 @@ async function serveRoom(
   const { maxMembers, receive } = options;
   // A room seals one small record per member for every message: worth node:crypto's start-up.
   await useSynchronousCipherForSmallInputs();
-  await loadSynchronousChaCha20Poly1305();
   const chatUi = mode === "terminal" || mode === "json";
   const refusals = new RefusalNotices();
   const room = new Relay({
