@@ -70,11 +70,7 @@ export function parseFlags(
       } else if (equals >= 0) {
         set(name, arg.slice(equals + 1));
       } else {
-        const value = args[i + 1];
-        if (value === undefined) {
-          throw new UsageError(`flag "--${name}" needs a value`, { hints: hint });
-        }
-        set(name, value);
+        set(name, separateValue(name, args[i + 1], hint));
         i++;
       }
       continue;
@@ -89,12 +85,12 @@ export function parseFlags(
           continue;
         }
         const attached = arg.slice(j + 1);
-        const value = attached !== "" ? attached : args[i + 1];
-        if (value === undefined) {
-          throw new UsageError(`flag "--${name}" needs a value`, { hints: hint });
+        if (attached !== "") {
+          set(name, attached);
+        } else {
+          set(name, separateValue(name, args[i + 1], hint));
+          i++;
         }
-        if (attached === "") i++;
-        set(name, value);
         break;
       }
       continue;
@@ -109,6 +105,22 @@ export function parseFlags(
     });
   }
   return parsed;
+}
+
+/**
+ * The value given as the next argument. One that starts with a dash is refused (as node:util's
+ * parser did): `--accept-files --pipe` is a forgotten value, not a folder named "--pipe". Such a
+ * value can still be given as `--name=-x`.
+ */
+function separateValue(name: string, value: string | undefined, hint: string[]): string {
+  if (value === undefined) throw new UsageError(`flag "--${name}" needs a value`, { hints: hint });
+  if (value.startsWith("-") && value !== "-") {
+    throw new UsageError(
+      `flag "--${name}" needs a value, got the flag-like "${value}" (write --${name}=${value} if it is one)`,
+      { hints: hint },
+    );
+  }
+  return value;
 }
 
 /** Reads a string flag. */

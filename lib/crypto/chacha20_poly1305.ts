@@ -171,9 +171,15 @@ export class ChaCha20Poly1305 {
     chacha.setAAD(header, { plaintextLength: 1 + content.length });
     const frame = new Uint8Array(header.length + 1 + content.length + AEAD_TAG_LENGTH);
     frame.set(header);
-    // A stream cipher: sealing the type byte, then the content, is sealing their concatenation.
-    frame.set(chacha.update(Uint8Array.of(type)), header.length);
-    frame.set(chacha.update(content), header.length + 1);
+    // A stream cipher: sealing the type byte, then the content, is sealing their concatenation,
+    // as long as each update() gives back exactly its input's length (checked, not assumed).
+    const sealedType = chacha.update(Uint8Array.of(type));
+    const sealedContent = chacha.update(content);
+    if (sealedType.length !== 1 || sealedContent.length !== content.length) {
+      throw new Error("ChaCha20-Poly1305 update() did not return its input's length");
+    }
+    frame.set(sealedType, header.length);
+    frame.set(sealedContent, header.length + 1);
     const rest = chacha.final();
     if (rest.length !== 0) throw new Error("ChaCha20-Poly1305 returned bytes at final()");
     frame.set(chacha.getAuthTag(), header.length + 1 + content.length);

@@ -43,7 +43,7 @@ export function parseRecordSuites(text: string): RecordSuiteName[] {
   const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
   if (names.length === 0) throw new RangeError("no record suite named");
   for (const name of names) {
-    if (!(name in RECORD_SUITE_IDS)) {
+    if (!Object.hasOwn(RECORD_SUITE_IDS, name)) {
       throw new RangeError(
         `unknown record suite "${name}" (known: ${ALL_RECORD_SUITES.join(", ")})`,
       );

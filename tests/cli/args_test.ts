@@ -52,11 +52,15 @@ Deno.test("parseFlags() reads --name value, --name=value, -n value, -nvalue, gro
     identity: "/k/x",
     verbose: true,
   });
-  // A value may start with a dash or contain "="; the last of a repeated single flag wins.
-  eql(parseFlags("dial", SPEC, ["--identity", "-x=y", "--port", "1", "--port", "2"]).values, {
-    identity: "-x=y",
-    port: "2",
-  });
+  // A value that starts with a dash is given with "="; "-" alone is a value; the last of a
+  // repeated single flag wins.
+  eql(
+    parseFlags("dial", SPEC, ["--identity=-x=y", "-p", "-", "--port", "1", "--port", "2"]).values,
+    {
+      identity: "-x=y",
+      port: "2",
+    },
+  );
 });
 
 Deno.test("parseFlags() takes everything after -- as positionals", () => {
@@ -77,6 +81,8 @@ Deno.test("parseFlags() refuses unknown flags, missing values, values for switch
     [["-p"], /^flag "--port" needs a value$/],
     [["--pipe=yes"], /^flag "--pipe" takes no value$/],
     [["--pipe="], /^flag "--pipe" takes no value$/],
+    [["--identity", "--pipe"], /^flag "--identity" needs a value, got the flag-like "--pipe"/],
+    [["-p", "-1"], /^flag "--port" needs a value, got the flag-like "-1"/],
     [["a", "b"], /^unexpected argument "b" for "securechat dial"$/],
   ];
   for (const [args, message] of cases) {
