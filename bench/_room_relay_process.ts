@@ -62,12 +62,18 @@ class TimedConnection implements RoomConnection {
     return this.#inner.verificationCode;
   }
 
-  send(data: Uint8Array): Promise<void> {
-    return this.#inner.send(data);
+  async send(data: Uint8Array): Promise<void> {
+    await this.#inner.send(data);
+    this.#written([data]);
   }
 
   async sendBatch(messages: Uint8Array[]): Promise<void> {
     await this.#inner.sendBatch(messages);
+    this.#written(messages);
+  }
+
+  /** Notes the Group messages among `messages` as written now. */
+  #written(messages: Uint8Array[]): void {
     const now = performance.now();
     for (const message of messages) {
       if (message[0] !== RELAY_MESSAGE.groupFromRelay) continue;
