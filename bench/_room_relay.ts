@@ -52,10 +52,20 @@ export interface Relay {
   rssKiB(): Promise<number>;
   /** User + system CPU time in milliseconds so far (Linux /proc; NaN elsewhere). */
   cpuMs(): Promise<number>;
-  /** The Group messages fanned out since the last call, with the relay's own timings. */
-  fanouts(): Promise<Fanout[]>;
+  /**
+   * The Group messages fanned out since the last call, with the relay's own timings; with
+   * `copies`, only those that have written that many copies (the others are kept).
+   */
+  fanouts(copies?: number): Promise<Fanout[]>;
   /** Its V8 heap in use and external (ArrayBuffer) memory, in KiB. */
   memoryKiB(): Promise<{ heapUsed: number; external: number }>;
+  /**
+   * The relay process's own floor: milliseconds for `count` concurrent plain writes of `bytes`
+   * bytes to as many sockets (of a `_room_sink.ts` process at `port`), one figure per round.
+   */
+  writeFloor(port: number, count: number, bytes: number, rounds: number): Promise<number[]>;
+  /** Any call of _room_relay_process.ts (for investigations). */
+  raw(request: Record<string, unknown>): Promise<unknown>;
   /** The last lines the relay wrote to stderr (for error messages). */
   tail(): string;
   /** Closes the room and ends the process. */
@@ -82,12 +92,18 @@ export async function startRelay(maxMembers: number): Promise<Relay> {
     pid: rpc.pid,
     rssKiB: () => processRssKiB(rpc.pid),
     cpuMs: () => processCpuMs(rpc.pid),
-    fanouts: async () => await rpc.call({ call: "fanouts" }) as Fanout[],
+    fanouts: async (copies?: number) =>
+      await rpc.call(
+        copies === undefined ? { call: "fanouts" } : { call: "fanouts", copies },
+      ) as Fanout[],
     memoryKiB: async () => {
       const memory = await rpc.call({ call: "memory" }) as { heapUsed: number; external: number };
       return { heapUsed: memory.heapUsed / 1024, external: memory.external / 1024 };
     },
     tail: () => rpc.tail(),
+    writeFloor: async (sinkPort, count, bytes, rounds) =>
+      await rpc.call({ call: "writeFloor", port: sinkPort, count, bytes, rounds }) as number[],
+    raw: (request: Record<string, unknown>) => rpc.call(request),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -344,12 +344,18 @@ export class Relay {
     this.#send(self, { type: "accepted", epoch });
     this.#toGroup({ type: "commit", sender: self.author, commit: message.commit }, self);
     const welcomed: Connected[] = [];
+    // One encoding for every newcomer, as for a fan-out: a Welcome carries the ratchet tree (up to
+    // 1 MiB), and a copy per newcomer of a commit admitting 25 was 25 MiB the relay's allocator
+    // kept after they were sent.
+    const welcome = message.welcome === undefined
+      ? undefined
+      : encodeFromRelay({ type: "welcome", sender: self.author, welcome: message.welcome });
     for (const recipient of message.recipients) {
       const newcomer = this.#connections.get(toHex(recipient));
-      if (newcomer?.role !== "waiting" || message.welcome === undefined) continue;
+      if (newcomer?.role !== "waiting" || welcome === undefined) continue;
       newcomer.role = "member";
       newcomer.keyPackage = undefined;
-      this.#send(newcomer, { type: "welcome", sender: self.author, welcome: message.welcome });
+      newcomer.outbox.deliver(welcome);
       welcomed.push(newcomer);
     }
     // After every Welcome: a newcomer admitted by the same commit is no longer waiting.
