@@ -65,6 +65,9 @@ export function frameHeader(type: number, length: number): Uint8Array {
  */
 const READ_AHEAD = 16 * 1024;
 
+/** A buffer larger than this that is no longer needed is replaced by a small one. */
+const SHRINK_ABOVE = 64 * 1024;
+
 /**
  * Reads the magic and frames from a byte source through one growing buffer.
  *
@@ -76,6 +79,8 @@ export class FrameReader {
   #start = 0;
   #end = 0;
   #eof = false;
+  /** Whether the last frame body read was larger than READ_AHEAD (see #makeRoom). */
+  #lastBodyLarge = false;
 
   constructor(source: ByteSource) {
     this.#source = source;
@@ -112,6 +117,19 @@ export class FrameReader {
 
   #makeRoom(needed: number): void {
     const available = this.#end - this.#start;
+    if (
+      !this.#lastBodyLarge && needed <= READ_AHEAD && available <= READ_AHEAD &&
+      this.#buffer.length > SHRINK_ABOVE
+    ) {
+      // A large frame came and went, and a small one followed (a relay's member sent a commit or
+      // a Welcome once): back to the small buffer, so an idle connection does not keep a 1 MiB
+      // one. A bulk stream reads large frames only and never takes this path.
+      const small = new Uint8Array(READ_AHEAD * 2);
+      small.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#buffer = small;
+      this.#start = 0;
+      this.#end = available;
+    }
     const want = Math.max(needed, available) + READ_AHEAD;
     if (this.#buffer.length - this.#start >= want) return;
     if (this.#buffer.length >= want) {
@@ -186,6 +204,7 @@ export class FrameReader {
     }
     const body = await this.readExactly(length, borrow);
     if (body === null) throw truncatedFrame();
+    this.#lastBodyLarge = length > READ_AHEAD;
     return { type, header, body };
   }
 }

@@ -349,3 +349,38 @@ Deno.test("writeAll() passes a frame a FrameReader reads back", async () => {
   eql(got?.body, pattern(1000));
   eql(got?.header, concat(Uint8Array.of(FRAME_TYPE.record), u32(1000)));
 });
+
+Deno.test("FrameReader goes back to a small buffer after a large frame once small ones follow, without losing a byte", async () => {
+  const large = pattern(1 << 20, 1);
+  const smalls = Array.from({ length: 6 }, (_, i) => pattern(100 + i * 700, i + 2));
+  const frames = [large, ...smalls, large, ...smalls].map((body) =>
+    encodeFrame(FRAME_TYPE.record, body)
+  );
+  for (const chunk of [7, 1000, 65536, Infinity]) {
+    const source = new ChunkedSource(concat(...frames), chunk);
+    const reader = new FrameReader(source);
+    const offers: number[] = [];
+    for (const body of [large, ...smalls, large, ...smalls]) {
+      const frame = await reader.readFrame(recordOnly(2 << 20));
+      eql(frame?.body, body, `chunk ${chunk}`);
+      offers.push(source.largestOffer);
+    }
+    strictEqual(await reader.readFrame(recordOnly(2 << 20)), null);
+    if (chunk === 1000) {
+      // After the second small frame, reads are offered the small buffer again.
+      const probe = new ChunkedSource(concat(...frames.slice(0, 4)), 1000);
+      const again = new FrameReader(probe);
+      for (let i = 0; i < 3; i++) await again.readFrame(recordOnly(2 << 20));
+      const before = probe.largestOffer;
+      ok(before > 1 << 20, "the large frame was read into a large buffer");
+      const tracker = { largest: 0 };
+      const original = probe.read.bind(probe);
+      probe.read = (buffer: Uint8Array) => {
+        tracker.largest = Math.max(tracker.largest, buffer.length);
+        return original(buffer);
+      };
+      await again.readFrame(recordOnly(2 << 20));
+      ok(tracker.largest <= 64 * 1024, `offered ${tracker.largest} bytes after shrinking`);
+    }
+  }
+});
