@@ -36,6 +36,31 @@ import { generateIdentity, type Identity, type KeyType } from "../lib/keys/ident
 import type { SuiteName } from "../lib/crypto/kex.ts";
 import { MAX_RECORD_PLAINTEXT_LIMIT } from "../lib/protocol/record.ts";
 
+/**
+ * Run-to-run stability is judged inside one run: the samples, taken in turn with socat's, are cut
+ * into this many consecutive blocks, and the ratio of the medians is compared across blocks.
+ */
+const STABILITY_BLOCKS = 3;
+
+/**
+ * The ratio securechat / socat of each block's medians, and their spread (max - min) / median.
+ * Undefined when either has too few samples.
+ */
+function blockRatios(
+  ours: number[] | undefined,
+  socat: number[] | undefined,
+): { spread: number; ratios: number[] } | undefined {
+  if (ours === undefined || socat === undefined) return undefined;
+  const size = Math.floor(Math.min(ours.length, socat.length) / STABILITY_BLOCKS);
+  if (size < 3) return undefined;
+  const ratios = Array.from({ length: STABILITY_BLOCKS }, (_, block) => {
+    const slice = (times: number[]) => times.slice(block * size, (block + 1) * size);
+    return median(slice(ours)) / median(slice(socat));
+  });
+  const middle = median(ratios);
+  return { spread: (Math.max(...ratios) - Math.min(...ratios)) / middle, ratios };
+}
+
 /** Dialers timed per program (the issue's median of 30). */
 export const TIME_TO_READY_COUNT = 30;
 
@@ -353,6 +378,7 @@ export async function benchTimeToReady(
   printHeading(section);
   const cleanups: (() => Promise<void>)[] = [];
   const medians = new Map<string, number>();
+  let stability: { spread: number; ratios: number[] } | undefined;
   try {
     const list = await programs(peers, options, cleanups);
     const samples = new Map<string, number[]>(list.map((program) => [program.name, []]));
@@ -379,6 +405,7 @@ export async function benchTimeToReady(
       medians.set(program.name, median(times));
     }
     const socat = medians.get("socat OPENSSL");
+    stability = blockRatios(samples.get("securechat"), samples.get("socat OPENSSL"));
     for (const program of list) {
       const value = medians.get(program.name);
       const times = samples.get(program.name)!;
@@ -417,6 +444,14 @@ export async function benchTimeToReady(
     detail: ours === undefined || socat === undefined
       ? "not measured"
       : `${(ours / socat).toFixed(2)}x: ${ours.toFixed(0)} vs ${socat.toFixed(0)} ms`,
+  }, {
+    text: `the ratio to socat stable within 10% (${STABILITY_BLOCKS} blocks of the run, in turn)`,
+    met: stability === undefined ? null : stability.spread <= 0.1,
+    detail: stability === undefined
+      ? "not measured"
+      : `spread ${(stability.spread * 100).toFixed(0)}%: ${
+        stability.ratios.map((ratio) => `${ratio.toFixed(2)}x`).join(", ")
+      }`,
   }];
   printTargets(section.targets);
   return section;
