@@ -35,7 +35,7 @@ export const TRANSFER_MESSAGE = {
 /** Section 14: sizes. */
 export const TRANSFER_ID_LENGTH = 16;
 export const PARTY_LENGTH = 32;
-/** Section 14.2: the Offer's per-transfer key for Data (AES-256-GCM, 14.4). */
+/** Section 14.2: the Offer's per-transfer key for Data (ChaCha20-Poly1305, 14.4). */
 export const DATA_KEY_LENGTH = 32;
 /** Section 14.3: the most manifest bytes in one Manifest message. */
 export const MAX_SLICE = 15000;
@@ -202,8 +202,17 @@ export function encodeDataSlice(slice: DataSlice): Uint8Array {
   return concat(u32(slice.fileIndex), u64(BigInt(slice.offset)), slice.bytes);
 }
 
+/** Section 14.4: what comes before a Data slice's bytes, `file_index u32 || offset u64`. */
+export function encodeDataSliceHeader(slice: DataSlice): Uint8Array {
+  return concat(u32(slice.fileIndex), u64(BigInt(slice.offset)));
+}
+
+/** `file_index u32 || offset u64`. */
+const DATA_SLICE_HEADER_LENGTH = 12;
+
 /**
- * Decodes the body of a Data slice (1 to {@linkcode MAX_DATA_SLICE} bytes).
+ * Decodes the body of a Data slice (1 to {@linkcode MAX_DATA_SLICE} bytes). The slice's `bytes`
+ * are a view into `bytes`, not a copy.
  *
  * @throws {ProtocolError} `bad_transfer_message`
  */
@@ -211,7 +220,8 @@ export function decodeDataSlice(bytes: Uint8Array): DataSlice {
   const r = new FieldReader(bytes, "file data slice", "bad_transfer_message");
   const fileIndex = r.u32("file_index");
   const offset = r.u64("offset");
-  const slice = r.rest();
+  // A view, not a copy: an opened plaintext is the opener's own buffer (data_seal.ts).
+  const slice = bytes.subarray(DATA_SLICE_HEADER_LENGTH);
   if (slice.length === 0 || slice.length > MAX_DATA_SLICE) r.fail("data slice size");
   return { fileIndex, offset, bytes: slice };
 }

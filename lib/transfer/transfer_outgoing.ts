@@ -43,9 +43,10 @@ import {
 } from "./transfer_progress.ts";
 
 /**
- * How many Data slices are read and sealed ahead of the ones being sent. WebCrypto's AES-GCM runs
- * on other threads: sealing 64 KiB inputs, 4 in flight made 325-773 MB/s on the 2-core bench
- * machine, one at a time 267-393 (two runs each, Deno 2.9.6; issue 16 measured 505-619 with 4).
+ * How many Data slices are read and sealed ahead of the ones being sent. Chosen when Data was
+ * AES-256-GCM on WebCrypto's threads (4 in flight made 325-773 MB/s, one at a time 267-393, 64 KiB
+ * inputs, 2-core bench machine); since Data is sealed synchronously (data_seal.ts) it only keeps
+ * a few sealed Directs ready while the ones before them are being sent.
  */
 export const SEALS_AHEAD = 4;
 
@@ -254,7 +255,7 @@ export class OutgoingTransfers {
 
   /**
    * Sends one file's Data from `start`: reads and seals up to {@linkcode SEALS_AHEAD} slices ahead
-   * of the ones being sent (their AES-GCM work runs meanwhile), and hands them to `sendDirect` in
+   * of the ones being sent, and hands them to `sendDirect` in
    * the order they were sealed, up to {@linkcode SENDS_IN_FLIGHT} at once, never more than
    * {@linkcode WINDOW_BYTES} beyond the last Ack.
    */

@@ -292,7 +292,7 @@ export function transferRows(row: Row): void {
 }
 
 /**
- * 14.4, sealed by hand: `kind (1, data) || transfer_id || sequence || AES-256-GCM(data_key,
+ * 14.4, sealed by hand: `kind (1, data) || transfer_id || sequence || ChaCha20-Poly1305(data_key,
  * nonce, aad, slice)`, the nonce `direction (0, data) u32 || sequence u64`.
  */
 async function sealByHand(
@@ -312,14 +312,14 @@ async function sealByHand(
     u64(sequence),
   );
   const key = await crypto.subtle.importKey(
-    "raw",
+    "raw-secret" as "raw",
     (o.key ?? DATA_KEY) as Uint8Array<ArrayBuffer>,
-    "AES-GCM",
+    "ChaCha20-Poly1305",
     false,
     ["encrypt"],
   );
   const sealed = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv: own(nonce), additionalData: own(aad) },
+    { name: "ChaCha20-Poly1305", iv: own(nonce), additionalData: own(aad) },
     key,
     plaintext as Uint8Array<ArrayBuffer>,
   );

@@ -1,5 +1,5 @@
 /**
- * The data seal (PROTOCOL.md 14.4): the bytes match an AES-256-GCM computation written from the
+ * The data seal (PROTOCOL.md 14.4): the bytes match a ChaCha20-Poly1305 computation written from the
  * spec's nonce and additional data, straight on WebCrypto (tests/_helpers/transfer_context.ts);
  * slices open only under their own key, sender, recipient and transfer, and only in sequence (a
  * drop, replay or reordering is named as such); Done's count catches Data dropped at the end;
@@ -283,7 +283,7 @@ Deno.test("readDirectHeader() reads the clear kind and transfer id, or nothing f
 
 Deno.test("directNonce(): Data and an Ack with the same sequence number, under one key, never share a nonce", async () => {
   // Both directions count from 0 under the transfer's one data key: with the sequence alone as
-  // the nonce, Data n and Ack n would reuse a nonce, which AES-GCM does not survive (14.4).
+  // the nonce, Data n and Ack n would reuse a nonce, which no AEAD survives (14.4).
   const key = crypto.getRandomValues(new Uint8Array(32));
   const dataSealer = await DataSealer.create(key, parties);
   const ackSealer = await AckSealer.create(key, parties);
