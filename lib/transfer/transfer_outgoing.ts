@@ -56,6 +56,12 @@ export const SEALS_AHEAD = 4;
  */
 export const SENDS_IN_FLIGHT = 4;
 
+/**
+ * How many Data slices one read of the file fills (about 1 MiB): a read is an operation on
+ * another thread, and one per 64 KiB slice cost more than the read itself.
+ */
+export const READ_SLICES = 16;
+
 /** A transfer we send: its files, the manifest, and the flow-control state. */
 export interface Outgoing extends Progress {
   files: { local: string; entry: ManifestEntry }[];
@@ -263,8 +269,11 @@ export class OutgoingTransfers {
     if (start >= size) return;
     using file = await Deno.open(local, { read: true });
     await file.seek(start, Deno.SeekMode.Start);
-    // seal() copies the slice before it returns, so one buffer serves every read.
-    const buffer = new Uint8Array(MAX_DATA_SLICE);
+    // seal() copies the slice before it returns, so one buffer serves every read; each read
+    // fills it with READ_SLICES slices, sealed from it one by one.
+    const buffer = new Uint8Array(READ_SLICES * MAX_DATA_SLICE);
+    let readFrom = 0;
+    let readTo = 0;
     const ahead: { sealed: Promise<Uint8Array>; length: number }[] = [];
     const sending: Promise<void>[] = [];
     let aheadBytes = 0;
@@ -276,13 +285,21 @@ export class OutgoingTransfers {
           offset < size && ahead.length < SEALS_AHEAD &&
           out.sent + aheadBytes + length - out.acked <= WINDOW_BYTES
         ) {
-          const n = await file.read(buffer.subarray(0, length));
-          if (n === null) throw new TransferFailure(`"${local}" shrank while it was being sent`);
+          if (readFrom === readTo) {
+            const want = Math.min(buffer.length, size - offset);
+            const got = await file.read(buffer.subarray(0, want));
+            if (got === null) {
+              throw new TransferFailure(`"${local}" shrank while it was being sent`);
+            }
+            [readFrom, readTo] = [0, got];
+          }
+          const n = Math.min(length, readTo - readFrom);
           const sealed = out.sealer.seal({
             fileIndex: index,
             offset,
-            bytes: buffer.subarray(0, n),
+            bytes: buffer.subarray(readFrom, readFrom + n),
           });
+          readFrom += n;
           ahead.push({ sealed, length: n });
           aheadBytes += n;
           offset += n;
