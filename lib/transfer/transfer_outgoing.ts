@@ -20,7 +20,7 @@ import { authorOf } from "../keys/identity.ts";
 import { sha256, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { SecurechatError } from "../core/errors.ts";
-import { hashFile, prefixMatches } from "./file_hash.ts";
+import { hashFileOnce, prefixMatches } from "./file_hash.ts";
 import { joinPath } from "../core/paths.ts";
 import { AckOpener } from "./ack_seal.ts";
 import { DataSealer } from "./data_seal.ts";
@@ -122,7 +122,7 @@ export class OutgoingTransfers {
     const files = await collectFiles(path);
     const entries = [];
     for (const file of files) {
-      const { size, sha256 } = await hashFile(file.local);
+      const { size, sha256 } = await hashFileOnce(file.local);
       entries.push({ local: file.local, entry: { path: file.relative, size, sha256 } });
     }
     const manifest = encodeManifest(entries.map((e) => e.entry));
