@@ -252,7 +252,7 @@ export class DirectSealer<T> {
    *
    * @param message a Data slice, or an Ack's `received` count; its bytes are copied before
    *   `seal()` returns, so the caller may reuse them at once
-   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 65536
+   * @returns the Direct's bytes: `kind || transfer_id || sequence || ciphertext`, at most 262144
    * @throws {RangeError} for a message its kind cannot carry (a slice of 0 or more than
    *   {@linkcode MAX_DATA_SLICE} bytes, a count that is not a non-negative safe integer), or when
    *   the sequence numbers are used up (2^64 messages; never in practice)

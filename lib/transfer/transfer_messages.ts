@@ -17,6 +17,7 @@ import { concat, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
 import type { Hash } from "node:crypto";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
 import { FieldReader } from "../core/field_reader.ts";
+import { MAX_DIRECT_BYTES } from "../chat/relay_messages.ts";
 
 /** Section 14.1 message types (Data and Ack: numbers reserved, they travel as Directs, 14.4). */
 export const TRANSFER_MESSAGE = {
@@ -41,9 +42,9 @@ export const DATA_KEY_LENGTH = 32;
 export const MAX_SLICE = 15000;
 /**
  * Section 14.4: the most file bytes in one Data slice, so that its Direct (kind, transfer_id,
- * sequence, file_index, offset, the bytes and the GCM tag) is at most the 65536 bytes of 13.4.
+ * sequence, file_index, offset, the bytes and the tag) is at most the 262144 bytes of 13.4.
  */
-export const MAX_DATA_SLICE = 65536 - 1 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
+export const MAX_DATA_SLICE = MAX_DIRECT_BYTES - 1 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
 export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 /**

@@ -60,7 +60,7 @@ export const SENDS_IN_FLIGHT = 4;
  * How many Data slices one read of the file fills (about 1 MiB): a read is an operation on
  * another thread, and one per 64 KiB slice cost more than the read itself.
  */
-export const READ_SLICES = 16;
+export const READ_SLICES = Math.max(1, Math.floor(2 ** 20 / MAX_DATA_SLICE));
 
 /** A transfer we send: its files, the manifest, and the flow-control state. */
 export interface Outgoing extends Progress {

@@ -330,10 +330,10 @@ export async function sealRows(row: Row): Promise<void> {
   const slice = (n: number) => concat(u32(3), u64(1024n), filled(n, 0x44));
   row("a slice of 1 byte sealed by hand", dataSeal, await sealByHand(slice(1)), true);
   const largest = await sealByHand(slice(MAX_DATA_SLICE));
-  if (largest.length !== 65536) {
+  if (largest.length !== 262144) {
     throw new Error(`the largest sealed slice is ${largest.length} bytes`);
   }
-  row(`a slice of ${MAX_DATA_SLICE} bytes sealed (a Direct of 65536)`, dataSeal, largest, true);
+  row(`a slice of ${MAX_DATA_SLICE} bytes sealed (a Direct of 262144)`, dataSeal, largest, true);
   row("a sealed slice of 0 bytes", dataSeal, await sealByHand(slice(0)), false);
   row(
     `a sealed slice of ${MAX_DATA_SLICE + 1} bytes`,

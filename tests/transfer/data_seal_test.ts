@@ -33,7 +33,7 @@ import {
   readDirectHeader,
 } from "../../lib/transfer/data_seal.ts";
 import { encodeDataSlice, MAX_DATA_SLICE } from "../../lib/transfer/transfer_messages.ts";
-import { sealBySpec as sealDirectBySpec } from "../_helpers/transfer_context.ts";
+import { randomBytes, sealBySpec as sealDirectBySpec } from "../_helpers/transfer_context.ts";
 
 const parties: DataParties = {
   sender: crypto.getRandomValues(new Uint8Array(32)),
@@ -93,17 +93,17 @@ Deno.test("DataOpener.open() returns each slice, in sequence, and counts them", 
   opener.end(5);
 });
 
-Deno.test("a slice of MAX_DATA_SLICE bytes makes a Direct of exactly 65536 bytes; 0 or one more is refused", async () => {
+Deno.test("a slice of MAX_DATA_SLICE bytes makes a Direct of exactly 262144 bytes; 0 or one more is refused", async () => {
   const key = crypto.getRandomValues(new Uint8Array(32));
   const sealer = await DataSealer.create(key, parties);
   const opener = await DataOpener.create(key, parties);
   const full = {
     fileIndex: 7,
     offset: 2 ** 40,
-    bytes: crypto.getRandomValues(new Uint8Array(MAX_DATA_SLICE)),
+    bytes: randomBytes(MAX_DATA_SLICE),
   };
   const sealed = await sealer.seal(full);
-  strictEqual(sealed.length, 65536);
+  strictEqual(sealed.length, 262144);
   deepStrictEqual(await opener.open(sealed), full);
   for (const length of [0, MAX_DATA_SLICE + 1]) {
     await rejects(

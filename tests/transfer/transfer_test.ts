@@ -88,7 +88,7 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
   });
 });
 
-Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that hold no file byte in the clear", async () => {
+Deno.test("what the relay gets of a file: Directs of at most 262144 bytes that hold no file byte in the clear", async () => {
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(3 * MAX_DATA_SLICE + 5);
     await Deno.writeFile(`${dirs.out}/secret.bin`, content);
@@ -97,9 +97,9 @@ Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that ho
     strictEqual(lastTransfer(receiver).state, "done");
     const directs = sender.sent.filter((s) => s.kind === "direct");
     deepStrictEqual(directs.map((d) => d.bytes.length), [
-      65536,
-      65536,
-      65536,
+      262144,
+      262144,
+      262144,
       1 + 16 + 8 + 17 + 16,
     ]);
     ok(directs.every((d) => d.to.fingerprint === bob.fingerprint));
