@@ -204,9 +204,14 @@ export class ChaCha20Poly1305 {
     const out = new Uint8Array(prefix.length + length + AEAD_TAG_LENGTH);
     out.set(prefix);
     let at = prefix.length;
-    // A stream cipher: sealing the parts one after the other is sealing their concatenation.
+    // A stream cipher: sealing the parts one after the other is sealing their concatenation, as
+    // long as each update() gives back exactly its input's length (checked, not assumed).
     for (const part of parts) {
-      out.set(chacha.update(part), at);
+      const sealed = chacha.update(part);
+      if (sealed.length !== part.length) {
+        throw new Error("ChaCha20-Poly1305 update() did not return its input's length");
+      }
+      out.set(sealed, at);
       at += part.length;
     }
     const rest = chacha.final();
