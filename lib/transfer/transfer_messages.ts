@@ -49,11 +49,13 @@ export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 /**
  * Section 14.4: the most Data a sender keeps beyond the recipient's last Ack. It bounds throughput
- * to WINDOW_BYTES per round trip: 1 MiB made 12.9 MB/s at 50 ms (bench --only send). 4 MiB allows
- * 80 MiB/s at a 50 ms round trip (the Direct pace, 192 MiB/s since issue 16, up to a 20 ms one),
- * and stays half of the 8 MiB a relay queues for one member before it drops it as too slow (13.8).
+ * to WINDOW_BYTES per round trip: 1 MiB made 12.9 MB/s at 50 ms (bench --only send). 8 MiB allows
+ * 160 MiB/s at a 50 ms round trip (the Direct pace, 192 MiB/s, up to a 40 ms one), and stays half
+ * of the 16 MiB a relay queues for one member before it drops it as too slow (13.8). 4 MiB took
+ * 2.94 s for a 128 MiB dial --send through bench/_delay_proxy.ts at 50 ms, 8 MiB 2.23 s (medians
+ * of 3 interleaved runs, 2-core machine, issue 16).
  */
-export const WINDOW_BYTES = 4 * 1024 * 1024;
+export const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Section 14.4: the recipient acknowledges every this many bytes, and at the end of each file. */
 export const ACK_EVERY_BYTES = 256 * 1024;
 /** The most manifest bytes one file may take: path length, a 4096-byte path, size and hash. */

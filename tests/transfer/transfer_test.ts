@@ -17,6 +17,7 @@ import {
   encodeManifest,
   encodeTransfer,
   MAX_DATA_SLICE,
+  WINDOW_BYTES,
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   flipBitOfSecond,
@@ -366,7 +367,8 @@ Deno.test("a transfer cut by a data failure resumes from its authenticated part 
 for (const who of ["recipient", "sender"] as const) {
   Deno.test(`cancel() by the ${who} mid-transfer leaves no final file and no .part, and tells the other side`, async () => {
     await withRoom(async (room, sender, receiver, dirs) => {
-      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(8 * 1024 * 1024));
+      // Twice the sender's window: it cannot have sent it all before the cancel.
+      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(2 * WINDOW_BYTES));
       // The relay holds the Directs after the first few, as a slow link would.
       let count = 0;
       const held: RelayedDirect[] = [];
