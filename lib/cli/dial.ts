@@ -131,9 +131,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const name = nameFlag(parsed);
   const sendPath = stringFlag(parsed, "send");
-  // Check the path before dialing: a typo should not cost a handshake.
+  // Check the path before dialing: a typo should not cost a handshake. Its files are hashed
+  // while we dial (the Offer needs their SHA-256).
   if (sendPath !== undefined) {
-    await (await import("../transfer/transfer_outgoing.ts")).collectFiles(sendPath);
+    const files = await (await import("../transfer/transfer_outgoing.ts")).collectFiles(sendPath);
+    (await import("../transfer/file_hash.ts")).startHashing(files.map((file) => file.local));
   }
   const receive = await receivePolicyFlags(parsed, ["accept-files"]);
   const admitList = await admitListFlag(parsed);

@@ -187,6 +187,46 @@ export class ChaCha20Poly1305 {
   }
 
   /**
+   * On the synchronous path, seals the concatenation of `parts` straight into one buffer after
+   * `prefix`: one pass and one allocation instead of assembling the plaintext, sealing it and
+   * copying the result after the prefix (a file transfer's Data, lib/transfer/data_seal.ts). The
+   * prefix is not authenticated unless it is also in `additionalData`. Undefined on the WebCrypto
+   * path, where the caller seals as usual.
+   *
+   * @returns prefix || ciphertext || tag, or undefined
+   */
+  sealAfter(
+    nonce: Uint8Array,
+    additionalData: Uint8Array,
+    prefix: Uint8Array,
+    parts: readonly Uint8Array[],
+  ): Uint8Array | undefined {
+    checkNonce(nonce);
+    if (this.#synchronous === undefined) return undefined;
+    const { cipher, key } = this.#synchronous;
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const chacha = cipher.createCipheriv(NODE_ALGORITHM, key, nonce, TAG_OPTIONS);
+    chacha.setAAD(additionalData, { plaintextLength: length });
+    const out = new Uint8Array(prefix.length + length + AEAD_TAG_LENGTH);
+    out.set(prefix);
+    let at = prefix.length;
+    // A stream cipher: sealing the parts one after the other is sealing their concatenation, as
+    // long as each update() gives back exactly its input's length (checked, not assumed).
+    for (const part of parts) {
+      const sealed = chacha.update(part);
+      if (sealed.length !== part.length) {
+        throw new Error("ChaCha20-Poly1305 update() did not return its input's length");
+      }
+      out.set(sealed, at);
+      at += part.length;
+    }
+    const rest = chacha.final();
+    if (rest.length !== 0) throw new Error("ChaCha20-Poly1305 returned bytes at final()");
+    out.set(chacha.getAuthTag(), at);
+    return out;
+  }
+
+  /**
    * Checks the tag and decrypts.
    *
    * @returns the plaintext

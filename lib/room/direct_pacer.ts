@@ -1,13 +1,14 @@
 /**
  * Paces the Directs a member sends so they stay under the relay's Direct rate (docs/PROTOCOL.md
- * 13.8: 64 MiB a second, in bursts of 16 MiB), which drops what exceeds it: a dropped Data slice
+ * 13.8: 256 MiB a second, in bursts of 64 MiB), which drops what exceeds it: a dropped Data slice
  * ends the file transfer it belongs to (14.4). Without pacing, a sender on a fast link (loopback,
  * a LAN) outran the relay and every large transfer failed with "file data was dropped or replayed
  * on the way".
  *
  * The pace is three quarters of the relay's sustained rate, in bursts of a quarter of its burst:
  * the relay measures when bytes arrive, and bytes sent evenly can arrive bunched (a socket that
- * stalled, then drained), so the margin absorbs up to 12 MiB of bunching.
+ * stalled, then drained), so the margin absorbs up to 48 MiB of bunching (250 ms of Directs at the
+ * pace).
  *
  * What it does not do: pace Group messages (they are few; a file's control messages are bounded
  * by its window) or know the relay's actual settings (13.8 fixes them).

@@ -52,7 +52,7 @@ const ACK_PAYLOAD: DirectPayload<number> = {
     if (!Number.isSafeInteger(received) || received < 0) {
       throw new RangeError(`an ack counts 0 to 2^53 - 1 bytes, got ${received}`);
     }
-    return u64(BigInt(received));
+    return [u64(BigInt(received))];
   },
   decode(plaintext) {
     const reader = new FieldReader(plaintext, "file ack", "bad_transfer_message");

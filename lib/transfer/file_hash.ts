@@ -45,6 +45,54 @@ export async function hashFile(
   return { size, sha256: digest(hash) };
 }
 
+/** A file's identity and version as `stat` gives them: an early hash is used only if they hold. */
+function versionOf(info: Deno.FileInfo): string {
+  return [info.dev, info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()].join(":");
+}
+
+/** What {@linkcode hashFile} gives. */
+export type FileHash = { size: number; sha256: Uint8Array };
+
+/**
+ * Hashes started by {@linkcode startHashing}, by path, with the version of the file they were
+ * started on (undefined when hashing failed: the file is hashed again, and the error reported).
+ */
+const early = new Map<string, Promise<{ version: string; hashed: FileHash } | undefined>>();
+
+/**
+ * Starts hashing files that are about to be offered (`dial --send` starts them before dialing,
+ * so that hashing overlaps the handshake and the room's setup instead of following them: 128 MiB
+ * take about 140 ms on the bench machine). {@linkcode hashFileOnce} takes the result.
+ */
+export function startHashing(paths: readonly string[]): void {
+  // One file after the other, as the Offer would: a folder of many files opens one at a time.
+  let before: Promise<unknown> = Promise.resolve();
+  for (const path of paths) {
+    if (early.has(path)) continue;
+    const started = before.then(async () => {
+      const version = versionOf(await Deno.stat(path));
+      return { version, hashed: await hashFile(path) };
+    }).catch(() => undefined);
+    early.set(path, started);
+    before = started;
+  }
+}
+
+/**
+ * The size and SHA-256 of a file: the early hash {@linkcode startHashing} made of it if the file
+ * is still the same one, unchanged since (device, inode, size, modification and change times),
+ * otherwise hashed now. An early hash is used once.
+ */
+export async function hashFileOnce(path: string): Promise<FileHash> {
+  const started = early.get(path);
+  early.delete(path);
+  const done = await started;
+  if (done !== undefined) {
+    const now = await Deno.stat(path).then(versionOf, () => undefined);
+    if (now === done.version) return done.hashed;
+  }
+  return await hashFile(path);
+}
 /**
  * Whether the first `length` bytes of a file hash to `sha256` (sender side: checks a receiver's
  * Resume claim before continuing from `length`). Any malformed claim is simply false.

@@ -49,8 +49,9 @@ import {
 export type { TransferManagerOptions, TransferPeers } from "./transfer_progress.ts";
 
 /**
- * How many Data slices of one transfer are opened ahead of the one being written. Their AES-GCM
- * work runs on WebCrypto's threads, several at once; each waits as a Direct of at most 64 KiB.
+ * How many Data slices of one transfer are opened ahead of the one being written; each waits as a
+ * Direct of at most 64 KiB. (Chosen when their AES-GCM work ran on WebCrypto's threads, several at
+ * once; ChaCha20-Poly1305 on the synchronous path opens each as it is handed over, data_seal.ts.)
  */
 export const OPENS_AHEAD = 4;
 
@@ -202,7 +203,7 @@ export class TransferManager {
     }
     const inc = this.#incoming.get(key);
     if (!inc || inc.finished) return;
-    // Opened at once, so that the AES-GCM work of several slices overlaps; written strictly in
+    // Opened at once, ahead of the writes of the slices before it; written strictly in
     // arrival order, each after the one before, and never past a failure (failOnError ends the
     // transfer, and every later step then finds it finished).
     const opened = inc.opener.open(bytes);

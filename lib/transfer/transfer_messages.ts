@@ -17,6 +17,7 @@ import { concat, u16, u32, u64, u8, utf8 } from "../core/bytes.ts";
 import type { Hash } from "node:crypto";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
 import { FieldReader } from "../core/field_reader.ts";
+import { MAX_DIRECT_BYTES } from "../chat/relay_messages.ts";
 
 /** Section 14.1 message types (Data and Ack: numbers reserved, they travel as Directs, 14.4). */
 export const TRANSFER_MESSAGE = {
@@ -35,24 +36,26 @@ export const TRANSFER_MESSAGE = {
 /** Section 14: sizes. */
 export const TRANSFER_ID_LENGTH = 16;
 export const PARTY_LENGTH = 32;
-/** Section 14.2: the Offer's per-transfer key for Data (AES-256-GCM, 14.4). */
+/** Section 14.2: the Offer's per-transfer key for Data (ChaCha20-Poly1305, 14.4). */
 export const DATA_KEY_LENGTH = 32;
 /** Section 14.3: the most manifest bytes in one Manifest message. */
 export const MAX_SLICE = 15000;
 /**
  * Section 14.4: the most file bytes in one Data slice, so that its Direct (kind, transfer_id,
- * sequence, file_index, offset, the bytes and the GCM tag) is at most the 65536 bytes of 13.4.
+ * sequence, file_index, offset, the bytes and the tag) is at most the 262144 bytes of 13.4.
  */
-export const MAX_DATA_SLICE = 65536 - 1 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
+export const MAX_DATA_SLICE = MAX_DIRECT_BYTES - 1 - TRANSFER_ID_LENGTH - 8 - 4 - 8 - 16;
 export const MAX_FILES = 100_000;
 export const MAX_OFFER_NAME_BYTES = 255;
 /**
  * Section 14.4: the most Data a sender keeps beyond the recipient's last Ack. It bounds throughput
- * to WINDOW_BYTES per round trip: 1 MiB made 12.9 MB/s at 50 ms (bench --only send). 4 MiB covers
- * the Direct pace (48 MiB/s, 13.8) up to an 80 ms round trip, and stays half of the 8 MiB a
- * relay queues for one member before it drops it as too slow (13.8).
+ * to WINDOW_BYTES per round trip: 1 MiB made 12.9 MB/s at 50 ms (bench --only send). 8 MiB allows
+ * 160 MiB/s at a 50 ms round trip (the Direct pace, 192 MiB/s, up to a 40 ms one), and stays half
+ * of the 16 MiB a relay queues for one member before it drops it as too slow (13.8). 4 MiB took
+ * 2.94 s for a 128 MiB dial --send through bench/_delay_proxy.ts at 50 ms, 8 MiB 2.23 s (medians
+ * of 3 interleaved runs, 2-core machine, issue 16).
  */
-export const WINDOW_BYTES = 4 * 1024 * 1024;
+export const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Section 14.4: the recipient acknowledges every this many bytes, and at the end of each file. */
 export const ACK_EVERY_BYTES = 256 * 1024;
 /** The most manifest bytes one file may take: path length, a 4096-byte path, size and hash. */
@@ -202,8 +205,17 @@ export function encodeDataSlice(slice: DataSlice): Uint8Array {
   return concat(u32(slice.fileIndex), u64(BigInt(slice.offset)), slice.bytes);
 }
 
+/** Section 14.4: what comes before a Data slice's bytes, `file_index u32 || offset u64`. */
+export function encodeDataSliceHeader(slice: DataSlice): Uint8Array {
+  return concat(u32(slice.fileIndex), u64(BigInt(slice.offset)));
+}
+
+/** `file_index u32 || offset u64`. */
+const DATA_SLICE_HEADER_LENGTH = 12;
+
 /**
- * Decodes the body of a Data slice (1 to {@linkcode MAX_DATA_SLICE} bytes).
+ * Decodes the body of a Data slice (1 to {@linkcode MAX_DATA_SLICE} bytes). The slice's `bytes`
+ * are a view into `bytes`, not a copy.
  *
  * @throws {ProtocolError} `bad_transfer_message`
  */
@@ -211,7 +223,8 @@ export function decodeDataSlice(bytes: Uint8Array): DataSlice {
   const r = new FieldReader(bytes, "file data slice", "bad_transfer_message");
   const fileIndex = r.u32("file_index");
   const offset = r.u64("offset");
-  const slice = r.rest();
+  // A view, not a copy: an opened plaintext is the opener's own buffer (data_seal.ts).
+  const slice = bytes.subarray(DATA_SLICE_HEADER_LENGTH);
   if (slice.length === 0 || slice.length > MAX_DATA_SLICE) r.fail("data slice size");
   return { fileIndex, offset, bytes: slice };
 }

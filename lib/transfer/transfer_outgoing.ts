@@ -20,7 +20,7 @@ import { authorOf } from "../keys/identity.ts";
 import { sha256, wipe } from "../core/bytes.ts";
 import type { MemberInfo } from "../chat/chat_events.ts";
 import { SecurechatError } from "../core/errors.ts";
-import { hashFile, prefixMatches } from "./file_hash.ts";
+import { hashFileOnce, prefixMatches } from "./file_hash.ts";
 import { joinPath } from "../core/paths.ts";
 import { AckOpener } from "./ack_seal.ts";
 import { DataSealer } from "./data_seal.ts";
@@ -43,9 +43,10 @@ import {
 } from "./transfer_progress.ts";
 
 /**
- * How many Data slices are read and sealed ahead of the ones being sent. WebCrypto's AES-GCM runs
- * on other threads: sealing 64 KiB inputs, 4 in flight made 325-773 MB/s on the 2-core bench
- * machine, one at a time 267-393 (two runs each, Deno 2.9.6; issue 16 measured 505-619 with 4).
+ * How many Data slices are read and sealed ahead of the ones being sent. Chosen when Data was
+ * AES-256-GCM on WebCrypto's threads (4 in flight made 325-773 MB/s, one at a time 267-393, 64 KiB
+ * inputs, 2-core bench machine); since Data is sealed synchronously (data_seal.ts) it only keeps
+ * a few sealed Directs ready while the ones before them are being sent.
  */
 export const SEALS_AHEAD = 4;
 
@@ -54,6 +55,12 @@ export const SEALS_AHEAD = 4;
  * the connection seals records of several at once and writes them in order (issue 16).
  */
 export const SENDS_IN_FLIGHT = 4;
+
+/**
+ * How many Data slices one read of the file fills (about 1 MiB): a read is an operation on
+ * another thread, and one per 64 KiB slice cost more than the read itself.
+ */
+export const READ_SLICES = Math.max(1, Math.floor(2 ** 20 / MAX_DATA_SLICE));
 
 /** A transfer we send: its files, the manifest, and the flow-control state. */
 export interface Outgoing extends Progress {
@@ -115,7 +122,7 @@ export class OutgoingTransfers {
     const files = await collectFiles(path);
     const entries = [];
     for (const file of files) {
-      const { size, sha256 } = await hashFile(file.local);
+      const { size, sha256 } = await hashFileOnce(file.local);
       entries.push({ local: file.local, entry: { path: file.relative, size, sha256 } });
     }
     const manifest = encodeManifest(entries.map((e) => e.entry));
@@ -254,7 +261,7 @@ export class OutgoingTransfers {
 
   /**
    * Sends one file's Data from `start`: reads and seals up to {@linkcode SEALS_AHEAD} slices ahead
-   * of the ones being sent (their AES-GCM work runs meanwhile), and hands them to `sendDirect` in
+   * of the ones being sent, and hands them to `sendDirect` in
    * the order they were sealed, up to {@linkcode SENDS_IN_FLIGHT} at once, never more than
    * {@linkcode WINDOW_BYTES} beyond the last Ack.
    */
@@ -262,8 +269,11 @@ export class OutgoingTransfers {
     if (start >= size) return;
     using file = await Deno.open(local, { read: true });
     await file.seek(start, Deno.SeekMode.Start);
-    // seal() copies the slice before it returns, so one buffer serves every read.
-    const buffer = new Uint8Array(MAX_DATA_SLICE);
+    // seal() copies the slice before it returns, so one buffer serves every read; each read
+    // fills it with READ_SLICES slices, sealed from it one by one.
+    const buffer = new Uint8Array(READ_SLICES * MAX_DATA_SLICE);
+    let readFrom = 0;
+    let readTo = 0;
     const ahead: { sealed: Promise<Uint8Array>; length: number }[] = [];
     const sending: Promise<void>[] = [];
     let aheadBytes = 0;
@@ -275,13 +285,21 @@ export class OutgoingTransfers {
           offset < size && ahead.length < SEALS_AHEAD &&
           out.sent + aheadBytes + length - out.acked <= WINDOW_BYTES
         ) {
-          const n = await file.read(buffer.subarray(0, length));
-          if (n === null) throw new TransferFailure(`"${local}" shrank while it was being sent`);
+          if (readFrom === readTo) {
+            const want = Math.min(buffer.length, size - offset);
+            const got = await file.read(buffer.subarray(0, want));
+            if (got === null) {
+              throw new TransferFailure(`"${local}" shrank while it was being sent`);
+            }
+            [readFrom, readTo] = [0, got];
+          }
+          const n = Math.min(length, readTo - readFrom);
           const sealed = out.sealer.seal({
             fileIndex: index,
             offset,
-            bytes: buffer.subarray(0, n),
+            bytes: buffer.subarray(readFrom, readFrom + n),
           });
+          readFrom += n;
           ahead.push({ sealed, length: n });
           aheadBytes += n;
           offset += n;

@@ -12,8 +12,9 @@
  * the tests of Data one way and of Acks the other.
  *
  * Member ids are fingerprints of real identity keys; the files, hashes and seals are real.
- * {@linkcode sealBySpec} seals a Direct as PROTOCOL.md 14.4 says, straight on WebCrypto, so that
- * tests can check lib/'s seals against the spec rather than against themselves.
+ * {@linkcode sealBySpec} seals a Direct as PROTOCOL.md 14.4 says, straight on WebCrypto's
+ * ChaCha20-Poly1305 (lib/ seals on node:crypto's), so that tests can check lib/'s seals against
+ * the spec rather than against themselves.
  *
  * @module
  */
@@ -396,16 +397,17 @@ export async function sealBySpec(
     ...parties.transferId,
     ...seq,
   ]);
+  // WebCrypto's newer algorithms take their keys in "raw-secret" format.
   const cryptoKey = await crypto.subtle.importKey(
-    "raw",
+    "raw-secret" as "raw",
     key as Uint8Array<ArrayBuffer>,
-    "AES-GCM",
+    "ChaCha20-Poly1305",
     false,
     ["encrypt"],
   );
   const sealed = new Uint8Array(
     await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: aad },
+      { name: "ChaCha20-Poly1305", iv, additionalData: aad },
       cryptoKey,
       plaintext as Uint8Array<ArrayBuffer>,
     ),

@@ -342,7 +342,7 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
     file: "../room/relay_limits_test.ts",
     tests: [
       "Relay holds a member to its Direct bytes a second",
-      "Relay drops a member whose queue passes 8 MiB (in-memory link); the others get everything",
+      "Relay drops a member whose queue passes 16 MiB (in-memory link); the others get everything",
     ],
   },
   {

@@ -72,7 +72,7 @@ Deno.test("RELAY_MESSAGE and NOTICE_LEVEL hold the codes of 13.4", () => {
     position: 0x58,
   });
   deepStrictEqual(NOTICE_LEVEL, { info: 0, warning: 1, final: 2 });
-  strictEqual(MAX_DIRECT_BYTES, 65536);
+  strictEqual(MAX_DIRECT_BYTES, 262144);
   strictEqual(MAX_RELAY_MESSAGE_BYTES, 1048576 - 32);
 });
 
@@ -218,7 +218,7 @@ Deno.test("decodeToRelay() refuses types of the other direction and unknown ones
   });
 });
 
-Deno.test("decodeToRelay() bounds a Direct to 1..65536 bytes, and MLS messages to at least one", () => {
+Deno.test("decodeToRelay() bounds a Direct to 1..262144 bytes, and MLS messages to at least one", () => {
   const direct = (length: number) =>
     concat(Uint8Array.of(RELAY_MESSAGE.direct), id(1), new Uint8Array(length));
   throws(() => decodeToRelay(direct(0)), decodeError);

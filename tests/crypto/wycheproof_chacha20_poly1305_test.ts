@@ -61,6 +61,14 @@ async function sealOutcome(v: AeadCase): Promise<Outcome> {
   const aead = await key(v.key);
   const sealed = toHex(await aead.seal(fromHex(v.iv), fromHex(v.msg), fromHex(v.aad)));
   if (sealed !== v.ct + v.tag) return { unexpected: `seal() gave ${sealed}` };
+  // sealAfter() (synchronous path only): the message in two parts, sealed after a prefix.
+  const msg = fromHex(v.msg);
+  const parts = [msg.subarray(0, msg.length >> 1), msg.subarray(msg.length >> 1)];
+  const after = aead.sealAfter(fromHex(v.iv), fromHex(v.aad), Uint8Array.of(0xa5), parts);
+  if (synchronous !== (after !== undefined)) return { unexpected: "sealAfter() on the wrong path" };
+  if (after && toHex(after) !== "a5" + v.ct + v.tag) {
+    return { unexpected: `sealAfter() gave ${toHex(after)}` };
+  }
   const opened = toHex(await aead.open(fromHex(v.iv), fromHex(v.ct + v.tag), fromHex(v.aad)));
   return opened === v.msg ? "accepted" : { unexpected: `open() gave ${opened}` };
 }

@@ -181,7 +181,7 @@ function relayRows(row: Row): void {
     false,
   );
   for (
-    const [n, valid] of [[0, false], [1, true], [65536, true], [65537, false]] as const
+    const [n, valid] of [[0, false], [1, true], [262144, true], [262145, false]] as const
   ) {
     row(
       `Direct of ${n} bytes`,

@@ -422,7 +422,7 @@ export const NAMES_NO_TRANSFER = "names no transfer";
  * 14.4, a Direct's bytes as the recipient takes them: found by the clear `transfer_id` (as
  * TransferManager.handleDirect does; one naming another transfer is dropped unread), then opened
  * by a fresh opener of DATA_PARTIES' transfer, whose next sequence number is 0. Sealing again
- * under the same key and sequence gives the same bytes (AES-GCM is deterministic): the canonical
+ * under the same key and sequence gives the same bytes (the AEAD is deterministic): the canonical
  * encoding. The opener also compares the clear id with its transfer's; the lookup here is
  * what TransferManager does before it.
  */

@@ -46,8 +46,8 @@ Deno.test("MemberOutbox.deliver() sends in order, batching what piled up during 
   ok(!outbox.gone);
 });
 
-Deno.test("MemberOutbox.deliver() drops a member whose backlog passes MAX_PENDING_BYTES (8 MiB)", async () => {
-  strictEqual(MAX_PENDING_BYTES, 8 * 1024 * 1024);
+Deno.test("MemberOutbox.deliver() drops a member whose backlog passes MAX_PENDING_BYTES (16 MiB)", async () => {
+  strictEqual(MAX_PENDING_BYTES, 16 * 1024 * 1024);
   const fake = fakeConnection();
   fake.state.hold = true;
   const log: string[] = [];

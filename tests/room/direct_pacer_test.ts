@@ -3,8 +3,12 @@
  * a member lets go never exceeds what the relay accepts, even when it arrives bunched.
  */
 
-import { deepStrictEqual, ok, rejects } from "node:assert/strict";
-import { DirectPacer } from "../../lib/room/direct_pacer.ts";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import {
+  DIRECT_PACE_BURST_BYTES,
+  DIRECT_PACE_BYTES_PER_SECOND,
+  DirectPacer,
+} from "../../lib/room/direct_pacer.ts";
 import {
   DEFAULT_DIRECT_BURST_BYTES,
   DEFAULT_DIRECT_BYTES_PER_SECOND,
@@ -24,16 +28,21 @@ function pacedClock() {
   return { clock, pacer };
 }
 
-Deno.test("DirectPacer lets 200 MiB of Directs go no faster than the relay accepts them", async () => {
+Deno.test("DirectPacer paces at three quarters of the relay's Direct rate, in a quarter of its burst", () => {
+  strictEqual(DIRECT_PACE_BYTES_PER_SECOND, 192 * MiB);
+  strictEqual(DIRECT_PACE_BURST_BYTES, 16 * MiB);
+});
+
+Deno.test("DirectPacer lets 800 MiB of Directs go no faster than the relay accepts them", async () => {
   const { clock, pacer } = pacedClock();
   const relay = new TokenBucket(DEFAULT_DIRECT_BYTES_PER_SECOND, DEFAULT_DIRECT_BURST_BYTES, 0);
-  for (let sent = 0; sent < 200 * MiB; sent += SLICE) {
+  for (let sent = 0; sent < 800 * MiB; sent += SLICE) {
     await pacer.wait(SLICE);
     ok(relay.take(clock.now, SLICE), `the relay drops the Direct after ${sent} bytes`);
   }
-  // It did pace: 200 MiB less the first burst, at three quarters of the relay's rate.
+  // It did pace: 800 MiB less the first burst, at three quarters of the relay's rate.
   ok(
-    clock.now >= ((200 * MiB - DEFAULT_DIRECT_BURST_BYTES / 4) / (48 * MiB)) * 1000,
+    clock.now >= ((800 * MiB - DIRECT_PACE_BURST_BYTES) / DIRECT_PACE_BYTES_PER_SECOND) * 1000,
     `${clock.now}`,
   );
 });
@@ -41,7 +50,7 @@ Deno.test("DirectPacer lets 200 MiB of Directs go no faster than the relay accep
 Deno.test("DirectPacer: Directs that reach the relay bunched, 200 ms of them at once, still fit", async () => {
   const { clock, pacer } = pacedClock();
   const arrivals: number[] = [];
-  for (let sent = 0; sent < 100 * MiB; sent += SLICE) {
+  for (let sent = 0; sent < 400 * MiB; sent += SLICE) {
     await pacer.wait(SLICE);
     // A socket that stalls: what was sent in each 200 ms arrives at its end.
     arrivals.push((Math.floor(clock.now / 200) + 1) * 200);

@@ -23,8 +23,8 @@ Deno.test("limits.ts holds the defaults of PROTOCOL.md 13.8", () => {
   strictEqual(MAX_RELAY_MESSAGE_BYTES, 2 ** 20 - 32);
   strictEqual(DEFAULT_GROUP_RATE, 20);
   strictEqual(DEFAULT_GROUP_BURST, 100);
-  strictEqual(DEFAULT_DIRECT_BYTES_PER_SECOND, 64 * 1024 * 1024);
-  strictEqual(DEFAULT_DIRECT_BURST_BYTES, 16 * 1024 * 1024);
+  strictEqual(DEFAULT_DIRECT_BYTES_PER_SECOND, 256 * 1024 * 1024);
+  strictEqual(DEFAULT_DIRECT_BURST_BYTES, 64 * 1024 * 1024);
   strictEqual(VIOLATION_WINDOW_MS, 60_000);
 });
 

@@ -267,7 +267,7 @@ async function assertGotAll(
   }
 }
 
-Deno.test("Relay drops a member whose queue passes 8 MiB (in-memory link); the others get everything", async () => {
+Deno.test("Relay drops a member whose queue passes 16 MiB (in-memory link); the others get everything", async () => {
   const { room, log } = relay({ groupBurst: 1000 });
   const [a, b, slow] = await group(room, 2, { inMemory: [2], slow: [2] }) as [
     RelayPeer,
@@ -275,7 +275,7 @@ Deno.test("Relay drops a member whose queue passes 8 MiB (in-memory link); the o
     RelayPeer,
   ];
   const sent = await floodUntilGone(a, slow, 64);
-  // It was the queue that passed 8 MiB, past what the link itself holds (PAIR_BUFFER_BYTES).
+  // It was the queue that passed 16 MiB, past what the link itself holds (PAIR_BUFFER_BYTES).
   ok(sent.length * MAX_RELAY_MESSAGE_BYTES > MAX_PENDING_BYTES, `${sent.length} sent`);
   await assertGotAll(b, a, sent, slow);
   ok(
@@ -303,7 +303,7 @@ Deno.test("Relay drops a member whose queue passes 8 MiB (in-memory link); the o
 Deno.test("Relay drops a member that stopped reading its socket; the others get everything", async () => {
   const { room, log } = relay({ groupBurst: 1000 });
   const [a, b, slow] = await group(room, 2, { slow: [2] }) as [RelayPeer, RelayPeer, RelayPeer];
-  // 8 MiB at the relay, plus what the sockets' buffers hold on the way.
+  // 16 MiB at the relay, plus what the sockets' buffers hold on the way.
   const sent = await floodUntilGone(a, slow, 256);
   ok(sent.length * MAX_RELAY_MESSAGE_BYTES > MAX_PENDING_BYTES, `${sent.length} sent`);
   await assertGotAll(b, a, sent, slow);

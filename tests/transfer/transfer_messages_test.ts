@@ -99,7 +99,7 @@ Deno.test("decodeDataSlice() takes 1 to MAX_DATA_SLICE bytes after file_index an
     throws(() => decodeDataSlice(bytes), malformed);
   }
   throws(() => decodeDataSlice(new Uint8Array(11)), malformed);
-  strictEqual(MAX_DATA_SLICE, 65536 - 1 - 16 - 8 - 4 - 8 - 16);
+  strictEqual(MAX_DATA_SLICE, 262144 - 1 - 16 - 8 - 4 - 8 - 16);
 });
 
 Deno.test("authorOf() and fingerprintOfAuthor() convert both ways; anything but a fingerprint is refused", () => {

@@ -17,6 +17,7 @@ import {
   encodeManifest,
   encodeTransfer,
   MAX_DATA_SLICE,
+  WINDOW_BYTES,
 } from "../../lib/transfer/transfer_messages.ts";
 import {
   flipBitOfSecond,
@@ -88,7 +89,7 @@ Deno.test("a file sent through the room arrives identical after the recipient ac
   });
 });
 
-Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that hold no file byte in the clear", async () => {
+Deno.test("what the relay gets of a file: Directs of at most 262144 bytes that hold no file byte in the clear", async () => {
   await withRoom(async (_room, sender, receiver, dirs) => {
     const content = randomBytes(3 * MAX_DATA_SLICE + 5);
     await Deno.writeFile(`${dirs.out}/secret.bin`, content);
@@ -97,9 +98,9 @@ Deno.test("what the relay gets of a file: Directs of at most 65536 bytes that ho
     strictEqual(lastTransfer(receiver).state, "done");
     const directs = sender.sent.filter((s) => s.kind === "direct");
     deepStrictEqual(directs.map((d) => d.bytes.length), [
-      65536,
-      65536,
-      65536,
+      262144,
+      262144,
+      262144,
       1 + 16 + 8 + 17 + 16,
     ]);
     ok(directs.every((d) => d.to.fingerprint === bob.fingerprint));
@@ -366,7 +367,8 @@ Deno.test("a transfer cut by a data failure resumes from its authenticated part 
 for (const who of ["recipient", "sender"] as const) {
   Deno.test(`cancel() by the ${who} mid-transfer leaves no final file and no .part, and tells the other side`, async () => {
     await withRoom(async (room, sender, receiver, dirs) => {
-      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(8 * 1024 * 1024));
+      // Twice the sender's window: it cannot have sent it all before the cancel.
+      await Deno.writeFile(`${dirs.out}/long.bin`, randomBytes(2 * WINDOW_BYTES));
       // The relay holds the Directs after the first few, as a slow link would.
       let count = 0;
       const held: RelayedDirect[] = [];
