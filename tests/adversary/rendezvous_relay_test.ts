@@ -328,12 +328,13 @@ const FRAME_ATTACKS: {
     },
   },
   {
-    what: "flips a bit in the ServerHello",
+    what: "flips a bit in the ServerHello's key share",
     victim: "dialer",
     staging: () => ({
+      // The last byte is the record suite (PROTOCOL.md 5.2); the key share ends just before.
       tamper: (direction, frame, info) =>
         forward(
-          direction === "toDialer" && info.type === SERVER_HELLO ? flipBit(frame, -1) : frame,
+          direction === "toDialer" && info.type === SERVER_HELLO ? flipBit(frame, -2) : frame,
         ),
     }),
     expected: {

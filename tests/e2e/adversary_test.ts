@@ -165,9 +165,10 @@ Deno.test("a dropped receipt fails the sender, though the receiver got everythin
   );
 });
 
+/** Where the last byte of each message is: the ServerHello ends with its record suite (5.2). */
 const HANDSHAKE_FLIPS: [string, Direction, number][] = [
   ["ClientHello", "toListener", 0],
-  ["ServerHello", "toDialer", 0],
+  ["ServerHello's key share", "toDialer", 0],
   ["server Identity", "toDialer", 1],
   ["server IdentityVerify", "toDialer", 2],
   ["server Finished", "toDialer", 3],
@@ -178,8 +179,10 @@ const HANDSHAKE_FLIPS: [string, Direction, number][] = [
 
 for (const [name, where, index] of HANDSHAKE_FLIPS) {
   Deno.test(`a bit flipped in the ${name} fails the handshake on both sides`, async () => {
+    // The ServerHello's last byte is its record suite; its key share ends just before.
+    const at = name.startsWith("ServerHello") ? -2 : -1;
     const { dial, listen, listenerRefused } = await attack((direction, frame, info) =>
-      direction === where && info.index === index ? [flipBit(frame, -1)] : [frame]
+      direction === where && info.index === index ? [flipBit(frame, at)] : [frame]
     );
     notStrictEqual(dial.code, 0, dial.stderr);
     ok(listenerRefused || listen.code !== 0, listen.stderr);
@@ -191,6 +194,27 @@ for (const [name, where, index] of HANDSHAKE_FLIPS) {
     );
   });
 }
+
+Deno.test("a record suite changed in the ServerHello fails the handshake on both sides", async () => {
+  // 0x02 (chacha20-poly1305) becomes 0x03, an id this version does not know, or 0x01
+  // (aes-256-gcm), one the dialer offered: the transcript then differs from the listener's.
+  const cases: [number, RegExp][] = [
+    [0x01, /unknown record suite id 3/],
+    [0x03, /the handshake was altered on the way|does not verify|Finished check failed/],
+  ];
+  for (const [mask, expected] of cases) {
+    const { dial, listen, listenerRefused } = await attack((direction, frame, info) => {
+      if (direction !== "toDialer" || info.index !== 0) return [frame];
+      const changed = frame.slice();
+      changed[changed.length - 1]! ^= mask;
+      return [changed];
+    });
+    notStrictEqual(dial.code, 0, dial.stderr);
+    ok(listenerRefused || listen.code !== 0, listen.stderr);
+    strictEqual(dial.stdout.length + listen.stdout.length, 0);
+    match(dial.stderr, expected);
+  }
+});
 
 Deno.test("stripping the hybrid suite from the offer (downgrade) is detected", async () => {
   const { dial, listen, listenerRefused } = await attack((direction, frame, info) => {
