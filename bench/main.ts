@@ -63,8 +63,8 @@ Options:
   --runs N            pipe or relay throughput runs per figure, the median is kept (default 3)
   --ready-count N     dialers timed for time to ready (default ${TIME_TO_READY_COUNT})
   --seconds N         seconds per handshakes-per-second figure (default ${SECONDS})
-  --room-members N    members of the large room in the room fan-out (default 1000, cut to the
-                      largest room that can still admit someone and to what memory holds)
+  --room-members N    stand-in members the room relay serves for the large-room figures
+                      (default 1000); real MLS rooms of 10 and 100 members run beside them
   --cluster-members N   members of the cluster's throughput room (default 30)
   --cluster-messages N  messages sent at once in it (default 450)
   --cluster-rounds N    timed latency rounds of the cluster section (default 50); its bytes
