@@ -19,6 +19,7 @@ import {
   printHeading,
   printInfo,
   printRow,
+  printTargets,
   type Row,
   type Section,
 } from "./_report.ts";
@@ -278,6 +279,7 @@ export async function benchHandshakes(
     rows: [],
   };
   printHeading(section);
+  section.targets = [];
   for (const type of ["rsa-pss", "ed25519"] as const) {
     const openssl = await measureOpenssl(peers, options, seconds, type);
     if (openssl.value === null) printInfo(openssl.note ?? "openssl baseline failed");
@@ -306,6 +308,20 @@ export async function benchHandshakes(
     rows.push(openssl);
     for (const row of rows) printRow(row);
     section.rows.push(...rows);
+    const ratio = ours?.concurrent.ratio;
+    section.targets.push({
+      text:
+        `handshakes/s with ${CONCURRENT_DIALERS} concurrent dialers at least openssl s_server's, ${
+          TYPE_NAMES[type]
+        }`,
+      met: ratio === undefined ? null : ratio >= 1,
+      detail: ratio === undefined
+        ? "not measured"
+        : `${ratio.toFixed(2)}x: ${ours!.concurrent.value!.toFixed(0)} vs ${
+          openssl.value!.toFixed(0)
+        } handshakes/s`,
+    });
   }
+  printTargets(section.targets);
   return section;
 }
