@@ -41,9 +41,16 @@
  * @module
  */
 
-import { own, wipe } from "../core/bytes.ts";
+import { own } from "../core/bytes.ts";
 import { AuthenticationError } from "../core/errors.ts";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
+import {
+  type NodeCrypto,
+  openSynchronously,
+  sealSynchronously,
+  type SynchronousKey,
+  synchronousKey,
+} from "./node_aead.ts";
 
 /** AES-256 key length, in bytes. */
 export const AEAD_KEY_LENGTH = 32;
@@ -58,7 +65,6 @@ export const AEAD_TAG_LENGTH = 16;
  */
 export const SMALL_INPUT_LIMIT = 4096;
 
-type NodeCrypto = Awaited<ReturnType<typeof loadNodeCrypto>>;
 let smallInputCipher: NodeCrypto | undefined;
 
 /**
@@ -80,12 +86,6 @@ function checkNonce(nonce: Uint8Array): void {
       `AES-256-GCM nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`,
     );
   }
-}
-
-/** The same key for `node:crypto`: held natively like a CryptoKey, not in the JS heap. */
-interface SynchronousKey {
-  cipher: NodeCrypto;
-  key: ReturnType<NodeCrypto["createSecretKey"]>;
 }
 
 /** One AES-256-GCM key, non-extractable once imported. */
@@ -120,10 +120,7 @@ export class Aes256Gcm {
     ]);
     const cipher = smallInputCipher;
     if (cipher === undefined) return new Aes256Gcm(cryptoKey, undefined);
-    const copy = own(key); // createSecretKey copies it into native memory; ours is wiped
-    const small = { cipher, key: cipher.createSecretKey(copy) };
-    wipe(copy);
-    return new Aes256Gcm(cryptoKey, small);
+    return new Aes256Gcm(cryptoKey, synchronousKey(cipher, "aes-256-gcm", key));
   }
 
   /**
@@ -142,7 +139,7 @@ export class Aes256Gcm {
   ): Promise<Uint8Array> {
     checkNonce(nonce);
     if (this.#small && plaintext.length <= SMALL_INPUT_LIMIT) {
-      return sealSynchronously(this.#small, nonce, plaintext, additionalData);
+      return sealSynchronously(this.#small, nonce, additionalData, new Uint8Array(0), [plaintext]);
     }
     return new Uint8Array(
       await crypto.subtle.encrypt(
@@ -189,47 +186,4 @@ export class Aes256Gcm {
       });
     }
   }
-}
-
-const GCM_OPTIONS = { authTagLength: AEAD_TAG_LENGTH };
-
-function sealSynchronously(
-  { cipher, key }: SynchronousKey,
-  nonce: Uint8Array,
-  plaintext: Uint8Array,
-  additionalData: Uint8Array,
-): Uint8Array {
-  const gcm = cipher.createCipheriv("aes-256-gcm", key, nonce, GCM_OPTIONS);
-  gcm.setAAD(additionalData);
-  const sealed = new Uint8Array(plaintext.length + AEAD_TAG_LENGTH);
-  const body = gcm.update(plaintext);
-  sealed.set(body);
-  sealed.set(gcm.final(), body.length);
-  sealed.set(gcm.getAuthTag(), plaintext.length);
-  return sealed;
-}
-
-/** @throws when the tag does not verify (from `final()`); nothing decrypted is returned then */
-function openSynchronously(
-  { cipher, key }: SynchronousKey,
-  nonce: Uint8Array,
-  sealed: Uint8Array,
-  additionalData: Uint8Array,
-): Uint8Array {
-  const split = sealed.length - AEAD_TAG_LENGTH;
-  const gcm = cipher.createDecipheriv("aes-256-gcm", key, nonce, GCM_OPTIONS);
-  gcm.setAAD(additionalData);
-  gcm.setAuthTag(sealed.subarray(split));
-  const plaintext = new Uint8Array(split);
-  const body = gcm.update(sealed.subarray(0, split));
-  try {
-    plaintext.set(body);
-    plaintext.set(gcm.final(), body.length);
-  } catch (error) {
-    wipe(plaintext);
-    throw error;
-  } finally {
-    wipe(body);
-  }
-  return plaintext;
 }

@@ -34,12 +34,18 @@
  * @module
  */
 
-import { own, wipe } from "../core/bytes.ts";
+import { own } from "../core/bytes.ts";
 import { AuthenticationError } from "../core/errors.ts";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
+import {
+  type NodeCrypto,
+  openSynchronously,
+  sealSynchronously,
+  type SynchronousKey,
+  synchronousKey,
+} from "./node_aead.ts";
 import { AEAD_KEY_LENGTH, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH } from "./aead.ts";
 
-type NodeCrypto = Awaited<ReturnType<typeof loadNodeCrypto>>;
 let synchronousCipher: NodeCrypto | undefined;
 let loading: Promise<void> | undefined;
 
@@ -60,14 +66,6 @@ export function synchronousChaCha20Poly1305Loaded(): boolean {
 }
 
 const ALGORITHM = "ChaCha20-Poly1305";
-const NODE_ALGORITHM = "chacha20-poly1305";
-const TAG_OPTIONS = { authTagLength: AEAD_TAG_LENGTH };
-
-/** The same key for `node:crypto`: held natively like a CryptoKey, not in the JS heap. */
-interface SynchronousKey {
-  cipher: NodeCrypto;
-  key: ReturnType<NodeCrypto["createSecretKey"]>;
-}
 
 function checkNonce(nonce: Uint8Array): void {
   if (nonce.length !== AEAD_NONCE_LENGTH) {
@@ -119,10 +117,7 @@ export class ChaCha20Poly1305 {
     );
     const cipher = synchronousCipher;
     if (cipher === undefined) return new ChaCha20Poly1305(cryptoKey, undefined);
-    const copy = own(key); // createSecretKey copies it into native memory; ours is wiped
-    const synchronous = { cipher, key: cipher.createSecretKey(copy) };
-    wipe(copy);
-    return new ChaCha20Poly1305(cryptoKey, synchronous);
+    return new ChaCha20Poly1305(cryptoKey, synchronousKey(cipher, "chacha20-poly1305", key));
   }
 
   /**
@@ -139,7 +134,9 @@ export class ChaCha20Poly1305 {
   ): Promise<Uint8Array> {
     checkNonce(nonce);
     if (this.#synchronous) {
-      return sealSynchronously(this.#synchronous, nonce, plaintext, additionalData);
+      return sealSynchronously(this.#synchronous, nonce, additionalData, new Uint8Array(0), [
+        plaintext,
+      ]);
     }
     return new Uint8Array(
       await crypto.subtle.encrypt(
@@ -164,26 +161,8 @@ export class ChaCha20Poly1305 {
     type: number,
     content: Uint8Array,
   ): Uint8Array | undefined {
-    checkNonce(nonce);
-    if (this.#synchronous === undefined) return undefined;
-    const { cipher, key } = this.#synchronous;
-    const chacha = cipher.createCipheriv(NODE_ALGORITHM, key, nonce, TAG_OPTIONS);
-    chacha.setAAD(header, { plaintextLength: 1 + content.length });
-    const frame = new Uint8Array(header.length + 1 + content.length + AEAD_TAG_LENGTH);
-    frame.set(header);
-    // A stream cipher: sealing the type byte, then the content, is sealing their concatenation,
-    // as long as each update() gives back exactly its input's length (checked, not assumed).
-    const sealedType = chacha.update(Uint8Array.of(type));
-    const sealedContent = chacha.update(content);
-    if (sealedType.length !== 1 || sealedContent.length !== content.length) {
-      throw new Error("ChaCha20-Poly1305 update() did not return its input's length");
-    }
-    frame.set(sealedType, header.length);
-    frame.set(sealedContent, header.length + 1);
-    const rest = chacha.final();
-    if (rest.length !== 0) throw new Error("ChaCha20-Poly1305 returned bytes at final()");
-    frame.set(chacha.getAuthTag(), header.length + 1 + content.length);
-    return frame;
+    // The header is also the additional data (PROTOCOL.md 8.1).
+    return this.sealAfter(nonce, header, header, [Uint8Array.of(type), content]);
   }
 
   /**
@@ -203,27 +182,7 @@ export class ChaCha20Poly1305 {
   ): Uint8Array | undefined {
     checkNonce(nonce);
     if (this.#synchronous === undefined) return undefined;
-    const { cipher, key } = this.#synchronous;
-    const length = parts.reduce((sum, part) => sum + part.length, 0);
-    const chacha = cipher.createCipheriv(NODE_ALGORITHM, key, nonce, TAG_OPTIONS);
-    chacha.setAAD(additionalData, { plaintextLength: length });
-    const out = new Uint8Array(prefix.length + length + AEAD_TAG_LENGTH);
-    out.set(prefix);
-    let at = prefix.length;
-    // A stream cipher: sealing the parts one after the other is sealing their concatenation, as
-    // long as each update() gives back exactly its input's length (checked, not assumed).
-    for (const part of parts) {
-      const sealed = chacha.update(part);
-      if (sealed.length !== part.length) {
-        throw new Error("ChaCha20-Poly1305 update() did not return its input's length");
-      }
-      out.set(sealed, at);
-      at += part.length;
-    }
-    const rest = chacha.final();
-    if (rest.length !== 0) throw new Error("ChaCha20-Poly1305 returned bytes at final()");
-    out.set(chacha.getAuthTag(), at);
-    return out;
+    return sealSynchronously(this.#synchronous, nonce, additionalData, prefix, parts);
   }
 
   /**
@@ -259,48 +218,4 @@ export class ChaCha20Poly1305 {
       });
     }
   }
-}
-
-function sealSynchronously(
-  { cipher, key }: SynchronousKey,
-  nonce: Uint8Array,
-  plaintext: Uint8Array,
-  additionalData: Uint8Array,
-): Uint8Array {
-  const chacha = cipher.createCipheriv(NODE_ALGORITHM, key, nonce, TAG_OPTIONS);
-  chacha.setAAD(additionalData, { plaintextLength: plaintext.length });
-  const body = chacha.update(plaintext);
-  const rest = chacha.final();
-  const sealed = new Uint8Array(plaintext.length + AEAD_TAG_LENGTH);
-  sealed.set(body);
-  sealed.set(rest, body.length);
-  sealed.set(chacha.getAuthTag(), plaintext.length);
-  return sealed;
-}
-
-/** @throws when the tag does not verify (from `final()`); nothing decrypted is returned then */
-function openSynchronously(
-  { cipher, key }: SynchronousKey,
-  nonce: Uint8Array,
-  sealed: Uint8Array,
-  additionalData: Uint8Array,
-): Uint8Array {
-  const split = sealed.length - AEAD_TAG_LENGTH;
-  const chacha = cipher.createDecipheriv(NODE_ALGORITHM, key, nonce, TAG_OPTIONS);
-  chacha.setAAD(additionalData, { plaintextLength: split });
-  chacha.setAuthTag(sealed.subarray(split));
-  const body = chacha.update(sealed.subarray(0, split));
-  try {
-    if (chacha.final().length !== 0) throw new Error("ChaCha20-Poly1305 returned bytes at final()");
-  } catch (error) {
-    wipe(body); // decrypted before the tag was checked: never released
-    throw error;
-  }
-  // A buffer of its own (large outputs are not pooled) is handed over without a copy.
-  if (body.byteOffset === 0 && body.buffer.byteLength === body.length) {
-    return new Uint8Array(body.buffer, 0, body.length);
-  }
-  const plaintext = body.slice();
-  wipe(body);
-  return plaintext;
 }
