@@ -85,7 +85,15 @@ export async function runPipe(connection: SecureConnection, ends: PipeEnds): Pro
   const received = (async () => {
     let writing = Promise.resolve();
     while (true) {
-      const data = await connection.receive();
+      let data;
+      try {
+        data = await connection.receive();
+      } catch (error) {
+        // What was authenticated before the failure still reaches the output (a synchronous
+        // open can reject the next record before the previous write is done).
+        await writing.catch(() => {});
+        throw error;
+      }
       if (data === null) break;
       await writing;
       writing = pingWhileSlow(connection, writeAll(ends.output, data)).then(() => {

@@ -69,7 +69,7 @@
  * | a dialer spliced to another listener                        | dialer: fingerprint_mismatch         |
  * | a stranger spliced into a listener's registration           | listener: unauthorized_key           |
  * | bytes injected ahead of either side's magic                 | the other side: not_securechat       |
- * | a bit flipped in the ServerHello                            | dialer: handshake_tampered           |
+ * | a bit flipped in the ServerHello's key share                | dialer: handshake_tampered           |
  * | a made-up record, or a ClientHello, injected in the session | listener: bad_record_mac, unexpected |
  * | a bit flipped in a record, 1000 bytes dropped from one      | listener: bad_record_mac             |
  * | a record dropped; a record replayed                         | record_dropped; record_replayed      |
@@ -246,7 +246,7 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
       "a bit flipped in the ${name} fails the handshake on both sides",
       ...[
         "ClientHello",
-        "ServerHello",
+        "ServerHello's key share",
         "server Identity",
         "server IdentityVerify",
         "server Finished",
@@ -255,6 +255,12 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
         "client Finished",
       ].map((message) => `["${message}", `),
     ],
+  },
+  {
+    attack:
+      "a record suite changed in the ServerHello (downgrade to another suite, or an unknown one)",
+    file: "../e2e/adversary_test.ts",
+    tests: ["a record suite changed in the ServerHello fails the handshake on both sides"],
   },
   {
     attack: "a bit flip in a record",
@@ -468,7 +474,7 @@ const ELSEWHERE: { attack: string; file: string; tests: string[] }[] = [
       "a relay that ${what} is caught by the ${victim} as on the path: ${expected.error.code}",
       `what: "injects bytes ahead of the dialer's magic"`,
       `what: "injects bytes ahead of the listener's magic"`,
-      'what: "flips a bit in the ServerHello"',
+      `what: "flips a bit in the ServerHello's key share"`,
       'what: "injects a record it made up after the handshake"',
       `what: "injects the dialer's ClientHello after the first data record"`,
       'what: "flips a bit in a record"',
