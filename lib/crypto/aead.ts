@@ -44,6 +44,7 @@
 import { own } from "../core/bytes.ts";
 import { AuthenticationError } from "../core/errors.ts";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
+import { webCryptoOpen, webCryptoSeal } from "./webcrypto_aead.ts";
 import {
   type NodeCrypto,
   openSynchronously,
@@ -73,11 +74,6 @@ let smallInputCipher: NodeCrypto | undefined;
  */
 export async function useSynchronousCipherForSmallInputs(enabled = true): Promise<void> {
   smallInputCipher = enabled ? await loadNodeCrypto() : undefined;
-}
-
-/** WebCrypto's typings want ArrayBuffer-backed views; copy only when the buffer is shared. */
-function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : own(bytes);
 }
 
 function checkNonce(nonce: Uint8Array): void {
@@ -141,13 +137,7 @@ export class Aes256Gcm {
     if (this.#small && plaintext.length <= SMALL_INPUT_LIMIT) {
       return sealSynchronously(this.#small, nonce, additionalData, new Uint8Array(0), [plaintext]);
     }
-    return new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: own(nonce), additionalData: own(additionalData) },
-        this.#key,
-        bufferSource(plaintext),
-      ),
-    );
+    return await webCryptoSeal("AES-GCM", this.#key, nonce, plaintext, additionalData);
   }
 
   /**
@@ -172,13 +162,7 @@ export class Aes256Gcm {
       if (this.#small && sealed.length - AEAD_TAG_LENGTH <= SMALL_INPUT_LIMIT) {
         return openSynchronously(this.#small, nonce, sealed, additionalData);
       }
-      return new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: own(nonce), additionalData: own(additionalData) },
-          this.#key,
-          bufferSource(sealed),
-        ),
-      );
+      return await webCryptoOpen("AES-GCM", this.#key, nonce, sealed, additionalData);
     } catch (error) {
       throw new AuthenticationError("bad_record_mac", "AES-256-GCM authentication failed", {
         alert: "bad_record_mac",

@@ -37,6 +37,7 @@
 import { own } from "../core/bytes.ts";
 import { AuthenticationError } from "../core/errors.ts";
 import { loadNodeCrypto } from "../core/node_crypto.ts";
+import { webCryptoOpen, webCryptoSeal } from "./webcrypto_aead.ts";
 import {
   type NodeCrypto,
   openSynchronously,
@@ -73,11 +74,6 @@ function checkNonce(nonce: Uint8Array): void {
       `ChaCha20-Poly1305 nonce must be ${AEAD_NONCE_LENGTH} bytes, got ${nonce.length}`,
     );
   }
-}
-
-/** WebCrypto's typings want ArrayBuffer-backed views; copy only when the buffer is shared. */
-function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : own(bytes);
 }
 
 /** One ChaCha20-Poly1305 key, non-extractable once imported. */
@@ -138,13 +134,7 @@ export class ChaCha20Poly1305 {
         plaintext,
       ]);
     }
-    return new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: ALGORITHM, iv: own(nonce), additionalData: own(additionalData) },
-        this.#key,
-        bufferSource(plaintext),
-      ),
-    );
+    return await webCryptoSeal(ALGORITHM, this.#key, nonce, plaintext, additionalData);
   }
 
   /**
@@ -204,13 +194,7 @@ export class ChaCha20Poly1305 {
       if (this.#synchronous) {
         return openSynchronously(this.#synchronous, nonce, sealed, additionalData);
       }
-      return new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: ALGORITHM, iv: own(nonce), additionalData: own(additionalData) },
-          this.#key,
-          bufferSource(sealed),
-        ),
-      );
+      return await webCryptoOpen(ALGORITHM, this.#key, nonce, sealed, additionalData);
     } catch (error) {
       throw new AuthenticationError("bad_record_mac", "ChaCha20-Poly1305 authentication failed", {
         alert: "bad_record_mac",

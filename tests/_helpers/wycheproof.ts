@@ -158,3 +158,21 @@ export async function rejection(
   }
   return "accepted";
 }
+
+/** A case of Wycheproof's AEAD files (aes_gcm_test.json, chacha20_poly1305_test.json). */
+export interface AeadCase extends WycheproofCase {
+  key: string;
+  iv: string;
+  aad: string;
+  msg: string;
+  ct: string;
+  tag: string;
+}
+
+/** A group of Wycheproof's AEAD files. */
+export interface AeadGroup {
+  ivSize: number;
+  keySize: number;
+  tagSize: number;
+  tests: AeadCase[];
+}

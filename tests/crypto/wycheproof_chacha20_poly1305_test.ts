@@ -22,28 +22,13 @@ import {
 import { fromHex, toHex } from "../../lib/core/bytes.ts";
 import { AuthenticationError } from "../../lib/core/errors.ts";
 import {
+  type AeadCase,
+  type AeadGroup,
   loadWycheproofGroups,
   type Outcome,
   rejection,
-  type WycheproofCase,
   WycheproofTally,
 } from "../_helpers/wycheproof.ts";
-
-interface AeadCase extends WycheproofCase {
-  key: string;
-  iv: string;
-  aad: string;
-  msg: string;
-  ct: string;
-  tag: string;
-}
-
-interface AeadGroup {
-  ivSize: number;
-  keySize: number;
-  tagSize: number;
-  tests: AeadCase[];
-}
 
 const FILE = "chacha20_poly1305_test.json";
 const groups = await loadWycheproofGroups<AeadGroup>(FILE);
