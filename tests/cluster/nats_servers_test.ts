@@ -81,20 +81,24 @@ async function localState(
 }
 
 /**
- * Waits until every node's own replica reaches `lastSeq`, then reads the whole stream through a
- * client of each node with direct gets (served by a replica, the local one first) and returns
- * what each read.
+ * Waits until every node's own replica reaches `lastSeq` and all replicas report the same state,
+ * then reads the whole stream through a client of each node with direct gets (served by a
+ * replica, the local one first) and returns what each read. A node that has just healed can report
+ * the last sequence before its catch-up has filled in the messages below it (seen in CI: same
+ * last_seq, different counts), so agreement is waited for, not sampled once.
  */
 async function readThroughEachNode(servers: NatsServers, lastSeq: number): Promise<string[][]> {
-  const states = [];
-  for (let index = 0; index < servers.nodes.length; index++) {
-    await eventually(
-      `node ${index} holds the stream up to ${lastSeq}`,
-      async () => (await localState(servers, index))?.last_seq === lastSeq,
-    );
-    states.push(await localState(servers, index));
-  }
-  eql(new Set(states.map((state) => JSON.stringify(state))).size, 1, "replicas differ");
+  let states: unknown[] = [];
+  await eventually(`every node holds the same stream up to ${lastSeq}`, async () => {
+    states = [];
+    for (let index = 0; index < servers.nodes.length; index++) {
+      states.push(await localState(servers, index));
+    }
+    const agreed = new Set(states.map((state) => JSON.stringify(state))).size === 1;
+    return agreed && (states[0] as { last_seq: number } | undefined)?.last_seq === lastSeq;
+  }).catch((error) => {
+    throw new Error(`${(error as Error).message}; last states: ${JSON.stringify(states)}`);
+  });
   const reads: string[][] = [];
   for (const node of servers.nodes) {
     const nc = await connect({ servers: node.url });
