@@ -170,12 +170,10 @@ async function ensureStream(jsm: JetStreamManager, replicas: number): Promise<vo
     "max_age": ROOM_MAX_AGE_MS * 1_000_000,
     "max_msg_size": ROOM_MAX_MESSAGE_BYTES,
     "duplicate_window": DUPLICATE_WINDOW_MS * 1_000_000,
-    "allow_direct": true,
   };
   try {
+    // Another relay made it (or an operator did): keep its settings.
     await jsm.streams.info(ROOM_STREAM);
-    // Another relay made it (or an operator did): keep its settings, but direct get is needed.
-    await jsm.streams.update(ROOM_STREAM, { allow_direct: true });
   } catch (error) {
     if (!/not found/i.test(messageOf(error))) throw error;
     await jsm.streams.add(config).catch(async (raced) => {

@@ -8,8 +8,15 @@
  * (lib/cluster/cluster_room.ts). An entry that does not decode (NATS is as untrusted as a relay)
  * is skipped with a log line by every relay alike.
  *
+ * Every read goes to the stream's leader (16.1). A replica's direct get answers from its own copy:
+ * on a node cut off from the others that copy lags the log, and reading it (as relays did
+ * before) gave two entries of four
+ * with no error (tests/cluster/room_log_test.ts); after a partition a copy was seen holding an
+ * entry the log does not (tests/cluster/nats_servers_test.ts, nats-server 2.9.10). A state rebuilt
+ * from such a copy sends a resuming member less than, or other than, what the log holds.
+ *
  * Mirrors: docs/PROTOCOL.md sections 16.1 (subjects, positions, message ids, publishing one at a
- * time), 16.3 (snapshots) and 16.4 (the state at a position).
+ * time, reads), 16.3 (snapshots) and 16.4 (the state at a position).
  *
  * @module
  */
@@ -18,6 +25,8 @@ import {
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamPublishOptions,
+  type MsgRequest,
+  type StoredMsg,
 } from "@nats-io/jetstream";
 import { toHex } from "../core/bytes.ts";
 import { type ClusterLink, ROOM_STREAM } from "./nats_link.ts";
@@ -41,6 +50,13 @@ const RETRY_MS = 250;
  */
 const CONSUME_EXPIRES_MS = 5_000;
 const STALL_MS = 3_000;
+
+/**
+ * One message of the stream, read from the stream's leader: by sequence, the next on a subject
+ * from a sequence, or the last on a subject. nats-server (2.9 and later) takes `next_by_subj` on
+ * this request too; the client's type lists it only for direct gets, hence the cast.
+ */
+type LeaderQuery = { seq: number; next_by_subj: string } | { last_by_subj: string };
 
 /** A log being followed: stop it when the room is no longer served. */
 export interface Following {
@@ -104,9 +120,14 @@ export class RoomLog {
       .catch((error) => this.#log(`publishing a snapshot failed: ${messageOf(error)}`));
   }
 
+  /** Section 16.1: one message, from the stream's leader; null when there is none. */
+  #read(query: LeaderQuery): Promise<StoredMsg | null> {
+    return this.link.jsm.streams.getMessage(ROOM_STREAM, query as MsgRequest);
+  }
+
   /** The position of the log's last entry; 0 when it is empty. */
   async lastPosition(): Promise<bigint> {
-    const last = await this.link.jsm.direct.getMessage(ROOM_STREAM, { last_by_subj: this.subject });
+    const last = await this.#read({ last_by_subj: this.subject });
     return last === null ? 0n : BigInt(last.seq);
   }
 
@@ -120,7 +141,7 @@ export class RoomLog {
   async lastSnapshot(
     options: RoomStateOptions,
   ): Promise<{ position: bigint; state: RoomState } | undefined> {
-    const last = await this.link.jsm.direct.getMessage(ROOM_STREAM, {
+    const last = await this.#read({
       last_by_subj: this.snapshots,
     });
     return last === null ? undefined : this.#snapshotOf(last.data, options);
@@ -148,7 +169,7 @@ export class RoomLog {
     let best: { position: bigint; state: RoomState } | undefined;
     let seq = 1;
     while (true) {
-      const next = await this.link.jsm.direct.getMessage(ROOM_STREAM, {
+      const next = await this.#read({
         seq,
         next_by_subj: this.snapshots,
       });
@@ -168,7 +189,7 @@ export class RoomLog {
   async *entries(from: bigint, to: bigint): AsyncGenerator<[bigint, RoomEntry]> {
     let seq = from;
     while (seq <= to) {
-      const next = await this.link.jsm.direct.getMessage(ROOM_STREAM, {
+      const next = await this.#read({
         seq: Number(seq),
         next_by_subj: this.subject,
       });

@@ -346,3 +346,31 @@ export async function waitForJetStream(url: string): Promise<void> {
     await nc.close();
   }
 }
+
+/** A stream as one node's own copy holds it (not the leader's), from that node's `/jsz`. */
+export interface ReplicaState {
+  messages: number;
+  bytes: number;
+  "first_seq": number;
+  "last_seq": number;
+}
+
+/** Stream `stream` as `node` itself stores it; undefined when the node holds no copy. */
+export async function replicaState(
+  node: NatsNode,
+  stream: string,
+): Promise<ReplicaState | undefined> {
+  const response = await fetch(`${node.monitorUrl}/jsz?streams=true`);
+  const jsz = await response.json() as {
+    "account_details"?: { "stream_detail"?: { name: string; state: ReplicaState }[] }[];
+  };
+  for (const account of jsz.account_details ?? []) {
+    for (const detail of account.stream_detail ?? []) {
+      if (detail.name === stream) {
+        const { messages, bytes, first_seq, last_seq } = detail.state;
+        return { messages, bytes, first_seq, last_seq };
+      }
+    }
+  }
+  return undefined;
+}

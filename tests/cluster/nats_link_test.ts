@@ -21,7 +21,6 @@ Deno.test("connectCluster() makes the room stream of 16.1 and draws a relay id",
       strictEqual(info.config.max_age, ROOM_MAX_AGE_MS * 1_000_000);
       strictEqual(info.config.max_msg_size, MIN_MAX_PAYLOAD);
       strictEqual(info.config.duplicate_window, DUPLICATE_WINDOW_MS * 1_000_000);
-      strictEqual(info.config.allow_direct, true);
       strictEqual(link.relayId.length, 16);
       ok(link.relayId.some((byte, i) => byte !== second.relayId[i]));
     } finally {

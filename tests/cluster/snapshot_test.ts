@@ -67,7 +67,7 @@ Deno.test("ClusterRooms: a relay that starts serving a room later takes its stat
     // Alice's Direct to nobody is answered once the relay has applied everything before it.
     await a.barrier();
 
-    const snapshot = await first.link.jsm.direct.getMessage(ROOM_STREAM, {
+    const snapshot = await first.link.jsm.streams.getMessage(ROOM_STREAM, {
       last_by_subj: snapshotSubject(token),
     });
     ok(snapshot !== null, "the serving relay published a Snapshot");
