@@ -374,3 +374,15 @@ export async function replicaState(
   }
   return undefined;
 }
+
+/**
+ * Waits until `check` holds (a check that throws counts as not yet), asking again every 250 ms,
+ * for at most 60 s: elections, routes and catch-up in a NATS cluster take seconds.
+ */
+export async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`still not true after 60 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -12,6 +12,7 @@ import { deepStrictEqual as eql, ok, rejects } from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import {
+  eventually,
   type NatsServers,
   type ReplicaState,
   replicaState,
@@ -48,15 +49,6 @@ async function publishUntilStored(nc: NatsConnection, id: string): Promise<PubAc
       if (Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-  }
-}
-
-/** Waits until `check` holds, asking again every 250 ms, for at most 60 s. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`still not true after 60 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 

@@ -14,16 +14,7 @@ import type { RoomEntry } from "../../lib/cluster/room_entries.ts";
 import { RoomLog } from "../../lib/cluster/room_log.ts";
 import { toHex } from "../../lib/core/bytes.ts";
 import { random } from "../_helpers/mls_messages.ts";
-import { replicaState, startNatsServers } from "../_helpers/nats_servers.ts";
-
-/** Waits until `check` holds, asking again every 250 ms, for at most 60 s. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`still not true after 60 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+import { eventually, replicaState, startNatsServers } from "../_helpers/nats_servers.ts";
 
 /** The log's entries from 1 to `to`, as the connections they name (hex), in order. */
 async function connectionsInLog(log: RoomLog, to: bigint): Promise<string[]> {

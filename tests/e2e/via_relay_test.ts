@@ -73,10 +73,12 @@ Deno.test("listen --via opens no listening socket, and 64 MiB cross the relay in
   }
   const serving = await tcpSocketsOf(listener.child.pid);
   deepStrictEqual(serving.listening, [], "the listener listens on no port while it serves");
-  await feeding;
+  const fed = await feeding.then(() => "fed", (error: Error) => `feeding failed: ${error.message}`);
   const [l, d] = await Promise.all([listener.finished(), dialer.finished()]);
-  strictEqual(l.code, 0, l.stderr);
-  strictEqual(d.code, 0, d.stderr);
+  const both = `listener ${l.code}: ${l.stderr}\ndialer ${d.code}: ${d.stderr}`;
+  strictEqual(fed, "fed", both);
+  strictEqual(l.code, 0, both);
+  strictEqual(d.code, 0, both);
   strictEqual(await sha256Hex(l.stdout), await sha256Hex(toAlice), "alice got bob's bytes");
   strictEqual(await sha256Hex(d.stdout), await sha256Hex(toBob), "bob got alice's bytes");
   match(
