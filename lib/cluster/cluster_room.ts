@@ -110,6 +110,8 @@ export class ClusterRoom {
   #snapshotAt = 0n;
   #snapshotTime: number;
   #closed = false;
+  /** Set by stop(): the room has no connection here any more. */
+  #stopped = false;
 
   constructor(options: ClusterRoomOptions) {
     this.#options = options;
@@ -127,7 +129,10 @@ export class ClusterRoom {
 
   /** Section 16.3: the last Snapshot, then the log after it. */
   async #start(): Promise<void> {
-    const snapshot = await this.#log.lastSnapshot({ maxMembers: this.#options.room?.maxMembers });
+    const snapshot = await this.#log.lastSnapshot(
+      { maxMembers: this.#options.room?.maxMembers },
+      () => !this.#closed && !this.#stopped,
+    );
     if (snapshot !== undefined) {
       this.#state = snapshot.state;
       this.#position = this.#snapshotAt = snapshot.position;
@@ -468,6 +473,7 @@ export class ClusterRoom {
 
   /** Stops following the log (the room has no connection here any more). */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#watch);
     for (const timer of this.#graces) clearTimeout(timer);
     this.#graces.clear();

@@ -8,12 +8,10 @@
  * (lib/cluster/cluster_room.ts). An entry that does not decode (NATS is as untrusted as a relay)
  * is skipped with a log line by every relay alike.
  *
- * Every read goes to the stream's leader (16.1). A replica's direct get answers from its own copy:
- * on a node cut off from the others that copy lags the log, and reading it (as relays did
- * before) gave two entries of four
- * with no error (tests/cluster/room_log_test.ts); after a partition a copy was seen holding an
- * entry the log does not (tests/cluster/nats_servers_test.ts, nats-server 2.9.10). A state rebuilt
- * from such a copy sends a resuming member less than, or other than, what the log holds.
+ * Every read goes to the stream's leader (16.1). A replica's direct get answers from its own copy,
+ * and on a node cut off from the others that copy lags the log: reading it, as relays did before,
+ * gave two entries of four with no error (tests/cluster/room_log_test.ts). A state rebuilt from it
+ * would send a resuming member less than the log holds and tell it that was everything.
  *
  * Mirrors: docs/PROTOCOL.md sections 16.1 (subjects, positions, message ids, publishing one at a
  * time, reads), 16.3 (snapshots) and 16.4 (the state at a position).
@@ -137,14 +135,26 @@ export class RoomLog {
     return BigInt(info.state.first_seq);
   }
 
-  /** Section 16.3: the last Snapshot's position and state, if there is one. */
+  /**
+   * Section 16.3: the last Snapshot's position and state, if there is one. Asked again until the
+   * stream's leader answers or `wanted()` turns false: while NATS has no leader to ask (a node
+   * died and an election runs, or our node is cut off) the read fails, and a relay about to serve
+   * the room holds its connections rather than refusing them.
+   */
   async lastSnapshot(
     options: RoomStateOptions,
+    wanted: () => boolean,
   ): Promise<{ position: bigint; state: RoomState } | undefined> {
-    const last = await this.#read({
-      last_by_subj: this.snapshots,
-    });
-    return last === null ? undefined : this.#snapshotOf(last.data, options);
+    while (true) {
+      try {
+        const last = await this.#read({ last_by_subj: this.snapshots });
+        return last === null ? undefined : this.#snapshotOf(last.data, options);
+      } catch (error) {
+        if (!wanted() || this.link.closed) throw error;
+        this.#log(`reading the room's last snapshot failed, retrying: ${messageOf(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
   }
 
   #snapshotOf(

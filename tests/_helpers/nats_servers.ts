@@ -288,7 +288,7 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
         resume: () => children.get(name)?.kill("SIGCONT"),
       });
     }
-    if (nodes > 1) await waitForJetStream(started[0]!.url);
+    if (nodes > 1) await waitForJetStream(started[0]!.url, nodes);
   } catch (error) {
     await stopAll();
     throw error;
@@ -325,17 +325,32 @@ export async function startNatsServers(nodes = 1): Promise<NatsServers> {
   };
 }
 
-/** A clustered JetStream takes a moment to elect its meta leader: ask until it answers. */
-export async function waitForJetStream(url: string): Promise<void> {
+/**
+ * A clustered JetStream takes a moment to elect its meta leader, and its leader a moment more to
+ * hear from every node (until then a stream with a copy on each is refused with "no suitable peers
+ * for placement", seen on a loaded machine): ask until it answers, and with `replicas`, until a
+ * throwaway stream with that many copies can be made (it is deleted at once).
+ */
+export async function waitForJetStream(url: string, replicas = 1): Promise<void> {
   const { connect } = await import("@nats-io/transport-node");
-  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const { jetstreamManager, StorageType } = await import("@nats-io/jetstream");
   const nc = await connect({ servers: url });
   try {
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 30_000;
     while (true) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: 1_000 });
         await jsm.getAccountInfo();
+        if (replicas > 1) {
+          const name = "HELPER_PLACEMENT_PROBE";
+          await jsm.streams.add({
+            name,
+            subjects: ["helper.placement.probe"],
+            storage: StorageType.Memory,
+            "num_replicas": replicas,
+          });
+          await jsm.streams.delete(name);
+        }
         return;
       } catch (error) {
         if (Date.now() > deadline) throw error;

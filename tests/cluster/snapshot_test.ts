@@ -3,19 +3,25 @@
  * relay that starts serving the room later takes its state from the last one. To show that the
  * state comes from the Snapshot and not from replaying the whole log, the log's entries before the
  * Snapshot are purged first: a relay that replayed the log from its first entry would find an
- * empty room and tell the newcomer to create the group.
+ * empty room and tell the newcomer to create the group. And a relay whose NATS node is cut off
+ * from the stream's leader cannot read the last Snapshot: it holds a newcomer until it can.
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { sha256 } from "../../lib/core/bytes.ts";
 import { SNAPSHOT_EVERY_ENTRIES } from "../../lib/cluster/cluster_room.ts";
-import { ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
+import { connectCluster, ROOM_STREAM } from "../../lib/cluster/nats_link.ts";
 import { decodeRoomEntry } from "../../lib/cluster/room_entries.ts";
 import { logSubject, snapshotSubject } from "../../lib/cluster/room_log.ts";
 import type { Identity } from "../../lib/keys/identity.ts";
 import { exchangeSessionHello } from "../../lib/transport/session_hello.ts";
-import { type ClusterRelay, JOINED, startClusterRelay } from "../_helpers/cluster_relays.ts";
-import { startNatsServers } from "../_helpers/nats_servers.ts";
+import {
+  type ClusterRelay,
+  JOINED,
+  leaderElsewhere,
+  startClusterRelay,
+} from "../_helpers/cluster_relays.ts";
+import { eventually, startNatsServers } from "../_helpers/nats_servers.ts";
 import { keyPackage, privateMessage, random } from "../_helpers/mls_messages.ts";
 import { identities, RelayPeer, securePairFor } from "../_helpers/relay_peers.ts";
 
@@ -94,6 +100,39 @@ Deno.test("ClusterRooms: a relay that starts serving a room later takes its stat
     deepStrictEqual(knock.keyPackage, offer);
   } finally {
     for (const r of [first, second]) await r?.close();
+    await servers.stop();
+  }
+});
+
+Deno.test("ClusterRooms on a NATS node cut off from the stream's leader: a member entering a room is held while the last Snapshot cannot be read, and served once the partition heals", async () => {
+  const servers = await startNatsServers(3);
+  const setup = await connectCluster({ servers: servers.urls, replicas: 3 });
+  let relay: ClusterRelay | undefined;
+  try {
+    const cutOff = 2;
+    relay = await startClusterRelay([servers.urls[cutOff]!], undefined, 3);
+    await leaderElsewhere(setup, servers, cutOff);
+    servers.partition(cutOff);
+    await eventually("the cut-off node has no routes", async () => {
+      return await servers.routeCount(cutOff) === 0;
+    });
+
+    const [relayIdentity, alice] = await identities(2) as [Identity, Identity];
+    const token = random(32);
+    const a = await enter(relay, relayIdentity, alice, token);
+    // Longer than one failed read (the client's 5 s request timeout): still held, nothing said.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    deepStrictEqual(a.inbox, []);
+    deepStrictEqual(a.ending, undefined, "the connection is still open");
+
+    servers.heal(cutOff);
+    await eventually("the healed node has its two routes", async () => {
+      return await servers.routeCount(cutOff) === 2;
+    });
+    deepStrictEqual(await a.expect("start"), { type: "start", role: "create" });
+  } finally {
+    await relay?.close();
+    await setup.close();
     await servers.stop();
   }
 });
